@@ -1,0 +1,90 @@
+//! `api_keys`: only a key's SHA-256 and display prefix are stored.
+
+use super::{Pool, exists};
+use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, new_id};
+use crate::error::{Error, Result};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+const INFO_COLUMNS: &str = "id, project_id, key_prefix, label, created_at, revoked_at";
+
+fn info_from_row(row: &Row) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: row.get("id"),
+        project_id: row.get("project_id"),
+        prefix: row.get("key_prefix"),
+        label: row.get("label"),
+        created_at: row.get("created_at"),
+        revoked_at: row.get("revoked_at"),
+    }
+}
+
+/// Stores `key` (as its hash) for the project; `NotFound { "project" }`
+/// when the project does not exist.
+pub async fn insert(
+    pool: &Pool,
+    project_id: Uuid,
+    key: &ApiKey,
+    label: &Name,
+) -> Result<ApiKeyInfo> {
+    let sql = format!(
+        "INSERT INTO api_keys (id, project_id, key_hash, key_prefix, label) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {INFO_COLUMNS}"
+    );
+    let row = pool
+        .get()
+        .await?
+        .query_one(
+            &sql,
+            &[
+                &new_id(),
+                &project_id,
+                &key.hash(),
+                &key.display_prefix(),
+                &label.as_str(),
+            ],
+        )
+        .await?;
+    Ok(info_from_row(&row))
+}
+
+/// The project an active key belongs to. Unknown and revoked keys alike
+/// give `InvalidCredentials`, so a probe learns nothing.
+pub async fn project_by_key(pool: &Pool, key: &ApiKey) -> Result<Project> {
+    pool.get()
+        .await?
+        .query_opt(
+            "SELECT p.id, p.org_id, p.name, p.platform, p.created_at
+             FROM api_keys k JOIN projects p ON p.id = k.project_id
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+            &[&key.hash()],
+        )
+        .await?
+        .map(|r| super::projects::from_row(&r))
+        .ok_or(Error::InvalidCredentials)
+}
+
+/// Revokes a key; revoking it again is a no-op that keeps the first
+/// revocation time. `NotFound` for an unknown key id.
+pub async fn revoke(pool: &Pool, key_id: Uuid) -> Result<ApiKeyInfo> {
+    let sql = format!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {INFO_COLUMNS}"
+    );
+    pool.get()
+        .await?
+        .query_opt(&sql, &[&key_id])
+        .await?
+        .map(|r| info_from_row(&r))
+        .ok_or(Error::NotFound { entity: "api key" })
+}
+
+/// A project's keys, oldest first, revoked ones included (with their date).
+pub async fn list_by_project(pool: &Pool, project_id: Uuid) -> Result<Vec<ApiKeyInfo>> {
+    let client = pool.get().await?;
+    if !exists(&client, "projects", project_id).await? {
+        return Err(Error::NotFound { entity: "project" });
+    }
+    let sql = format!("SELECT {INFO_COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY id");
+    let rows = client.query(&sql, &[&project_id]).await?;
+    Ok(rows.iter().map(info_from_row).collect())
+}

@@ -1,0 +1,83 @@
+//! The query layer: every SQL statement Mesher runs, as async functions
+//! over a bb8 pool of tokio-postgres connections.
+//!
+//! Services call these and nothing else touches SQL. Every value reaches
+//! PostgreSQL as a bound parameter; the only SQL built from text is a
+//! partition's name and bounds, formatted from a date.
+
+pub mod api_keys;
+pub mod events;
+pub mod memberships;
+pub mod orgs;
+pub mod partitions;
+pub mod projects;
+pub mod sessions;
+pub mod users;
+
+use crate::error::{Error, Result};
+use bb8_postgres::PostgresConnectionManager;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+/// A pool of PostgreSQL connections; cheap to clone (an `Arc` inside).
+pub type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The schema, compiled in so the binary needs no file beside it.
+pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
+
+/// How long a caller waits for a pooled connection before getting
+/// [`Error::DatabaseUnavailable`].
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse()
+        .map_err(|_| Error::invalid("DATABASE_URL", "must be a PostgreSQL connection URL"))
+}
+
+/// Builds a pool for `url`. Connections open lazily, so this succeeds even
+/// while PostgreSQL is down; see [`wait_for_database`].
+pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
+    let manager = PostgresConnectionManager::new(parse_url(url)?, NoTls);
+    Ok(Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(CONNECTION_TIMEOUT)
+        .build_unchecked(manager))
+}
+
+/// Retries connecting to `url` until it answers or `within` has passed,
+/// logging each failure, so a process started beside a booting PostgreSQL
+/// waits for it instead of failing at once.
+pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
+    let config = parse_url(url)?;
+    let deadline = Instant::now() + within;
+    loop {
+        let err = match config.connect(NoTls).await {
+            Ok((client, connection)) => {
+                drop(client);
+                let _ = connection.await;
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::DatabaseUnavailable(format!(
+                "PostgreSQL did not answer within {}s: {err}",
+                within.as_secs()
+            )));
+        }
+        log::warn!("waiting for PostgreSQL ({err}); retrying until {within:?} have passed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Applies `schema.sql`; idempotent and safe against concurrent callers.
+pub async fn apply_schema(pool: &Pool) -> Result<()> {
+    pool.get().await?.batch_execute(SCHEMA_SQL).await?;
+    Ok(())
+}
+
+/// Whether a row with `id` exists in `table` (a fixed name, never input).
+async fn exists(client: &Client, table: &'static str, id: uuid::Uuid) -> Result<bool> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)");
+    Ok(client.query_one(&sql, &[&id]).await?.get(0))
+}

@@ -1,0 +1,78 @@
+//! `projects`.
+
+use super::{Pool, exists};
+use crate::domain::{Name, Project, new_id};
+use crate::error::{Error, Result};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+pub(crate) fn from_row(row: &Row) -> Project {
+    Project {
+        id: row.get("id"),
+        org_id: row.get("org_id"),
+        name: row.get("name"),
+        platform: row.get("platform"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// Fails with `NotFound { entity: "organization" }` (via the foreign key)
+/// when the organization does not exist.
+pub async fn insert(
+    pool: &Pool,
+    org_id: Uuid,
+    name: &Name,
+    platform: Option<&Name>,
+) -> Result<Project> {
+    let row = pool
+        .get()
+        .await?
+        .query_one(
+            "INSERT INTO projects (id, org_id, name, platform) VALUES ($1, $2, $3, $4)
+             RETURNING id, org_id, name, platform, created_at",
+            &[
+                &new_id(),
+                &org_id,
+                &name.as_str(),
+                &platform.map(Name::as_str),
+            ],
+        )
+        .await?;
+    Ok(from_row(&row))
+}
+
+pub async fn get(pool: &Pool, id: Uuid) -> Result<Project> {
+    pool.get()
+        .await?
+        .query_opt(
+            "SELECT id, org_id, name, platform, created_at FROM projects WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or(Error::NotFound { entity: "project" })
+}
+
+/// Whether a project exists: the writer registry asks before it starts a
+/// writer for events naming it.
+pub async fn exists_by_id(pool: &Pool, id: Uuid) -> Result<bool> {
+    exists(&*pool.get().await?, "projects", id).await
+}
+
+/// An organization's projects, oldest first; `NotFound` for an unknown
+/// organization rather than an ambiguous empty list.
+pub async fn list_by_org(pool: &Pool, org_id: Uuid) -> Result<Vec<Project>> {
+    let client = pool.get().await?;
+    if !exists(&client, "organizations", org_id).await? {
+        return Err(Error::NotFound {
+            entity: "organization",
+        });
+    }
+    let rows = client
+        .query(
+            "SELECT id, org_id, name, platform, created_at FROM projects WHERE org_id = $1 ORDER BY id",
+            &[&org_id],
+        )
+        .await?;
+    Ok(rows.iter().map(from_row).collect())
+}

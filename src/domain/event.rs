@@ -1,0 +1,436 @@
+//! Error events: what a client sends ([`EventPayload`]) and what Mesher
+//! stores ([`Event`]).
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::{collections::BTreeMap, fmt::Write as _, str::FromStr};
+use uuid::Uuid;
+
+/// The largest event accepted, measured as its payload's JSON encoding.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+const MAX_FINGERPRINT_CHARS: usize = 256;
+
+/// How bad an event is, most severe first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Fatal,
+    #[default]
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Fatal => "fatal",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+            Severity::Debug => "debug",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fatal" => Ok(Severity::Fatal),
+            "error" => Ok(Severity::Error),
+            "warning" => Ok(Severity::Warning),
+            "info" => Ok(Severity::Info),
+            "debug" => Ok(Severity::Debug),
+            _ => Err(Error::invalid(
+                "level",
+                "must be one of fatal, error, warning, info, debug",
+            )),
+        }
+    }
+}
+
+/// One frame of a stack trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackFrame {
+    pub filename: Option<String>,
+    pub function: Option<String>,
+    pub module: Option<String>,
+    pub lineno: Option<u32>,
+    pub colno: Option<u32>,
+    pub context_line: Option<String>,
+    /// Whether the frame is the application's own code (vs. a library).
+    #[serde(default)]
+    pub in_app: bool,
+}
+
+/// The exception an event reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionInfo {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    pub module: Option<String>,
+}
+
+/// Something that happened before the error, recorded by the SDK.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Breadcrumb {
+    pub timestamp: Option<DateTime<Utc>>,
+    pub category: Option<String>,
+    pub message: Option<String>,
+    pub level: Option<String>,
+    pub data: Option<Value>,
+}
+
+/// An event as a client sends it: loosely typed, not yet trusted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventPayload {
+    pub message: Option<String>,
+    /// One of the [`Severity`] names; `error` when absent.
+    pub level: Option<String>,
+    /// Groups events into one issue; derived when absent (see
+    /// [`Event::from_payload`]).
+    pub fingerprint: Option<String>,
+    pub exception: Option<ExceptionInfo>,
+    pub stacktrace: Option<Vec<StackFrame>>,
+    pub breadcrumbs: Option<Vec<Breadcrumb>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    pub user_context: Option<Value>,
+    pub sdk_name: Option<String>,
+    pub sdk_version: Option<String>,
+}
+
+impl EventPayload {
+    /// Parses a payload from the bytes a client sent, refusing anything over
+    /// [`MAX_EVENT_BYTES`] before spending time on it.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(Error::invalid("event", "must be at most 1 MiB"));
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|_| Error::invalid("event", "must be a JSON event payload"))
+    }
+}
+
+/// A validated event, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Assigned once, on receipt, so a retried write can never store the
+    /// event twice: the primary key (id, received_at) repeats.
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// Set by grouping, a later layer; `None` when stored.
+    pub issue_id: Option<Uuid>,
+    pub level: Severity,
+    pub message: String,
+    pub fingerprint: String,
+    pub exception: Option<ExceptionInfo>,
+    pub stacktrace: Option<Vec<StackFrame>>,
+    pub breadcrumbs: Option<Vec<Breadcrumb>>,
+    pub tags: BTreeMap<String, String>,
+    pub extra: Map<String, Value>,
+    pub user_context: Option<Value>,
+    pub sdk_name: Option<String>,
+    pub sdk_version: Option<String>,
+    /// Picks the daily partition the event lands in (UTC).
+    pub received_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// Validates `payload` for `project_id` and stamps it with an id and the
+    /// time of receipt.
+    ///
+    /// Rules: the payload's JSON encoding is at most 1 MiB; `level` is a
+    /// [`Severity`] name; there is a message or an exception (the message
+    /// defaults to `"Type: value"` of the exception); no text anywhere holds
+    /// a NUL character (PostgreSQL cannot store one, and one such event would
+    /// sink its whole batch); a given fingerprint is 1 to 256 characters.
+    ///
+    /// Without a fingerprint the event gets a deterministic one: the hex
+    /// SHA-256 of the exception type followed by each frame's module (or
+    /// file name) and function, so the same crash from the same code path
+    /// groups together even when line numbers move. An exception without
+    /// frames hashes its type and value; an event without an exception
+    /// hashes its level and message.
+    pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
+        let encoded = serde_json::to_vec(&payload)
+            .map_err(|_| Error::invalid("event", "must be encodable as JSON"))?;
+        if encoded.len() > MAX_EVENT_BYTES {
+            return Err(Error::invalid("event", "must be at most 1 MiB"));
+        }
+        if json_has_nul(&encoded) {
+            return Err(Error::invalid("event", "must not contain NUL characters"));
+        }
+        let level = match payload.level.as_deref() {
+            Some(l) => l.parse()?,
+            None => Severity::default(),
+        };
+        let message = match (payload.message, &payload.exception) {
+            (Some(m), _) if !m.trim().is_empty() => m,
+            (_, Some(e)) => format!("{}: {}", e.kind, e.value),
+            _ => {
+                return Err(Error::invalid(
+                    "message",
+                    "an event needs a message or an exception",
+                ));
+            }
+        };
+        let fingerprint = match payload.fingerprint {
+            Some(f) => {
+                let f = f.trim();
+                if f.is_empty() || f.chars().count() > MAX_FINGERPRINT_CHARS {
+                    return Err(Error::invalid("fingerprint", "must be 1 to 256 characters"));
+                }
+                f.to_owned()
+            }
+            None => default_fingerprint(
+                level,
+                &message,
+                payload.exception.as_ref(),
+                payload.stacktrace.as_deref().unwrap_or_default(),
+            ),
+        };
+        Ok(Event {
+            id: super::new_id(),
+            project_id,
+            issue_id: None,
+            level,
+            message,
+            fingerprint,
+            exception: payload.exception,
+            stacktrace: payload.stacktrace,
+            breadcrumbs: payload.breadcrumbs,
+            tags: payload.tags,
+            extra: payload.extra,
+            user_context: payload.user_context,
+            sdk_name: payload.sdk_name,
+            sdk_version: payload.sdk_version,
+            received_at: Utc::now(),
+        })
+    }
+}
+
+fn default_fingerprint(
+    level: Severity,
+    message: &str,
+    exception: Option<&ExceptionInfo>,
+    frames: &[StackFrame],
+) -> String {
+    let mut h = Sha256::new();
+    // Each part is followed by a NUL (which no part can contain) so that
+    // ("ab", "c") and ("a", "bc") hash differently.
+    let mut part = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0]);
+    };
+    match exception {
+        Some(e) if !frames.is_empty() => {
+            part(&e.kind);
+            for f in frames {
+                part(f.module.as_deref().or(f.filename.as_deref()).unwrap_or(""));
+                part(f.function.as_deref().unwrap_or(""));
+            }
+        }
+        Some(e) => {
+            part(&e.kind);
+            part(&e.value);
+        }
+        None => {
+            part(level.as_str());
+            part(message);
+        }
+    }
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Whether serde_json output encodes a NUL character. In its output a
+/// backslash always starts an escape, so walking escapes is exact: a
+/// literal backslash followed by "u0000" is `\\u0000` and is skipped.
+fn json_has_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(message: &str) -> EventPayload {
+        EventPayload {
+            message: Some(message.into()),
+            ..Default::default()
+        }
+    }
+
+    fn with_exception(frames: Vec<StackFrame>) -> EventPayload {
+        EventPayload {
+            exception: Some(ExceptionInfo {
+                kind: "TypeError".into(),
+                value: "x is undefined".into(),
+                module: None,
+            }),
+            stacktrace: Some(frames),
+            ..Default::default()
+        }
+    }
+
+    fn frame(file: &str, func: &str, line: u32) -> StackFrame {
+        StackFrame {
+            filename: Some(file.into()),
+            function: Some(func.into()),
+            lineno: Some(line),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn severity_parses_known_levels_only() {
+        for s in ["fatal", "error", "warning", "info", "debug"] {
+            assert_eq!(s.parse::<Severity>().unwrap().as_str(), s);
+        }
+        for bad in ["ERROR", "critical", "", "érror"] {
+            assert!(matches!(
+                bad.parse::<Severity>(),
+                Err(Error::InvalidInput { field: "level", .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn an_event_gets_an_id_a_time_and_default_level() {
+        let project = Uuid::now_v7();
+        let e = Event::from_payload(project, payload("boom")).unwrap();
+        assert_eq!(e.project_id, project);
+        assert_eq!(e.level, Severity::Error);
+        assert_eq!(e.id.get_version_num(), 7);
+        assert!(e.issue_id.is_none());
+        let mut p = payload("boom");
+        p.level = Some("critical".into());
+        assert!(matches!(
+            Event::from_payload(project, p),
+            Err(Error::InvalidInput { field: "level", .. })
+        ));
+    }
+
+    #[test]
+    fn message_defaults_to_the_exception() {
+        let e = Event::from_payload(Uuid::now_v7(), with_exception(vec![])).unwrap();
+        assert_eq!(e.message, "TypeError: x is undefined");
+        assert!(matches!(
+            Event::from_payload(Uuid::now_v7(), EventPayload::default()),
+            Err(Error::InvalidInput {
+                field: "message",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn default_fingerprint_is_deterministic_and_ignores_line_numbers() {
+        let id = Uuid::now_v7();
+        let a = Event::from_payload(id, with_exception(vec![frame("app.js", "main", 10)])).unwrap();
+        let b = Event::from_payload(id, with_exception(vec![frame("app.js", "main", 99)])).unwrap();
+        let c =
+            Event::from_payload(id, with_exception(vec![frame("app.js", "other", 10)])).unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+        assert_eq!(a.fingerprint.len(), 64);
+        let m1 = Event::from_payload(id, payload("disk full")).unwrap();
+        let m2 = Event::from_payload(id, payload("disk full")).unwrap();
+        let m3 = Event::from_payload(id, payload("disk ful")).unwrap();
+        assert_eq!(m1.fingerprint, m2.fingerprint);
+        assert_ne!(m1.fingerprint, m3.fingerprint);
+    }
+
+    #[test]
+    fn given_fingerprints_are_kept_and_bounded() {
+        let mut p = payload("x");
+        p.fingerprint = Some("  checkout-failure  ".into());
+        assert_eq!(
+            Event::from_payload(Uuid::now_v7(), p).unwrap().fingerprint,
+            "checkout-failure"
+        );
+        let mut p = payload("x");
+        p.fingerprint = Some("指".repeat(257));
+        assert!(matches!(
+            Event::from_payload(Uuid::now_v7(), p),
+            Err(Error::InvalidInput {
+                field: "fingerprint",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn events_over_one_mebibyte_are_rejected() {
+        let big = payload(&"x".repeat(MAX_EVENT_BYTES));
+        assert!(matches!(
+            Event::from_payload(Uuid::now_v7(), big),
+            Err(Error::InvalidInput {
+                field: "event",
+                rule: "must be at most 1 MiB"
+            })
+        ));
+        assert!(
+            Event::from_payload(Uuid::now_v7(), payload(&"x".repeat(MAX_EVENT_BYTES - 1000)))
+                .is_ok()
+        );
+        let raw = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert!(matches!(
+            EventPayload::from_json(&raw),
+            Err(Error::InvalidInput { field: "event", .. })
+        ));
+    }
+
+    #[test]
+    fn nul_characters_are_rejected_anywhere_but_backslashes_are_fine() {
+        let mut p = payload("ok");
+        p.tags.insert("k".into(), "a\0b".into());
+        assert!(Event::from_payload(Uuid::now_v7(), p).is_err());
+        assert!(Event::from_payload(Uuid::now_v7(), payload("nul\0here")).is_err());
+        let literal = r"C:\path\u0000 is text, not NUL";
+        assert_eq!(
+            Event::from_payload(Uuid::now_v7(), payload(literal))
+                .unwrap()
+                .message,
+            literal
+        );
+    }
+
+    #[test]
+    fn payloads_parse_from_json_with_unicode() {
+        let json = r#"{"message":"Ошибка 💥 ' ; --","level":"warning","tags":{"env":"prod"},
+            "exception":{"type":"E","value":"v"},"stacktrace":[{"filename":"a.py","lineno":3,"in_app":true}]}"#;
+        let p = EventPayload::from_json(json.as_bytes()).unwrap();
+        let e = Event::from_payload(Uuid::now_v7(), p).unwrap();
+        assert_eq!(e.message, "Ошибка 💥 ' ; --");
+        assert_eq!(e.level, Severity::Warning);
+        assert_eq!(e.tags["env"], "prod");
+        assert!(matches!(
+            EventPayload::from_json(b"{not json"),
+            Err(Error::InvalidInput { field: "event", .. })
+        ));
+    }
+}

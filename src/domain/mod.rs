@@ -1,0 +1,69 @@
+//! Domain types: the values Mesher stores and the rules they obey.
+//!
+//! Every type with a rule (slug, email, password, role, API key, session
+//! token, an event built from a payload) can only be built through a
+//! constructor that checks it, so an invalid value never reaches a service's
+//! query or the database. Each rule is unit-tested beside its type.
+
+mod alert;
+mod event;
+mod issue;
+mod names;
+mod secret;
+mod tenancy;
+mod user;
+
+pub use alert::{AlertCondition, AlertRule};
+pub use event::{
+    Breadcrumb, Event, EventPayload, ExceptionInfo, MAX_EVENT_BYTES, Severity, StackFrame,
+};
+pub use issue::{Issue, IssueStatus};
+pub use names::{Name, Slug};
+pub use secret::{ApiKey, SessionToken};
+pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project};
+pub use user::{Email, NewSession, OrgMembership, Password, Role, Session, User};
+
+use crate::error::{Error, Result};
+use uuid::Uuid;
+
+/// Parses an id given as text (every message takes ids as text, like an API
+/// would), naming `field` in the error when it is not a UUID.
+pub fn parse_id(field: &'static str, text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text.trim()).map_err(|_| Error::invalid(field, "must be a UUID"))
+}
+
+/// A new time-ordered (v7) id: primary keys stay roughly insert-ordered,
+/// which keeps B-tree inserts at the right edge of the index.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_id_accepts_uuid_and_rejects_garbage() {
+        let id = new_id();
+        assert_eq!(parse_id("org_id", &id.to_string()).unwrap(), id);
+        assert!(matches!(
+            parse_id("org_id", "not-a-uuid'; DROP TABLE x;--"),
+            Err(Error::InvalidInput {
+                field: "org_id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_id("org_id", "ünïcödé"),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn new_ids_are_version_7_and_ordered() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.get_version_num(), 7);
+        assert!(a < b);
+    }
+}

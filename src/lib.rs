@@ -1,0 +1,59 @@
+//! Mesher: the foundation of a self-hosted error-monitoring backend, in the
+//! family of Sentry and GlitchTip.
+//!
+//! Organizations own projects; projects own `mshr_` API keys and receive
+//! error events; users log in with a password and belong to organizations.
+//! Every service is an [actix] actor, all running in one `actix::System`,
+//! over PostgreSQL.
+//!
+//! # Map of the crate
+//!
+//! - [`system`]: the wiring. [`start`] brings everything up and returns a
+//!   [`Mesher`] holding each actor's address; [`run`] adds the wait for a
+//!   shutdown signal and the final drain. The `mesher` binary is a thin
+//!   shell around [`run`].
+//! - [`services`]: the actors, one file each: [`services::OrgService`],
+//!   [`services::ProjectService`], [`services::UserService`], the
+//!   per-project [`services::StorageWriter`], the
+//!   [`services::WriterRegistry`] that routes events to writers and
+//!   supervises them, and the [`services::PartitionManager`].
+//! - [`db`]: the query layer, the only place SQL lives; async functions
+//!   over a bb8 pool of tokio-postgres connections.
+//! - [`domain`]: the values and their rules (slugs, emails, passwords,
+//!   keys, events), checked once at construction.
+//! - [`config`]: every tunable with its default, and reading them from the
+//!   environment.
+//! - [`error`]: the one [`Error`] enum every operation returns.
+//!
+//! `schema.sql` at the top of the repository is the data model; it is
+//! compiled in and applied at every start.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use mesher::services::{CreateOrg, Store};
+//! use mesher::domain::{Event, EventPayload};
+//!
+//! #[actix::main]
+//! async fn main() -> Result<(), mesher::Error> {
+//!     let mesher = mesher::start(&mesher::Config::new("postgres://localhost/mesher")).await?;
+//!     let org = mesher.orgs.send(CreateOrg { name: "Acme".into(), slug: "acme".into() }).await??;
+//!     println!("created {}", org.id);
+//!     # let project_id = uuid::Uuid::nil();
+//!     let payload = EventPayload { message: Some("boom".into()), ..Default::default() };
+//!     mesher.writers.do_send(Store(Event::from_payload(project_id, payload)?));
+//!     mesher.shutdown().await?;
+//!     Ok(())
+//! }
+//! ```
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod services;
+pub mod system;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use system::{Mesher, run, shutdown_signal, start};

@@ -1,0 +1,27 @@
+//! The actors. Each service lives in its own file, named after it, holds
+//! what it needs (a pool, its config) and answers typed messages: a call
+//! replies `Result<T, Error>`, a cast (`do_send`) replies nothing.
+//!
+//! Messages carry caller input as plain text, the way an API receives it;
+//! handlers parse it into domain types first, so bad input gets a typed
+//! error before any SQL runs.
+
+mod org_service;
+mod partition_manager;
+mod project_service;
+mod storage_writer;
+mod user_service;
+mod writer_registry;
+
+pub use org_service::{CreateOrg, GetOrg, ListOrgs, OrgService};
+pub use partition_manager::{EnsurePartitions, PartitionManager};
+pub use project_service::{
+    CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
+    ProjectService, RevokeApiKey,
+};
+pub use storage_writer::{Drain, Flush, Stats, StorageWriter, Store, WriterStats};
+pub use user_service::{
+    AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,
+    ValidateSession,
+};
+pub use writer_registry::{DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry};

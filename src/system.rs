@@ -1,0 +1,96 @@
+//! The wiring: every actor started in one place, in one actix System.
+//!
+//! Both the binary and embedders call [`start`] (or [`run`], which adds
+//! waiting for a shutdown signal). It must be called from inside a running
+//! actix System, e.g. under `#[actix::main]` or `System::new().block_on`.
+
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::error::Result;
+use crate::services::{
+    DrainAll, EnsurePartitions, OrgService, PartitionManager, ProjectService, RegistryStats,
+    UserService, WriterRegistry,
+};
+use actix::prelude::*;
+
+/// A running Mesher: the address of every service.
+pub struct Mesher {
+    /// The pool the services share, for embedders that need SQL of their own.
+    pub pool: Pool,
+    pub orgs: Addr<OrgService>,
+    pub projects: Addr<ProjectService>,
+    pub users: Addr<UserService>,
+    /// Send events here (`Store`); it routes them to per-project writers.
+    pub writers: Addr<WriterRegistry>,
+    pub partitions: Addr<PartitionManager>,
+}
+
+/// Connects (waiting up to `config.database_wait` for PostgreSQL), applies
+/// the schema, ensures today's and the coming days' partitions, and starts
+/// every service.
+pub async fn start(config: &Config) -> Result<Mesher> {
+    db::wait_for_database(&config.database_url, config.database_wait).await?;
+    let pool = db::pool(&config.database_url, config.pool_size)?;
+    db::apply_schema(&pool).await?;
+
+    let partitions = PartitionManager::new(pool.clone(), config.partitions.clone()).start();
+    // The manager's own start-up check runs concurrently; asking once more
+    // means partitions certainly exist when `start` returns.
+    partitions.send(EnsurePartitions).await??;
+
+    Ok(Mesher {
+        orgs: OrgService::new(pool.clone()).start(),
+        projects: ProjectService::new(pool.clone()).start(),
+        users: UserService::new(pool.clone(), config.users.clone()).start(),
+        writers: WriterRegistry::new(pool.clone(), config.writer.clone()).start(),
+        partitions,
+        pool,
+    })
+}
+
+impl Mesher {
+    /// Stops taking events and writes every buffered one. Returns the
+    /// writers' final counters.
+    pub async fn shutdown(self) -> Result<RegistryStats> {
+        let stats = self.writers.send(DrainAll).await?;
+        log::info!(
+            "drained {} storage writer(s): {} events stored, {} dropped on overflow, {} dropped after retries",
+            stats.writers,
+            stats.totals.stored,
+            stats.totals.dropped_overflow,
+            stats.totals.dropped_after_retries
+        );
+        Ok(stats)
+    }
+}
+
+/// Starts Mesher, logs "ready", runs until `shutdown` completes, then
+/// drains every writer. The caller decides what shutdown means (a signal
+/// for the binary, anything for an embedder or a test).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RegistryStats> {
+    let mesher = start(&config).await?;
+    log::info!("ready");
+    shutdown.await;
+    log::info!("shutting down");
+    mesher.shutdown().await
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => log::info!("received SIGINT"),
+                _ = term.recv() => log::info!("received SIGTERM"),
+            }
+        }
+        _ => {
+            log::error!("could not install signal handlers; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Shared by every integration test: a fresh PostgreSQL database per test.
+//!
+//! `DATABASE_URL` must name a server where the role may `CREATE DATABASE`
+//! (`scripts/test.sh` provides one). Each [`TestDb`] creates its own
+//! database with the schema applied and drops it when it goes out of
+//! scope, so tests run in parallel without seeing each other.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use mesher::Config;
+use mesher::db::{self, Pool};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+pub struct TestDb {
+    /// A pool on the test's own database.
+    pub pool: Pool,
+    /// The URL of the test's own database.
+    pub url: String,
+    /// Its name, for the drop.
+    name: String,
+    /// The server's URL as given, used to create and drop the database.
+    admin_url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at PostgreSQL (run the tests with scripts/test.sh)")
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
+    let conn = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = conn.await;
+}
+
+impl TestDb {
+    /// A new empty database with the schema applied.
+    pub async fn new() -> TestDb {
+        Self::create(true).await
+    }
+
+    /// A new database without the schema (for tests of schema application).
+    pub async fn empty() -> TestDb {
+        Self::create(false).await
+    }
+
+    async fn create(with_schema: bool) -> TestDb {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let admin_url = admin_url();
+        let name = format!("mesher_test_{}", uuid::Uuid::now_v7().simple());
+        admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
+        let url = with_database(&admin_url, &name);
+        let pool = db::pool(&url, 8).expect("pool");
+        if with_schema {
+            db::apply_schema(&pool).await.expect("apply schema");
+        }
+        TestDb {
+            pool,
+            url,
+            name,
+            admin_url,
+        }
+    }
+
+    /// Defaults shortened for tests: cheap bcrypt, quick timers.
+    pub fn config(&self) -> Config {
+        let mut c = Config::new(&self.url);
+        c.pool_size = 8;
+        c.database_wait = Duration::from_secs(5);
+        c.users.bcrypt_cost = 4;
+        c.writer.flush_interval = Duration::from_millis(100);
+        c.writer.retry_backoff = [20, 40, 80].map(Duration::from_millis).to_vec();
+        c
+    }
+
+    /// Runs SQL on the test's database (for setup and fault injection).
+    pub async fn execute(&self, sql: &str) {
+        self.pool
+            .get()
+            .await
+            .expect("connection")
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The first column of the first row of `sql`, as an i64.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.pool
+            .get()
+            .await
+            .expect("connection")
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on;
+        // a short-lived thread with its own runtime does the async work.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(admin_execute(
+                    &admin_url,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ))
+        })
+        .join();
+    }
+}

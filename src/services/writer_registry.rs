@@ -2,7 +2,7 @@
 //!
 //! It starts a project's writer on the project's first event, after
 //! checking that the project exists (events for unknown projects are
-//! refused, logged and counted), and supervises it: a writer found stopped,
+//! refused, logged and counted, never stored), and supervises it: a writer found stopped,
 //! for whatever reason, panics included, is replaced on the next event for
 //! its project. At shutdown [`DrainAll`] drains every writer.
 
@@ -13,8 +13,12 @@ use crate::domain::Event;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
+
+/// How many unknown project ids are remembered; past that the set starts
+/// over, which only costs a repeated lookup.
+const MAX_UNKNOWN_REMEMBERED: usize = 10_000;
 
 /// Owns one [`StorageWriter`] per project that has sent events.
 pub struct WriterRegistry {
@@ -24,14 +28,12 @@ pub struct WriterRegistry {
     config: WriterConfig,
     /// The running writers by project.
     writers: HashMap<Uuid, Addr<StorageWriter>>,
-    /// Events for projects whose existence is being checked, held (up to a
-    /// writer's buffer capacity, oldest dropped) until the check answers.
-    pending: HashMap<Uuid, Vec<Event>>,
-    /// Events refused because their project does not exist (or could not
-    /// be checked).
+    /// Project ids found not to exist. Ids are random UUIDs assigned at
+    /// creation, so an unknown id never becomes a known one: remembering
+    /// it spares a lookup per event for a misdirected stream.
+    unknown: HashSet<Uuid>,
+    /// Events refused: unknown project, failed lookup, or shutting down.
     rejected: u64,
-    /// Events dropped from `pending` because a check took too long.
-    dropped_pending: u64,
     /// Set by [`DrainAll`]: the system is shutting down, so new events are
     /// refused instead of starting writers that nobody will drain.
     closed: bool,
@@ -43,49 +45,40 @@ impl WriterRegistry {
             pool,
             config,
             writers: HashMap::new(),
-            pending: HashMap::new(),
+            unknown: HashSet::new(),
             rejected: 0,
-            dropped_pending: 0,
             closed: false,
         }
     }
 
     fn start_writer(&mut self, project_id: Uuid) -> &Addr<StorageWriter> {
         let writer = StorageWriter::new(project_id, self.pool.clone(), self.config.clone()).start();
-        self.writers
-            .entry(project_id)
-            .insert_entry(writer)
-            .into_mut()
+        self.writers.entry(project_id).insert_entry(writer).into_mut()
     }
 
-    /// Checks that `project_id` exists, then starts its writer and hands it
-    /// the events that arrived meanwhile.
-    fn check_project(&mut self, project_id: Uuid, ctx: &mut Context<Self>) {
-        let pool = self.pool.clone();
+    /// Checks that the event's project exists, then starts its writer and
+    /// hands it the event. `ctx.wait` holds the mailbox meanwhile (once per
+    /// project, a single indexed lookup), so later events for the project
+    /// find its writer, and a `DrainAll` cannot overtake the check.
+    fn start_writer_for(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let (pool, project_id) = (self.pool.clone(), event.project_id);
         let check = async move { db::projects::exists_by_id(&pool, project_id).await };
-        ctx.spawn(check.into_actor(self).map(move |exists, act, _| {
-            let events = act.pending.remove(&project_id).unwrap_or_default();
-            match exists {
-                Ok(true) if !act.closed => {
-                    let writer = act.start_writer(project_id);
-                    for event in events {
-                        writer.do_send(Store(event));
-                    }
+        ctx.wait(check.into_actor(self).map(move |exists, act, _| match exists {
+            Ok(true) => act.start_writer(project_id).do_send(Store(event)),
+            Ok(false) => {
+                if act.unknown.len() >= MAX_UNKNOWN_REMEMBERED {
+                    act.unknown.clear();
                 }
-                Ok(true) => act.reject(project_id, events.len(), "the system is shutting down"),
-                Ok(false) => act.reject(project_id, events.len(), "no such project"),
-                Err(e) => act.reject(
-                    project_id,
-                    events.len(),
-                    &format!("checking the project failed: {e}"),
-                ),
+                act.unknown.insert(project_id);
+                act.reject(project_id, "no such project");
             }
+            Err(e) => act.reject(project_id, &format!("checking the project failed: {e}")),
         }));
     }
 
-    fn reject(&mut self, project_id: Uuid, count: usize, why: &str) {
-        self.rejected += count as u64;
-        log::warn!("refused {count} event(s) for project {project_id}: {why}");
+    fn reject(&mut self, project_id: Uuid, why: &str) {
+        self.rejected += 1;
+        log::warn!("refused an event for project {project_id}: {why}");
     }
 }
 
@@ -99,26 +92,17 @@ impl Handler<Store> for WriterRegistry {
     fn handle(&mut self, Store(event): Store, ctx: &mut Self::Context) {
         let project_id = event.project_id;
         if self.closed {
-            return self.reject(project_id, 1, "the system is shutting down");
+            return self.reject(project_id, "the system is shutting down");
         }
-        if let Some(writer) = self.writers.get(&project_id) {
-            if writer.connected() {
-                return writer.do_send(Store(event));
+        match self.writers.get(&project_id) {
+            Some(writer) if writer.connected() => writer.do_send(Store(event)),
+            Some(_) => {
+                log::warn!("storage writer for project {project_id} had stopped; started a replacement");
+                self.start_writer(project_id).do_send(Store(event));
             }
-            log::warn!(
-                "storage writer for project {project_id} had stopped; started a replacement"
-            );
-            return self.start_writer(project_id).do_send(Store(event));
+            None if self.unknown.contains(&project_id) => self.reject(project_id, "no such project"),
+            None => self.start_writer_for(event, ctx),
         }
-        if let Some(waiting) = self.pending.get_mut(&project_id) {
-            if waiting.len() >= self.config.buffer_capacity {
-                waiting.remove(0);
-                self.dropped_pending += 1;
-            }
-            return waiting.push(event);
-        }
-        self.pending.insert(project_id, vec![event]);
-        self.check_project(project_id, ctx);
     }
 }
 
@@ -148,10 +132,8 @@ pub struct TotalStats;
 pub struct RegistryStats {
     /// Running writers.
     pub writers: usize,
-    /// Events waiting for their project to be checked.
-    pub pending: u64,
+    /// Events refused (see [`WriterRegistry`]).
     pub rejected: u64,
-    pub dropped_pending: u64,
     /// Sum of the writers' counters.
     pub totals: WriterStats,
 }
@@ -160,9 +142,7 @@ impl WriterRegistry {
     fn registry_stats(&self, writers: usize, totals: WriterStats) -> RegistryStats {
         RegistryStats {
             writers,
-            pending: self.pending.values().map(|v| v.len() as u64).sum(),
             rejected: self.rejected,
-            dropped_pending: self.dropped_pending,
             totals,
         }
     }

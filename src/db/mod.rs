@@ -41,7 +41,23 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
     Ok(Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECTION_TIMEOUT)
+        .error_sink(Box::new(LogErrors))
         .build_unchecked(manager))
+}
+
+/// Logs why a pooled connection could not be opened; without it a caller
+/// only learns that no connection became free in time.
+#[derive(Debug, Clone, Copy)]
+struct LogErrors;
+
+impl bb8::ErrorSink<tokio_postgres::Error> for LogErrors {
+    fn sink(&self, e: tokio_postgres::Error) {
+        log::warn!("PostgreSQL connection failed: {e}");
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<tokio_postgres::Error>> {
+        Box::new(*self)
+    }
 }
 
 /// Retries connecting to `url` until it answers or `within` has passed,

@@ -7,6 +7,17 @@
 //! written, so batches grow towards `buffer_capacity` and the per-statement
 //! cost is spread over more rows. A failed batch is retried after each
 //! `retry_backoff` delay, then dropped and counted.
+//!
+//! The database work of a flush (encoding the batch and the COPY) runs on
+//! an I/O arbiter, a thread the registry shares among all writers, not on
+//! the writer's own thread. Two reasons, both seen in the ingest benchmark:
+//! actix drains a mailbox completely before it polls the actor's spawned
+//! futures, so under a burst a flush future on the writer's thread would
+//! not progress until the burst was consumed (mostly into drops); and
+//! encoding would compete with event intake for the same core. The writer
+//! learns the outcome through a oneshot channel that it checks on every
+//! `Store`, and on the wake-up message the I/O task sends when done, so a
+//! finished flush is noticed even in the middle of a burst.
 
 use crate::config::WriterConfig;
 use crate::db::{self, Pool};
@@ -15,7 +26,7 @@ use crate::error::{Error, Result};
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::VecDeque;
-use tokio::sync::oneshot;
+use tokio::sync::oneshot::{self, error::TryRecvError};
 use uuid::Uuid;
 
 /// Buffers and stores one project's events.
@@ -26,11 +37,15 @@ pub struct StorageWriter {
     pool: Pool,
     /// Buffer size, flush triggers and retry delays.
     config: WriterConfig,
+    /// Where flushes run (see the module documentation).
+    io: ArbiterHandle,
     /// Events waiting for the next flush, oldest first.
     buffer: VecDeque<Event>,
     /// Events in the batch being written or waiting for a retry; 0 when
     /// none. Nonzero blocks further flushes: one batch in flight.
     in_flight: usize,
+    /// Where the running write's outcome arrives.
+    outcome: Option<oneshot::Receiver<Outcome>>,
     /// Counters reported by [`Stats`].
     stats: WriterStats,
     /// Callers of [`Drain`] waiting for the buffer to empty.
@@ -67,14 +82,26 @@ impl WriterStats {
     }
 }
 
+/// What a write on the I/O arbiter hands back: the batch (kept for a
+/// retry), which attempt it was, and how it went.
+struct Outcome {
+    batch: Vec<Event>,
+    attempt: usize,
+    result: Result<u64>,
+}
+
 impl StorageWriter {
-    pub fn new(project_id: Uuid, pool: Pool, config: WriterConfig) -> Self {
+    /// A writer for `project_id` whose flushes run on `io` (the current
+    /// arbiter will do for a writer that sees no bursts, as in tests).
+    pub fn new(project_id: Uuid, pool: Pool, config: WriterConfig, io: ArbiterHandle) -> Self {
         StorageWriter {
             project_id,
             pool,
             buffer: VecDeque::with_capacity(config.buffer_capacity),
             config,
+            io,
             in_flight: 0,
+            outcome: None,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
         }
@@ -96,27 +123,57 @@ impl StorageWriter {
         }
     }
 
-    /// Writes `batch`; `attempt` counts the retries already made.
+    /// Writes `batch` on the I/O arbiter; `attempt` counts the retries
+    /// already made.
     fn write(&mut self, batch: Vec<Event>, attempt: usize, ctx: &mut Context<Self>) {
         self.in_flight = batch.len();
-        let pool = self.pool.clone();
-        let insert = async move {
+        let (tx, rx) = oneshot::channel();
+        self.outcome = Some(rx);
+        let (pool, me) = (self.pool.clone(), ctx.address());
+        self.io.spawn(async move {
             let result = db::events::insert_batch(&pool, &batch).await;
-            (batch, result)
+            let _ = tx.send(Outcome {
+                batch,
+                attempt,
+                result,
+            });
+            me.do_send(Written);
+        });
+    }
+
+    /// Takes the running write's outcome, if it has arrived.
+    fn check_outcome(&mut self, ctx: &mut Context<Self>) {
+        let Some(rx) = self.outcome.as_mut() else {
+            return;
         };
-        // `spawn`, not `wait`: the mailbox keeps taking events meanwhile.
-        ctx.spawn(
-            insert
-                .into_actor(self)
-                .map(move |(batch, result), act, ctx| act.written(batch, attempt, result, ctx)),
-        );
+        match rx.try_recv() {
+            Ok(outcome) => {
+                self.outcome = None;
+                self.written(outcome, ctx);
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Closed) => {
+                // Only when the I/O arbiter stopped (system shutdown) with
+                // the write still queued: the batch went with it.
+                self.outcome = None;
+                self.stats.dropped_after_retries += self.in_flight as u64;
+                log::error!(
+                    "project {}: lost a batch of {} events: storage I/O stopped",
+                    self.project_id,
+                    self.in_flight
+                );
+                self.in_flight = 0;
+            }
+        }
     }
 
     fn written(
         &mut self,
-        batch: Vec<Event>,
-        attempt: usize,
-        result: Result<u64>,
+        Outcome {
+            batch,
+            attempt,
+            result,
+        }: Outcome,
         ctx: &mut Context<Self>,
     ) {
         match result {
@@ -173,6 +230,20 @@ impl Actor for StorageWriter {
 #[rtype(result = "()")]
 pub struct Store(pub Event);
 
+/// Sent by the I/O task when a write is done, so the writer notices even
+/// when no event arrives.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Written;
+
+impl Handler<Written> for StorageWriter {
+    type Result = ();
+
+    fn handle(&mut self, _: Written, ctx: &mut Self::Context) {
+        self.check_outcome(ctx);
+    }
+}
+
 /// Starts a flush now, whatever the buffer holds (cast).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -193,6 +264,7 @@ impl Handler<Store> for StorageWriter {
     type Result = ();
 
     fn handle(&mut self, Store(event): Store, ctx: &mut Self::Context) {
+        self.check_outcome(ctx);
         self.stats.received += 1;
         self.buffer.push_back(event);
         if self.buffer.len() > self.config.buffer_capacity {
@@ -216,7 +288,8 @@ impl Handler<Flush> for StorageWriter {
 impl Handler<Stats> for StorageWriter {
     type Result = MessageResult<Stats>;
 
-    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Stats, ctx: &mut Self::Context) -> Self::Result {
+        self.check_outcome(ctx);
         MessageResult(self.stats())
     }
 }
@@ -225,6 +298,7 @@ impl Handler<Drain> for StorageWriter {
     type Result = ResponseFuture<Result<WriterStats>>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+        self.check_outcome(ctx);
         let (tx, rx) = oneshot::channel();
         self.drain_waiters.push(tx);
         if self.in_flight == 0 && self.buffer.is_empty() {

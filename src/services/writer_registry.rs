@@ -26,6 +26,8 @@ pub struct WriterRegistry {
     pool: Pool,
     /// Handed to each writer it starts.
     config: WriterConfig,
+    /// The thread all writers' flushes run on (see [`StorageWriter`]).
+    io: Arbiter,
     /// The running writers by project.
     writers: HashMap<Uuid, Addr<StorageWriter>>,
     /// Project ids found not to exist. Ids are random UUIDs assigned at
@@ -44,6 +46,7 @@ impl WriterRegistry {
         WriterRegistry {
             pool,
             config,
+            io: Arbiter::new(),
             writers: HashMap::new(),
             unknown: HashSet::new(),
             rejected: 0,
@@ -52,8 +55,17 @@ impl WriterRegistry {
     }
 
     fn start_writer(&mut self, project_id: Uuid) -> &Addr<StorageWriter> {
-        let writer = StorageWriter::new(project_id, self.pool.clone(), self.config.clone()).start();
-        self.writers.entry(project_id).insert_entry(writer).into_mut()
+        let writer = StorageWriter::new(
+            project_id,
+            self.pool.clone(),
+            self.config.clone(),
+            self.io.handle(),
+        )
+        .start();
+        self.writers
+            .entry(project_id)
+            .insert_entry(writer)
+            .into_mut()
     }
 
     /// Checks that the event's project exists, then starts its writer and
@@ -63,17 +75,21 @@ impl WriterRegistry {
     fn start_writer_for(&mut self, event: Event, ctx: &mut Context<Self>) {
         let (pool, project_id) = (self.pool.clone(), event.project_id);
         let check = async move { db::projects::exists_by_id(&pool, project_id).await };
-        ctx.wait(check.into_actor(self).map(move |exists, act, _| match exists {
-            Ok(true) => act.start_writer(project_id).do_send(Store(event)),
-            Ok(false) => {
-                if act.unknown.len() >= MAX_UNKNOWN_REMEMBERED {
-                    act.unknown.clear();
-                }
-                act.unknown.insert(project_id);
-                act.reject(project_id, "no such project");
-            }
-            Err(e) => act.reject(project_id, &format!("checking the project failed: {e}")),
-        }));
+        ctx.wait(
+            check
+                .into_actor(self)
+                .map(move |exists, act, _| match exists {
+                    Ok(true) => act.start_writer(project_id).do_send(Store(event)),
+                    Ok(false) => {
+                        if act.unknown.len() >= MAX_UNKNOWN_REMEMBERED {
+                            act.unknown.clear();
+                        }
+                        act.unknown.insert(project_id);
+                        act.reject(project_id, "no such project");
+                    }
+                    Err(e) => act.reject(project_id, &format!("checking the project failed: {e}")),
+                }),
+        );
     }
 
     fn reject(&mut self, project_id: Uuid, why: &str) {
@@ -84,6 +100,10 @@ impl WriterRegistry {
 
 impl Actor for WriterRegistry {
     type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.io.stop();
+    }
 }
 
 impl Handler<Store> for WriterRegistry {
@@ -97,10 +117,14 @@ impl Handler<Store> for WriterRegistry {
         match self.writers.get(&project_id) {
             Some(writer) if writer.connected() => writer.do_send(Store(event)),
             Some(_) => {
-                log::warn!("storage writer for project {project_id} had stopped; started a replacement");
+                log::warn!(
+                    "storage writer for project {project_id} had stopped; started a replacement"
+                );
                 self.start_writer(project_id).do_send(Store(event));
             }
-            None if self.unknown.contains(&project_id) => self.reject(project_id, "no such project"),
+            None if self.unknown.contains(&project_id) => {
+                self.reject(project_id, "no such project")
+            }
             None => self.start_writer_for(event, ctx),
         }
     }

@@ -1,0 +1,234 @@
+//! PartitionManager and the daily partitions of `events`, against a real
+//! PostgreSQL.
+//!
+//! "Today" is read from the clock (UTC) as the code does; a run that crosses
+//! midnight UTC can see a different day than the manager did.
+
+mod common;
+
+use actix::prelude::*;
+use chrono::{Days, NaiveDate, Utc};
+use common::TestDb;
+use mesher::db;
+use mesher::domain::{Event, EventPayload};
+use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long [`wait_until`] waits for something that must happen: far more
+/// than any of it needs, so reaching it means it is not going to happen.
+const LIVENESS_BOUND: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it holds; panics naming `what` once the liveness bound
+/// has passed.
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + LIVENESS_BOUND;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {LIVENESS_BOUND:?} waiting until {what}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn day_after(day: NaiveDate, n: u64) -> NaiveDate {
+    day.checked_add_days(Days::new(n)).unwrap()
+}
+
+/// Every partition of `events`, by name, with its bounds as PostgreSQL
+/// prints them. The bounds print in the session's time zone, so the session
+/// is put in UTC to make the text exact (`SET LOCAL`, so the pooled
+/// connection goes back as it was).
+async fn partitions(t: &TestDb) -> BTreeMap<String, String> {
+    let mut client = t.pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("SET LOCAL TimeZone = 'UTC'")
+        .await
+        .unwrap();
+    tx.query(
+        "SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid)
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'events'::regclass",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// The partitions a check on `first` must leave: that day and the 7 after,
+/// each covering one UTC day.
+fn expected_partitions(first: NaiveDate) -> BTreeMap<String, String> {
+    (0..=7)
+        .map(|n| {
+            let day = day_after(first, n);
+            let bound = format!(
+                "FOR VALUES FROM ('{day} 00:00:00+00') TO ('{} 00:00:00+00')",
+                day_after(day, 1)
+            );
+            (db::partitions::partition_name(day), bound)
+        })
+        .collect()
+}
+
+async fn partition_exists(t: &TestDb, name: &str) -> bool {
+    t.count(&format!(
+        "SELECT count(*) FROM pg_class WHERE relname = '{name}'"
+    ))
+    .await
+        == 1
+}
+
+fn start_manager(t: &TestDb) -> Addr<PartitionManager> {
+    PartitionManager::new(t.pool.clone(), t.config().partitions).start()
+}
+
+#[actix::test]
+async fn the_manager_creates_today_and_the_next_seven_days() {
+    let t = TestDb::new().await;
+    assert!(partitions(&t).await.is_empty(), "a fresh database has none");
+    let manager = start_manager(&t);
+
+    manager.send(EnsurePartitions).await.unwrap().unwrap();
+    assert_eq!(partitions(&t).await, expected_partitions(today()));
+}
+
+#[actix::test]
+async fn ensuring_the_range_reports_what_it_created_and_nothing_the_second_time() {
+    let t = TestDb::new().await;
+    let first = today();
+    let created = db::partitions::ensure_range(&t.pool, first, 7)
+        .await
+        .unwrap();
+    let expected: Vec<String> = expected_partitions(first).into_keys().collect();
+    assert_eq!(created, expected);
+
+    let manager = start_manager(&t);
+    assert_eq!(
+        manager.send(EnsurePartitions).await.unwrap().unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(partitions(&t).await.len(), 8);
+}
+
+#[actix::test]
+async fn a_second_check_creates_nothing() {
+    let t = TestDb::new().await;
+    let manager = start_manager(&t);
+    // The first reply may or may not name the partitions: the check the
+    // manager runs on start can have made them already.
+    manager.send(EnsurePartitions).await.unwrap().unwrap();
+    let again = manager.send(EnsurePartitions).await.unwrap().unwrap();
+    assert!(again.is_empty(), "created {again:?} again");
+    assert_eq!(partitions(&t).await, expected_partitions(today()));
+}
+
+#[actix::test]
+async fn managers_running_at_once_do_not_fail() {
+    let t = TestDb::new().await;
+    let (one, two) = (start_manager(&t), start_manager(&t));
+    let (a, b) = futures_util::join!(one.send(EnsurePartitions), two.send(EnsurePartitions));
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert!(
+        a.iter().all(|name| !b.contains(name)),
+        "both created some: {a:?} {b:?}"
+    );
+    assert_eq!(partitions(&t).await, expected_partitions(today()));
+}
+
+#[actix::test]
+async fn concurrent_range_checks_create_each_partition_once() {
+    let t = TestDb::new().await;
+    let first = today();
+    let runs = (0..4).map(|_| db::partitions::ensure_range(&t.pool, first, 7));
+    let mut created: Vec<String> = Vec::new();
+    for result in futures_util::future::join_all(runs).await {
+        created.extend(result.unwrap());
+    }
+    created.sort();
+    let expected: Vec<String> = expected_partitions(first).into_keys().collect();
+    assert_eq!(created, expected, "each one created by exactly one call");
+    assert_eq!(partitions(&t).await, expected_partitions(first));
+}
+
+#[actix::test]
+async fn the_manager_checks_again_after_its_interval() {
+    let t = TestDb::new().await;
+    let mut config = t.config().partitions;
+    config.check_interval = Duration::from_millis(100);
+    let manager = PartitionManager::new(t.pool.clone(), config).start();
+    manager.send(EnsurePartitions).await.unwrap().unwrap();
+
+    // Dropped behind its back, it comes back only if the manager re-arms
+    // itself after each check, not just at start.
+    let victim = db::partitions::partition_name(day_after(today(), 3));
+    t.execute(&format!("DROP TABLE {victim}")).await;
+    wait_until("the dropped partition is created again", async || {
+        partition_exists(&t, &victim).await
+    })
+    .await;
+    assert_eq!(partitions(&t).await, expected_partitions(today()));
+}
+
+#[actix::test]
+async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
+    let t = TestDb::new().await;
+    start_manager(&t)
+        .send(EnsurePartitions)
+        .await
+        .unwrap()
+        .unwrap();
+    let project = Uuid::now_v7();
+    let payload = EventPayload {
+        message: Some("from the future".into()),
+        ..Default::default()
+    };
+    let mut event = Event::from_payload(project, payload).unwrap();
+    event.received_at += chrono::Duration::days(30);
+    let day = event.received_at.date_naive();
+    let name = db::partitions::partition_name(day);
+    assert!(!partition_exists(&t, &name).await);
+
+    let writer = StorageWriter::new(
+        project,
+        t.pool.clone(),
+        t.config().writer,
+        Arbiter::current(),
+    )
+    .start();
+    writer.do_send(Store(event.clone()));
+    wait_until("the event is stored", async || {
+        writer.send(Stats).await.unwrap().stored == 1
+    })
+    .await;
+    let s = writer.send(Stats).await.unwrap();
+    assert_eq!((s.retries, s.dropped_after_retries), (0, 0), "{s:?}");
+
+    let in_partition: Uuid = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(&format!("SELECT id FROM {name}"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_partition, event.id);
+    let all = partitions(&t).await;
+    assert_eq!(
+        all[&name],
+        format!(
+            "FOR VALUES FROM ('{day} 00:00:00+00') TO ('{} 00:00:00+00')",
+            day_after(day, 1)
+        )
+    );
+    assert_eq!(all.len(), 9);
+}

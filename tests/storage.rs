@@ -1,0 +1,514 @@
+//! StorageWriter and WriterRegistry against a real PostgreSQL.
+//!
+//! Faults are real: the test renames `events` away, or installs a trigger
+//! that refuses some rows, in its own database. Timers are shortened through
+//! the configuration; no assertion depends on how long something took. The
+//! only time bound is the liveness bound of [`wait_until`].
+
+mod common;
+
+use actix::prelude::*;
+use common::TestDb;
+use mesher::config::WriterConfig;
+use mesher::db;
+use mesher::domain::{Event, EventPayload, Name, Slug};
+use mesher::services::{
+    Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
+    WriterStats,
+};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long [`wait_until`] waits for something that must happen: far more
+/// than any of it needs, so reaching it means it is not going to happen.
+const LIVENESS_BOUND: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it holds; panics naming `what` once the liveness bound
+/// has passed.
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + LIVENESS_BOUND;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {LIVENESS_BOUND:?} waiting until {what}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+/// A project in its own organization; the registry only routes events of
+/// projects that exist.
+async fn new_project(t: &TestDb) -> Uuid {
+    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
+    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
+        .await
+        .unwrap();
+    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
+        .await
+        .unwrap()
+        .id
+}
+
+/// `n` distinct events for `project`, oldest first.
+fn events(project: Uuid, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let payload = EventPayload {
+                message: Some(format!("event {i}")),
+                ..Default::default()
+            };
+            Event::from_payload(project, payload).unwrap()
+        })
+        .collect()
+}
+
+/// Rows stored for `project`.
+async fn stored_count(t: &TestDb, project: Uuid) -> i64 {
+    t.count(&format!(
+        "SELECT count(*) FROM events WHERE project_id = '{project}'"
+    ))
+    .await
+}
+
+/// Ids of the rows stored for `project`.
+async fn stored_ids(t: &TestDb, project: Uuid) -> BTreeSet<Uuid> {
+    t.pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT id FROM events WHERE project_id = $1", &[&project])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Fails if any event was stored twice.
+async fn assert_no_duplicates(t: &TestDb) {
+    let (rows, distinct) = (
+        t.count("SELECT count(*) FROM events").await,
+        t.count("SELECT count(DISTINCT id) FROM events").await,
+    );
+    assert_eq!(rows, distinct, "some event was stored twice");
+}
+
+/// Writes fail while `events` does not exist under its name. The pool
+/// connects as a superuser, so revoking INSERT would not bite; a rename does.
+async fn break_events_table(t: &TestDb) {
+    t.execute("ALTER TABLE events RENAME TO events_off").await;
+}
+
+async fn restore_events_table(t: &TestDb) {
+    t.execute("ALTER TABLE events_off RENAME TO events").await;
+}
+
+/// A writer on its own, outside any registry; its flushes run on the test's
+/// arbiter, which is enough for the few events a test sends.
+fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
+    StorageWriter::new(project, t.pool.clone(), config, Arbiter::current()).start()
+}
+
+fn send_all(writer: &Addr<StorageWriter>, events: &[Event]) {
+    for e in events {
+        writer.do_send(Store(e.clone()));
+    }
+}
+
+/// The writer's counters, checked against the rule that every event received
+/// is in exactly one place.
+async fn stats(writer: &Addr<StorageWriter>) -> WriterStats {
+    let s = writer.send(Stats).await.unwrap();
+    assert_eq!(
+        s.received,
+        s.stored + s.dropped_overflow + s.dropped_after_retries + s.buffered + s.in_flight,
+        "counters do not add up: {s:?}"
+    );
+    s
+}
+
+/// A config whose timer never fires during a test, so only the size trigger
+/// (or an explicit Flush/Drain) writes.
+fn no_timer(mut c: WriterConfig) -> WriterConfig {
+    c.flush_interval = Duration::from_secs(3600);
+    c
+}
+
+#[actix::test]
+async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 5;
+    let writer = start_writer(&t, project, config);
+
+    send_all(&writer, &events(project, 5));
+    wait_until("the full batch is stored", async || {
+        stored_count(&t, project).await == 5
+    })
+    .await;
+
+    send_all(&writer, &events(project, 4));
+    // Rows can be committed before the writer hears back; wait for that so
+    // the 4 cannot have joined the first batch, nor be part of one in flight.
+    wait_until("the first flush is complete", async || {
+        let s = stats(&writer).await;
+        s.stored == 5 && s.in_flight == 0
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!((s.received, s.buffered), (9, 4), "{s:?}");
+    assert_eq!(
+        stored_count(&t, project).await,
+        5,
+        "a partial batch was written"
+    );
+
+    writer.do_send(Flush);
+    wait_until("Flush stores the rest", async || {
+        stored_count(&t, project).await == 9
+    })
+    .await;
+    assert_eq!(stats(&writer).await.stored, 9);
+}
+
+#[actix::test]
+async fn a_partial_batch_is_flushed_by_the_timer() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = t.config().writer;
+    config.buffer_capacity = 1000;
+    config.batch_size = 1000;
+    config.flush_interval = Duration::from_millis(100);
+    let writer = start_writer(&t, project, config);
+
+    send_all(&writer, &events(project, 3));
+    wait_until("the timer flushes 3 events", async || {
+        stored_count(&t, project).await == 3
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!((s.stored, s.buffered, s.in_flight), (3, 0, 0), "{s:?}");
+}
+
+#[actix::test]
+async fn a_full_buffer_drops_exactly_the_oldest_events() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    // Events pile up only while a batch is in flight, so the first batch is
+    // made to fail and retry for as long as the table is away. Its retries
+    // are many and short: it must still be in flight when the table comes
+    // back (however slow the test machine), then succeed promptly.
+    let mut config = no_timer(t.config().writer);
+    config.buffer_capacity = 5;
+    config.batch_size = 5;
+    config.retry_backoff = vec![Duration::from_millis(20); 500];
+    let writer = start_writer(&t, project, config);
+    let sent = events(project, 12);
+
+    break_events_table(&t).await;
+    // 0..5 form the first batch; 5..12 arrive while it is in flight and
+    // overflow the 5-event buffer by two, pushing out 5 and 6.
+    send_all(&writer, &sent);
+    wait_until("the first batch has failed once", async || {
+        stats(&writer).await.retries >= 1
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!(
+        (s.received, s.in_flight, s.buffered, s.dropped_overflow),
+        (12, 5, 5, 2),
+        "{s:?}"
+    );
+
+    restore_events_table(&t).await;
+    wait_until("both batches are stored", async || {
+        stored_count(&t, project).await == 10
+    })
+    .await;
+    let expected: BTreeSet<Uuid> = sent[..5].iter().chain(&sent[7..]).map(|e| e.id).collect();
+    assert_eq!(stored_ids(&t, project).await, expected);
+    wait_until("the writer has counted the second batch", async || {
+        stats(&writer).await.stored == 10
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!(
+        (s.dropped_overflow, s.dropped_after_retries),
+        (2, 0),
+        "{s:?}"
+    );
+}
+
+#[actix::test]
+async fn stats_account_for_every_event_received() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = no_timer(t.config().writer);
+    config.buffer_capacity = 5;
+    config.batch_size = 5;
+    let writer = start_writer(&t, project, config);
+
+    // While the table is away: batch 0..5 fails for good; 5..12 arrive
+    // meanwhile, 5 and 6 overflow, and 7..12 then fail for good too.
+    break_events_table(&t).await;
+    send_all(&writer, &events(project, 12));
+    wait_until("both batches are given up", async || {
+        stats(&writer).await.dropped_after_retries == 10
+    })
+    .await;
+
+    // Restored: one batch of 5 is stored, 3 stay buffered (no timer).
+    restore_events_table(&t).await;
+    send_all(&writer, &events(project, 8));
+    wait_until("the new batch is stored", async || {
+        let s = stats(&writer).await;
+        s.stored == 5 && s.in_flight == 0
+    })
+    .await;
+
+    let s = stats(&writer).await;
+    assert_eq!(
+        s,
+        WriterStats {
+            received: 20,
+            buffered: 3,
+            in_flight: 0,
+            stored: 5,
+            dropped_overflow: 2,
+            dropped_after_retries: 10,
+            retries: 6,
+        }
+    );
+    assert_eq!(stored_count(&t, project).await, s.stored as i64);
+}
+
+#[actix::test]
+async fn a_failed_flush_is_retried_and_stores_each_event_once() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = t.config().writer;
+    // The first retry comes soon so the test can see it; the later ones
+    // leave ample time to restore the table before the batch is given up.
+    config.retry_backoff = [20, 2000, 2000].map(Duration::from_millis).to_vec();
+    let writer = start_writer(&t, project, config);
+    let sent = events(project, 7);
+
+    break_events_table(&t).await;
+    send_all(&writer, &sent);
+    wait_until("the flush has failed and is being retried", async || {
+        stats(&writer).await.retries >= 1
+    })
+    .await;
+    restore_events_table(&t).await;
+    wait_until("the retried batch is stored", async || {
+        stats(&writer).await.stored == 7
+    })
+    .await;
+
+    let s = stats(&writer).await;
+    assert!((1..=3).contains(&s.retries), "{s:?}");
+    assert_eq!(s.dropped_after_retries, 0, "{s:?}");
+    assert_eq!(
+        stored_ids(&t, project).await,
+        sent.iter().map(|e| e.id).collect()
+    );
+    assert_no_duplicates(&t).await;
+}
+
+#[actix::test]
+async fn a_batch_that_keeps_failing_is_dropped_after_three_retries() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let writer = start_writer(&t, project, t.config().writer);
+
+    break_events_table(&t).await;
+    send_all(&writer, &events(project, 6));
+    wait_until("the batch is given up", async || {
+        stats(&writer).await.dropped_after_retries == 6
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!((s.retries, s.stored, s.in_flight), (3, 0, 0), "{s:?}");
+
+    // The writer is not stuck on the lost batch.
+    restore_events_table(&t).await;
+    let later = events(project, 4);
+    send_all(&writer, &later);
+    wait_until("later events are stored", async || {
+        stats(&writer).await.stored == 4
+    })
+    .await;
+    assert_eq!(
+        stored_ids(&t, project).await,
+        later.iter().map(|e| e.id).collect()
+    );
+}
+
+#[actix::test]
+async fn a_project_whose_writes_fail_does_not_hold_back_another() {
+    let t = TestDb::new().await;
+    let (a, b) = (new_project(&t).await, new_project(&t).await);
+    // Make the cloned trigger certain: a row trigger on the partitioned
+    // table is cloned to partitions, existing or created later.
+    db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
+        .await
+        .unwrap();
+    t.execute(&format!(
+        "CREATE FUNCTION refuse_project_a() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.project_id = '{a}' THEN
+                 RAISE EXCEPTION 'injected fault for project %', NEW.project_id;
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_project_a BEFORE INSERT ON events
+             FOR EACH ROW EXECUTE FUNCTION refuse_project_a();"
+    ))
+    .await;
+    let mut config = t.config().writer;
+    // Project A retries for as long as the fault lasts (bounded well past
+    // the liveness bound), so it is still failing when B is checked.
+    config.retry_backoff = vec![Duration::from_millis(20); 1000];
+    let registry = WriterRegistry::new(t.pool.clone(), config).start();
+
+    // A's events go first, so B's cannot simply be ahead of them.
+    for e in events(a, 5).into_iter().chain(events(b, 5)) {
+        registry.do_send(Store(e));
+    }
+    wait_until("both writers are running", async || {
+        let w = registry.send(GetWriter(a)).await.unwrap();
+        w.is_some() && registry.send(GetWriter(b)).await.unwrap().is_some()
+    })
+    .await;
+    let writer_a = registry.send(GetWriter(a)).await.unwrap().unwrap();
+    let writer_b = registry.send(GetWriter(b)).await.unwrap().unwrap();
+    assert_ne!(writer_a, writer_b, "one writer per project");
+
+    wait_until("B is stored while A has been retried", async || {
+        stored_count(&t, b).await == 5 && stats(&writer_a).await.retries >= 1
+    })
+    .await;
+    let sa = stats(&writer_a).await;
+    assert_eq!(
+        (sa.stored, sa.in_flight),
+        (0, 5),
+        "A must still be failing: {sa:?}"
+    );
+    assert_eq!(stored_count(&t, a).await, 0);
+
+    // Once the fault is gone, A's retried batch goes through.
+    t.execute("DROP TRIGGER refuse_project_a ON events").await;
+    wait_until("A's batch is stored", async || {
+        stored_count(&t, a).await == 5
+    })
+    .await;
+    assert_no_duplicates(&t).await;
+}
+
+#[actix::test]
+async fn events_of_an_unknown_project_are_refused_and_counted() {
+    let t = TestDb::new().await;
+    let registry = WriterRegistry::new(t.pool.clone(), t.config().writer).start();
+    let unknown = Uuid::now_v7();
+
+    for e in events(unknown, 4) {
+        registry.do_send(Store(e));
+    }
+    wait_until("the events are refused", async || {
+        registry.send(TotalStats).await.unwrap().rejected == 4
+    })
+    .await;
+    let s = registry.send(TotalStats).await.unwrap();
+    assert_eq!(s.writers, 0, "{s:?}");
+    assert!(registry.send(GetWriter(unknown)).await.unwrap().is_none());
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 0);
+}
+
+#[actix::test]
+async fn a_stopped_writer_is_replaced_on_the_next_event() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let registry = WriterRegistry::new(t.pool.clone(), t.config().writer).start();
+
+    let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
+    registry.do_send(Store(first));
+    wait_until("the project's writer is running", async || {
+        registry.send(GetWriter(project)).await.unwrap().is_some()
+    })
+    .await;
+    let old = registry.send(GetWriter(project)).await.unwrap().unwrap();
+    let drained = old.send(Drain).await.unwrap().unwrap();
+    assert_eq!(drained.stored, 1, "{drained:?}");
+    wait_until("the drained writer has stopped", async || !old.connected()).await;
+
+    registry.do_send(Store(second));
+    wait_until("the event reaches a new writer and is stored", async || {
+        stored_count(&t, project).await == 2
+    })
+    .await;
+    let new = registry.send(GetWriter(project)).await.unwrap().unwrap();
+    assert_ne!(new, old);
+    assert!(new.connected());
+}
+
+#[actix::test]
+async fn draining_the_registry_stores_every_buffered_event() {
+    let t = TestDb::new().await;
+    let projects = [
+        new_project(&t).await,
+        new_project(&t).await,
+        new_project(&t).await,
+    ];
+    let mut config = no_timer(t.config().writer);
+    config.buffer_capacity = 1000;
+    config.batch_size = 1000;
+    let registry = WriterRegistry::new(t.pool.clone(), config).start();
+
+    let sent: Vec<Event> = projects.iter().flat_map(|&p| events(p, 40)).collect();
+    for e in &sent {
+        registry.do_send(Store(e.clone()));
+    }
+    // Straight away, as at shutdown: nothing has been written yet.
+    let s = registry.send(DrainAll).await.unwrap();
+    assert_eq!(
+        (s.totals.received, s.totals.stored, s.rejected),
+        (120, 120, 0),
+        "{s:?}"
+    );
+    for p in projects {
+        assert_eq!(stored_count(&t, p).await, 40);
+    }
+    let mut in_db = BTreeSet::new();
+    for p in projects {
+        in_db.extend(stored_ids(&t, p).await);
+    }
+    assert_eq!(in_db, sent.iter().map(|e| e.id).collect());
+}
+
+#[actix::test]
+async fn an_event_is_not_lost_when_its_partition_is_missing() {
+    let t = TestDb::new().await;
+    let partitions = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass";
+    assert_eq!(t.count(partitions).await, 0, "a fresh database has none");
+    let project = new_project(&t).await;
+    let writer = start_writer(&t, project, t.config().writer);
+
+    let mut sent = events(project, 3);
+    // One day for all, even if the test runs across midnight UTC.
+    let day = sent[0].received_at;
+    sent.iter_mut().for_each(|e| e.received_at = day);
+    send_all(&writer, &sent);
+    wait_until("the events are stored", async || {
+        stats(&writer).await.stored == 3
+    })
+    .await;
+    let today = db::partitions::partition_name(sent[0].received_at.date_naive());
+    assert_eq!(t.count(&format!("SELECT count(*) FROM {today}")).await, 3);
+    assert_eq!(
+        stats(&writer).await.retries,
+        0,
+        "created on demand, not retried"
+    );
+}

@@ -1,13 +1,13 @@
 //! `events`: batch insert by binary COPY.
 
 use super::{Pool, partitions};
-use crate::domain::Event;
+use crate::domain::{Event, RawJson};
 use crate::error::Result;
 use futures_util::pin_mut;
 use std::collections::BTreeSet;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{Json, ToSql, Type};
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError};
 
 const COPY_SQL: &str = "COPY events (id, project_id, issue_id, level, message, fingerprint,
@@ -69,12 +69,12 @@ async fn copy(client: &Client, events: &[Event]) -> Result<u64, PgError> {
             &level,
             &e.message,
             &e.fingerprint,
-            &e.exception.as_ref().map(Json),
-            &e.stacktrace.as_ref().map(Json),
-            &e.breadcrumbs.as_ref().map(Json),
-            &Json(&e.tags),
-            &Json(&e.extra),
-            &e.user_context.as_ref().map(Json),
+            &e.exception,
+            &e.stacktrace,
+            &e.breadcrumbs,
+            &e.tags,
+            &e.extra,
+            &e.user_context,
             &e.sdk_name,
             &e.sdk_version,
             &e.received_at,
@@ -89,4 +89,26 @@ fn is_missing_partition(e: &PgError) -> bool {
         *db.code() == SqlState::CHECK_VIOLATION
             && db.message().starts_with("no partition of relation")
     })
+}
+
+/// Already-encoded JSON goes out as it is: JSONB's binary format is a
+/// version byte followed by the text.
+impl ToSql for RawJson {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.get().as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
+
+    to_sql_checked!();
 }

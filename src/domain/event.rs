@@ -3,13 +3,13 @@
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value, value::RawValue};
 use sha2::{Digest, Sha256};
-use std::{collections::BTreeMap, fmt::Write as _, str::FromStr};
+use std::{collections::BTreeMap, fmt, fmt::Write as _, str::FromStr};
 use uuid::Uuid;
 
-/// The largest event accepted, measured as its payload's JSON encoding.
+/// The largest event accepted: its text and JSON parts, as stored.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 const MAX_FINGERPRINT_CHARS: usize = 256;
 
@@ -120,7 +120,47 @@ impl EventPayload {
     }
 }
 
-/// A validated event, ready to store.
+/// JSON text, encoded once when an event is built and written as-is into a
+/// JSONB column. Holding text instead of a tree keeps an event at a handful
+/// of allocations, so buffering, dropping and encoding a batch stay cheap;
+/// [`RawJson::decode`] gives the typed value back.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    fn encode<T: Serialize>(value: &T) -> Result<Self> {
+        serde_json::value::to_raw_value(value)
+            .map(RawJson)
+            .map_err(|_| Error::invalid("event", "must be encodable as JSON"))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Parses the text back into `T` (e.g. [`ExceptionInfo`],
+    /// `Vec<StackFrame>`, `BTreeMap<String, String>`).
+    pub fn decode<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.get())
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+/// A validated event, ready to store. Its JSON parts are kept encoded
+/// (see [`RawJson`]); the comments name the type each decodes to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Assigned once, on receipt, so a retried write can never store the
@@ -132,12 +172,18 @@ pub struct Event {
     pub level: Severity,
     pub message: String,
     pub fingerprint: String,
-    pub exception: Option<ExceptionInfo>,
-    pub stacktrace: Option<Vec<StackFrame>>,
-    pub breadcrumbs: Option<Vec<Breadcrumb>>,
-    pub tags: BTreeMap<String, String>,
-    pub extra: Map<String, Value>,
-    pub user_context: Option<Value>,
+    /// [`ExceptionInfo`].
+    pub exception: Option<RawJson>,
+    /// `Vec<StackFrame>`.
+    pub stacktrace: Option<RawJson>,
+    /// `Vec<Breadcrumb>`.
+    pub breadcrumbs: Option<RawJson>,
+    /// `BTreeMap<String, String>`; `{}` when the payload had none.
+    pub tags: RawJson,
+    /// A JSON object; `{}` when the payload had none.
+    pub extra: RawJson,
+    /// Any JSON value describing the affected user.
+    pub user_context: Option<RawJson>,
     pub sdk_name: Option<String>,
     pub sdk_version: Option<String>,
     /// Picks the daily partition the event lands in (UTC).
@@ -161,14 +207,6 @@ impl Event {
     /// frames hashes its type and value; an event without an exception
     /// hashes its level and message.
     pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
-        let encoded = serde_json::to_vec(&payload)
-            .map_err(|_| Error::invalid("event", "must be encodable as JSON"))?;
-        if encoded.len() > MAX_EVENT_BYTES {
-            return Err(Error::invalid("event", "must be at most 1 MiB"));
-        }
-        if json_has_nul(&encoded) {
-            return Err(Error::invalid("event", "must not contain NUL characters"));
-        }
         let level = match payload.level.as_deref() {
             Some(l) => l.parse()?,
             None => Severity::default(),
@@ -198,23 +236,71 @@ impl Event {
                 payload.stacktrace.as_deref().unwrap_or_default(),
             ),
         };
-        Ok(Event {
+        let event = Event {
             id: super::new_id(),
             project_id,
             issue_id: None,
             level,
             message,
             fingerprint,
-            exception: payload.exception,
-            stacktrace: payload.stacktrace,
-            breadcrumbs: payload.breadcrumbs,
-            tags: payload.tags,
-            extra: payload.extra,
-            user_context: payload.user_context,
+            exception: payload
+                .exception
+                .as_ref()
+                .map(RawJson::encode)
+                .transpose()?,
+            stacktrace: payload
+                .stacktrace
+                .as_ref()
+                .map(RawJson::encode)
+                .transpose()?,
+            breadcrumbs: payload
+                .breadcrumbs
+                .as_ref()
+                .map(RawJson::encode)
+                .transpose()?,
+            tags: RawJson::encode(&payload.tags)?,
+            extra: RawJson::encode(&payload.extra)?,
+            user_context: payload
+                .user_context
+                .as_ref()
+                .map(RawJson::encode)
+                .transpose()?,
             sdk_name: payload.sdk_name,
             sdk_version: payload.sdk_version,
             received_at: Utc::now(),
-        })
+        };
+        event.check_size_and_text()?;
+        Ok(event)
+    }
+
+    /// The 1 MiB and no-NUL rules, over every part as it will be stored.
+    fn check_size_and_text(&self) -> Result<()> {
+        let texts = [
+            Some(&self.message),
+            Some(&self.fingerprint),
+            self.sdk_name.as_ref(),
+            self.sdk_version.as_ref(),
+        ];
+        let jsons = [
+            self.exception.as_ref(),
+            self.stacktrace.as_ref(),
+            self.breadcrumbs.as_ref(),
+            Some(&self.tags),
+            Some(&self.extra),
+            self.user_context.as_ref(),
+        ];
+        let texts = texts.into_iter().flatten().map(String::as_str);
+        let jsons = jsons.into_iter().flatten().map(RawJson::get);
+        let size: usize = texts.clone().chain(jsons.clone()).map(str::len).sum();
+        if size > MAX_EVENT_BYTES {
+            return Err(Error::invalid("event", "must be at most 1 MiB"));
+        }
+        if texts.clone().any(|t| t.contains('\0'))
+            || jsons.clone().any(|j| json_has_nul(j.as_bytes()))
+        {
+            return Err(Error::invalid("event", "must not contain NUL characters"));
+        }
+        Ok(())
     }
 }
 
@@ -427,7 +513,11 @@ mod tests {
         let e = Event::from_payload(Uuid::now_v7(), p).unwrap();
         assert_eq!(e.message, "Ошибка 💥 ' ; --");
         assert_eq!(e.level, Severity::Warning);
-        assert_eq!(e.tags["env"], "prod");
+        let tags: BTreeMap<String, String> = e.tags.decode().unwrap();
+        assert_eq!(tags["env"], "prod");
+        let frames: Vec<StackFrame> = e.stacktrace.as_ref().unwrap().decode().unwrap();
+        assert_eq!(frames[0].lineno, Some(3));
+        assert!(frames[0].in_app);
         assert!(matches!(
             EventPayload::from_json(b"{not json"),
             Err(Error::InvalidInput { field: "event", .. })

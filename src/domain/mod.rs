@@ -15,7 +15,7 @@ mod user;
 
 pub use alert::{AlertCondition, AlertRule};
 pub use event::{
-    Breadcrumb, Event, EventPayload, ExceptionInfo, MAX_EVENT_BYTES, Severity, StackFrame,
+    Breadcrumb, Event, EventPayload, ExceptionInfo, MAX_EVENT_BYTES, RawJson, Severity, StackFrame,
 };
 pub use issue::{Issue, IssueStatus};
 pub use names::{Name, Slug};

@@ -9,8 +9,12 @@ use std::time::Duration;
 pub struct Config {
     /// Where PostgreSQL is (`DATABASE_URL`).
     pub database_url: String,
-    /// Pooled connections shared by all services (`MESHER_POOL_SIZE`).
+    /// Pooled connections shared by the tenancy and partition services
+    /// (`MESHER_POOL_SIZE`).
     pub pool_size: u32,
+    /// Pooled connections the storage writers share, a pool of their own
+    /// (`MESHER_STORAGE_POOL_SIZE`): each holds one while a batch is written.
+    pub storage_pool_size: u32,
     /// How long start-up waits for PostgreSQL to answer before giving up
     /// (`MESHER_DB_WAIT_SECS`).
     pub database_wait: Duration,
@@ -88,6 +92,7 @@ impl Config {
         Config {
             database_url: database_url.into(),
             pool_size: 16,
+            storage_pool_size: 8,
             database_wait: Duration::from_secs(30),
             users: UserConfig::default(),
             writer: WriterConfig::default(),
@@ -124,6 +129,9 @@ impl Config {
         };
         if let Some(n) = positive("MESHER_POOL_SIZE")? {
             c.pool_size = small("MESHER_POOL_SIZE", n)?;
+        }
+        if let Some(n) = positive("MESHER_STORAGE_POOL_SIZE")? {
+            c.storage_pool_size = small("MESHER_STORAGE_POOL_SIZE", n)?;
         }
         if let Some(n) = num("MESHER_DB_WAIT_SECS")? {
             c.database_wait = Duration::from_secs(n);

@@ -15,7 +15,8 @@ use actix::prelude::*;
 
 /// A running Mesher: the address of every service.
 pub struct Mesher {
-    /// The pool the services share, for embedders that need SQL of their own.
+    /// The pool the tenancy services share, for embedders that need SQL of
+    /// their own.
     pub pool: Pool,
     pub orgs: Addr<OrgService>,
     pub projects: Addr<ProjectService>,
@@ -42,7 +43,11 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         orgs: OrgService::new(pool.clone()).start(),
         projects: ProjectService::new(pool.clone()).start(),
         users: UserService::new(pool.clone(), config.users.clone()).start(),
-        writers: WriterRegistry::new(pool.clone(), config.writer.clone()).start(),
+        writers: WriterRegistry::new(
+            db::pool(&config.database_url, config.storage_pool_size)?,
+            config.writer.clone(),
+        )
+        .start(),
         partitions,
         pool,
     })

@@ -10,10 +10,12 @@ use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
 use crate::db::{self, Pool};
 use crate::domain::Event;
+use crate::error::Error;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// How many unknown project ids are remembered; past that the set starts
@@ -42,6 +44,10 @@ pub struct WriterRegistry {
 }
 
 impl WriterRegistry {
+    /// A registry whose writers use `pool` with `config`. Give it a pool of
+    /// its own: a pooled connection drives its socket on the thread that
+    /// opened it, and the registry uses its pool only from its I/O thread,
+    /// so that no burst of events on the actors' thread can stall a write.
     pub fn new(pool: Pool, config: WriterConfig) -> Self {
         WriterRegistry {
             pool,
@@ -74,7 +80,15 @@ impl WriterRegistry {
     /// find its writer, and a `DrainAll` cannot overtake the check.
     fn start_writer_for(&mut self, event: Event, ctx: &mut Context<Self>) {
         let (pool, project_id) = (self.pool.clone(), event.project_id);
-        let check = async move { db::projects::exists_by_id(&pool, project_id).await };
+        let (tx, rx) = oneshot::channel();
+        // On the I/O thread, like every use of this pool (see `new`).
+        self.io.spawn(async move {
+            let _ = tx.send(db::projects::exists_by_id(&pool, project_id).await);
+        });
+        let check = async move {
+            rx.await
+                .unwrap_or_else(|_| Err(Error::Internal("storage I/O stopped".into())))
+        };
         ctx.wait(
             check
                 .into_actor(self)

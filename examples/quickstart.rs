@@ -27,18 +27,33 @@ async fn main() -> Result<(), Error> {
     let suffix = &mesher::domain::new_id().simple().to_string()[24..];
     let org = mesher
         .orgs
-        .send(CreateOrg { name: "Quickstart Inc.".into(), slug: format!("quickstart-{suffix}") })
+        .send(CreateOrg {
+            name: "Quickstart Inc.".into(),
+            slug: format!("quickstart-{suffix}"),
+        })
         .await??;
     let project = mesher
         .projects
-        .send(CreateProject { org_id: org.id.to_string(), name: "Web".into(), platform: Some("rust".into()) })
+        .send(CreateProject {
+            org_id: org.id.to_string(),
+            name: "Web".into(),
+            platform: Some("rust".into()),
+        })
         .await??;
     let key = mesher
         .projects
-        .send(CreateApiKey { project_id: project.id.to_string(), label: Some("quickstart".into()) })
+        .send(CreateApiKey {
+            project_id: project.id.to_string(),
+            label: Some("quickstart".into()),
+        })
         .await??;
     // What an ingest endpoint would do with the key a client presents.
-    let resolved = mesher.projects.send(GetProjectByApiKey { key: key.key.expose().into() }).await??;
+    let resolved = mesher
+        .projects
+        .send(GetProjectByApiKey {
+            key: key.key.expose().into(),
+        })
+        .await??;
     assert_eq!(resolved.id, project.id);
 
     let user = mesher
@@ -51,9 +66,17 @@ async fn main() -> Result<(), Error> {
         .await??;
     let login = mesher
         .users
-        .send(Login { email: user.email.clone(), password: "correct horse battery staple".into() })
+        .send(Login {
+            email: user.email.clone(),
+            password: "correct horse battery staple".into(),
+        })
         .await??;
-    let session = mesher.users.send(ValidateSession { token: login.token.expose().into() }).await??;
+    let session = mesher
+        .users
+        .send(ValidateSession {
+            token: login.token.expose().into(),
+        })
+        .await??;
     assert_eq!(session.user_id, user.id);
 
     for i in 0..EVENTS {
@@ -66,16 +89,25 @@ async fn main() -> Result<(), Error> {
         let payload = EventPayload {
             message: Some(format!("quickstart event {i}")),
             level: Some("warning".into()),
-            exception: Some(ExceptionInfo { kind: "DemoError".into(), value: format!("number {i}"), module: None }),
+            exception: Some(ExceptionInfo {
+                kind: "DemoError".into(),
+                value: format!("number {i}"),
+                module: None,
+            }),
             tags: BTreeMap::from([("source".into(), "quickstart".into())]),
             ..Default::default()
         };
-        mesher.writers.do_send(Store(Event::from_payload(project.id, payload)?));
+        mesher
+            .writers
+            .do_send(Store(Event::from_payload(project.id, payload)?));
     }
 
     let stats = mesher.shutdown().await?;
     if stats.totals.stored != EVENTS as u64 {
-        log::error!("only {} of {EVENTS} events were stored: {stats:?}", stats.totals.stored);
+        log::error!(
+            "only {} of {EVENTS} events were stored: {stats:?}",
+            stats.totals.stored
+        );
     }
     let summary = serde_json::json!({
         "org_id": org.id,

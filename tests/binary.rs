@@ -49,7 +49,10 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) {
 
 #[test]
 fn starts_on_an_empty_database_and_exits_cleanly_on_sigterm() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let t = rt.block_on(TestDb::empty());
     let mut child = mesher(&t.url).spawn().expect("start mesher");
     let lines = log_lines(&mut child);
@@ -61,10 +64,14 @@ fn starts_on_an_empty_database_and_exits_cleanly_on_sigterm() {
           'issues','events','alert_rules','alerts')",
     ));
     assert_eq!(tables, 10);
-    let partitions = rt.block_on(t.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"));
+    let partitions = rt
+        .block_on(t.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"));
     assert_eq!(partitions, 8, "today and the 7 following days");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     wait_for_line(&lines, "drained");
     let exit = child.wait().unwrap();

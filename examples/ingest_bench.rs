@@ -1,0 +1,377 @@
+//! Ingest benchmark: StorageWriter throughput against the binary COPY
+//! ceiling, measured in one run on the same generated events.
+//!
+//! Run it with `scripts/bench.sh` (a fresh database, a release build).
+//! Phases:
+//! 1. ceiling: the events written by binary COPY in batches of 5,000 over
+//!    one connection;
+//! 2. writer path, 1 project: events sent to the registry as fast as the
+//!    producer can, timed until nothing is buffered or in flight;
+//! 3. the same over 100 projects;
+//! 4. paced at 80% of phase 2's rate for at least 10 s: nothing may be
+//!    dropped; reports the delay from Store to commit;
+//! 5. peak resident memory.
+//!
+//! Writers use the default configuration (batch trigger 50, buffer 500,
+//! interval 5 s) on a pool of their own, as in the binary. Before phases 2
+//! to 4 each project's writer is started and has stored one event, so the
+//! clock does not include what a long-running process pays once (a lookup
+//! per project, opening connections). `BENCH_EVENTS` sets the events per phase (default
+//! 100,000), `BENCH_PACED_SECS` the paced run's length (default 10).
+
+use actix::{Actor, Addr};
+use mesher::config::{PartitionConfig, WriterConfig};
+use mesher::db::{self, Pool};
+use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
+use mesher::services::{
+    DrainAll, Flush, GetWriter, RegistryStats, Stats, Store, TotalStats, WriterRegistry,
+};
+use mesher::{Error, Result};
+use mimalloc::MiMalloc;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+// The same allocator as the `mesher` binary (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
+
+const CEILING_BATCH: usize = 5_000;
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A realistic event: an exception with a 10-frame stack trace, tags,
+/// breadcrumbs and some context; about 2 KB of JSON.
+fn payload(i: usize) -> EventPayload {
+    let frames = (0..10)
+        .map(|f| StackFrame {
+            filename: Some(format!("src/app/module_{f}.rs")),
+            function: Some(format!("handler_{}_{f}", i % 7)),
+            lineno: Some(40 + f as u32 * 3),
+            in_app: f < 6,
+            ..Default::default()
+        })
+        .collect();
+    let breadcrumbs = (0..4)
+        .map(|b| Breadcrumb {
+            timestamp: None,
+            category: Some("http".into()),
+            message: Some(format!("GET /api/items/{b} -> 200")),
+            level: Some("info".into()),
+            data: Some(json!({ "duration_ms": 12 + b })),
+        })
+        .collect();
+    EventPayload {
+        message: Some(format!(
+            "ParseIntError: invalid digit found in string (request {i})"
+        )),
+        level: Some("error".into()),
+        fingerprint: None,
+        exception: Some(ExceptionInfo {
+            kind: "ParseIntError".into(),
+            value: "invalid digit found in string".into(),
+            module: Some("core::num".into()),
+        }),
+        stacktrace: Some(frames),
+        breadcrumbs: Some(breadcrumbs),
+        tags: BTreeMap::from([
+            ("environment".into(), "production".into()),
+            ("release".into(), "2.4.1".into()),
+            ("server".into(), format!("web-{}", i % 12)),
+            ("browser".into(), "Firefox 133".into()),
+        ]),
+        extra: json!({ "request_id": format!("req-{i}"), "retries": 0 })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        user_context: Some(json!({ "id": i % 1000, "ip_address": "203.0.113.7" })),
+        sdk_name: Some("mesher.rust".into()),
+        sdk_version: Some("0.1.0".into()),
+    }
+}
+
+/// `n` events spread round-robin over `projects`.
+fn events(n: usize, projects: &[Uuid]) -> Result<Vec<Event>> {
+    (0..n)
+        .map(|i| Event::from_payload(projects[i % projects.len()], payload(i)))
+        .collect()
+}
+
+async fn make_projects(pool: &Pool, n: usize) -> Result<Vec<Uuid>> {
+    use mesher::domain::{Name, Slug};
+    let org = db::orgs::insert(
+        pool,
+        &Name::parse("name", "Bench")?,
+        &Slug::parse(&format!("bench-{n}"))?,
+    )
+    .await?;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            db::projects::insert(pool, org.id, &Name::parse("name", &format!("p{i}"))?, None)
+                .await?
+                .id,
+        );
+    }
+    Ok(ids)
+}
+
+async fn truncate(pool: &Pool) -> Result<()> {
+    pool.get()
+        .await?
+        .batch_execute("TRUNCATE events; CHECKPOINT")
+        .await?;
+    Ok(())
+}
+
+async fn stored_rows(pool: &Pool) -> Result<i64> {
+    Ok(pool
+        .get()
+        .await?
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0))
+}
+
+/// Phase 1: binary COPY in batches of 5,000 over one connection.
+async fn ceiling(pool: &Pool, events: &[Event]) -> Result<f64> {
+    let start = Instant::now();
+    for batch in events.chunks(CEILING_BATCH) {
+        db::events::insert_batch(pool, batch).await?;
+    }
+    Ok(events.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+struct WriterRun {
+    stored: u64,
+    dropped: u64,
+    rate: f64,
+}
+
+/// A registry on a pool of its own, with one writer per project already
+/// running and its connections open: the one-time costs of a long-running
+/// process (a lookup per project, connecting) are paid before any clock
+/// starts. Returns the registry and the counters to measure from.
+async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, RegistryStats)> {
+    let url =
+        std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
+    let pool = db::pool(&url, mesher::Config::new(url.clone()).storage_pool_size)?;
+    let registry = WriterRegistry::new(pool, WriterConfig::default()).start();
+    for (i, p) in projects.iter().enumerate() {
+        registry.do_send(Store(Event::from_payload(*p, payload(i))?));
+    }
+    loop {
+        let stats = registry.send(TotalStats).await?;
+        if stats.totals.stored == projects.len() as u64 {
+            return Ok((registry, stats));
+        }
+        for p in projects {
+            if let Some(writer) = registry.send(GetWriter(*p)).await? {
+                writer.do_send(Flush);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Phases 2 and 3: a producer thread sends every event to the registry as
+/// fast as it can; the clock stops when every event is stored or dropped.
+async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun> {
+    let (registry, base) = warmed_registry(projects).await?;
+    let total = events.len() as u64;
+    let start = Instant::now();
+    let producer = {
+        let registry = registry.clone();
+        std::thread::spawn(move || {
+            for event in events {
+                registry.do_send(Store(event));
+            }
+        })
+    };
+    let stats = loop {
+        let s = registry.send(TotalStats).await?;
+        let arrived = s.totals.received + s.rejected - base.totals.received - base.rejected;
+        if arrived == total && s.totals.buffered + s.totals.in_flight == 0 {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    producer
+        .join()
+        .map_err(|_| Error::Internal("producer panicked".into()))?;
+    registry.send(DrainAll).await?;
+    let stored = stats.totals.stored - base.totals.stored;
+    let dropped = total - stored;
+    Ok(WriterRun {
+        stored,
+        dropped,
+        rate: stored as f64 / elapsed,
+    })
+}
+
+struct PacedRun {
+    sent: u64,
+    dropped: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Phase 4: one project at `rate` events/s for `secs`, the events cloned
+/// from `templates` with fresh ids. A sampler reads the writer's `stored`
+/// counter every millisecond; a writer stores in arrival order, so event i
+/// is committed once `stored > i`, and its delay is that moment minus the
+/// moment it was sent.
+async fn paced(project: Uuid, templates: Vec<Event>, rate: f64, secs: u64) -> Result<PacedRun> {
+    let (registry, _) = warmed_registry(&[project]).await?;
+    let writer = registry
+        .send(GetWriter(project))
+        .await?
+        .ok_or_else(|| Error::Internal("warmed writer is gone".into()))?;
+    let base = writer.send(Stats).await?;
+    let total = (rate * secs as f64) as usize;
+    let producer = {
+        let registry = registry.clone();
+        std::thread::spawn(move || {
+            let mut sent_at = Vec::with_capacity(total);
+            let start = Instant::now();
+            while sent_at.len() < total {
+                let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
+                while sent_at.len() < due {
+                    let mut event = templates[sent_at.len() % templates.len()].clone();
+                    event.id = mesher::domain::new_id();
+                    event.received_at = chrono::Utc::now();
+                    sent_at.push(Instant::now());
+                    registry.do_send(Store(event));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent_at
+        })
+    };
+
+    let mut committed_at: Vec<Instant> = Vec::with_capacity(total);
+    let stats = loop {
+        let s = writer.send(Stats).await?;
+        let now = Instant::now();
+        while committed_at.len() < (s.stored - base.stored) as usize {
+            committed_at.push(now);
+        }
+        if s.received - base.received == total as u64 && s.buffered + s.in_flight == 0 {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let sent_at = producer
+        .join()
+        .map_err(|_| Error::Internal("producer panicked".into()))?;
+    registry.send(DrainAll).await?;
+
+    let mut delays: Vec<f64> = sent_at
+        .iter()
+        .zip(&committed_at)
+        .map(|(s, c)| c.saturating_duration_since(*s).as_secs_f64() * 1000.0)
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        delays
+            .get(((delays.len() as f64 * p) as usize).min(delays.len().saturating_sub(1)))
+            .copied()
+    };
+    Ok(PacedRun {
+        sent: total as u64,
+        dropped: (stats.dropped_overflow - base.dropped_overflow)
+            + (stats.dropped_after_retries - base.dropped_after_retries),
+        p50_ms: pct(0.50).unwrap_or(f64::NAN),
+        p99_ms: pct(0.99).unwrap_or(f64::NAN),
+    })
+}
+
+/// Peak resident set size of this process, from the kernel.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[actix::main]
+async fn main() -> Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let url =
+        std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
+    let n = env_or("BENCH_EVENTS", 100_000) as usize;
+    let paced_secs = env_or("BENCH_PACED_SECS", 10);
+
+    let pool = db::pool(&url, 16)?;
+    db::apply_schema(&pool).await?;
+    let today = chrono::Utc::now().date_naive();
+    db::partitions::ensure_range(&pool, today, PartitionConfig::default().days_ahead).await?;
+    let one = make_projects(&pool, 1).await?;
+    let hundred = make_projects(&pool, 100).await?;
+
+    let ceiling_events = events(n, &one)?;
+    let bytes: usize = ceiling_events
+        .iter()
+        .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()))
+        .sum();
+    println!(
+        "events: {n} per phase, {} bytes of JSON each on average",
+        bytes / n
+    );
+
+    truncate(&pool).await?;
+    let ceiling_rate = ceiling(&pool, &ceiling_events).await?;
+    drop(ceiling_events);
+    println!(
+        "phase 1 ceiling: binary COPY x{CEILING_BATCH}, one connection: {ceiling_rate:.0} events/s"
+    );
+
+    truncate(&pool).await?;
+    let run1 = writer_path(&one, events(n, &one)?).await?;
+    let ratio_1 = run1.rate / ceiling_rate;
+    println!(
+        "phase 2 writer, 1 project: {} stored ({} rows with the warm-up), {} dropped, {:.0} stored/s, ratio {ratio_1:.2}",
+        run1.stored,
+        stored_rows(&pool).await?,
+        run1.dropped,
+        run1.rate
+    );
+
+    truncate(&pool).await?;
+    let run100 = writer_path(&hundred, events(n, &hundred)?).await?;
+    let ratio_100 = run100.rate / ceiling_rate;
+    println!(
+        "phase 3 writer, 100 projects: {} stored ({} rows with the warm-up), {} dropped, {:.0} stored/s, ratio {ratio_100:.2}",
+        run100.stored,
+        stored_rows(&pool).await?,
+        run100.dropped,
+        run100.rate
+    );
+
+    truncate(&pool).await?;
+    let rate = 0.8 * run1.rate;
+    let p = paced(one[0], events(1000, &one)?, rate, paced_secs).await?;
+    println!(
+        "phase 4 paced at {rate:.0} events/s for {paced_secs} s: {} sent, {} dropped, delay p50 {:.1} ms, p99 {:.1} ms",
+        p.sent, p.dropped, p.p50_ms, p.p99_ms
+    );
+
+    let rss = peak_rss_mb();
+    println!("phase 5 peak resident memory: {rss:.0} MiB");
+    println!(
+        "ratio_1={ratio_1:.2} ratio_100={ratio_100:.2} dropped_paced={} p99_ms={:.1} rss_mb={rss:.0}",
+        p.dropped, p.p99_ms
+    );
+    Ok(())
+}

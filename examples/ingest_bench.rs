@@ -139,11 +139,21 @@ async fn stored_rows(pool: &Pool) -> Result<i64> {
         .get(0))
 }
 
+/// A pool made as the binary makes the writers' one, commit settings
+/// included, so the ceiling and the writers are measured alike.
+fn event_pool(url: &str) -> Result<Pool> {
+    let c = mesher::Config::new(url);
+    db::event_pool(url, c.storage_pool_size, c.storage_synchronous_commit)
+}
+
 /// Phase 1: binary COPY in batches of 5,000 over one connection.
-async fn ceiling(pool: &Pool, events: &[Event]) -> Result<f64> {
+async fn ceiling(url: &str, events: &[Event]) -> Result<f64> {
+    let pool = event_pool(url)?;
+    // Open the connection before the clock starts, as the writers' are.
+    drop(pool.get().await?);
     let start = Instant::now();
     for batch in events.chunks(CEILING_BATCH) {
-        db::events::insert_batch(pool, batch).await?;
+        db::events::insert_batch(&pool, batch).await?;
     }
     Ok(events.len() as f64 / start.elapsed().as_secs_f64())
 }
@@ -161,7 +171,7 @@ struct WriterRun {
 async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, RegistryStats)> {
     let url =
         std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
-    let pool = db::pool(&url, mesher::Config::new(url.clone()).storage_pool_size)?;
+    let pool = event_pool(&url)?;
     let registry = WriterRegistry::new(pool, WriterConfig::default()).start();
     for (i, p) in projects.iter().enumerate() {
         registry.do_send(Store(Event::from_payload(*p, payload(i))?));
@@ -331,7 +341,7 @@ async fn main() -> Result<()> {
     );
 
     truncate(&pool).await?;
-    let ceiling_rate = ceiling(&pool, &ceiling_events).await?;
+    let ceiling_rate = ceiling(&url, &ceiling_events).await?;
     drop(ceiling_events);
     println!(
         "phase 1 ceiling: binary COPY x{CEILING_BATCH}, one connection: {ceiling_rate:.0} events/s"

@@ -15,6 +15,10 @@ pub struct Config {
     /// Pooled connections the storage writers share, a pool of their own
     /// (`MESHER_STORAGE_POOL_SIZE`): each holds one while a batch is written.
     pub storage_pool_size: u32,
+    /// Whether event batches wait for the WAL flush at commit
+    /// (`MESHER_STORAGE_SYNCHRONOUS_COMMIT`, default off; see
+    /// [`crate::db::event_pool`] for the trade-off).
+    pub storage_synchronous_commit: bool,
     /// How long start-up waits for PostgreSQL to answer before giving up
     /// (`MESHER_DB_WAIT_SECS`).
     pub database_wait: Duration,
@@ -93,6 +97,7 @@ impl Config {
             database_url: database_url.into(),
             pool_size: 16,
             storage_pool_size: 8,
+            storage_synchronous_commit: false,
             database_wait: Duration::from_secs(30),
             users: UserConfig::default(),
             writer: WriterConfig::default(),
@@ -132,6 +137,18 @@ impl Config {
         }
         if let Some(n) = positive("MESHER_STORAGE_POOL_SIZE")? {
             c.storage_pool_size = small("MESHER_STORAGE_POOL_SIZE", n)?;
+        }
+        if let Some(v) = get("MESHER_STORAGE_SYNCHRONOUS_COMMIT") {
+            c.storage_synchronous_commit = match v.trim() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(Error::invalid(
+                        "MESHER_STORAGE_SYNCHRONOUS_COMMIT",
+                        "must be on or off",
+                    ));
+                }
+            };
         }
         if let Some(n) = num("MESHER_DB_WAIT_SECS")? {
             c.database_wait = Duration::from_secs(n);

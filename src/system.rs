@@ -44,7 +44,11 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         projects: ProjectService::new(pool.clone()).start(),
         users: UserService::new(pool.clone(), config.users.clone()).start(),
         writers: WriterRegistry::new(
-            db::pool(&config.database_url, config.storage_pool_size)?,
+            db::event_pool(
+                &config.database_url,
+                config.storage_pool_size,
+                config.storage_synchronous_commit,
+            )?,
             config.writer.clone(),
         )
         .start(),

@@ -37,7 +37,31 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
 /// Builds a pool for `url`. Connections open lazily, so this succeeds even
 /// while PostgreSQL is down; see [`wait_for_database`].
 pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
-    let manager = PostgresConnectionManager::new(parse_url(url)?, NoTls);
+    build_pool(parse_url(url)?, max_size)
+}
+
+/// A pool for writing event batches. With `synchronous_commit` false its
+/// sessions commit without waiting for the WAL flush: a batch then costs
+/// no fsync, and an fsync slowed by other writes (100 ms and more in the
+/// ingest benchmark, several times the 500-event buffer at its paced rate)
+/// no longer holds up the writer. The risk is small and bounded: on a crash
+/// of PostgreSQL itself, the last fraction of a second of committed events
+/// (at most 3 x wal_writer_delay) may be lost, never corrupted; events wait
+/// in Mesher's own buffers for up to the flush interval anyway.
+pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<Pool> {
+    let mut config = parse_url(url)?;
+    if !synchronous_commit {
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c synchronous_commit=off"),
+            None => "-c synchronous_commit=off".to_owned(),
+        };
+        config.options(options);
+    }
+    build_pool(config, max_size)
+}
+
+fn build_pool(config: tokio_postgres::Config, max_size: u32) -> Result<Pool> {
+    let manager = PostgresConnectionManager::new(config, NoTls);
     Ok(Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECTION_TIMEOUT)

@@ -8,30 +8,13 @@ mod common;
 
 use actix::prelude::*;
 use chrono::{Days, NaiveDate, Utc};
-use common::TestDb;
+use common::{TestDb, wait_until};
 use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
-
-/// How long [`wait_until`] waits for something that must happen: far more
-/// than any of it needs, so reaching it means it is not going to happen.
-const LIVENESS_BOUND: Duration = Duration::from_secs(10);
-
-/// Polls `check` until it holds; panics naming `what` once the liveness bound
-/// has passed.
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + LIVENESS_BOUND;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "gave up after {LIVENESS_BOUND:?} waiting until {what}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(15)).await;
-    }
-}
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()

@@ -33,27 +33,93 @@ const COLUMN_TYPES: [Type; 15] = [
 ];
 
 /// Stores a batch in one statement: all rows commit, or none do, so a
-/// failed batch can be retried whole. Should a row's day have no partition
-/// yet (the clock passed the pre-created range, or the partition manager
-/// has not run), the partitions are created and the batch is sent again
-/// once, so no event is lost to a missing partition.
+/// failed batch can be retried whole. Returns the rows added.
+///
+/// Two failures are repaired here rather than retried as they are:
+/// - a row whose day has no partition yet (the clock passed the
+///   pre-created range, or the partition manager has not run): the batch's
+///   days get partitions and the batch goes again, so no event is lost to
+///   a missing partition;
+/// - events already stored (a retry after a commit whose reply was lost, or
+///   an event sent twice): the batch goes again as an insert that skips
+///   them, instead of failing every retry and dropping its new events.
 pub async fn insert_batch(pool: &Pool, events: &[Event]) -> Result<u64> {
     if events.is_empty() {
         return Ok(0);
     }
     let mut client = pool.get().await?;
-    match copy(&client, events).await {
-        Err(e) if is_missing_partition(&e) => {
-            let days: BTreeSet<_> = events.iter().map(|e| e.received_at.date_naive()).collect();
-            log::info!(
-                "creating missing event partitions for {} day(s) on demand",
-                days.len()
-            );
-            partitions::ensure_days(&mut client, days).await?;
-            Ok(copy(&client, events).await?)
+    let mut partitions_ensured = false;
+    loop {
+        let err = match copy(&client, events).await {
+            Ok(rows) => return Ok(rows),
+            Err(err) => err,
+        };
+        match err.code() {
+            // "No partition for row" is a check violation. Matching the code,
+            // not the message (which follows the server's language): creating
+            // existing partitions is a no-op, and a second failure surfaces.
+            Some(&SqlState::CHECK_VIOLATION) if !partitions_ensured => {
+                let days: BTreeSet<_> = events.iter().map(|e| e.received_at.date_naive()).collect();
+                log::info!(
+                    "creating event partitions for {} day(s) on demand",
+                    days.len()
+                );
+                partitions::ensure_days(&mut client, days).await?;
+                partitions_ensured = true;
+            }
+            Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Ok(insert_skipping_stored(&client, events).await?);
+            }
+            _ => return Err(err.into()),
         }
-        other => Ok(other?),
     }
+}
+
+/// The slow path of [`insert_batch`]: one multi-row insert from arrays,
+/// skipping events whose (id, received_at) is already stored.
+async fn insert_skipping_stored(client: &Client, events: &[Event]) -> Result<u64, PgError> {
+    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let projects: Vec<_> = events.iter().map(|e| e.project_id).collect();
+    let issues: Vec<_> = events.iter().map(|e| e.issue_id).collect();
+    let levels: Vec<_> = events.iter().map(|e| e.level.as_str()).collect();
+    let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+    let fingerprints: Vec<_> = events.iter().map(|e| e.fingerprint.as_str()).collect();
+    let exceptions: Vec<_> = events.iter().map(|e| e.exception.as_ref()).collect();
+    let stacktraces: Vec<_> = events.iter().map(|e| e.stacktrace.as_ref()).collect();
+    let breadcrumbs: Vec<_> = events.iter().map(|e| e.breadcrumbs.as_ref()).collect();
+    let tags: Vec<_> = events.iter().map(|e| &e.tags).collect();
+    let extras: Vec<_> = events.iter().map(|e| &e.extra).collect();
+    let users: Vec<_> = events.iter().map(|e| e.user_context.as_ref()).collect();
+    let sdk_names: Vec<_> = events.iter().map(|e| e.sdk_name.as_deref()).collect();
+    let sdk_versions: Vec<_> = events.iter().map(|e| e.sdk_version.as_deref()).collect();
+    let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
+    client
+        .execute(
+            "INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception,
+                 stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                 $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
+                 $12::jsonb[], $13::text[], $14::text[], $15::timestamptz[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &ids,
+                &projects,
+                &issues,
+                &levels,
+                &messages,
+                &fingerprints,
+                &exceptions,
+                &stacktraces,
+                &breadcrumbs,
+                &tags,
+                &extras,
+                &users,
+                &sdk_names,
+                &sdk_versions,
+                &received,
+            ],
+        )
+        .await
 }
 
 async fn copy(client: &Client, events: &[Event]) -> Result<u64, PgError> {
@@ -82,13 +148,6 @@ async fn copy(client: &Client, events: &[Event]) -> Result<u64, PgError> {
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await
-}
-
-fn is_missing_partition(e: &PgError) -> bool {
-    e.as_db_error().is_some_and(|db| {
-        *db.code() == SqlState::CHECK_VIOLATION
-            && db.message().starts_with("no partition of relation")
-    })
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

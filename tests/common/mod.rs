@@ -10,7 +10,7 @@
 
 use mesher::Config;
 use mesher::db::{self, Pool};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 pub struct TestDb {
@@ -139,5 +139,22 @@ impl Drop for TestDb {
                 ))
         })
         .join();
+    }
+}
+
+/// How long [`wait_until`] waits for something that must happen: far more
+/// than any of it needs, so reaching it means it is not going to happen.
+const LIVENESS_BOUND: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it holds; panics naming `what` once the liveness bound
+/// has passed. A bound on liveness, not a timing assertion.
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + LIVENESS_BOUND;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {LIVENESS_BOUND:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(15)).await;
     }
 }

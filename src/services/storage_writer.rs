@@ -46,6 +46,9 @@ pub struct StorageWriter {
     in_flight: usize,
     /// Where the running write's outcome arrives.
     outcome: Option<oneshot::Receiver<Outcome>>,
+    /// A [`Flush`] arrived while a batch was in flight; honoured as soon as
+    /// that batch is settled.
+    flush_requested: bool,
     /// Counters reported by [`Stats`].
     stats: WriterStats,
     /// Callers of [`Drain`] waiting for the buffer to empty.
@@ -97,11 +100,12 @@ impl StorageWriter {
         StorageWriter {
             project_id,
             pool,
-            buffer: VecDeque::with_capacity(config.buffer_capacity),
+            buffer: VecDeque::new(),
             config,
             io,
             in_flight: 0,
             outcome: None,
+            flush_requested: false,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
         }
@@ -118,6 +122,7 @@ impl StorageWriter {
     /// Starts writing everything buffered, unless a batch is in flight.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight == 0 && !self.buffer.is_empty() {
+            self.flush_requested = false;
             let batch: Vec<Event> = self.buffer.drain(..).collect();
             self.write(batch, 0, ctx);
         }
@@ -130,7 +135,7 @@ impl StorageWriter {
         let (tx, rx) = oneshot::channel();
         self.outcome = Some(rx);
         let (pool, me) = (self.pool.clone(), ctx.address());
-        self.io.spawn(async move {
+        let spawned = self.io.spawn(async move {
             let result = db::events::insert_batch(&pool, &batch).await;
             let _ = tx.send(Outcome {
                 batch,
@@ -139,6 +144,11 @@ impl StorageWriter {
             });
             me.do_send(Written);
         });
+        if !spawned {
+            // The I/O arbiter is gone and took the batch with it; the closed
+            // channel tells check_outcome so.
+            self.check_outcome(ctx);
+        }
     }
 
     /// Takes the running write's outcome, if it has arrived.
@@ -153,8 +163,8 @@ impl StorageWriter {
             }
             Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Closed) => {
-                // Only when the I/O arbiter stopped (system shutdown) with
-                // the write still queued: the batch went with it.
+                // Only when the I/O arbiter stopped (system shutdown) before
+                // the write ran: the batch went with it.
                 self.outcome = None;
                 self.stats.dropped_after_retries += self.in_flight as u64;
                 log::error!(
@@ -162,7 +172,7 @@ impl StorageWriter {
                     self.project_id,
                     self.in_flight
                 );
-                self.in_flight = 0;
+                self.settle(ctx);
             }
         }
     }
@@ -198,11 +208,18 @@ impl StorageWriter {
                 );
             }
         }
+        self.settle(ctx);
+    }
+
+    /// The batch in flight is done with (stored or given up): start the
+    /// next one if it is due, or answer a drain that has nothing left.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
         self.in_flight = 0;
         let draining = !self.drain_waiters.is_empty();
-        if self.buffer.len() >= self.config.batch_size || (draining && !self.buffer.is_empty()) {
+        if self.buffer.len() >= self.config.batch_size || draining || self.flush_requested {
             self.flush(ctx);
-        } else if draining && self.buffer.is_empty() {
+        }
+        if draining && self.in_flight == 0 && self.buffer.is_empty() {
             self.finish_drain(ctx);
         }
     }
@@ -221,6 +238,16 @@ impl Actor for StorageWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.config.flush_interval, |act, ctx| act.flush(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let unwritten = self.buffer.len() + self.in_flight;
+        if unwritten > 0 {
+            log::error!(
+                "project {}: writer stopped with {unwritten} events unwritten",
+                self.project_id
+            );
+        }
     }
 }
 
@@ -244,7 +271,8 @@ impl Handler<Written> for StorageWriter {
     }
 }
 
-/// Starts a flush now, whatever the buffer holds (cast).
+/// Starts a flush now, whatever the buffer holds, or as soon as the batch
+/// in flight is settled (cast).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Flush;
@@ -281,6 +309,9 @@ impl Handler<Flush> for StorageWriter {
     type Result = ();
 
     fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
+        if self.in_flight > 0 {
+            self.flush_requested = true;
+        }
         self.flush(ctx);
     }
 }

@@ -19,7 +19,7 @@
 //! per project, opening connections). `BENCH_EVENTS` sets the events per phase (default
 //! 100,000), `BENCH_PACED_SECS` the paced run's length (default 10).
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
 use mesher::db::{self, Pool};
 use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
@@ -172,7 +172,7 @@ async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, Reg
     let url =
         std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
     let pool = event_pool(&url)?;
-    let registry = WriterRegistry::new(pool, WriterConfig::default()).start();
+    let registry = WriterRegistry::start_on_own_thread(pool, WriterConfig::default());
     for (i, p) in projects.iter().enumerate() {
         registry.do_send(Store(Event::from_payload(*p, payload(i))?));
     }

@@ -3,7 +3,7 @@
 //! what was made as one JSON object on stdout (logs go to stderr).
 //!
 //! ```sh
-//! . scripts/pg.sh && cargo run --example quickstart
+//! env "$(scripts/pg.sh)" cargo run --example quickstart
 //! ```
 
 use mesher::domain::{Event, EventPayload, ExceptionInfo};

@@ -4,8 +4,9 @@
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// Everything [`crate::start`] needs.
-#[derive(Debug, Clone)]
+/// Everything [`crate::start`] needs. `Debug` leaves out the database URL,
+/// which usually holds a password.
+#[derive(Clone)]
 pub struct Config {
     /// Where PostgreSQL is (`DATABASE_URL`).
     pub database_url: String,
@@ -90,6 +91,24 @@ impl Default for PartitionConfig {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .field("storage_pool_size", &self.storage_pool_size)
+            .field(
+                "storage_synchronous_commit",
+                &self.storage_synchronous_commit,
+            )
+            .field("database_wait", &self.database_wait)
+            .field("users", &self.users)
+            .field("writer", &self.writer)
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
 impl Config {
     /// The defaults, for the database at `database_url`.
     pub fn new(database_url: impl Into<String>) -> Self {
@@ -129,6 +148,14 @@ impl Config {
                 n => Ok(n),
             }
         };
+        // Durations beyond a year are surely typos, and huge ones would
+        // overflow the clock arithmetic of timers.
+        let duration = |key: &'static str, n: u64, unit_secs: f64| -> Result<u64> {
+            if n as f64 * unit_secs > 366.0 * 86_400.0 {
+                return Err(Error::invalid(key, "must be at most a year"));
+            }
+            Ok(n)
+        };
         let small = |key: &'static str, n: u64| {
             u32::try_from(n).map_err(|_| Error::invalid(key, "is too large"))
         };
@@ -151,7 +178,7 @@ impl Config {
             };
         }
         if let Some(n) = num("MESHER_DB_WAIT_SECS")? {
-            c.database_wait = Duration::from_secs(n);
+            c.database_wait = Duration::from_secs(duration("MESHER_DB_WAIT_SECS", n, 1.0)?);
         }
         if let Some(n) = num("MESHER_BCRYPT_COST")? {
             if !(4..=31).contains(&n) {
@@ -163,7 +190,7 @@ impl Config {
             c.users.bcrypt_cost = n as u32;
         }
         if let Some(n) = positive("MESHER_SESSION_TTL_SECS")? {
-            c.users.session_ttl = Duration::from_secs(n);
+            c.users.session_ttl = Duration::from_secs(duration("MESHER_SESSION_TTL_SECS", n, 1.0)?);
         }
         if let Some(n) = positive("MESHER_WRITER_BUFFER")? {
             c.writer.buffer_capacity = n as usize;
@@ -172,7 +199,8 @@ impl Config {
             c.writer.batch_size = n as usize;
         }
         if let Some(n) = positive("MESHER_WRITER_FLUSH_MS")? {
-            c.writer.flush_interval = Duration::from_millis(n);
+            c.writer.flush_interval =
+                Duration::from_millis(duration("MESHER_WRITER_FLUSH_MS", n, 0.001)?);
         }
         if let Some(list) = get("MESHER_WRITER_RETRY_MS") {
             c.writer.retry_backoff = list
@@ -191,7 +219,8 @@ impl Config {
             c.partitions.days_ahead = small("MESHER_PARTITION_DAYS_AHEAD", n)?;
         }
         if let Some(n) = positive("MESHER_PARTITION_CHECK_SECS")? {
-            c.partitions.check_interval = Duration::from_secs(n);
+            c.partitions.check_interval =
+                Duration::from_secs(duration("MESHER_PARTITION_CHECK_SECS", n, 1.0)?);
         }
         if c.writer.batch_size > c.writer.buffer_capacity {
             return Err(Error::invalid(
@@ -233,6 +262,12 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_hides_the_database_password() {
+        let c = Config::new("postgres://mesher:s3cret@db/mesher");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
     fn environment_overrides_and_bad_values_name_the_variable() {
         let c = from(&[
             ("DATABASE_URL", "postgres://x"),
@@ -260,6 +295,26 @@ mod tests {
             from(&[("DATABASE_URL", "x"), ("MESHER_BCRYPT_COST", "99")]),
             Err(Error::InvalidInput {
                 field: "MESHER_BCRYPT_COST",
+                ..
+            })
+        ));
+        assert!(matches!(
+            from(&[
+                ("DATABASE_URL", "x"),
+                ("MESHER_DB_WAIT_SECS", "18446744073709551615")
+            ]),
+            Err(Error::InvalidInput {
+                field: "MESHER_DB_WAIT_SECS",
+                ..
+            })
+        ));
+        assert!(matches!(
+            from(&[
+                ("DATABASE_URL", "x"),
+                ("MESHER_WRITER_RETRY_MS", "100,soon")
+            ]),
+            Err(Error::InvalidInput {
+                field: "MESHER_WRITER_RETRY_MS",
                 ..
             })
         ));

@@ -87,7 +87,11 @@ impl From<tokio_postgres::Error> for Error {
         match *db.code() {
             SqlState::UNIQUE_VIOLATION => Error::AlreadyExists { entity },
             SqlState::FOREIGN_KEY_VIOLATION => Error::NotFound { entity },
-            SqlState::INVALID_TEXT_REPRESENTATION => Error::invalid("id", "must be a UUID"),
+            // Ids are parsed before any query; this catches text cast to a
+            // uuid in SQL, and leaves other casts as database errors.
+            SqlState::INVALID_TEXT_REPRESENTATION if db.message().contains("uuid") => {
+                Error::invalid("id", "must be a UUID")
+            }
             SqlState::ADMIN_SHUTDOWN
             | SqlState::CANNOT_CONNECT_NOW
             | SqlState::TOO_MANY_CONNECTIONS => {

@@ -43,15 +43,14 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         orgs: OrgService::new(pool.clone()).start(),
         projects: ProjectService::new(pool.clone()).start(),
         users: UserService::new(pool.clone(), config.users.clone()).start(),
-        writers: WriterRegistry::new(
+        writers: WriterRegistry::start_on_own_thread(
             db::event_pool(
                 &config.database_url,
                 config.storage_pool_size,
                 config.storage_synchronous_commit,
             )?,
             config.writer.clone(),
-        )
-        .start(),
+        ),
         partitions,
         pool,
     })
@@ -77,7 +76,16 @@ impl Mesher {
 /// drains every writer. The caller decides what shutdown means (a signal
 /// for the binary, anything for an embedder or a test).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RegistryStats> {
-    let mesher = start(&config).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // A signal while still waiting for PostgreSQL ends the wait: there is
+    // nothing to drain yet.
+    let mesher = tokio::select! {
+        started = start(&config) => started?,
+        () = &mut shutdown => {
+            log::info!("stopped before start-up finished");
+            return Ok(RegistryStats::default());
+        }
+    };
     log::info!("ready");
     shutdown.await;
     log::info!("shutting down");

@@ -89,7 +89,8 @@ impl bb8::ErrorSink<tokio_postgres::Error> for LogErrors {
 /// waits for it instead of failing at once.
 pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
     let config = parse_url(url)?;
-    let deadline = Instant::now() + within;
+    // A wait too long to represent is a wait without end.
+    let deadline = Instant::now().checked_add(within);
     loop {
         let err = match config.connect(NoTls).await {
             Ok((client, connection)) => {
@@ -99,7 +100,7 @@ pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
             }
             Err(e) => e,
         };
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::DatabaseUnavailable(format!(
                 "PostgreSQL did not answer within {}s: {err}",
                 within.as_secs()
@@ -112,7 +113,13 @@ pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
 
 /// Applies `schema.sql`; idempotent and safe against concurrent callers.
 pub async fn apply_schema(pool: &Pool) -> Result<()> {
-    pool.get().await?.batch_execute(SCHEMA_SQL).await?;
+    let client = pool.get().await?;
+    if let Err(e) = client.batch_execute(SCHEMA_SQL).await {
+        // The script runs in one transaction; leave none open on a pooled
+        // connection.
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(e.into());
+    }
     Ok(())
 }
 

@@ -30,6 +30,9 @@ pub struct WriterRegistry {
     config: WriterConfig,
     /// The thread all writers' flushes run on (see [`StorageWriter`]).
     io: Arbiter,
+    /// The thread the registry and its writers run on, when it has one of
+    /// its own (see [`WriterRegistry::start_on_own_thread`]).
+    intake: Option<Arbiter>,
     /// The running writers by project.
     writers: HashMap<Uuid, Addr<StorageWriter>>,
     /// Project ids found not to exist. Ids are random UUIDs assigned at
@@ -53,11 +56,24 @@ impl WriterRegistry {
             pool,
             config,
             io: Arbiter::new(),
+            intake: None,
             writers: HashMap::new(),
             unknown: HashSet::new(),
             rejected: 0,
             closed: false,
         }
+    }
+
+    /// Starts a registry on a thread of its own, as the wiring does: a burst
+    /// of events then occupies that thread, not the one the other services
+    /// answer on. The thread ends when the registry stops.
+    pub fn start_on_own_thread(pool: Pool, config: WriterConfig) -> Addr<Self> {
+        let intake = Arbiter::new();
+        let handle = intake.handle();
+        WriterRegistry::start_in_arbiter(&handle, move |_| WriterRegistry {
+            intake: Some(intake),
+            ..WriterRegistry::new(pool, config)
+        })
     }
 
     fn start_writer(&mut self, project_id: Uuid) -> &Addr<StorageWriter> {
@@ -117,6 +133,9 @@ impl Actor for WriterRegistry {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.io.stop();
+        if let Some(intake) = &self.intake {
+            intake.stop();
+        }
     }
 }
 
@@ -203,8 +222,8 @@ impl Handler<TotalStats> for WriterRegistry {
     }
 }
 
-/// Refuses new events, drains every writer and reports the final totals
-/// (call). Used at shutdown.
+/// Refuses new events, drains every writer, reports the final totals and
+/// stops the registry (call). Used at shutdown.
 #[derive(Debug, Message)]
 #[rtype(result = "RegistryStats")]
 pub struct DrainAll;
@@ -215,7 +234,7 @@ impl Handler<DrainAll> for WriterRegistry {
     fn handle(&mut self, _: DrainAll, _: &mut Self::Context) -> Self::Result {
         self.closed = true;
         let drains = join_all(self.writers.drain().map(|(_, w)| w.send(Drain)));
-        Box::pin(drains.into_actor(self).map(|replies, act, _| {
+        Box::pin(drains.into_actor(self).map(|replies, act, ctx| {
             let mut totals = WriterStats::default();
             let count = replies.len();
             for reply in replies {
@@ -225,6 +244,7 @@ impl Handler<DrainAll> for WriterRegistry {
                     totals.add(&stats);
                 }
             }
+            ctx.stop();
             act.registry_stats(count, totals)
         }))
     }

@@ -49,10 +49,15 @@ pub(crate) async fn ensure_days(
             continue;
         }
         // Identifiers and bounds cannot be bound parameters; both come from
-        // a NaiveDate's formatting, never from input text.
+        // a NaiveDate's formatting, never from input text. Creating the
+        // table apart and then attaching it locks `events` only in SHARE
+        // UPDATE EXCLUSIVE mode, which inserts and queries do not wait on;
+        // CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE and
+        // queue every writer behind any long query on `events`.
         tx.batch_execute(&format!(
-            "CREATE TABLE {name} PARTITION OF events
-             FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')"
+            "CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+             ALTER TABLE events ATTACH PARTITION {name}
+                 FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')"
         ))
         .await?;
         created.push(name);

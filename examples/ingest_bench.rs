@@ -233,12 +233,17 @@ struct PacedRun {
     p99_ms: f64,
 }
 
-/// Phase 4: one project at `rate` events/s for `secs`, the events cloned
-/// from `templates` with fresh ids. A sampler reads the writer's `stored`
+/// Phase 4: one project at `rate` events/s for `secs`, the events built
+/// from `templates` as they are sent, as an ingest endpoint would. A sampler reads the writer's `stored`
 /// counter every millisecond; a writer stores in arrival order, so event i
 /// is committed once `stored > i`, and its delay is that moment minus the
 /// moment it was sent.
-async fn paced(project: Uuid, templates: Vec<Event>, rate: f64, secs: u64) -> Result<PacedRun> {
+async fn paced(
+    project: Uuid,
+    templates: Vec<EventPayload>,
+    rate: f64,
+    secs: u64,
+) -> Result<PacedRun> {
     let (registry, _) = warmed_registry(&[project]).await?;
     let writer = registry
         .send(GetWriter(project))
@@ -254,15 +259,14 @@ async fn paced(project: Uuid, templates: Vec<Event>, rate: f64, secs: u64) -> Re
             while sent_at.len() < total {
                 let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
                 while sent_at.len() < due {
-                    let mut event = templates[sent_at.len() % templates.len()].clone();
-                    event.id = mesher::domain::new_id();
-                    event.received_at = chrono::Utc::now();
+                    let payload = templates[sent_at.len() % templates.len()].clone();
+                    let event = Event::from_payload(project, payload)?;
                     sent_at.push(Instant::now());
                     registry.do_send(Store(event));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            sent_at
+            Ok::<_, Error>(sent_at)
         })
     };
 
@@ -280,7 +284,7 @@ async fn paced(project: Uuid, templates: Vec<Event>, rate: f64, secs: u64) -> Re
     };
     let sent_at = producer
         .join()
-        .map_err(|_| Error::Internal("producer panicked".into()))?;
+        .map_err(|_| Error::Internal("producer panicked".into()))??;
     registry.send(DrainAll).await?;
 
     let mut delays: Vec<f64> = sent_at
@@ -371,7 +375,7 @@ async fn main() -> Result<()> {
 
     truncate(&pool).await?;
     let rate = 0.8 * run1.rate;
-    let p = paced(one[0], events(1000, &one)?, rate, paced_secs).await?;
+    let p = paced(one[0], (0..1000).map(payload).collect(), rate, paced_secs).await?;
     println!(
         "phase 4 paced at {rate:.0} events/s for {paced_secs} s: {} sent, {} dropped, delay p50 {:.1} ms, p99 {:.1} ms",
         p.sent, p.dropped, p.p50_ms, p.p99_ms

@@ -174,9 +174,9 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         message: Some("from the future".into()),
         ..Default::default()
     };
-    let mut event = Event::from_payload(project, payload).unwrap();
-    event.received_at += chrono::Duration::days(30);
-    let day = event.received_at.date_naive();
+    let in_30_days = Utc::now() + chrono::Duration::days(30);
+    let event = Event::from_payload_received_at(project, payload, in_30_days).unwrap();
+    let day = event.received_at().date_naive();
     let name = db::partitions::partition_name(day);
     assert!(!partition_exists(&t, &name).await);
 
@@ -204,7 +204,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(in_partition, event.id);
+    assert_eq!(in_partition, event.id());
     let all = partitions(&t).await;
     assert_eq!(
         all[&name],

@@ -332,14 +332,17 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
         .collect();
     // No partition exists yet: the insert creates today's and succeeds.
     assert_eq!(db::events::insert_batch(&t.pool, &events).await.unwrap(), 3);
-    let today = db::partitions::partition_name(events[0].received_at.date_naive());
+    let today = db::partitions::partition_name(events[0].received_at().date_naive());
     assert_eq!(t.count(&format!("SELECT count(*) FROM {today}")).await, 3);
     let msg: String = t
         .pool
         .get()
         .await
         .unwrap()
-        .query_one("SELECT message FROM events WHERE id = $1", &[&events[1].id])
+        .query_one(
+            "SELECT message FROM events WHERE id = $1",
+            &[&events[1].id()],
+        )
         .await
         .unwrap()
         .get(0);

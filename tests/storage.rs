@@ -201,7 +201,7 @@ async fn a_full_buffer_drops_exactly_the_oldest_events() {
         stored_count(&t, project).await == 10
     })
     .await;
-    let expected: BTreeSet<Uuid> = sent[..5].iter().chain(&sent[7..]).map(|e| e.id).collect();
+    let expected: BTreeSet<Uuid> = sent[..5].iter().chain(&sent[7..]).map(|e| e.id()).collect();
     assert_eq!(stored_ids(&t, project).await, expected);
     wait_until("the writer has counted the second batch", async || {
         stats(&writer).await.stored == 10
@@ -286,7 +286,7 @@ async fn a_failed_flush_is_retried_and_stores_each_event_once() {
     assert_eq!(s.dropped_after_retries, 0, "{s:?}");
     assert_eq!(
         stored_ids(&t, project).await,
-        sent.iter().map(|e| e.id).collect()
+        sent.iter().map(|e| e.id()).collect()
     );
 }
 
@@ -315,7 +315,7 @@ async fn a_batch_that_keeps_failing_is_dropped_after_three_retries() {
     .await;
     assert_eq!(
         stored_ids(&t, project).await,
-        later.iter().map(|e| e.id).collect()
+        later.iter().map(|e| e.id()).collect()
     );
 }
 
@@ -462,7 +462,7 @@ async fn draining_the_registry_stores_every_buffered_event() {
     for p in projects {
         in_db.extend(stored_ids(&t, p).await);
     }
-    assert_eq!(in_db, sent.iter().map(|e| e.id).collect());
+    assert_eq!(in_db, sent.iter().map(|e| e.id()).collect());
 }
 
 #[actix::test]
@@ -473,16 +473,23 @@ async fn an_event_is_not_lost_when_its_partition_is_missing() {
     let project = new_project(&t).await;
     let writer = start_writer(&t, project, t.config().writer);
 
-    let mut sent = events(project, 3);
-    // One day for all, even if the test runs across midnight UTC.
-    let day = sent[0].received_at;
-    sent.iter_mut().for_each(|e| e.received_at = day);
+    // One receipt time for all, even if the test runs across midnight UTC.
+    let now = chrono::Utc::now();
+    let sent: Vec<Event> = (0..3)
+        .map(|i| {
+            let payload = EventPayload {
+                message: Some(format!("event {i}")),
+                ..Default::default()
+            };
+            Event::from_payload_received_at(project, payload, now).unwrap()
+        })
+        .collect();
     send_all(&writer, &sent);
     wait_until("the events are stored", async || {
         stats(&writer).await.stored == 3
     })
     .await;
-    let today = db::partitions::partition_name(sent[0].received_at.date_naive());
+    let today = db::partitions::partition_name(sent[0].received_at().date_naive());
     assert_eq!(t.count(&format!("SELECT count(*) FROM {today}")).await, 3);
     assert_eq!(
         stats(&writer).await.retries,
@@ -515,6 +522,6 @@ async fn events_already_stored_are_skipped_not_dropped_with_their_batch() {
         (10, 0, 0),
         "{s:?}"
     );
-    let expected: BTreeSet<Uuid> = batch.iter().map(|e| e.id).collect();
+    let expected: BTreeSet<Uuid> = batch.iter().map(|e| e.id()).collect();
     assert_eq!(stored_ids(&t, project).await, expected);
 }

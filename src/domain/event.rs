@@ -160,34 +160,79 @@ impl fmt::Debug for RawJson {
 }
 
 /// A validated event, ready to store. Its JSON parts are kept encoded
-/// (see [`RawJson`]); the comments name the type each decodes to.
+/// (see [`RawJson`]); the getters' comments name the type each decodes to.
+///
+/// Fields are private: an event comes only from [`Event::from_payload`] (or
+/// deserialization, which checks the same rules), so a value that would
+/// sink a batch cannot be built by assignment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "EventRecord")]
 pub struct Event {
     /// Assigned once, on receipt, so a retried write can never store the
     /// event twice: the primary key (id, received_at) repeats.
-    pub id: Uuid,
-    pub project_id: Uuid,
+    pub(crate) id: Uuid,
+    pub(crate) project_id: Uuid,
     /// Set by grouping, a later layer; `None` when stored.
-    pub issue_id: Option<Uuid>,
-    pub level: Severity,
-    pub message: String,
-    pub fingerprint: String,
-    /// [`ExceptionInfo`].
-    pub exception: Option<RawJson>,
-    /// `Vec<StackFrame>`.
-    pub stacktrace: Option<RawJson>,
-    /// `Vec<Breadcrumb>`.
-    pub breadcrumbs: Option<RawJson>,
-    /// `BTreeMap<String, String>`; `{}` when the payload had none.
-    pub tags: RawJson,
-    /// A JSON object; `{}` when the payload had none.
-    pub extra: RawJson,
-    /// Any JSON value describing the affected user.
-    pub user_context: Option<RawJson>,
-    pub sdk_name: Option<String>,
-    pub sdk_version: Option<String>,
+    pub(crate) issue_id: Option<Uuid>,
+    pub(crate) level: Severity,
+    pub(crate) message: String,
+    pub(crate) fingerprint: String,
+    pub(crate) exception: Option<RawJson>,
+    pub(crate) stacktrace: Option<RawJson>,
+    pub(crate) breadcrumbs: Option<RawJson>,
+    pub(crate) tags: RawJson,
+    pub(crate) extra: RawJson,
+    pub(crate) user_context: Option<RawJson>,
+    pub(crate) sdk_name: Option<String>,
+    pub(crate) sdk_version: Option<String>,
     /// Picks the daily partition the event lands in (UTC).
-    pub received_at: DateTime<Utc>,
+    pub(crate) received_at: DateTime<Utc>,
+}
+
+/// An [`Event`] as serialized, before its rules are checked again.
+#[derive(Deserialize)]
+struct EventRecord {
+    id: Uuid,
+    project_id: Uuid,
+    issue_id: Option<Uuid>,
+    level: Severity,
+    message: String,
+    fingerprint: String,
+    exception: Option<RawJson>,
+    stacktrace: Option<RawJson>,
+    breadcrumbs: Option<RawJson>,
+    tags: RawJson,
+    extra: RawJson,
+    user_context: Option<RawJson>,
+    sdk_name: Option<String>,
+    sdk_version: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+impl TryFrom<EventRecord> for Event {
+    type Error = Error;
+
+    fn try_from(r: EventRecord) -> Result<Self> {
+        let event = Event {
+            id: r.id,
+            project_id: r.project_id,
+            issue_id: r.issue_id,
+            level: r.level,
+            message: r.message,
+            fingerprint: r.fingerprint,
+            exception: r.exception,
+            stacktrace: r.stacktrace,
+            breadcrumbs: r.breadcrumbs,
+            tags: r.tags,
+            extra: r.extra,
+            user_context: r.user_context,
+            sdk_name: r.sdk_name,
+            sdk_version: r.sdk_version,
+            received_at: r.received_at,
+        };
+        event.check()?;
+        Ok(event)
+    }
 }
 
 impl Event {
@@ -207,6 +252,17 @@ impl Event {
     /// frames hashes its type and value; an event without an exception
     /// hashes its level and message.
     pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
+        Self::from_payload_received_at(project_id, payload, Utc::now())
+    }
+
+    /// [`Event::from_payload`] for an event received at `received_at`
+    /// rather than now: for replaying or importing events, whose day then
+    /// picks their partition.
+    pub fn from_payload_received_at(
+        project_id: Uuid,
+        payload: EventPayload,
+        received_at: DateTime<Utc>,
+    ) -> Result<Event> {
         let level = match payload.level.as_deref() {
             Some(l) => l.parse()?,
             None => Severity::default(),
@@ -222,13 +278,7 @@ impl Event {
             }
         };
         let fingerprint = match payload.fingerprint {
-            Some(f) => {
-                let f = f.trim();
-                if f.is_empty() || f.chars().count() > MAX_FINGERPRINT_CHARS {
-                    return Err(Error::invalid("fingerprint", "must be 1 to 256 characters"));
-                }
-                f.to_owned()
-            }
+            Some(f) => f.trim().to_owned(),
             None => default_fingerprint(
                 level,
                 &message,
@@ -267,14 +317,24 @@ impl Event {
                 .transpose()?,
             sdk_name: payload.sdk_name,
             sdk_version: payload.sdk_version,
-            received_at: Utc::now(),
+            received_at,
         };
-        event.check_size_and_text()?;
+        event.check()?;
         Ok(event)
     }
 
-    /// The 1 MiB and no-NUL rules, over every part as it will be stored.
-    fn check_size_and_text(&self) -> Result<()> {
+    /// The rules every event obeys however it was made: a message, a
+    /// fingerprint of 1 to 256 characters, at most 1 MiB in all, no NUL.
+    fn check(&self) -> Result<()> {
+        if self.message.trim().is_empty() {
+            return Err(Error::invalid(
+                "message",
+                "an event needs a message or an exception",
+            ));
+        }
+        if self.fingerprint.is_empty() || self.fingerprint.chars().count() > MAX_FINGERPRINT_CHARS {
+            return Err(Error::invalid("fingerprint", "must be 1 to 256 characters"));
+        }
         let texts = [
             Some(&self.message),
             Some(&self.fingerprint),
@@ -301,6 +361,72 @@ impl Event {
             return Err(Error::invalid("event", "must not contain NUL characters"));
         }
         Ok(())
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn project_id(&self) -> Uuid {
+        self.project_id
+    }
+
+    pub fn issue_id(&self) -> Option<Uuid> {
+        self.issue_id
+    }
+
+    pub fn level(&self) -> Severity {
+        self.level
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Decodes to [`ExceptionInfo`].
+    pub fn exception(&self) -> Option<&RawJson> {
+        self.exception.as_ref()
+    }
+
+    /// Decodes to `Vec<StackFrame>`.
+    pub fn stacktrace(&self) -> Option<&RawJson> {
+        self.stacktrace.as_ref()
+    }
+
+    /// Decodes to `Vec<Breadcrumb>`.
+    pub fn breadcrumbs(&self) -> Option<&RawJson> {
+        self.breadcrumbs.as_ref()
+    }
+
+    /// Decodes to `BTreeMap<String, String>`; `{}` when the payload had none.
+    pub fn tags(&self) -> &RawJson {
+        &self.tags
+    }
+
+    /// A JSON object; `{}` when the payload had none.
+    pub fn extra(&self) -> &RawJson {
+        &self.extra
+    }
+
+    /// Any JSON value describing the affected user.
+    pub fn user_context(&self) -> Option<&RawJson> {
+        self.user_context.as_ref()
+    }
+
+    pub fn sdk_name(&self) -> Option<&str> {
+        self.sdk_name.as_deref()
+    }
+
+    pub fn sdk_version(&self) -> Option<&str> {
+        self.sdk_version.as_deref()
+    }
+
+    pub fn received_at(&self) -> DateTime<Utc> {
+        self.received_at
     }
 }
 
@@ -503,6 +629,17 @@ mod tests {
                 .message,
             literal
         );
+    }
+
+    #[test]
+    fn deserializing_checks_the_same_rules() {
+        let e = Event::from_payload(Uuid::now_v7(), payload("boom")).unwrap();
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+        let nul = json.replace("boom", "bo\\u0000om");
+        assert!(serde_json::from_str::<Event>(&nul).is_err());
+        let long = json.replace(&e.fingerprint, &"f".repeat(257));
+        assert!(serde_json::from_str::<Event>(&long).is_err());
     }
 
     #[test]

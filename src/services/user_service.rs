@@ -39,13 +39,15 @@ impl UserService {
 impl Actor for UserService {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Self::Context) {
-        // Pay for the dummy hash now, off-thread, rather than on the first
-        // login for an unknown email (which would then take twice as long).
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Pay for the dummy hash before serving anything (off-thread; the
+        // mailbox waits), so no login for an unknown email pays for it and
+        // takes twice as long as a wrong password.
         let (dummy, cost) = (self.dummy_hash.clone(), self.config.bcrypt_cost);
-        tokio::task::spawn_blocking(move || {
+        let prepare = off_thread(move || {
             dummy_hash(&dummy, cost);
         });
+        ctx.wait(prepare.into_actor(self).map(|_, _, _| ()));
     }
 }
 

@@ -91,3 +91,20 @@ fn gives_up_with_a_clear_message_when_postgresql_never_answers() {
     let exit = child.wait().unwrap();
     assert!(!exit.success());
 }
+
+#[test]
+fn a_signal_while_waiting_for_postgresql_stops_it_cleanly() {
+    let mut child = mesher("postgres://postgres@127.0.0.1:9/postgres")
+        .env("MESHER_DB_WAIT_SECS", "600")
+        .spawn()
+        .expect("start mesher");
+    let lines = log_lines(&mut child);
+    wait_for_line(&lines, "waiting for PostgreSQL");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "mesher exited with {exit}");
+}

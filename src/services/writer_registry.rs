@@ -2,9 +2,19 @@
 //!
 //! It starts a project's writer on the project's first event, after
 //! checking that the project exists (events for unknown projects are
-//! refused, logged and counted, never stored), and supervises it: a writer found stopped,
-//! for whatever reason, panics included, is replaced on the next event for
-//! its project. At shutdown [`DrainAll`] drains every writer.
+//! refused, logged and counted, never stored), and supervises it: a writer
+//! found stopped, for whatever reason, panics included, is replaced on the
+//! next event for its project. At shutdown [`DrainAll`] drains every writer.
+//!
+//! Threads: the wiring starts the registry on an arbiter of its own, where
+//! its writers run too; their database work runs on a second, I/O arbiter
+//! (see [`StorageWriter`]).
+//!
+//! The existence check holds the registry's mailbox (`ctx.wait`): it is one
+//! indexed lookup per project per process, and it keeps a project's events
+//! and a later `DrainAll` in order. The price: while PostgreSQL is
+//! unreachable, the first event of a new project holds routing for every
+//! project for up to the pool's connection timeout (10 s).
 
 use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;

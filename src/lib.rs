@@ -28,6 +28,14 @@
 //! `schema.sql` at the top of the repository is the data model; it is
 //! compiled in and applied at every start.
 //!
+//! # Threads
+//!
+//! The tenancy services and the partition manager run on the System's
+//! arbiter. The writer registry and its per-project writers run on an
+//! arbiter of their own, so a burst of events cannot delay a login; their
+//! database work runs on a third, the storage I/O arbiter, with a pool of
+//! its own. bcrypt runs on tokio's blocking pool.
+//!
 //! # Embedding
 //!
 //! ```no_run

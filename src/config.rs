@@ -206,14 +206,20 @@ impl Config {
             c.writer.retry_backoff = list
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| s.trim().parse().map(Duration::from_millis))
-                .collect::<Result<_, _>>()
-                .map_err(|_| {
-                    Error::invalid(
+                .map(|s| {
+                    let ms = s.trim().parse().map_err(|_| {
+                        Error::invalid(
+                            "MESHER_WRITER_RETRY_MS",
+                            "must be comma-separated milliseconds",
+                        )
+                    })?;
+                    Ok(Duration::from_millis(duration(
                         "MESHER_WRITER_RETRY_MS",
-                        "must be comma-separated milliseconds",
-                    )
-                })?;
+                        ms,
+                        0.001,
+                    )?))
+                })
+                .collect::<Result<_>>()?;
         }
         if let Some(n) = num("MESHER_PARTITION_DAYS_AHEAD")? {
             c.partitions.days_ahead = small("MESHER_PARTITION_DAYS_AHEAD", n)?;
@@ -259,6 +265,21 @@ mod tests {
         );
         assert_eq!(c.partitions.days_ahead, 7);
         assert_eq!(c.partitions.check_interval, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn retry_delays_are_bounded_like_every_duration() {
+        let huge = from(&[
+            ("DATABASE_URL", "x"),
+            ("MESHER_WRITER_RETRY_MS", "100,5000000000000"),
+        ]);
+        assert!(matches!(
+            huge,
+            Err(Error::InvalidInput {
+                field: "MESHER_WRITER_RETRY_MS",
+                ..
+            })
+        ));
     }
 
     #[test]

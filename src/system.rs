@@ -73,7 +73,8 @@ impl Mesher {
 }
 
 /// Starts Mesher, logs "ready", runs until `shutdown` completes, then
-/// drains every writer. The caller decides what shutdown means (a signal
+/// drains every writer. A shutdown during start-up (say, while waiting for
+/// PostgreSQL) returns at once with empty counters: nothing was buffered. The caller decides what shutdown means (a signal
 /// for the binary, anything for an embedder or a test).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RegistryStats> {
     let mut shutdown = std::pin::pin!(shutdown);

@@ -215,3 +215,34 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
     );
     assert_eq!(all.len(), 9);
 }
+
+#[actix::test]
+async fn creating_a_partition_gives_up_rather_than_queue_behind_a_lock() {
+    // Another session holds a lock that ATTACH PARTITION must wait for (a
+    // long VACUUM or ANALYZE would); the creation fails after its lock
+    // timeout, to be retried, instead of hanging and holding the advisory
+    // lock that every other creation waits on.
+    let t = TestDb::new().await;
+    let mut holder = t.pool.get().await.unwrap();
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let far = day_after(today(), 100);
+    // A liveness bound, far above the 5 s lock timeout: without the timeout
+    // the call would wait for as long as the lock is held.
+    let blocked = tokio::time::timeout(
+        Duration::from_secs(60),
+        db::partitions::ensure_range(&t.pool, far, 0),
+    )
+    .await
+    .expect("the creation waited instead of giving up");
+    assert!(blocked.is_err(), "{blocked:?}");
+    tx.rollback().await.unwrap();
+    drop(holder);
+    let name = db::partitions::partition_name(far);
+    assert_eq!(
+        db::partitions::ensure_range(&t.pool, far, 0).await.unwrap(),
+        vec![name]
+    );
+}

@@ -1,4 +1,5 @@
-//! `events`: batch insert by binary COPY.
+//! `events`: batch insert by binary COPY, with an UNNEST insert that skips
+//! already-stored events as the fallback.
 
 use super::{Pool, partitions};
 use crate::domain::{Event, RawJson};
@@ -48,9 +49,14 @@ pub async fn insert_batch(pool: &Pool, events: &[Event]) -> Result<u64> {
         return Ok(0);
     }
     let mut client = pool.get().await?;
-    let mut partitions_ensured = false;
+    let (mut partitions_ensured, mut skip_stored) = (false, false);
     loop {
-        let err = match copy(&client, events).await {
+        let attempt = if skip_stored {
+            insert_skipping_stored(&client, events).await
+        } else {
+            copy(&client, events).await
+        };
+        let err = match attempt {
             Ok(rows) => return Ok(rows),
             Err(err) => err,
         };
@@ -67,9 +73,7 @@ pub async fn insert_batch(pool: &Pool, events: &[Event]) -> Result<u64> {
                 partitions::ensure_days(&mut client, days).await?;
                 partitions_ensured = true;
             }
-            Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Ok(insert_skipping_stored(&client, events).await?);
-            }
+            Some(&SqlState::UNIQUE_VIOLATION) if !skip_stored => skip_stored = true,
             _ => return Err(err.into()),
         }
     }

@@ -20,9 +20,9 @@ pub async fn ensure_range(pool: &Pool, first: NaiveDate, days_ahead: u32) -> Res
 }
 
 /// Creates the missing partitions among `days`, in one transaction that
-/// holds the schema's advisory lock: concurrent `CREATE TABLE IF NOT
-/// EXISTS` of one name can otherwise fail on a catalog unique index, so
-/// several processes doing this at once take turns instead.
+/// holds the schema's advisory lock, so that several processes doing this
+/// at once take turns (two creating one table at once can otherwise fail
+/// on a catalog unique index).
 pub(crate) async fn ensure_days(
     client: &mut Client,
     days: impl IntoIterator<Item = NaiveDate>,
@@ -30,6 +30,10 @@ pub(crate) async fn ensure_days(
     // A Transaction rolls back on drop, so a cancelled call cannot hand a
     // connection with an open transaction back to the pool.
     let tx = client.transaction().await?;
+    // Rather fail and be retried (the manager within a minute, a writer
+    // with its backoff) than wait without bound for the advisory lock or
+    // behind whoever holds a conflicting lock on `events`.
+    tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('mesher-schema'))",
         &[],

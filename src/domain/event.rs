@@ -162,9 +162,9 @@ impl fmt::Debug for RawJson {
 /// A validated event, ready to store. Its JSON parts are kept encoded
 /// (see [`RawJson`]); the getters' comments name the type each decodes to.
 ///
-/// Fields are private: an event comes only from [`Event::from_payload`] (or
-/// deserialization, which checks the same rules), so a value that would
-/// sink a batch cannot be built by assignment.
+/// Fields are private: an event comes only from [`Event::from_payload`],
+/// [`Event::from_payload_received_at`] or deserialization (which checks the
+/// same rules), so a value that would sink a batch cannot be assigned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "EventRecord")]
 pub struct Event {
@@ -231,6 +231,16 @@ impl TryFrom<EventRecord> for Event {
             received_at: r.received_at,
         };
         event.check()?;
+        // From a payload these shapes hold by construction; from JSON they
+        // must be checked.
+        let shape = |field, rule| Error::invalid(field, rule);
+        event
+            .tags
+            .decode::<BTreeMap<String, String>>()
+            .map_err(|_| shape("tags", "must map names to strings"))?;
+        if !event.extra.get().starts_with('{') {
+            return Err(shape("extra", "must be a JSON object"));
+        }
         Ok(event)
     }
 }
@@ -332,7 +342,11 @@ impl Event {
                 "an event needs a message or an exception",
             ));
         }
-        if self.fingerprint.is_empty() || self.fingerprint.chars().count() > MAX_FINGERPRINT_CHARS {
+        let fingerprint = self.fingerprint.as_str();
+        if fingerprint.trim().is_empty()
+            || fingerprint.trim() != fingerprint
+            || fingerprint.chars().count() > MAX_FINGERPRINT_CHARS
+        {
             return Err(Error::invalid("fingerprint", "must be 1 to 256 characters"));
         }
         let texts = [
@@ -640,6 +654,11 @@ mod tests {
         assert!(serde_json::from_str::<Event>(&nul).is_err());
         let long = json.replace(&e.fingerprint, &"f".repeat(257));
         assert!(serde_json::from_str::<Event>(&long).is_err());
+        let blank = json.replace(&e.fingerprint, "   ");
+        assert!(serde_json::from_str::<Event>(&blank).is_err());
+        let tags = json.replace(r#""tags":{}"#, r#""tags":5"#);
+        assert_ne!(tags, json);
+        assert!(serde_json::from_str::<Event>(&tags).is_err());
     }
 
     #[test]

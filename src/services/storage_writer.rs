@@ -66,7 +66,8 @@ pub struct WriterStats {
     pub stored: u64,
     /// Oldest events pushed out of a full buffer.
     pub dropped_overflow: u64,
-    /// Events of batches that still failed after the last retry.
+    /// Events of batches given up: still failing after the last retry, or
+    /// lost with the I/O arbiter at shutdown.
     pub dropped_after_retries: u64,
     /// Retry attempts made (not events).
     pub retries: u64,
@@ -163,8 +164,8 @@ impl StorageWriter {
             }
             Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Closed) => {
-                // Only when the I/O arbiter stopped (system shutdown) before
-                // the write ran: the batch went with it.
+                // The I/O arbiter stopped (system shutdown) before the write
+                // ran, or the write panicked: the batch went with it.
                 self.outcome = None;
                 self.stats.dropped_after_retries += self.in_flight as u64;
                 log::error!(

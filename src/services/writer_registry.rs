@@ -232,8 +232,8 @@ impl Handler<TotalStats> for WriterRegistry {
     }
 }
 
-/// Refuses new events, drains every writer, reports the final totals and
-/// stops the registry (call). Used at shutdown.
+/// Refuses new events from now on, drains every writer and reports the
+/// final totals (call). Used at shutdown.
 #[derive(Debug, Message)]
 #[rtype(result = "RegistryStats")]
 pub struct DrainAll;
@@ -244,7 +244,7 @@ impl Handler<DrainAll> for WriterRegistry {
     fn handle(&mut self, _: DrainAll, _: &mut Self::Context) -> Self::Result {
         self.closed = true;
         let drains = join_all(self.writers.drain().map(|(_, w)| w.send(Drain)));
-        Box::pin(drains.into_actor(self).map(|replies, act, ctx| {
+        Box::pin(drains.into_actor(self).map(|replies, act, _| {
             let mut totals = WriterStats::default();
             let count = replies.len();
             for reply in replies {
@@ -254,7 +254,10 @@ impl Handler<DrainAll> for WriterRegistry {
                     totals.add(&stats);
                 }
             }
-            ctx.stop();
+            // The writers are gone; the registry stays, closed, so that a
+            // late event is still refused and counted. It stops, with its
+            // intake thread, when its last address is dropped.
+            act.io.stop();
             act.registry_stats(count, totals)
         }))
     }

@@ -39,6 +39,19 @@ static ALLOCATOR: MiMalloc = MiMalloc;
 
 const CEILING_BATCH: usize = 5_000;
 
+/// How long any wait for the writers may take before the run is declared
+/// failed (the database went away, say) instead of waiting for ever.
+const SETTLE_BOUND: Duration = Duration::from_secs(120);
+
+fn within_bound(start: Instant, what: &str) -> Result<()> {
+    if start.elapsed() > SETTLE_BOUND {
+        return Err(Error::Internal(format!(
+            "{what} did not happen within {SETTLE_BOUND:?}"
+        )));
+    }
+    Ok(())
+}
+
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
         .ok()
@@ -176,11 +189,13 @@ async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, Reg
     for (i, p) in projects.iter().enumerate() {
         registry.do_send(Store(Event::from_payload(*p, payload(i))?));
     }
+    let start = Instant::now();
     loop {
         let stats = registry.send(TotalStats).await?;
         if stats.totals.stored == projects.len() as u64 {
             return Ok((registry, stats));
         }
+        within_bound(start, "storing the warm-up events")?;
         for p in projects {
             if let Some(writer) = registry.send(GetWriter(*p)).await? {
                 writer.do_send(Flush);
@@ -210,6 +225,7 @@ async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun>
         if arrived == total && s.totals.buffered + s.totals.in_flight == 0 {
             break s;
         }
+        within_bound(start, "settling the writers")?;
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     let elapsed = start.elapsed().as_secs_f64();
@@ -234,10 +250,11 @@ struct PacedRun {
 }
 
 /// Phase 4: one project at `rate` events/s for `secs`, the events built
-/// from `templates` as they are sent, as an ingest endpoint would. A sampler reads the writer's `stored`
-/// counter every millisecond; a writer stores in arrival order, so event i
-/// is committed once `stored > i`, and its delay is that moment minus the
-/// moment it was sent.
+/// from `templates` as they are sent, as an ingest endpoint would. A
+/// sampler reads the writer's `stored` counter every millisecond; a writer
+/// stores in arrival order, so event i is committed once `stored > i`, and
+/// its delay is that moment minus the moment it was sent. (Exact when
+/// nothing is dropped, which is the target; approximate otherwise.)
 async fn paced(
     project: Uuid,
     templates: Vec<EventPayload>,
@@ -271,6 +288,7 @@ async fn paced(
     };
 
     let mut committed_at: Vec<Instant> = Vec::with_capacity(total);
+    let start = Instant::now();
     let stats = loop {
         let s = writer.send(Stats).await?;
         let now = Instant::now();
@@ -280,6 +298,7 @@ async fn paced(
         if s.received - base.received == total as u64 && s.buffered + s.in_flight == 0 {
             break s;
         }
+        within_bound(start + Duration::from_secs(secs), "the paced run")?;
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
     let sent_at = producer

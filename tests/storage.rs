@@ -525,3 +525,41 @@ async fn events_already_stored_are_skipped_not_dropped_with_their_batch() {
     let expected: BTreeSet<Uuid> = batch.iter().map(|e| e.id()).collect();
     assert_eq!(stored_ids(&t, project).await, expected);
 }
+
+#[actix::test]
+async fn a_flush_asked_for_during_a_write_happens_after_it() {
+    // The timer never fires and the batch trigger is out of reach, so only
+    // the Flush sent while the first batch was still failing can write the
+    // second batch.
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 1000;
+    config.buffer_capacity = 1000;
+    config.retry_backoff = vec![Duration::from_millis(50); 100];
+    let writer = start_writer(&t, project, config);
+    let (first, second) = (events(project, 3), events(project, 4));
+
+    break_events_table(&t).await;
+    send_all(&writer, &first);
+    writer.do_send(Flush);
+    wait_until("the first batch is failing", async || {
+        stats(&writer).await.retries >= 1
+    })
+    .await;
+    send_all(&writer, &second);
+    writer.do_send(Flush);
+    assert_eq!(
+        stats(&writer).await.buffered,
+        4,
+        "held while a batch is in flight"
+    );
+    restore_events_table(&t).await;
+
+    wait_until("both batches are stored", async || {
+        stored_count(&t, project).await == 7
+    })
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!((s.stored, s.buffered, s.in_flight), (7, 0, 0), "{s:?}");
+}

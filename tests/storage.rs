@@ -563,3 +563,42 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
     let s = stats(&writer).await;
     assert_eq!((s.stored, s.buffered, s.in_flight), (7, 0, 0), "{s:?}");
 }
+
+#[actix::test]
+async fn a_slow_project_lookup_holds_back_only_that_project() {
+    let t = TestDb::new().await;
+    let (a, b) = (new_project(&t).await, new_project(&t).await);
+    let registry = WriterRegistry::new(t.pool.clone(), t.config().writer).start();
+    registry.do_send(Store(events(b, 1).remove(0)));
+    wait_until("B's writer is running", async || {
+        stored_count(&t, b).await == 1
+    })
+    .await;
+
+    // Another session holds `projects` exclusively, so A's lookup waits for
+    // it, as it would for a connection while PostgreSQL is unreachable.
+    let mut holder = t.pool.get().await.unwrap();
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    for e in events(a, 3) {
+        registry.do_send(Store(e));
+    }
+    for e in events(b, 4) {
+        registry.do_send(Store(e));
+    }
+    wait_until("B's events are stored while A's wait", async || {
+        let s = registry.send(TotalStats).await.unwrap();
+        stored_count(&t, b).await == 5 && s.pending == 3
+    })
+    .await;
+
+    // Shutdown waits for the lookup, then stores A's events too.
+    let drain = actix_rt::spawn(registry.send(DrainAll));
+    tx.rollback().await.unwrap();
+    drop(holder);
+    let s = drain.await.unwrap().unwrap();
+    assert_eq!((s.totals.stored, s.pending, s.rejected), (8, 0, 0), "{s:?}");
+    assert_eq!(stored_count(&t, a).await, 3);
+}

@@ -10,11 +10,11 @@
 //! its writers run too; their database work runs on a second, I/O arbiter
 //! (see [`StorageWriter`]).
 //!
-//! The existence check holds the registry's mailbox (`ctx.wait`): it is one
-//! indexed lookup per project per process, and it keeps a project's events
-//! and a later `DrainAll` in order. The price: while PostgreSQL is
-//! unreachable, the first event of a new project holds routing for every
-//! project for up to the pool's connection timeout (10 s).
+//! While a project is being looked up (once per process), its events wait
+//! in the registry, bounded like a writer's buffer; other projects' events
+//! flow on, even while PostgreSQL is unreachable and the lookup waits for
+//! a connection. `DrainAll` lets lookups in progress finish first, so no
+//! event that arrived before it is left behind.
 
 use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
@@ -24,7 +24,7 @@ use crate::error::Error;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -49,8 +49,15 @@ pub struct WriterRegistry {
     /// creation, so an unknown id never becomes a known one: remembering
     /// it spares a lookup per event for a misdirected stream.
     unknown: HashSet<Uuid>,
+    /// Events of projects being looked up, oldest first, held until the
+    /// lookup answers; at most a writer's buffer capacity per project.
+    pending: HashMap<Uuid, VecDeque<Event>>,
+    /// `DrainAll` callers waiting for the lookups in progress.
+    lookup_waiters: Vec<oneshot::Sender<()>>,
     /// Events refused: unknown project, failed lookup, or shutting down.
     rejected: u64,
+    /// Oldest events pushed out of `pending` while their lookup was slow.
+    dropped_pending: u64,
     /// Set by [`DrainAll`]: the system is shutting down, so new events are
     /// refused instead of starting writers that nobody will drain.
     closed: bool,
@@ -69,7 +76,10 @@ impl WriterRegistry {
             intake: None,
             writers: HashMap::new(),
             unknown: HashSet::new(),
+            pending: HashMap::new(),
+            lookup_waiters: Vec::new(),
             rejected: 0,
+            dropped_pending: 0,
             closed: false,
         }
     }
@@ -100,41 +110,71 @@ impl WriterRegistry {
             .into_mut()
     }
 
-    /// Checks that the event's project exists, then starts its writer and
-    /// hands it the event. `ctx.wait` holds the mailbox meanwhile (once per
-    /// project, a single indexed lookup), so later events for the project
-    /// find its writer, and a `DrainAll` cannot overtake the check.
-    fn start_writer_for(&mut self, event: Event, ctx: &mut Context<Self>) {
-        let (pool, project_id) = (self.pool.clone(), event.project_id);
-        let (tx, rx) = oneshot::channel();
+    /// Holds `event` while its project is looked up, starting the lookup if
+    /// none is in progress for it.
+    fn hold_for_lookup(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let project_id = event.project_id;
+        if let Some(waiting) = self.pending.get_mut(&project_id) {
+            waiting.push_back(event);
+            if waiting.len() > self.config.buffer_capacity {
+                waiting.pop_front();
+                self.dropped_pending += 1;
+            }
+            return;
+        }
+        self.pending.insert(project_id, VecDeque::from([event]));
+        let (pool, (tx, rx)) = (self.pool.clone(), oneshot::channel());
         // On the I/O thread, like every use of this pool (see `new`).
         self.io.spawn(async move {
             let _ = tx.send(db::projects::exists_by_id(&pool, project_id).await);
         });
-        let check = async move {
+        let lookup = async move {
             rx.await
                 .unwrap_or_else(|_| Err(Error::Internal("storage I/O stopped".into())))
         };
-        ctx.wait(
-            check
+        ctx.spawn(
+            lookup
                 .into_actor(self)
-                .map(move |exists, act, _| match exists {
-                    Ok(true) => act.start_writer(project_id).do_send(Store(event)),
-                    Ok(false) => {
-                        if act.unknown.len() >= MAX_UNKNOWN_REMEMBERED {
-                            act.unknown.clear();
-                        }
-                        act.unknown.insert(project_id);
-                        act.reject(project_id, "no such project");
-                    }
-                    Err(e) => act.reject(project_id, &format!("checking the project failed: {e}")),
-                }),
+                .map(move |exists, act, _| act.looked_up(project_id, exists)),
         );
     }
 
-    fn reject(&mut self, project_id: Uuid, why: &str) {
-        self.rejected += 1;
-        log::warn!("refused an event for project {project_id}: {why}");
+    /// Starts the writer of a project found to exist and hands it the
+    /// events held meanwhile, or refuses them.
+    fn looked_up(&mut self, project_id: Uuid, exists: crate::error::Result<bool>) {
+        let held = self.pending.remove(&project_id).unwrap_or_default();
+        match exists {
+            // Even when closed: these arrived before DrainAll, which waits
+            // for this lookup and then drains the writer.
+            Ok(true) => {
+                let writer = self.start_writer(project_id);
+                for event in held {
+                    writer.do_send(Store(event));
+                }
+            }
+            Ok(false) => {
+                if self.unknown.len() >= MAX_UNKNOWN_REMEMBERED {
+                    self.unknown.clear();
+                }
+                self.unknown.insert(project_id);
+                self.reject(project_id, held.len(), "no such project");
+            }
+            Err(e) => self.reject(
+                project_id,
+                held.len(),
+                &format!("checking the project failed: {e}"),
+            ),
+        }
+        if self.pending.is_empty() {
+            for waiter in self.lookup_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    fn reject(&mut self, project_id: Uuid, count: usize, why: &str) {
+        self.rejected += count as u64;
+        log::warn!("refused {count} event(s) for project {project_id}: {why}");
     }
 }
 
@@ -155,7 +195,7 @@ impl Handler<Store> for WriterRegistry {
     fn handle(&mut self, Store(event): Store, ctx: &mut Self::Context) {
         let project_id = event.project_id;
         if self.closed {
-            return self.reject(project_id, "the system is shutting down");
+            return self.reject(project_id, 1, "the system is shutting down");
         }
         match self.writers.get(&project_id) {
             Some(writer) if writer.connected() => writer.do_send(Store(event)),
@@ -166,9 +206,9 @@ impl Handler<Store> for WriterRegistry {
                 self.start_writer(project_id).do_send(Store(event));
             }
             None if self.unknown.contains(&project_id) => {
-                self.reject(project_id, "no such project")
+                self.reject(project_id, 1, "no such project")
             }
-            None => self.start_writer_for(event, ctx),
+            None => self.hold_for_lookup(event, ctx),
         }
     }
 }
@@ -201,6 +241,10 @@ pub struct RegistryStats {
     pub writers: usize,
     /// Events refused (see [`WriterRegistry`]).
     pub rejected: u64,
+    /// Events waiting for their project's lookup.
+    pub pending: u64,
+    /// Oldest events pushed out while waiting for a slow lookup.
+    pub dropped_pending: u64,
     /// Sum of the writers' counters.
     pub totals: WriterStats,
 }
@@ -210,6 +254,8 @@ impl WriterRegistry {
         RegistryStats {
             writers,
             rejected: self.rejected,
+            pending: self.pending.values().map(|v| v.len() as u64).sum(),
+            dropped_pending: self.dropped_pending,
             totals,
         }
     }
@@ -243,8 +289,16 @@ impl Handler<DrainAll> for WriterRegistry {
 
     fn handle(&mut self, _: DrainAll, _: &mut Self::Context) -> Self::Result {
         self.closed = true;
-        let drains = join_all(self.writers.drain().map(|(_, w)| w.send(Drain)));
-        Box::pin(drains.into_actor(self).map(|replies, act, _| {
+        let (tx, lookups_done) = oneshot::channel();
+        if self.pending.is_empty() {
+            let _ = tx.send(());
+        } else {
+            self.lookup_waiters.push(tx);
+        }
+        let drain = lookups_done.into_actor(self).then(|_, act, _| {
+            join_all(act.writers.drain().map(|(_, w)| w.send(Drain))).into_actor(act)
+        });
+        Box::pin(drain.map(|replies, act, _| {
             let mut totals = WriterStats::default();
             let count = replies.len();
             for reply in replies {

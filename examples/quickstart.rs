@@ -121,11 +121,12 @@ async fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// Waits until no event is buffered or being written.
+/// Waits until no event is waiting for its project's lookup, buffered or
+/// being written.
 async fn wait_until_written(mesher: &Mesher) -> Result<(), Error> {
     loop {
         let stats = mesher.writers.send(TotalStats).await?;
-        if stats.totals.buffered + stats.totals.in_flight == 0 {
+        if stats.pending + stats.totals.buffered + stats.totals.in_flight == 0 {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -19,7 +19,7 @@
 //! per project, opening connections). `BENCH_EVENTS` sets the events per phase (default
 //! 100,000), `BENCH_PACED_SECS` the paced run's length (default 10).
 
-use actix::{Addr, prelude::SendError};
+use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
 use mesher::db::{self, Pool};
 use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
@@ -171,26 +171,6 @@ async fn ceiling(url: &str, events: &[Event]) -> Result<f64> {
     Ok(events.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Sends `event` as soon as the registry takes it in: while its bounded
-/// mailbox is full (see [`mesher::services::INTAKE_CAPACITY`]) the producer waits a moment and
-/// tries again, as a caller that can wait does, instead of queueing without
-/// bound.
-fn offer(registry: &Addr<WriterRegistry>, event: Event) -> Result<()> {
-    let mut msg = Store(event);
-    loop {
-        match registry.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(SendError::Full(back)) => {
-                msg = back;
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            Err(SendError::Closed(_)) => {
-                return Err(Error::Internal("the registry stopped".into()));
-            }
-        }
-    }
-}
-
 struct WriterRun {
     stored: u64,
     dropped: u64,
@@ -233,7 +213,11 @@ async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun>
     let start = Instant::now();
     let producer = {
         let registry = registry.clone();
-        std::thread::spawn(move || events.into_iter().try_for_each(|e| offer(&registry, e)))
+        std::thread::spawn(move || {
+            for event in events {
+                registry.do_send(Store(event));
+            }
+        })
     };
     let stats = loop {
         let s = registry.send(TotalStats).await?;
@@ -247,7 +231,7 @@ async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun>
     let elapsed = start.elapsed().as_secs_f64();
     producer
         .join()
-        .map_err(|_| Error::Internal("producer panicked".into()))??;
+        .map_err(|_| Error::Internal("producer panicked".into()))?;
     registry.send(DrainAll).await?;
     let stored = stats.totals.stored - base.totals.stored;
     let dropped = total - stored;
@@ -290,11 +274,11 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
                 let due = ((start.elapsed().as_secs_f64() * rate) as usize).min(total);
                 for event in events.by_ref().take(due - sent_at.len()) {
                     sent_at.push(Instant::now());
-                    offer(&registry, event)?;
+                    registry.do_send(Store(event));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Ok::<_, Error>(sent_at)
+            sent_at
         })
     };
 
@@ -314,7 +298,7 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
     };
     let sent_at = producer
         .join()
-        .map_err(|_| Error::Internal("producer panicked".into()))??;
+        .map_err(|_| Error::Internal("producer panicked".into()))?;
     registry.send(DrainAll).await?;
 
     let mut delays: Vec<f64> = sent_at

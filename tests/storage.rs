@@ -13,8 +13,8 @@ use mesher::config::WriterConfig;
 use mesher::db;
 use mesher::domain::{Event, EventPayload, Name, Slug};
 use mesher::services::{
-    Drain, DrainAll, Flush, GetWriter, INTAKE_CAPACITY, Stats, StorageWriter, Store, TotalStats,
-    WriterRegistry, WriterStats,
+    Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
+    WriterStats,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -183,14 +183,12 @@ async fn a_full_buffer_drops_exactly_the_oldest_events() {
 
     break_events_table(&t).await;
     // 0..5 form the first batch; 5..12 arrive while it is in flight and
-    // overflow the 5-event buffer by two, pushing out 5 and 6. (A flush
-    // takes its batch once it has a connection, so 5..12 wait until then.)
-    send_all(&writer, &sent[..5]);
+    // overflow the 5-event buffer by two, pushing out 5 and 6.
+    send_all(&writer, &sent);
     wait_until("the first batch has failed once", async || {
         stats(&writer).await.retries >= 1
     })
     .await;
-    send_all(&writer, &sent[5..]);
     let s = stats(&writer).await;
     assert_eq!(
         (s.received, s.in_flight, s.buffered, s.dropped_overflow),
@@ -218,38 +216,6 @@ async fn a_full_buffer_drops_exactly_the_oldest_events() {
 }
 
 #[actix::test]
-async fn a_flush_takes_its_batch_once_it_has_a_connection() {
-    let t = TestDb::new().await;
-    let project = new_project(&t).await;
-    let mut config = no_timer(t.config().writer);
-    config.buffer_capacity = 100;
-    config.batch_size = 5;
-    // The writer's pool has one connection, and the test holds it.
-    let pool = mesher::db::pool(&t.url, 1).unwrap();
-    let held = pool.get_owned().await.unwrap();
-    let writer = StorageWriter::new(project, pool, config, Arbiter::current()).start();
-
-    // The 5th event starts a flush, which waits for the connection; the
-    // events after it stay buffered meanwhile, and join its batch.
-    send_all(&writer, &events(project, 12));
-    let s = stats(&writer).await;
-    assert_eq!((s.buffered, s.in_flight, s.stored), (12, 0, 0), "{s:?}");
-
-    drop(held);
-    wait_until("the batch is stored", async || {
-        stats(&writer).await.stored == 12
-    })
-    .await;
-    // One batch is one statement, committed in one transaction.
-    let transactions = t
-        .count(&format!(
-            "SELECT count(DISTINCT xmin::text) FROM events WHERE project_id = '{project}'"
-        ))
-        .await;
-    assert_eq!(transactions, 1);
-}
-
-#[actix::test]
 async fn stats_account_for_every_event_received() {
     let t = TestDb::new().await;
     let project = new_project(&t).await;
@@ -261,13 +227,7 @@ async fn stats_account_for_every_event_received() {
     // While the table is away: batch 0..5 fails for good; 5..12 arrive
     // meanwhile, 5 and 6 overflow, and 7..12 then fail for good too.
     break_events_table(&t).await;
-    let sent = events(project, 12);
-    send_all(&writer, &sent[..5]);
-    wait_until("the first batch is in flight", async || {
-        stats(&writer).await.in_flight == 5
-    })
-    .await;
-    send_all(&writer, &sent[5..]);
+    send_all(&writer, &events(project, 12));
     wait_until("both batches are given up", async || {
         stats(&writer).await.dropped_after_retries == 10
     })
@@ -275,13 +235,12 @@ async fn stats_account_for_every_event_received() {
 
     // Restored: one batch of 5 is stored, 3 stay buffered (no timer).
     restore_events_table(&t).await;
-    send_all(&writer, &events(project, 5));
+    send_all(&writer, &events(project, 8));
     wait_until("the new batch is stored", async || {
         let s = stats(&writer).await;
         s.stored == 5 && s.in_flight == 0
     })
     .await;
-    send_all(&writer, &events(project, 3));
 
     let s = stats(&writer).await;
     assert_eq!(
@@ -424,33 +383,6 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
         stored_count(&t, a).await == 5
     })
     .await;
-}
-
-#[actix::test]
-async fn a_full_registry_mailbox_makes_senders_wait() {
-    let t = TestDb::new().await;
-    let project = new_project(&t).await;
-    let mut config = t.config().writer;
-    config.buffer_capacity = 2 * INTAKE_CAPACITY;
-    let registry = WriterRegistry::new(t.pool.clone(), config).start();
-    // Once started, its mailbox has its bound. It runs on this thread, so
-    // it takes nothing in until the test awaits.
-    registry.send(TotalStats).await.unwrap();
-
-    let mut accepted = 0;
-    for e in events(project, INTAKE_CAPACITY + 1) {
-        match registry.try_send(Store(e)) {
-            Ok(()) => accepted += 1,
-            Err(SendError::Full(_)) => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!(accepted, INTAKE_CAPACITY);
-
-    // What was accepted is taken in and stored.
-    let s = registry.send(DrainAll).await.unwrap();
-    assert_eq!(s.totals.stored, INTAKE_CAPACITY as u64, "{s:?}");
-    assert_eq!(stored_count(&t, project).await, INTAKE_CAPACITY as i64);
 }
 
 #[actix::test]

@@ -48,22 +48,13 @@ pub async fn insert_batch(pool: &Pool, events: &[Event]) -> Result<u64> {
     if events.is_empty() {
         return Ok(0);
     }
-    insert_batch_on(&mut *pool.get().await?, events).await
-}
-
-/// [`insert_batch`] on a connection the caller already holds: a writer takes
-/// its batch only once it has a connection (see
-/// [`crate::services::StorageWriter`]).
-pub async fn insert_batch_on(client: &mut Client, events: &[Event]) -> Result<u64> {
-    if events.is_empty() {
-        return Ok(0);
-    }
+    let mut client = pool.get().await?;
     let (mut partitions_ensured, mut skip_stored) = (false, false);
     loop {
         let attempt = if skip_stored {
-            insert_skipping_stored(client, events).await
+            insert_skipping_stored(&client, events).await
         } else {
-            copy(client, events).await
+            copy(&client, events).await
         };
         let err = match attempt {
             Ok(rows) => return Ok(rows),
@@ -79,7 +70,7 @@ pub async fn insert_batch_on(client: &mut Client, events: &[Event]) -> Result<u6
                     "creating event partitions for {} day(s) on demand",
                     days.len()
                 );
-                partitions::ensure_days(client, days).await?;
+                partitions::ensure_days(&mut client, days).await?;
                 partitions_ensured = true;
             }
             Some(&SqlState::UNIQUE_VIOLATION) if !skip_stored => skip_stored = true,

@@ -24,6 +24,4 @@ pub use user_service::{
     AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,
     ValidateSession,
 };
-pub use writer_registry::{
-    DrainAll, GetWriter, INTAKE_CAPACITY, RegistryStats, TotalStats, WriterRegistry,
-};
+pub use writer_registry::{DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry};

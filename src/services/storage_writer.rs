@@ -2,16 +2,11 @@
 //!
 //! Events wait in a bounded buffer and go to the database in batches, one
 //! statement per batch, with at most one batch in flight. A flush starts
-//! when `batch_size` events are waiting or every `flush_interval`; it first
-//! gets a connection and only then takes everything buffered. Under load the
-//! buffer refills while a batch is written or a connection awaited (many
-//! writers share a few connections), so batches grow towards
-//! `buffer_capacity` and the per-statement cost is spread over more rows:
-//! in the ingest benchmark, taking 50 events and then waiting for a
-//! connection made 100 busy projects store a third less than the ceiling of
-//! one connection, taking the batch at the connection made them store more.
-//! A failed batch is retried after each `retry_backoff` delay, then dropped
-//! and counted.
+//! when `batch_size` events are waiting or every `flush_interval`, and takes
+//! everything buffered: under load the buffer refills while a batch is
+//! written, so batches grow towards `buffer_capacity` and the per-statement
+//! cost is spread over more rows. A failed batch is retried after each
+//! `retry_backoff` delay, then dropped and counted.
 //!
 //! The database work of a flush (encoding the batch and the COPY) runs on
 //! an I/O arbiter, a thread the registry shares among all writers, not on
@@ -47,15 +42,10 @@ pub struct StorageWriter {
     /// Events waiting for the next flush, oldest first.
     buffer: VecDeque<Event>,
     /// Events in the batch being written or waiting for a retry; 0 when
-    /// none, or while a write still waits for its connection.
+    /// none. Nonzero blocks further flushes: one batch in flight.
     in_flight: usize,
-    /// Where the running write's outcome arrives; `Some` from the start of
-    /// a write until its outcome is taken. With `in_flight`, it blocks
-    /// further flushes: one batch in flight.
+    /// Where the running write's outcome arrives.
     outcome: Option<oneshot::Receiver<Outcome>>,
-    /// Numbers writes, so that a [`TakeBatch`] from a write that is gone
-    /// (its I/O thread stopped) cannot take the next write's events.
-    write_seq: u64,
     /// A [`Flush`] arrived while a batch was in flight; honoured as soon as
     /// that batch is settled.
     flush_requested: bool,
@@ -116,7 +106,6 @@ impl StorageWriter {
             io,
             in_flight: 0,
             outcome: None,
-            write_seq: 0,
             flush_requested: false,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
@@ -131,38 +120,24 @@ impl StorageWriter {
         }
     }
 
-    /// A write is running or waiting for a retry.
-    fn busy(&self) -> bool {
-        self.outcome.is_some() || self.in_flight > 0
-    }
-
     /// Starts writing everything buffered, unless a batch is in flight.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if !self.busy() && !self.buffer.is_empty() {
+        if self.in_flight == 0 && !self.buffer.is_empty() {
             self.flush_requested = false;
-            self.write(None, 0, ctx);
+            let batch: Vec<Event> = self.buffer.drain(..).collect();
+            self.write(batch, 0, ctx);
         }
     }
 
-    /// Writes on the I/O arbiter: `batch` when retrying one (`attempt`
-    /// counts the retries already made), or else what is buffered once a
-    /// connection is at hand.
-    fn write(&mut self, batch: Option<Vec<Event>>, attempt: usize, ctx: &mut Context<Self>) {
-        self.write_seq += 1;
+    /// Writes `batch` on the I/O arbiter; `attempt` counts the retries
+    /// already made.
+    fn write(&mut self, batch: Vec<Event>, attempt: usize, ctx: &mut Context<Self>) {
+        self.in_flight = batch.len();
         let (tx, rx) = oneshot::channel();
         self.outcome = Some(rx);
-        let (pool, me, seq) = (self.pool.clone(), ctx.address(), self.write_seq);
+        let (pool, me) = (self.pool.clone(), ctx.address());
         let spawned = self.io.spawn(async move {
-            let connection = pool.get().await;
-            let batch = match batch {
-                Some(batch) => batch,
-                // A stopped writer has nothing to write.
-                None => me.send(TakeBatch(seq)).await.unwrap_or_default(),
-            };
-            let result = match connection {
-                Ok(mut client) => db::events::insert_batch_on(&mut client, &batch).await,
-                Err(e) => Err(e.into()),
-            };
+            let result = db::events::insert_batch(&pool, &batch).await;
             let _ = tx.send(Outcome {
                 batch,
                 attempt,
@@ -171,13 +146,8 @@ impl StorageWriter {
             me.do_send(Written);
         });
         if !spawned {
-            // The I/O arbiter is gone (shutdown), and with it any chance to
-            // write: what this write would have taken is lost, which the
-            // closed channel tells check_outcome.
-            if self.in_flight == 0 {
-                self.in_flight = self.buffer.len();
-                self.buffer.clear();
-            }
+            // The I/O arbiter is gone and took the batch with it; the closed
+            // channel tells check_outcome so.
             self.check_outcome(ctx);
         }
     }
@@ -228,9 +198,7 @@ impl StorageWriter {
                         batch.len(),
                         attempt + 1
                     );
-                    ctx.run_later(delay, move |act, ctx| {
-                        act.write(Some(batch), attempt + 1, ctx)
-                    });
+                    ctx.run_later(delay, move |act, ctx| act.write(batch, attempt + 1, ctx));
                     return;
                 }
                 self.stats.dropped_after_retries += batch.len() as u64;
@@ -252,7 +220,7 @@ impl StorageWriter {
         if self.buffer.len() >= self.config.batch_size || draining || self.flush_requested {
             self.flush(ctx);
         }
-        if draining && !self.busy() && self.buffer.is_empty() {
+        if draining && self.in_flight == 0 && self.buffer.is_empty() {
             self.finish_drain(ctx);
         }
     }
@@ -289,26 +257,6 @@ impl Actor for StorageWriter {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Store(pub Event);
-
-/// Sent by a write's I/O task once it holds a connection: the reply is the
-/// batch, everything buffered at that moment. Numbered by `write_seq`.
-#[derive(Message)]
-#[rtype(result = "Vec<Event>")]
-struct TakeBatch(u64);
-
-impl Handler<TakeBatch> for StorageWriter {
-    type Result = MessageResult<TakeBatch>;
-
-    fn handle(&mut self, TakeBatch(seq): TakeBatch, _: &mut Self::Context) -> Self::Result {
-        // Only the running write may take events, and only once.
-        if seq != self.write_seq || self.outcome.is_none() || self.in_flight > 0 {
-            return MessageResult(Vec::new());
-        }
-        let batch: Vec<Event> = self.buffer.drain(..).collect();
-        self.in_flight = batch.len();
-        MessageResult(batch)
-    }
-}
 
 /// Sent by the I/O task when a write is done, so the writer notices even
 /// when no event arrives.
@@ -362,7 +310,7 @@ impl Handler<Flush> for StorageWriter {
     type Result = ();
 
     fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
-        if self.busy() {
+        if self.in_flight > 0 {
             self.flush_requested = true;
         }
         self.flush(ctx);
@@ -385,7 +333,7 @@ impl Handler<Drain> for StorageWriter {
         self.check_outcome(ctx);
         let (tx, rx) = oneshot::channel();
         self.drain_waiters.push(tx);
-        if !self.busy() && self.buffer.is_empty() {
+        if self.in_flight == 0 && self.buffer.is_empty() {
             self.finish_drain(ctx);
         } else {
             self.flush(ctx);

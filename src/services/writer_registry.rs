@@ -15,11 +15,6 @@
 //! flow on, even while PostgreSQL is unreachable and the lookup waits for
 //! a connection. `DrainAll` lets lookups in progress finish first, so no
 //! event that arrived before it is left behind.
-//!
-//! Its mailbox is bounded ([`INTAKE_CAPACITY`]): a producer that sends with
-//! `send(..).await`, or backs off when `try_send` reports it full, is slowed
-//! to what the registry takes in, and a burst costs bounded memory. A
-//! `do_send` never waits: it is for callers that send little.
 
 use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
@@ -32,14 +27,6 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::oneshot;
 use uuid::Uuid;
-
-/// Events the registry's mailbox holds before `send` waits and `try_send`
-/// reports it full. Without a bound, a burst waits in the mailbox whole
-/// (the ingest benchmark queued 100k events, ~30 MB of envelopes the kernel
-/// had to zero page by page, competing with PostgreSQL for the CPU) before
-/// the writers' buffers drop most of it. A thousand events are a few
-/// milliseconds of intake: enough to ride out a scheduling hiccup.
-pub const INTAKE_CAPACITY: usize = 1024;
 
 /// How many unknown project ids are remembered; past that the set starts
 /// over, which only costs a repeated lookup.
@@ -193,10 +180,6 @@ impl WriterRegistry {
 
 impl Actor for WriterRegistry {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(INTAKE_CAPACITY);
-    }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.io.stop();

@@ -148,6 +148,28 @@ async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
 }
 
 #[actix::test]
+async fn events_that_arrive_together_go_in_one_batch() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 5;
+    let writer = start_writer(&t, project, config);
+
+    // Queued before the writer runs: the batch trigger fires on the fifth,
+    // but the flush waits for the other 35 already in the mailbox.
+    send_all(&writer, &events(project, 40));
+    wait_until("the burst is stored", async || {
+        stored_count(&t, project).await == 40
+    })
+    .await;
+    // A batch is one transaction, so its rows share one xmin.
+    let batches = t
+        .count("SELECT count(DISTINCT xmin::text) FROM events")
+        .await;
+    assert_eq!(batches, 1, "40 events arriving together were split");
+}
+
+#[actix::test]
 async fn a_partial_batch_is_flushed_by_the_timer() {
     let t = TestDb::new().await;
     let project = new_project(&t).await;

@@ -5,7 +5,10 @@
 //! when `batch_size` events are waiting or every `flush_interval`, and takes
 //! everything buffered: under load the buffer refills while a batch is
 //! written, so batches grow towards `buffer_capacity` and the per-statement
-//! cost is spread over more rows. A failed batch is retried after each
+//! cost is spread over more rows. For the same reason a flush due after a
+//! `Store` waits until the writer has taken the events already in its
+//! mailbox: a burst then goes as one batch, not in `batch_size` pieces
+//! each holding a connection. A failed batch is retried after each
 //! `retry_backoff` delay, then dropped and counted.
 //!
 //! The database work of a flush (encoding the batch and the COPY) runs on
@@ -49,6 +52,9 @@ pub struct StorageWriter {
     /// A [`Flush`] arrived while a batch was in flight; honoured as soon as
     /// that batch is settled.
     flush_requested: bool,
+    /// A flush is due and will start once the messages already in the
+    /// mailbox are handled (see [`Store`]).
+    flush_scheduled: bool,
     /// Counters reported by [`Stats`].
     stats: WriterStats,
     /// Callers of [`Drain`] waiting for the buffer to empty.
@@ -107,6 +113,7 @@ impl StorageWriter {
             in_flight: 0,
             outcome: None,
             flush_requested: false,
+            flush_scheduled: false,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
         }
@@ -300,8 +307,18 @@ impl Handler<Store> for StorageWriter {
             self.buffer.pop_front();
             self.stats.dropped_overflow += 1;
         }
-        if self.buffer.len() >= self.config.batch_size {
+        if self.buffer.len() >= self.config.buffer_capacity {
+            // Waiting would only push older events out.
             self.flush(ctx);
+        } else if self.buffer.len() >= self.config.batch_size && !self.flush_scheduled {
+            // actix handles the whole mailbox before it polls spawned
+            // futures, so this runs once the events queued behind this one
+            // are buffered.
+            self.flush_scheduled = true;
+            ctx.spawn(fut::ready(()).map(|_, act: &mut Self, ctx| {
+                act.flush_scheduled = false;
+                act.flush(ctx);
+            }));
         }
     }
 }

@@ -21,7 +21,7 @@
 
 use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
-use mesher::db::{self, Pool};
+use mesher::db::{self, EventPool, Pool};
 use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
 use mesher::services::{
     DrainAll, Flush, GetWriter, RegistryStats, Stats, Store, TotalStats, WriterRegistry,
@@ -154,7 +154,7 @@ async fn stored_rows(pool: &Pool) -> Result<i64> {
 
 /// A pool made as the binary makes the writers' one, commit settings
 /// included, so the ceiling and the writers are measured alike.
-fn event_pool(url: &str) -> Result<Pool> {
+fn event_pool(url: &str) -> Result<EventPool> {
     let c = mesher::Config::new(url);
     db::event_pool(url, c.storage_pool_size, c.storage_synchronous_commit)
 }

@@ -182,7 +182,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
 
     let writer = StorageWriter::new(
         project,
-        t.pool.clone(),
+        t.events.clone(),
         t.config().writer,
         Arbiter::current(),
     )

@@ -318,6 +318,36 @@ async fn memberships_link_users_and_orgs_once() {
 }
 
 #[actix::test]
+async fn event_connections_prepare_the_copy_once_and_keep_it() {
+    let t = TestDb::new().await;
+    let project = Uuid::now_v7();
+    let prepared_copies = async || -> i64 {
+        t.events
+            .get()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'COPY events%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(prepared_copies().await, 1, "a new connection has it ready");
+    for i in 0..3 {
+        let p = EventPayload {
+            message: Some(format!("batch {i}")),
+            ..Default::default()
+        };
+        let batch = [Event::from_payload(project, p).unwrap()];
+        db::events::insert_batch(&t.events, &batch).await.unwrap();
+    }
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 3);
+    assert_eq!(prepared_copies().await, 1, "batches reuse it");
+}
+
+#[actix::test]
 async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_demand() {
     let t = TestDb::new().await;
     let project = Uuid::now_v7();
@@ -331,7 +361,10 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
         })
         .collect();
     // No partition exists yet: the insert creates today's and succeeds.
-    assert_eq!(db::events::insert_batch(&t.pool, &events).await.unwrap(), 3);
+    assert_eq!(
+        db::events::insert_batch(&t.events, &events).await.unwrap(),
+        3
+    );
     let today = db::partitions::partition_name(events[0].received_at().date_naive());
     assert_eq!(t.count(&format!("SELECT count(*) FROM {today}")).await, 3);
     let msg: String = t
@@ -360,6 +393,9 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
         )
         .unwrap(),
     );
-    assert_eq!(db::events::insert_batch(&t.pool, &again).await.unwrap(), 1);
+    assert_eq!(
+        db::events::insert_batch(&t.events, &again).await.unwrap(),
+        1
+    );
     assert_eq!(t.count("SELECT count(*) FROM events").await, 4);
 }

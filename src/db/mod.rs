@@ -22,6 +22,8 @@ use tokio_postgres::{Client, NoTls};
 /// A pool of PostgreSQL connections; cheap to clone (an `Arc` inside).
 pub type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
 
+pub use events::EventPool;
+
 /// The schema, compiled in so the binary needs no file beside it.
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
@@ -37,7 +39,8 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
 /// Builds a pool for `url`. Connections open lazily, so this succeeds even
 /// while PostgreSQL is down; see [`wait_for_database`].
 pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
-    build_pool(parse_url(url)?, max_size)
+    let manager = PostgresConnectionManager::new(parse_url(url)?, NoTls);
+    Ok(build_pool(manager, max_size))
 }
 
 /// A pool for writing event batches. With `synchronous_commit` false its
@@ -48,7 +51,7 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
 /// of PostgreSQL itself, the last fraction of a second of committed events
 /// (at most 3 x wal_writer_delay) may be lost, never corrupted; events wait
 /// in Mesher's own buffers for up to the flush interval anyway.
-pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<Pool> {
+pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<EventPool> {
     let mut config = parse_url(url)?;
     if !synchronous_commit {
         let options = match config.get_options() {
@@ -57,16 +60,21 @@ pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<
         };
         config.options(options);
     }
-    build_pool(config, max_size)
+    Ok(build_pool(
+        events::EventConnections::new(PostgresConnectionManager::new(config, NoTls)),
+        max_size,
+    ))
 }
 
-fn build_pool(config: tokio_postgres::Config, max_size: u32) -> Result<Pool> {
-    let manager = PostgresConnectionManager::new(config, NoTls);
-    Ok(Pool::builder()
+fn build_pool<M>(manager: M, max_size: u32) -> bb8::Pool<M>
+where
+    M: bb8::ManageConnection<Error = tokio_postgres::Error>,
+{
+    bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(CONNECTION_TIMEOUT)
         .error_sink(Box::new(LogErrors))
-        .build_unchecked(manager))
+        .build_unchecked(manager)
 }
 
 /// Logs why a pooled connection could not be opened; without it a caller

@@ -1,6 +1,6 @@
 //! `projects`.
 
-use super::{Pool, exists};
+use super::{EventPool, Pool, exists};
 use crate::domain::{Name, Project, new_id};
 use crate::error::{Error, Result};
 use tokio_postgres::Row;
@@ -53,9 +53,9 @@ pub async fn get(pool: &Pool, id: Uuid) -> Result<Project> {
         .ok_or(Error::NotFound { entity: "project" })
 }
 
-/// Whether a project exists: the writer registry asks before it starts a
-/// writer for events naming it.
-pub async fn exists_by_id(pool: &Pool, id: Uuid) -> Result<bool> {
+/// Whether a project exists: the writer registry asks, on the pool its
+/// writers use, before it starts a writer for events naming it.
+pub async fn exists_by_id(pool: &EventPool, id: Uuid) -> Result<bool> {
     exists(&*pool.get().await?, "projects", id).await
 }
 

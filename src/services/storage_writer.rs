@@ -23,7 +23,7 @@
 //! finished flush is noticed even in the middle of a burst.
 
 use crate::config::WriterConfig;
-use crate::db::{self, Pool};
+use crate::db::{self, EventPool};
 use crate::domain::Event;
 use crate::error::{Error, Result};
 use actix::prelude::*;
@@ -37,7 +37,7 @@ pub struct StorageWriter {
     /// Whose events these are; named in every log line.
     project_id: Uuid,
     /// Shared connection pool; a flush holds one connection.
-    pool: Pool,
+    pool: EventPool,
     /// Buffer size, flush triggers and retry delays.
     config: WriterConfig,
     /// Where flushes run (see the module documentation).
@@ -103,7 +103,7 @@ struct Outcome {
 impl StorageWriter {
     /// A writer for `project_id` whose flushes run on `io` (the current
     /// arbiter will do for a writer that sees no bursts, as in tests).
-    pub fn new(project_id: Uuid, pool: Pool, config: WriterConfig, io: ArbiterHandle) -> Self {
+    pub fn new(project_id: Uuid, pool: EventPool, config: WriterConfig, io: ArbiterHandle) -> Self {
         StorageWriter {
             project_id,
             pool,

@@ -18,7 +18,7 @@
 
 use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
-use crate::db::{self, Pool};
+use crate::db::{self, EventPool};
 use crate::domain::Event;
 use crate::error::Error;
 use actix::prelude::*;
@@ -35,7 +35,7 @@ const MAX_UNKNOWN_REMEMBERED: usize = 10_000;
 /// Owns one [`StorageWriter`] per project that has sent events.
 pub struct WriterRegistry {
     /// Handed to each writer it starts.
-    pool: Pool,
+    pool: EventPool,
     /// Handed to each writer it starts.
     config: WriterConfig,
     /// The thread all writers' flushes run on (see [`StorageWriter`]).
@@ -68,7 +68,7 @@ impl WriterRegistry {
     /// its own: a pooled connection drives its socket on the thread that
     /// opened it, and the registry uses its pool only from its I/O thread,
     /// so that no burst of events on the actors' thread can stall a write.
-    pub fn new(pool: Pool, config: WriterConfig) -> Self {
+    pub fn new(pool: EventPool, config: WriterConfig) -> Self {
         WriterRegistry {
             pool,
             config,
@@ -87,7 +87,7 @@ impl WriterRegistry {
     /// Starts a registry on a thread of its own, as the wiring does: a burst
     /// of events then occupies that thread, not the one the other services
     /// answer on. The thread ends when the registry stops.
-    pub fn start_on_own_thread(pool: Pool, config: WriterConfig) -> Addr<Self> {
+    pub fn start_on_own_thread(pool: EventPool, config: WriterConfig) -> Addr<Self> {
         let intake = Arbiter::new();
         let handle = intake.handle();
         WriterRegistry::start_in_arbiter(&handle, move |_| WriterRegistry {

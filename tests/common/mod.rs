@@ -9,13 +9,16 @@
 #![allow(dead_code)]
 
 use mesher::Config;
-use mesher::db::{self, Pool};
+use mesher::db::{self, EventPool, Pool};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 pub struct TestDb {
     /// A pool on the test's own database.
     pub pool: Pool,
+    /// A pool like the one the writers get in the binary (see
+    /// [`db::event_pool`]), for the writers and batches under test.
+    pub events: EventPool,
     /// The URL of the test's own database.
     pub url: String,
     /// Its name, for the drop.
@@ -77,11 +80,13 @@ impl TestDb {
         admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let url = with_database(&admin_url, &name);
         let pool = db::pool(&url, 8).expect("pool");
+        let events = db::event_pool(&url, 8, false).expect("event pool");
         if with_schema {
             db::apply_schema(&pool).await.expect("apply schema");
         }
         TestDb {
             pool,
+            events,
             url,
             name,
             admin_url,

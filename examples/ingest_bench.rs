@@ -8,16 +8,23 @@
 //! 2. writer path, 1 project: events sent to the registry as fast as the
 //!    producer can, timed until nothing is buffered or in flight;
 //! 3. the same over 100 projects;
-//! 4. paced at 80% of phase 2's rate for at least 10 s: nothing may be
-//!    dropped; reports the delay from Store to commit;
+//! 4. paced at 80% of phase 2's (median) rate for at least 10 s: nothing
+//!    may be dropped; reports the delay from Store to commit;
 //! 5. peak resident memory.
 //!
 //! Writers use the default configuration (batch trigger 50, buffer 500,
 //! interval 5 s) on a pool of their own, as in the binary. Before phases 2
 //! to 4 each project's writer is started and has stored one event, so the
 //! clock does not include what a long-running process pays once (a lookup
-//! per project, opening connections). `BENCH_EVENTS` sets the events per phase (default
-//! 100,000), `BENCH_PACED_SECS` the paced run's length (default 10).
+//! per project, opening connections). Once all of a phase's events have
+//! arrived, each writer is asked to flush (see [`flush_all`]).
+//!
+//! A burst of phase 2 lasts a fraction of a second, a few flushes, so one
+//! flush more or less moves its rate by a fifth. Phases 1 to 3 therefore
+//! run `BENCH_ROUNDS` times (default 3), each round printed, and the
+//! summary uses the median of each phase. `BENCH_EVENTS` sets the events
+//! per phase (default 100,000), `BENCH_PACED_SECS` the paced run's length
+//! (default 10).
 
 use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
@@ -196,13 +203,23 @@ async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, Reg
             return Ok((registry, stats));
         }
         within_bound(start, "storing the warm-up events")?;
-        for p in projects {
-            if let Some(writer) = registry.send(GetWriter(*p)).await? {
-                writer.do_send(Flush);
-            }
-        }
+        flush_all(&registry, projects).await?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Asks every project's writer to flush what it holds. The phases do this
+/// once every event has arrived, as a client done sending would: the last
+/// events of a project, fewer than the batch trigger, would otherwise wait
+/// for the 5 s flush timer, and the clock would measure that timer instead
+/// of the writer.
+async fn flush_all(registry: &Addr<WriterRegistry>, projects: &[Uuid]) -> Result<()> {
+    for p in projects {
+        if let Some(writer) = registry.send(GetWriter(*p)).await? {
+            writer.do_send(Flush);
+        }
+    }
+    Ok(())
 }
 
 /// Phases 2 and 3: a producer thread sends every event to the registry as
@@ -219,11 +236,16 @@ async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun>
             }
         })
     };
+    let mut flushed = false;
     let stats = loop {
         let s = registry.send(TotalStats).await?;
         let arrived = s.totals.received + s.rejected - base.totals.received - base.rejected;
         if arrived == total && s.totals.buffered + s.totals.in_flight == 0 {
             break s;
+        }
+        if arrived == total && !flushed {
+            flush_all(&registry, projects).await?;
+            flushed = true;
         }
         within_bound(start, "settling the writers")?;
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -284,14 +306,20 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
 
     let mut committed_at: Vec<Instant> = Vec::with_capacity(total);
     let start = Instant::now();
+    let mut flushed = false;
     let stats = loop {
         let s = writer.send(Stats).await?;
         let now = Instant::now();
         while committed_at.len() < (s.stored - base.stored) as usize {
             committed_at.push(now);
         }
-        if s.received - base.received == total as u64 && s.buffered + s.in_flight == 0 {
+        let arrived = s.received - base.received == total as u64;
+        if arrived && s.buffered + s.in_flight == 0 {
             break s;
+        }
+        if arrived && !flushed {
+            writer.do_send(Flush);
+            flushed = true;
         }
         within_bound(start + Duration::from_secs(secs), "the paced run")?;
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -321,6 +349,12 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
     })
 }
 
+/// The middle value (the upper one of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Peak resident set size of this process, from the kernel.
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -340,6 +374,7 @@ async fn main() -> Result<()> {
         std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
     let n = env_or("BENCH_EVENTS", 100_000) as usize;
     let paced_secs = env_or("BENCH_PACED_SECS", 10);
+    let rounds = env_or("BENCH_ROUNDS", 3).max(1) as usize;
 
     let pool = db::pool(&url, 16)?;
     db::apply_schema(&pool).await?;
@@ -348,47 +383,52 @@ async fn main() -> Result<()> {
     let one = make_projects(&pool, 1).await?;
     let hundred = make_projects(&pool, 100).await?;
 
-    let ceiling_events = events(n, &one)?;
-    let bytes: usize = ceiling_events
+    let sample = events(n.min(1_000), &one)?;
+    let bytes: usize = sample
         .iter()
         .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()))
         .sum();
     println!(
-        "events: {n} per phase, {} bytes of JSON each on average",
-        bytes / n
+        "events: {n} per phase, {} bytes of JSON each on average; {rounds} round(s) of phases 1-3",
+        bytes / sample.len()
     );
+    drop(sample);
 
-    truncate(&pool).await?;
-    let ceiling_rate = ceiling(&url, &ceiling_events).await?;
-    drop(ceiling_events);
+    let (mut ceilings, mut ones, mut hundreds) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let tag = format!("(round {round}/{rounds})");
+        truncate(&pool).await?;
+        let rate = ceiling(&url, &events(n, &one)?).await?;
+        println!(
+            "phase 1 ceiling {tag}: binary COPY x{CEILING_BATCH}, one connection: {rate:.0} events/s"
+        );
+        ceilings.push(rate);
+
+        for (phase, projects, rates) in [(2, &one, &mut ones), (3, &hundred, &mut hundreds)] {
+            truncate(&pool).await?;
+            let run = writer_path(projects, events(n, projects)?).await?;
+            println!(
+                "phase {phase} writer, {} project(s) {tag}: {} stored ({} rows with the warm-up), {} dropped, {:.0} stored/s, ratio {:.2}",
+                projects.len(),
+                run.stored,
+                stored_rows(&pool).await?,
+                run.dropped,
+                run.rate,
+                run.rate / rate
+            );
+            rates.push(run.rate);
+        }
+    }
+    let ceiling_rate = median(&mut ceilings);
+    let rate_1 = median(&mut ones);
+    let rate_100 = median(&mut hundreds);
+    let (ratio_1, ratio_100) = (rate_1 / ceiling_rate, rate_100 / ceiling_rate);
     println!(
-        "phase 1 ceiling: binary COPY x{CEILING_BATCH}, one connection: {ceiling_rate:.0} events/s"
+        "phases 1-3, medians of {rounds}: ceiling {ceiling_rate:.0} events/s; 1 project {rate_1:.0} stored/s, ratio {ratio_1:.2}; 100 projects {rate_100:.0} stored/s, ratio {ratio_100:.2}"
     );
 
     truncate(&pool).await?;
-    let run1 = writer_path(&one, events(n, &one)?).await?;
-    let ratio_1 = run1.rate / ceiling_rate;
-    println!(
-        "phase 2 writer, 1 project: {} stored ({} rows with the warm-up), {} dropped, {:.0} stored/s, ratio {ratio_1:.2}",
-        run1.stored,
-        stored_rows(&pool).await?,
-        run1.dropped,
-        run1.rate
-    );
-
-    truncate(&pool).await?;
-    let run100 = writer_path(&hundred, events(n, &hundred)?).await?;
-    let ratio_100 = run100.rate / ceiling_rate;
-    println!(
-        "phase 3 writer, 100 projects: {} stored ({} rows with the warm-up), {} dropped, {:.0} stored/s, ratio {ratio_100:.2}",
-        run100.stored,
-        stored_rows(&pool).await?,
-        run100.dropped,
-        run100.rate
-    );
-
-    truncate(&pool).await?;
-    let rate = 0.8 * run1.rate;
+    let rate = 0.8 * rate_1;
     let p = paced(one[0], rate, paced_secs).await?;
     println!(
         "phase 4 paced at {rate:.0} events/s for {paced_secs} s: {} sent, {} dropped, delay p50 {:.1} ms, p99 {:.1} ms",

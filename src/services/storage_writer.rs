@@ -52,8 +52,9 @@ pub struct StorageWriter {
     /// A [`Flush`] arrived while a batch was in flight; honoured as soon as
     /// that batch is settled.
     flush_requested: bool,
-    /// A flush is due and will start once the messages already in the
-    /// mailbox are handled (see [`Store`]).
+    /// A flush became due during a `Store` and is put off until the mailbox
+    /// is empty (see the module documentation); one such wait at a time,
+    /// not one per event past `batch_size`.
     flush_scheduled: bool,
     /// Counters reported by [`Stats`].
     stats: WriterStats,
@@ -311,13 +312,17 @@ impl Handler<Store> for StorageWriter {
             // Waiting would only push older events out.
             self.flush(ctx);
         } else if self.buffer.len() >= self.config.batch_size && !self.flush_scheduled {
-            // actix handles the whole mailbox before it polls spawned
-            // futures, so this runs once the events queued behind this one
-            // are buffered.
+            // actix polls spawned futures only once it finds the mailbox
+            // empty, so this runs after every event already queued is
+            // buffered; a sender that never lets the mailbox empty meets the
+            // full-buffer flush above instead.
             self.flush_scheduled = true;
             ctx.spawn(fut::ready(()).map(|_, act: &mut Self, ctx| {
                 act.flush_scheduled = false;
-                act.flush(ctx);
+                // A Flush or a settled write may have taken the batch since.
+                if act.buffer.len() >= act.config.batch_size {
+                    act.flush(ctx);
+                }
             }));
         }
     }

@@ -397,8 +397,9 @@ async fn main() -> Result<()> {
 
     // Each writer rate is compared with the ceiling of its own round: the
     // ceiling moves between rounds too.
-    let (mut ceilings, mut rates_1, mut ratios_1, mut ratios_100) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ceilings = Vec::new();
+    // (rate, ratio) of each round, for 1 project and for 100.
+    let mut writer_runs: [Vec<(f64, f64)>; 2] = Default::default();
     for round in 1..=rounds {
         let tag = format!("(round {round}/{rounds})");
         truncate(&pool).await?;
@@ -408,7 +409,7 @@ async fn main() -> Result<()> {
         );
         ceilings.push(ceiling_rate);
 
-        for (phase, projects) in [(2, &one), (3, &hundred)] {
+        for (i, (phase, projects)) in [(2, &one), (3, &hundred)].into_iter().enumerate() {
             truncate(&pool).await?;
             let run = writer_path(projects, events(n, projects)?).await?;
             let ratio = run.rate / ceiling_rate;
@@ -424,16 +425,15 @@ async fn main() -> Result<()> {
                 run.dropped,
                 run.rate,
             );
-            if phase == 2 {
-                rates_1.push(run.rate);
-                ratios_1.push(ratio);
-            } else {
-                ratios_100.push(ratio);
-            }
+            writer_runs[i].push((run.rate, ratio));
         }
     }
-    let (ratio_1, ratio_100) = (median(&mut ratios_1), median(&mut ratios_100));
-    let rate_1 = median(&mut rates_1);
+    let [one_runs, hundred_runs] = writer_runs;
+    let medians = |runs: &[(f64, f64)]| {
+        let (mut rates, mut ratios): (Vec<f64>, Vec<f64>) = runs.iter().copied().unzip();
+        (median(&mut rates), median(&mut ratios))
+    };
+    let ((rate_1, ratio_1), (_, ratio_100)) = (medians(&one_runs), medians(&hundred_runs));
     println!(
         "phases 1-3, medians of {rounds} rounds: ceiling {:.0} events/s; 1 project {rate_1:.0} stored/s, ratio {ratio_1:.2}; 100 projects ratio {ratio_100:.2}",
         median(&mut ceilings)

@@ -59,6 +59,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod services;
 pub mod system;
 

@@ -1,1 +1,929 @@
-//! (to be written)
+//! Sentry envelopes, the body of `POST /api/<id>/envelope/`.
+//!
+//! An envelope is a header line, a JSON object (`event_id`, `dsn`,
+//! `sent_at`, `sdk`, `trace`, ...), then items, each an item header line, a
+//! JSON object with a `type` and an optional `length`, and a payload:
+//!
+//! ```text
+//! {"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","sent_at":"2024-06-10T12:00:00Z"}
+//! {"type":"event","length":41}
+//! {"message":"hello world","level":"error"}
+//! {"type":"attachment","length":6,"filename":"a.txt"}
+//! Hello
+//!
+//! ```
+//!
+//! With `length` the payload is exactly that many bytes, newlines included,
+//! and must be followed by `\n` or the end of the body; without it the
+//! payload runs to the next `\n` or the end. Only `\n` separates: a `\r`
+//! before it belongs to the data.
+//!
+//! Every edge case is decided as relay (Sentry's ingestion server) decides
+//! it, so whatever Sentry accepts Mesher accepts too:
+//!
+//! | input                                          | outcome                 |
+//! |------------------------------------------------|-------------------------|
+//! | empty body, or only whitespace                 | [`EnvelopeError::MissingHeader`] |
+//! | header that is not JSON, or not an object      | [`EnvelopeError::InvalidHeader`] |
+//! | header line alone, with or without `\n`        | accepted, no items      |
+//! | last payload without a final `\n`              | accepted                |
+//! | a JSON line followed by `\r\n` or other bytes  | [`EnvelopeError::MissingNewline`] |
+//! | blank lines before an item header              | skipped                 |
+//! | blank lines after the last item                | [`EnvelopeError::UnexpectedEof`] |
+//! | item header that is not an object, lacks a string `type`, or has a `length` that is not a 32-bit unsigned integer | [`EnvelopeError::InvalidItemHeader`] |
+//! | `length` past the end of the body              | [`EnvelopeError::LengthPastEnd`] |
+//! | unknown item `type`                            | accepted as [`ItemType::Other`] |
+//!
+//! One bound of Mesher's own: at most [`MAX_ITEMS`] items, so a flood of
+//! empty items cannot grow the item list without bound (the body's size is
+//! bounded by the caller, see [`crate::http::body`]).
+//!
+//! Parsing borrows: payloads are slices of the body, never copies.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The most items one envelope may hold. SDKs send a handful (an event and
+/// its attachments, a session, a client report); without a bound, a body of
+/// minimal items (`{"type":"x"}` and a newline, 13 bytes) would cost an
+/// `Item` each, over a million for a 20 MiB body.
+pub const MAX_ITEMS: usize = 1_000;
+
+/// Why a body is not a valid envelope.
+///
+/// The Display text is meant for the HTTP response body. Items are
+/// numbered from 1.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// The body is empty or only whitespace.
+    #[error("empty envelope: expected a JSON header line")]
+    MissingHeader,
+    /// The header line is not a JSON object of the expected shape.
+    #[error("invalid envelope header: {0}")]
+    InvalidHeader(String),
+    /// An item header is not a JSON object with a string `type` and an
+    /// optional non-negative integer `length`.
+    #[error("invalid header for item {item}: {reason}")]
+    InvalidItemHeader {
+        /// Position of the item, from 1.
+        item: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header line or a sized payload is followed by something other
+    /// than `\n` or the end of the body.
+    #[error("missing newline after {0}")]
+    MissingNewline(Place),
+    /// Only whitespace follows the last item where another item header
+    /// was expected.
+    #[error("unexpected end of envelope: expected item {item}'s header")]
+    UnexpectedEof {
+        /// Position of the item expected, from 1.
+        item: usize,
+    },
+    /// An item's `length` runs past the end of the body.
+    #[error(
+        "item {item} declares a length of {length} bytes but only {available} follow its header"
+    )]
+    LengthPastEnd {
+        /// Position of the item, from 1.
+        item: usize,
+        /// The declared `length`.
+        length: u32,
+        /// How many bytes follow the item header.
+        available: usize,
+    },
+    /// The envelope has more than [`MAX_ITEMS`] items.
+    #[error("envelope has more than {max} items")]
+    TooManyItems {
+        /// The bound, [`MAX_ITEMS`].
+        max: usize,
+    },
+}
+
+/// A place in an envelope, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The envelope header line.
+    Header,
+    /// The header line of an item (its position, from 1).
+    ItemHeader(usize),
+    /// The payload of an item (its position, from 1).
+    Payload(usize),
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Header => write!(f, "the envelope header"),
+            Self::ItemHeader(n) => write!(f, "the header of item {n}"),
+            Self::Payload(n) => write!(f, "the payload of item {n} (as long as its length says)"),
+        }
+    }
+}
+
+/// A parsed envelope; item payloads borrow from the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The envelope header's fields Mesher uses.
+    pub header: EnvelopeHeader,
+    /// The items, in body order.
+    pub items: Vec<Item<'a>>,
+}
+
+/// The envelope header's fields Mesher uses; the others (`sent_at`, `sdk`,
+/// `trace`, ...) are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct EnvelopeHeader {
+    /// The id of the event the envelope carries, as sent: 32 hex digits from
+    /// most SDKs, a hyphenated UUID from sentry-rust. Not checked here.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// The DSN the SDK was configured with; JavaScript sends it when it
+    /// goes through a tunnel, and then it is where the key is.
+    #[serde(default)]
+    pub dsn: Option<String>,
+}
+
+/// One envelope item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The item's `type`.
+    pub kind: ItemType,
+    /// The payload, exactly as sent.
+    pub payload: &'a [u8],
+}
+
+/// An item's `type`: the ones SDKs and relay know, and any other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemType {
+    /// `event`: an error or message event, JSON.
+    Event,
+    /// `transaction`: a performance transaction, JSON.
+    Transaction,
+    /// `security`: a normalized security report.
+    Security,
+    /// `raw_security`: a CSP/HPKP/Expect-CT report as browsers send it.
+    RawSecurity,
+    /// `nel`: a Network Error Logging report.
+    Nel,
+    /// `attachment`: a file for an event.
+    Attachment,
+    /// `form_data`: multipart form fields (minidump uploads).
+    FormData,
+    /// `unreal_report`: an Unreal Engine crash report.
+    UnrealReport,
+    /// `user_report`: user feedback, the old form.
+    UserReport,
+    /// `feedback`: user feedback as an event.
+    Feedback,
+    /// `session`: a release-health session update.
+    Session,
+    /// `sessions`: aggregated sessions.
+    Sessions,
+    /// `statsd`: metrics in statsd text.
+    Statsd,
+    /// `metric_buckets`: pre-aggregated metrics.
+    MetricBuckets,
+    /// `client_report`: what the SDK dropped and why.
+    ClientReport,
+    /// `profile`: a transaction profile.
+    Profile,
+    /// `profile_chunk` (or `profile_chunk_ui`): a continuous-profiling chunk.
+    ProfileChunk,
+    /// `replay_event`: session replay metadata.
+    ReplayEvent,
+    /// `replay_recording`: session replay data.
+    ReplayRecording,
+    /// `replay_video`: session replay video.
+    ReplayVideo,
+    /// `check_in`: a cron monitor check-in.
+    CheckIn,
+    /// `log`: a container of log records.
+    Log,
+    /// `span`: a standalone span.
+    Span,
+    /// `otel_span`: an OpenTelemetry span.
+    OtelSpan,
+    /// `trace_metric`: a container of metrics.
+    TraceMetric,
+    /// Any other type, as sent.
+    Other(String),
+}
+
+impl ItemType {
+    /// The type for a `type` value; unknown names become [`ItemType::Other`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "event" => Self::Event,
+            "transaction" => Self::Transaction,
+            "security" => Self::Security,
+            "raw_security" => Self::RawSecurity,
+            "nel" => Self::Nel,
+            "attachment" => Self::Attachment,
+            "form_data" => Self::FormData,
+            "unreal_report" => Self::UnrealReport,
+            "user_report" => Self::UserReport,
+            "feedback" => Self::Feedback,
+            "session" => Self::Session,
+            "sessions" => Self::Sessions,
+            "statsd" => Self::Statsd,
+            "metric_buckets" => Self::MetricBuckets,
+            "client_report" => Self::ClientReport,
+            "profile" => Self::Profile,
+            // Android SDK 8.10 and 8.11 send the `_ui` spelling; relay
+            // takes it as an alias.
+            "profile_chunk" | "profile_chunk_ui" => Self::ProfileChunk,
+            "replay_event" => Self::ReplayEvent,
+            "replay_recording" => Self::ReplayRecording,
+            "replay_video" => Self::ReplayVideo,
+            "check_in" => Self::CheckIn,
+            "log" => Self::Log,
+            "span" => Self::Span,
+            "otel_span" => Self::OtelSpan,
+            "trace_metric" => Self::TraceMetric,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// The type's name, fit for a metrics label: every [`ItemType::Other`]
+    /// is `"unknown"`, so clients cannot grow the label set.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Transaction => "transaction",
+            Self::Security => "security",
+            Self::RawSecurity => "raw_security",
+            Self::Nel => "nel",
+            Self::Attachment => "attachment",
+            Self::FormData => "form_data",
+            Self::UnrealReport => "unreal_report",
+            Self::UserReport => "user_report",
+            Self::Feedback => "feedback",
+            Self::Session => "session",
+            Self::Sessions => "sessions",
+            Self::Statsd => "statsd",
+            Self::MetricBuckets => "metric_buckets",
+            Self::ClientReport => "client_report",
+            Self::Profile => "profile",
+            Self::ProfileChunk => "profile_chunk",
+            Self::ReplayEvent => "replay_event",
+            Self::ReplayRecording => "replay_recording",
+            Self::ReplayVideo => "replay_video",
+            Self::CheckIn => "check_in",
+            Self::Log => "log",
+            Self::Span => "span",
+            Self::OtelSpan => "otel_span",
+            Self::TraceMetric => "trace_metric",
+            Self::Other(_) => "unknown",
+        }
+    }
+}
+
+/// An item header's fields the parser needs; the rest are ignored.
+#[derive(Deserialize)]
+struct ItemHeader<'a> {
+    // Borrowed when it has no escapes, which is always in practice.
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    // u32 as in relay: a length that does not fit is an invalid header.
+    #[serde(default)]
+    length: Option<u32>,
+}
+
+/// Parses an envelope, borrowing item payloads from `body`.
+pub fn parse(body: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    let start = skip_whitespace(body, 0);
+    if start >= body.len() {
+        return Err(EnvelopeError::MissingHeader);
+    }
+    let (header, header_end) =
+        json_object::<EnvelopeHeader>(body, start).map_err(EnvelopeError::InvalidHeader)?;
+    require_newline(body, header_end, Place::Header)?;
+
+    let mut items = Vec::new();
+    // Past the end when the header has no final newline: then no items.
+    let mut offset = header_end.saturating_add(1);
+    while offset < body.len() {
+        if items.len() == MAX_ITEMS {
+            return Err(EnvelopeError::TooManyItems { max: MAX_ITEMS });
+        }
+        let (item, next) = parse_item(body, offset, items.len() + 1)?;
+        items.push(item);
+        offset = next;
+    }
+    Ok(Envelope { header, items })
+}
+
+/// Parses the item numbered `number` whose header starts at or after
+/// `offset` (blank lines before it are skipped), and returns it with the
+/// offset just past its payload's newline (which may be past the end).
+fn parse_item(
+    body: &[u8],
+    offset: usize,
+    number: usize,
+) -> Result<(Item<'_>, usize), EnvelopeError> {
+    let start = skip_whitespace(body, offset);
+    if start >= body.len() {
+        return Err(EnvelopeError::UnexpectedEof { item: number });
+    }
+    let (header, header_end) = json_object::<ItemHeader<'_>>(body, start).map_err(|reason| {
+        EnvelopeError::InvalidItemHeader {
+            item: number,
+            reason,
+        }
+    })?;
+    require_newline(body, header_end, Place::ItemHeader(number))?;
+
+    // The header may end the body without a newline: then the payload is
+    // empty, or the length runs past the end.
+    let payload_start = header_end.saturating_add(1).min(body.len());
+    let available = body.len() - payload_start;
+    let payload_end = match header.length {
+        Some(length) => {
+            let size = usize::try_from(length).unwrap_or(usize::MAX);
+            if size > available {
+                return Err(EnvelopeError::LengthPastEnd {
+                    item: number,
+                    length,
+                    available,
+                });
+            }
+            let end = payload_start + size;
+            require_newline(body, end, Place::Payload(number))?;
+            end
+        }
+        None => body
+            .get(payload_start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map_or(body.len(), |n| payload_start + n),
+    };
+    let item = Item {
+        kind: ItemType::from_name(&header.kind),
+        payload: body.get(payload_start..payload_end).unwrap_or_default(),
+    };
+    Ok((item, payload_end.saturating_add(1)))
+}
+
+/// Reads one JSON object starting at `start` (which is not whitespace) and
+/// returns it with the offset just past it.
+fn json_object<'a, T: Deserialize<'a>>(body: &'a [u8], start: usize) -> Result<(T, usize), String> {
+    let rest = body.get(start..).unwrap_or_default();
+    // Checked first because serde reads a struct from a JSON array too, and
+    // relay refuses anything but an object.
+    if rest.first() != Some(&b'{') {
+        return Err("expected a JSON object".to_owned());
+    }
+    // A stream, not `from_slice`: the object ends where its `}` is, and
+    // what follows is the caller's to check.
+    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+    match stream.next() {
+        Some(Ok(value)) => Ok((value, start + stream.byte_offset())),
+        Some(Err(e)) => Err(clip(&e.to_string())),
+        None => Err("expected a JSON object".to_owned()),
+    }
+}
+
+/// A header line or sized payload ending at `end` must be followed by a
+/// newline or the end of the body.
+fn require_newline(body: &[u8], end: usize, place: Place) -> Result<(), EnvelopeError> {
+    match body.get(end) {
+        None | Some(b'\n') => Ok(()),
+        Some(_) => Err(EnvelopeError::MissingNewline(place)),
+    }
+}
+
+/// The first offset at or after `from` that is not JSON whitespace.
+fn skip_whitespace(body: &[u8], from: usize) -> usize {
+    let rest = body.get(from..).unwrap_or_default();
+    let blank = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .count();
+    from.saturating_add(blank)
+}
+
+/// Bounds a parser message, which can quote the client's input at length
+/// (serde_json quotes a mistyped string whole).
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}...", text.get(..end).unwrap_or_default()),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "9ec79c33ec9942ab8353589fcb2e04dc";
+
+    /// What a parsed envelope should be, in a form tables can spell.
+    struct Expected {
+        event_id: Option<&'static str>,
+        dsn: Option<&'static str>,
+        /// (the `type` as sent, payload)
+        items: &'static [(&'static str, &'static [u8])],
+    }
+
+    fn check(name: &str, body: &[u8], expected: &Expected) {
+        let envelope = match parse(body) {
+            Ok(e) => e,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        assert_eq!(
+            envelope.header.event_id.as_deref(),
+            expected.event_id,
+            "{name}"
+        );
+        assert_eq!(envelope.header.dsn.as_deref(), expected.dsn, "{name}");
+        let items: Vec<(ItemType, &[u8])> = envelope
+            .items
+            .iter()
+            .map(|i| (i.kind.clone(), i.payload))
+            .collect();
+        let wanted: Vec<(ItemType, &[u8])> = expected
+            .items
+            .iter()
+            .map(|(kind, payload)| (ItemType::from_name(kind), *payload))
+            .collect();
+        assert_eq!(items, wanted, "{name}");
+        // Payloads are slices of the body itself.
+        for item in &envelope.items {
+            let body_range = body.as_ptr_range();
+            assert!(
+                item.payload.is_empty() || body_range.contains(&item.payload.as_ptr()),
+                "{name}: payload copied"
+            );
+        }
+    }
+
+    const EVENT_41: &[u8] = br#"{"message":"hello world","level":"error"}"#;
+
+    #[test]
+    fn as_sdks_send_them() {
+        let cases: [(&str, &[u8], Expected); 9] = [
+            (
+                // sentry-python: compact JSON, every item with content_type
+                // and length (last), a final newline.
+                "python event",
+                b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2024-06-10T12:00:00.123456Z\",\"trace\":{\"trace_id\":\"335e53d614474acc9f89e632b776cc28\",\"environment\":\"production\",\"public_key\":\"mshr_ab\"}}\n\
+                  {\"type\":\"event\",\"content_type\":\"application/json\",\"length\":41}\n\
+                  {\"message\":\"hello world\",\"level\":\"error\"}\n",
+                Expected { event_id: Some(ID), dsn: None, items: &[("event", EVENT_41)] },
+            ),
+            (
+                "python event and attachment",
+                b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2024-06-10T12:00:00.123456Z\"}\n\
+                  {\"type\":\"event\",\"content_type\":\"application/json\",\"length\":41}\n\
+                  {\"message\":\"hello world\",\"level\":\"error\"}\n\
+                  {\"filename\":\"log.txt\",\"type\":\"attachment\",\"content_type\":\"text/plain\",\"length\":13}\n\
+                  line 1\nline 2\n",
+                Expected {
+                    event_id: Some(ID),
+                    dsn: None,
+                    items: &[("event", EVENT_41), ("attachment", b"line 1\nline 2")],
+                },
+            ),
+            (
+                "python session",
+                b"{\"sent_at\":\"2024-06-10T12:00:00.123456Z\"}\n\
+                  {\"type\":\"session\",\"content_type\":\"application/json\",\"length\":27}\n\
+                  {\"sid\":\"abc\",\"status\":\"ok\"}\n",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[("session", b"{\"sid\":\"abc\",\"status\":\"ok\"}")],
+                },
+            ),
+            (
+                // sentry-javascript: no length on JSON items, no final
+                // newline.
+                "javascript event",
+                b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2024-06-10T12:00:00.123Z\",\"sdk\":{\"name\":\"sentry.javascript.browser\",\"version\":\"8.55.0\"}}\n\
+                  {\"type\":\"event\"}\n\
+                  {\"message\":\"hello world\",\"level\":\"error\"}",
+                Expected { event_id: Some(ID), dsn: None, items: &[("event", EVENT_41)] },
+            ),
+            (
+                // Through a tunnel the header carries the DSN; attachments
+                // have a length.
+                "javascript tunnel event and attachment",
+                b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2024-06-10T12:00:00.123Z\",\"dsn\":\"https://mshr_ab@errors.example.com/42\"}\n\
+                  {\"type\":\"event\"}\n\
+                  {\"message\":\"hello world\",\"level\":\"error\"}\n\
+                  {\"type\":\"attachment\",\"length\":3,\"filename\":\"a.bin\"}\n\
+                  \x00\n\xff",
+                Expected {
+                    event_id: Some(ID),
+                    dsn: Some("https://mshr_ab@errors.example.com/42"),
+                    items: &[("event", EVENT_41), ("attachment", b"\x00\n\xff")],
+                },
+            ),
+            (
+                "javascript client report",
+                b"{}\n{\"type\":\"client_report\"}\n{\"timestamp\":1718000000.123,\"discarded_events\":[{\"reason\":\"before_send\",\"category\":\"error\",\"quantity\":1}]}",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[(
+                        "client_report",
+                        b"{\"timestamp\":1718000000.123,\"discarded_events\":[{\"reason\":\"before_send\",\"category\":\"error\",\"quantity\":1}]}",
+                    )],
+                },
+            ),
+            (
+                // sentry-rust (its own serialization tests): a hyphenated
+                // event_id in the header, `{"type":..,"length":..}` items.
+                "rust event",
+                b"{\"event_id\":\"22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c\"}\n\
+                  {\"type\":\"event\",\"length\":74}\n\
+                  {\"event_id\":\"22d00b3fd1b14b5d8d2049d138cd8a9c\",\"timestamp\":1595256674.296}\n",
+                Expected {
+                    event_id: Some("22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c"),
+                    dsn: None,
+                    items: &[(
+                        "event",
+                        b"{\"event_id\":\"22d00b3fd1b14b5d8d2049d138cd8a9c\",\"timestamp\":1595256674.296}",
+                    )],
+                },
+            ),
+            (
+                "rust event and attachment",
+                b"{\"event_id\":\"22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c\"}\n\
+                  {\"type\":\"event\",\"length\":74}\n\
+                  {\"event_id\":\"22d00b3fd1b14b5d8d2049d138cd8a9c\",\"timestamp\":1595256674.296}\n\
+                  {\"type\":\"attachment\",\"length\":12,\"filename\":\"file.txt\",\"attachment_type\":\"event.attachment\",\"content_type\":\"application/octet-stream\"}\n\
+                  some content\n",
+                Expected {
+                    event_id: Some("22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c"),
+                    dsn: None,
+                    items: &[
+                        (
+                            "event",
+                            b"{\"event_id\":\"22d00b3fd1b14b5d8d2049d138cd8a9c\",\"timestamp\":1595256674.296}",
+                        ),
+                        ("attachment", b"some content"),
+                    ],
+                },
+            ),
+            (
+                // sentry-rust log containers carry item_count, no length.
+                "rust session and logs",
+                b"{}\n\
+                  {\"type\":\"session\",\"length\":17}\n\
+                  {\"sid\":\"x\",\"a\":1}\n\
+                  {\"type\":\"log\",\"item_count\":1,\"content_type\":\"application/vnd.sentry.items.log+json\"}\n\
+                  {\"items\":[{\"body\":\"hi\"}]}\n",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[
+                        ("session", b"{\"sid\":\"x\",\"a\":1}"),
+                        ("log", b"{\"items\":[{\"body\":\"hi\"}]}"),
+                    ],
+                },
+            ),
+        ];
+        for (name, body, expected) in &cases {
+            check(name, body, expected);
+        }
+    }
+
+    #[test]
+    fn edge_cases_accepted() {
+        let cases: [(&str, &[u8], Expected); 16] = [
+            ("header only", b"{}", Expected { event_id: None, dsn: None, items: &[] }),
+            ("header only, newline", b"{}\n", Expected { event_id: None, dsn: None, items: &[] }),
+            (
+                "header with ignored fields",
+                b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"x\",\"sdk\":{\"name\":\"a\"},\"other\":[1,2]}",
+                Expected { event_id: Some(ID), dsn: None, items: &[] },
+            ),
+            (
+                "null event_id and dsn",
+                b"{\"event_id\":null,\"dsn\":null}\n",
+                Expected { event_id: None, dsn: None, items: &[] },
+            ),
+            (
+                "leading whitespace",
+                b" \n\t{}\n{\"type\":\"event\"}\n{}",
+                Expected { event_id: None, dsn: None, items: &[("event", b"{}")] },
+            ),
+            (
+                "blank lines before an item header",
+                b"{}\n\n\n{\"type\":\"event\"}\n{}",
+                Expected { event_id: None, dsn: None, items: &[("event", b"{}")] },
+            ),
+            (
+                "item header at the end, no newline",
+                b"{}\n{\"type\":\"attachment\"}",
+                Expected { event_id: None, dsn: None, items: &[("attachment", b"")] },
+            ),
+            (
+                "item header at the end, length 0",
+                b"{}\n{\"type\":\"attachment\",\"length\":0}",
+                Expected { event_id: None, dsn: None, items: &[("attachment", b"")] },
+            ),
+            (
+                "empty payloads, sized and not",
+                b"{}\n{\"type\":\"attachment\",\"length\":0}\n\n{\"type\":\"event\"}\n\n{\"type\":\"session\"}\n",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[("attachment", b""), ("event", b""), ("session", b"")],
+                },
+            ),
+            (
+                "sized payload at the end without a newline",
+                b"{}\n{\"type\":\"event\",\"length\":2}\n{}",
+                Expected { event_id: None, dsn: None, items: &[("event", b"{}")] },
+            ),
+            (
+                // Only \n separates: a \r before it is data.
+                "crlf inside payloads",
+                b"{}\n{\"type\":\"event\"}\n{}\r\n{\"type\":\"attachment\",\"length\":7}\nHello\r\n\n",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[("event", b"{}\r"), ("attachment", b"Hello\r\n")],
+                },
+            ),
+            (
+                "unsized payload runs to the newline",
+                b"{}\n{\"type\":\"event\"}\n{\"a\":1}\n{\"type\":\"event\"}\n{\"b\":2}",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[("event", b"{\"a\":1}"), ("event", b"{\"b\":2}")],
+                },
+            ),
+            (
+                "unknown and null-length items",
+                b"{}\n{\"type\":\"invalid_unknown\",\"length\":null}\nhelloworld\n",
+                Expected {
+                    event_id: None,
+                    dsn: None,
+                    items: &[("invalid_unknown", b"helloworld")],
+                },
+            ),
+            (
+                "escaped type",
+                b"{}\n{\"type\":\"\\u0065vent\"}\n{}",
+                Expected { event_id: None, dsn: None, items: &[("event", b"{}")] },
+            ),
+            (
+                // A header may span lines, as relay's streaming parser allows.
+                "header over two lines",
+                b"{\n\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n",
+                Expected { event_id: Some(ID), dsn: None, items: &[] },
+            ),
+            (
+                "payload that is not JSON",
+                b"{}\n{\"type\":\"statsd\"}\nfoo:1|c",
+                Expected { event_id: None, dsn: None, items: &[("statsd", b"foo:1|c")] },
+            ),
+        ];
+        for (name, body, expected) in &cases {
+            check(name, body, expected);
+        }
+    }
+
+    #[test]
+    fn malformed() {
+        use EnvelopeError as E;
+        type Check = fn(&EnvelopeError) -> bool;
+        let cases: [(&str, &[u8], Check); 27] = [
+            ("empty", b"", |e| *e == E::MissingHeader),
+            ("whitespace", b" \n\r\n\t", |e| *e == E::MissingHeader),
+            ("header not JSON", b"hello\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header array", b"[]\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header array of strings", b"[\"x\",\"y\"]\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header string", b"\"x\"\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header number", b"1\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header null", b"null\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header unterminated", b"{\"event_id\":\"x\"\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header event_id a number", b"{\"event_id\":5}\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header dsn an object", b"{\"dsn\":{}}\n", |e| {
+                matches!(e, E::InvalidHeader(_))
+            }),
+            ("header with crlf", b"{}\r\n{\"type\":\"event\"}\n{}", |e| {
+                *e == E::MissingNewline(Place::Header)
+            }),
+            ("header then junk", b"{} x\n", |e| {
+                *e == E::MissingNewline(Place::Header)
+            }),
+            ("blank line after header", b"{}\n\n", |e| {
+                *e == E::UnexpectedEof { item: 1 }
+            }),
+            (
+                "blank lines after last item",
+                b"{}\n{\"type\":\"event\"}\n{}\n\n",
+                |e| *e == E::UnexpectedEof { item: 2 },
+            ),
+            ("item header not JSON", b"{}\n{type: event}\n{}", |e| {
+                matches!(e, E::InvalidItemHeader { item: 1, .. })
+            }),
+            ("item header array", b"{}\n[\"event\"]\n{}", |e| {
+                matches!(e, E::InvalidItemHeader { item: 1, .. })
+            }),
+            (
+                "item without type",
+                b"{}\n{\"length\":2}\n{}",
+                |e| matches!(e, E::InvalidItemHeader { item: 1, reason } if reason.contains("type")),
+            ),
+            ("item type not a string", b"{}\n{\"type\":1}\n{}", |e| {
+                matches!(e, E::InvalidItemHeader { item: 1, .. })
+            }),
+            (
+                "negative length",
+                b"{}\n{\"type\":\"event\",\"length\":-1}\n{}",
+                |e| matches!(e, E::InvalidItemHeader { item: 1, .. }),
+            ),
+            (
+                "fractional length",
+                b"{}\n{\"type\":\"event\",\"length\":1.5}\n{}",
+                |e| matches!(e, E::InvalidItemHeader { item: 1, .. }),
+            ),
+            (
+                "length past u32",
+                b"{}\n{\"type\":\"event\",\"length\":4294967296}\n{}",
+                |e| matches!(e, E::InvalidItemHeader { item: 1, .. }),
+            ),
+            (
+                "length past the end",
+                b"{}\n{\"type\":\"event\",\"length\":41}\n{}\n",
+                |e| {
+                    *e == E::LengthPastEnd {
+                        item: 1,
+                        length: 41,
+                        available: 3,
+                    }
+                },
+            ),
+            (
+                "length on a header at the end",
+                b"{}\n{\"type\":\"event\",\"length\":1}",
+                |e| {
+                    *e == E::LengthPastEnd {
+                        item: 1,
+                        length: 1,
+                        available: 0,
+                    }
+                },
+            ),
+            (
+                "length too short",
+                b"{}\n{\"type\":\"event\",\"length\":1}\n{}\n",
+                |e| *e == E::MissingNewline(Place::Payload(1)),
+            ),
+            (
+                "item header then junk",
+                b"{}\n{\"type\":\"event\"}x\n{}",
+                |e| *e == E::MissingNewline(Place::ItemHeader(1)),
+            ),
+            (
+                "second item broken",
+                b"{}\n{\"type\":\"event\"}\n{}\n{\"type\":\n",
+                |e| matches!(e, E::InvalidItemHeader { item: 2, .. }),
+            ),
+        ];
+        for (name, body, expected) in cases {
+            match parse(body) {
+                Ok(envelope) => panic!("{name}: accepted {envelope:?}"),
+                Err(e) => assert!(expected(&e), "{name}: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn item_count_is_bounded() {
+        let item = b"{\"type\":\"client_report\"}\n{}\n";
+        let at_max = [&b"{}\n"[..], &item.repeat(MAX_ITEMS)].concat();
+        assert_eq!(parse(&at_max).map(|e| e.items.len()), Ok(MAX_ITEMS));
+        let over = [&b"{}\n"[..], &item.repeat(MAX_ITEMS + 1)].concat();
+        assert_eq!(
+            parse(&over),
+            Err(EnvelopeError::TooManyItems { max: MAX_ITEMS })
+        );
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        // serde_json quotes a mistyped string whole; the message must not.
+        let long = "x".repeat(100_000);
+        let body = format!("{{}}\n{{\"type\":\"event\",\"length\":\"{long}\"}}\n");
+        let err = parse(body.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().len() < 300,
+            "{} bytes",
+            err.to_string().len()
+        );
+    }
+
+    #[test]
+    fn messages() {
+        let cases = [
+            (
+                EnvelopeError::MissingHeader,
+                "empty envelope: expected a JSON header line",
+            ),
+            (
+                EnvelopeError::MissingNewline(Place::Header),
+                "missing newline after the envelope header",
+            ),
+            (
+                EnvelopeError::MissingNewline(Place::Payload(2)),
+                "missing newline after the payload of item 2 (as long as its length says)",
+            ),
+            (
+                EnvelopeError::LengthPastEnd {
+                    item: 1,
+                    length: 41,
+                    available: 3,
+                },
+                "item 1 declares a length of 41 bytes but only 3 follow its header",
+            ),
+            (
+                EnvelopeError::UnexpectedEof { item: 2 },
+                "unexpected end of envelope: expected item 2's header",
+            ),
+            (
+                EnvelopeError::TooManyItems { max: 1000 },
+                "envelope has more than 1000 items",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn type_names() {
+        let known = [
+            ("event", ItemType::Event),
+            ("transaction", ItemType::Transaction),
+            ("security", ItemType::Security),
+            ("raw_security", ItemType::RawSecurity),
+            ("nel", ItemType::Nel),
+            ("attachment", ItemType::Attachment),
+            ("form_data", ItemType::FormData),
+            ("unreal_report", ItemType::UnrealReport),
+            ("user_report", ItemType::UserReport),
+            ("feedback", ItemType::Feedback),
+            ("session", ItemType::Session),
+            ("sessions", ItemType::Sessions),
+            ("statsd", ItemType::Statsd),
+            ("metric_buckets", ItemType::MetricBuckets),
+            ("client_report", ItemType::ClientReport),
+            ("profile", ItemType::Profile),
+            ("profile_chunk", ItemType::ProfileChunk),
+            ("replay_event", ItemType::ReplayEvent),
+            ("replay_recording", ItemType::ReplayRecording),
+            ("replay_video", ItemType::ReplayVideo),
+            ("check_in", ItemType::CheckIn),
+            ("log", ItemType::Log),
+            ("span", ItemType::Span),
+            ("otel_span", ItemType::OtelSpan),
+            ("trace_metric", ItemType::TraceMetric),
+        ];
+        for (name, kind) in known {
+            assert_eq!(ItemType::from_name(name), kind);
+            assert_eq!(kind.as_str(), name);
+        }
+        let others = [
+            ("profile_chunk_ui", ItemType::ProfileChunk, "profile_chunk"),
+            ("Event", ItemType::Other("Event".into()), "unknown"),
+            ("", ItemType::Other(String::new()), "unknown"),
+            (
+                "a_new_type",
+                ItemType::Other("a_new_type".into()),
+                "unknown",
+            ),
+        ];
+        for (name, kind, label) in others {
+            assert_eq!(ItemType::from_name(name), kind);
+            assert_eq!(kind.as_str(), label);
+        }
+    }
+}

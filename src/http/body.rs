@@ -438,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn truncated_bodies_are_never_taken_for_shorter_ones() {
+        let text = b"{\"message\":\"hello\"}".repeat(20);
+        for (name, encoding, encode) in ENCODERS {
+            if encoding == ContentEncoding::Identity {
+                continue;
+            }
+            let body = encode(&text);
+            // Every strict prefix: none panics, none decodes to a part.
+            for end in 1..body.len() {
+                let got = decode(encoding, body.get(..end).unwrap(), MIB);
+                assert!(
+                    matches!(got, Err(BodyError::Malformed(_))),
+                    "{name}, {end} of {} bytes: {got:?}",
+                    body.len()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn concatenated_gzip_members_are_one_body() {
         let body = [gzip(b"hello "), gzip(b"world")].concat();
         assert_eq!(

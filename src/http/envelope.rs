@@ -817,6 +817,66 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_sdk_envelope() {
+        // Serialized by the real sentry crate rather than copied from it.
+        use sentry::protocol::{Attachment, Event};
+        let event_id = "22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c".parse().unwrap();
+        let event = Event {
+            event_id,
+            message: Some("line 1\nline 2".into()),
+            ..Default::default()
+        };
+        let event_json = serde_json::to_vec(&event).unwrap();
+        let mut envelope = sentry::Envelope::from(event);
+        envelope.add_item(Attachment {
+            buffer: b"a\nb\r\n".to_vec(),
+            filename: "log.txt".into(),
+            content_type: None,
+            ty: None,
+        });
+        let mut body = Vec::new();
+        envelope.to_writer(&mut body).unwrap();
+
+        let parsed = parse(&body).unwrap();
+        assert_eq!(
+            parsed.header.event_id.as_deref(),
+            Some("22d00b3f-d1b1-4b5d-8d20-49d138cd8a9c")
+        );
+        let items: Vec<(&str, &[u8])> = parsed
+            .items
+            .iter()
+            .map(|i| (i.kind.as_str(), i.payload))
+            .collect();
+        assert_eq!(
+            items,
+            [("event", &event_json[..]), ("attachment", b"a\nb\r\n")]
+        );
+    }
+
+    #[test]
+    fn no_panic_on_any_input() {
+        let samples: [&[u8]; 3] = [
+            b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n{\"type\":\"event\",\"length\":7}\n{\"a\":1}\n{\"type\":\"attachment\"}\nxyz",
+            b"{}\n\n{\"type\":\"\\u0065vent\",\"length\":0}\n\n{\"type\":\"session\",\"length\":4294967295}\n",
+            b" {\"dsn\":\"\xff\"}\r\n[\"\xc3\xa9\"]",
+        ];
+        for sample in samples {
+            for end in 0..=sample.len() {
+                // Every prefix, and every prefix with one byte changed.
+                let prefix = &sample[..end];
+                let _ = parse(prefix);
+                for replacement in [b'\n', b'{', b'}', b'"', b'0', 0xff] {
+                    let mut changed = prefix.to_vec();
+                    if let Some(b) = changed.last_mut() {
+                        *b = replacement;
+                    }
+                    let _ = parse(&changed);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn item_count_is_bounded() {
         let item = b"{\"type\":\"client_report\"}\n{}\n";
         let at_max = [&b"{}\n"[..], &item.repeat(MAX_ITEMS)].concat();

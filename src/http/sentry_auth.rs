@@ -472,6 +472,59 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_sdk_reads_our_dsns_and_we_read_its_header() {
+        // The real sentry crate: it must accept the DSN Mesher prints, post
+        // where Mesher listens, and send a header Mesher reads.
+        let cases = [
+            (
+                "http://127.0.0.1:8000",
+                "http://127.0.0.1:8000/api/42/envelope/",
+            ),
+            (
+                "https://errors.example.com/",
+                "https://errors.example.com/api/42/envelope/",
+            ),
+            (
+                "https://example.com/sentry/",
+                "https://example.com/sentry/api/42/envelope/",
+            ),
+        ];
+        for (public_url, envelope_url) in cases {
+            let printed = dsn(public_url, K, 42);
+            let parsed: sentry::types::Dsn = printed.parse().unwrap();
+            assert_eq!(parsed.public_key(), K, "{printed}");
+            assert_eq!(
+                parsed.envelope_api_url().as_str(),
+                envelope_url,
+                "{printed}"
+            );
+            let header = parsed.to_auth(Some("sentry.rust/0.49.5")).to_string();
+            assert_eq!(key_from_sentry_header(&header), some(K), "{header}");
+        }
+    }
+
+    #[test]
+    fn no_panic_on_any_input() {
+        let samples = [
+            format!("Sentry sentry_key={K}, sentry_version=7"),
+            format!("sentry_version=7&sentry_key={K}&x=%2F"),
+            format!("https://{K}:s@[::1]:80/p/42?x#y"),
+            "Bearer \u{e9}\u{1F600} %%% \"\" ,,== @@ :: //".to_owned(),
+        ];
+        for sample in &samples {
+            // Every prefix, cut at every char boundary.
+            for (end, _) in sample.char_indices().chain([(sample.len(), ' ')]) {
+                let text = &sample[..end];
+                let _ = key_from_sentry_header(text);
+                let _ = key_from_query(text);
+                let _ = key_from_dsn(text);
+                let _ = bearer_token(text);
+                let _ = dsn(text, K, i64::MIN);
+            }
+        }
+    }
+
+    #[test]
     fn messages() {
         let cases = [
             (

@@ -4,11 +4,9 @@
 //! "Today" is read from the clock (UTC) as the code does; a run that crosses
 //! midnight UTC can see a different day than the manager did.
 
-mod common;
-
+use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
 use chrono::{Days, NaiveDate, Utc};
-use common::{TestDb, wait_until};
 use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};

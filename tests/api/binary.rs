@@ -1,8 +1,6 @@
 //! The `mesher` binary, run as an operator would.
 
-mod common;
-
-use common::TestDb;
+use crate::common::TestDb;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -1,8 +1,6 @@
 //! The query layer against a real PostgreSQL.
 
-mod common;
-
-use common::TestDb;
+use crate::common::TestDb;
 use mesher::Error;
 use mesher::db;
 use mesher::domain::{

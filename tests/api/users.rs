@@ -1,0 +1,250 @@
+//! UserService: registration, password logins and what a user exposes.
+
+use crate::common::TestDb;
+use crate::helpers::*;
+use futures_util::future::{Either, join_all, select};
+use mesher::Error;
+use mesher::config::UserConfig;
+use mesher::services::Register;
+use std::cell::Cell;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Instant;
+
+#[actix::test]
+async fn logins_at_default_bcrypt_cost_do_not_stall_other_actors() {
+    let t = TestDb::new().await;
+    let config = UserConfig {
+        bcrypt_cost: 12,
+        ..t.config().users
+    };
+    let s = Services::start_with(&t, config);
+    let org = s.org("Acme", "acme").await;
+    s.user("ann@example.org").await;
+    // The real default cost, not the cheap test one: otherwise the test
+    // would prove nothing about a quarter-second hash.
+    assert_eq!(
+        t.count("SELECT count(*) FROM users WHERE password_hash LIKE '$2b$12$%'")
+            .await,
+        1
+    );
+
+    // All 20 logins are in flight before the GetOrg is sent. The test
+    // runs in one System on one thread, the same thread every actor here
+    // uses: had a hash run on it, the GetOrg could not be answered until
+    // that hash (and those queued before it) had finished.
+    let completed = Rc::new(Cell::new(0usize));
+    let started = Instant::now();
+    let logins = join_all((0..20).map(|_| {
+        let reply = s.users.send(login("ann@example.org", PASSWORD));
+        let completed = completed.clone();
+        async move {
+            let r = reply.await.expect("actor is alive");
+            completed.set(completed.get() + 1);
+            r
+        }
+    }));
+    let get = s.orgs.send(get_org(&org));
+    let logins = pin!(logins);
+    let (got, pending_logins) = match select(pin!(get), logins).await {
+        Either::Left((got, pending)) => (got, pending),
+        Either::Right(_) => panic!("all 20 logins finished before GetOrg was answered"),
+    };
+    let get_latency = started.elapsed();
+    let completed_at_get = completed.get();
+    eprintln!("GetOrg answered after {get_latency:?}, with {completed_at_get}/20 logins done");
+    // Every login needs a whole cost-12 hash before it can reply, GetOrg
+    // only one query: unless something stalled it, GetOrg wins outright.
+    // "Fewer than 20" alone would not do: with the hash moved onto the
+    // actor's thread, GetOrg came after 8 to 15 of the 20 and passed it.
+    assert_eq!(
+        completed_at_get, 0,
+        "GetOrg was answered only after {completed_at_get} of 20 logins"
+    );
+    assert_eq!(got.expect("actor is alive").unwrap(), org);
+
+    let results = pending_logins.await;
+    eprintln!("all 20 cost-12 logins took {:?}", started.elapsed());
+    for r in results {
+        r.unwrap();
+    }
+    assert_eq!(t.count("SELECT count(*) FROM sessions").await, 20);
+}
+
+#[actix::test]
+async fn unknown_email_and_wrong_password_get_the_same_error() {
+    let t = TestDb::new().await;
+    // A cost high enough for the printed timings to mean something, low
+    // enough to keep the test quick.
+    let s = Services::start_with(
+        &t,
+        UserConfig {
+            bcrypt_cost: 10,
+            ..t.config().users
+        },
+    );
+    s.user("ann@example.org").await;
+
+    let t0 = Instant::now();
+    let wrong = call(&s.users, login("ann@example.org", WRONG_PASSWORD)).await;
+    let wrong_time = t0.elapsed();
+    let t1 = Instant::now();
+    let unknown = call(&s.users, login("nobody@example.org", PASSWORD)).await;
+    let unknown_time = t1.elapsed();
+    eprintln!("cost-10 login: wrong password {wrong_time:?}, unknown email {unknown_time:?}");
+
+    assert_err!(wrong, Error::InvalidCredentials);
+    assert_err!(unknown, Error::InvalidCredentials);
+    assert_eq!(t.count("SELECT count(*) FROM sessions").await, 0);
+    // The right password still works, so the failures were about the input.
+    s.login("ann@example.org").await;
+}
+
+#[actix::test]
+async fn emails_match_in_any_letter_case() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    let ann = s.user("Ann@Example.org").await;
+    assert_eq!(ann.email, "ann@example.org");
+
+    let session = s.login("ANN@example.ORG").await;
+    assert_eq!(session.session.user_id, ann.id);
+
+    let impostor = Register {
+        password: "another good password".into(),
+        display_name: "Impostor".into(),
+        ..register("ann@EXAMPLE.org")
+    };
+    assert_err!(
+        call(&s.users, impostor).await,
+        Error::AlreadyExists { entity: "user" },
+    );
+    assert_eq!(t.count("SELECT count(*) FROM users").await, 1);
+}
+
+#[actix::test]
+async fn passwords_over_72_bytes_are_refused_not_truncated() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    let max = "x".repeat(72);
+    s.register(Register {
+        password: max.clone(),
+        ..register("max@example.org")
+    })
+    .await;
+    call(&s.users, login("max@example.org", &max))
+        .await
+        .unwrap();
+
+    // bcrypt ignores byte 73 onwards: accepting it would let a 72-byte
+    // prefix log in as the longer password.
+    let long = Register {
+        password: "x".repeat(73),
+        ..register("long@example.org")
+    };
+    assert_err!(
+        call(&s.users, long).await,
+        Error::InvalidInput {
+            field: "password",
+            ..
+        },
+    );
+    // Bytes, not characters: 24 emoji are 96 bytes.
+    let emoji = Register {
+        password: "🔒".repeat(24),
+        ..register("emoji@example.org")
+    };
+    assert_err!(
+        call(&s.users, emoji).await,
+        Error::InvalidInput {
+            field: "password",
+            ..
+        },
+    );
+    assert_eq!(t.count("SELECT count(*) FROM users").await, 1);
+}
+
+#[actix::test]
+async fn bad_registrations_are_rejected_without_a_row() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    s.user("ann@example.org").await;
+    let before = row_counts(&t).await;
+
+    for email in [
+        "",
+        "plain",
+        "@example.org",
+        "ann@",
+        "ann@localhost",
+        "a@b@example.org",
+        "ann lee@example.org",
+        "ann@example..org",
+    ] {
+        let r = call(&s.users, register(email)).await;
+        assert_err!(r, Error::InvalidInput { field: "email", .. });
+    }
+    let seventy_three = "p".repeat(73);
+    for password in ["", "short", "1234567", seventy_three.as_str()] {
+        let bob = Register {
+            password: password.into(),
+            ..register("bob@example.org")
+        };
+        assert_err!(
+            call(&s.users, bob).await,
+            Error::InvalidInput {
+                field: "password",
+                ..
+            }
+        );
+    }
+    let too_long = "b".repeat(201);
+    for name in ["", "  ", too_long.as_str()] {
+        let bob = Register {
+            display_name: name.into(),
+            ..register("bob@example.org")
+        };
+        assert_err!(
+            call(&s.users, bob).await,
+            Error::InvalidInput {
+                field: "display_name",
+                ..
+            }
+        );
+    }
+    assert_err!(
+        call(&s.users, register("ANN@Example.Org")).await,
+        Error::AlreadyExists { entity: "user" },
+    );
+    assert_eq!(row_counts(&t).await, before);
+}
+
+#[actix::test]
+async fn users_never_carry_the_password_hash() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    let registered = s.user("ann@example.org").await;
+    let fetched = call(&s.users, get_user(&registered)).await.unwrap();
+    assert_eq!(fetched, registered);
+    // The hash does exist, in the table only.
+    assert_eq!(
+        t.count("SELECT count(*) FROM users WHERE password_hash LIKE '$2b$04$%'")
+            .await,
+        1
+    );
+
+    for user in [&registered, &fetched] {
+        let json = serde_json::to_string(user).unwrap();
+        assert!(!json.contains("$2"), "{json}");
+        assert!(!json.contains("password"), "{json}");
+        assert!(!json.contains(PASSWORD), "{json}");
+        let fields: Vec<String> = serde_json::to_value(user)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(fields, ["created_at", "display_name", "email", "id"]);
+    }
+}

@@ -19,4 +19,5 @@ mod users;
 mod binary;
 mod partitions;
 mod queries;
+mod startup;
 mod storage;

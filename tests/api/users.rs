@@ -185,7 +185,12 @@ async fn bad_registrations_are_rejected_without_a_row() {
         assert_err!(r, Error::InvalidInput { field: "email", .. });
     }
     let seventy_three = "p".repeat(73);
-    for password in ["", "short", "1234567", seventy_three.as_str()] {
+    // Many bcrypt implementations stop at NUL: the first would be "correct".
+    let control = ["correct\0horse battery", "correct\thorse battery"];
+    for password in ["", "short", "1234567", seventy_three.as_str()]
+        .into_iter()
+        .chain(control)
+    {
         let bob = Register {
             password: password.into(),
             ..register("bob@example.org")
@@ -199,7 +204,7 @@ async fn bad_registrations_are_rejected_without_a_row() {
         );
     }
     let too_long = "b".repeat(201);
-    for name in ["", "  ", too_long.as_str()] {
+    for name in ["", "  ", too_long.as_str(), "Bob\0"] {
         let bob = Register {
             display_name: name.into(),
             ..register("bob@example.org")
@@ -215,6 +220,14 @@ async fn bad_registrations_are_rejected_without_a_row() {
     assert_err!(
         call(&s.users, register("ANN@Example.Org")).await,
         Error::AlreadyExists { entity: "user" },
+    );
+    // A login is held to the same rule, before any lookup.
+    assert_err!(
+        call(&s.users, login("ann@example.org", "correct\0horse battery")).await,
+        Error::InvalidInput {
+            field: "password",
+            ..
+        },
     );
     assert_eq!(row_counts(&t).await, before);
 }

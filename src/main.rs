@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let config = match mesher::Config::from_env() {
         Ok(config) => config,
         Err(e) => {
-            log::error!("configuration: {e}");
+            log::error!("configuration: {}", e.report());
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}", e.report());
             ExitCode::FAILURE
         }
     }

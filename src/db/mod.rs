@@ -109,10 +109,10 @@ pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
             Err(e) => e,
         };
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::DatabaseUnavailable(format!(
-                "PostgreSQL did not answer within {}s: {err}",
-                within.as_secs()
-            )));
+            return Err(Error::unavailable(
+                format!("PostgreSQL did not answer within {}s", within.as_secs()),
+                err,
+            ));
         }
         log::warn!("waiting for PostgreSQL ({err}); retrying until {within:?} have passed");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -125,7 +125,9 @@ pub async fn apply_schema(pool: &Pool) -> Result<()> {
     if let Err(e) = client.batch_execute(SCHEMA_SQL).await {
         // The script runs in one transaction; leave none open on a pooled
         // connection.
-        let _ = client.batch_execute("ROLLBACK").await;
+        if let Err(rollback) = client.batch_execute("ROLLBACK").await {
+            log::warn!("rolling back the failed schema script failed too: {rollback}");
+        }
         return Err(e.into());
     }
     Ok(())

@@ -68,7 +68,7 @@ impl PartitionManager {
             let next = match result {
                 Ok(_) => act.config.check_interval,
                 Err(e) => {
-                    log::error!("ensuring event partitions failed: {e}");
+                    log::error!("ensuring event partitions failed: {}", e.report());
                     act.config.check_interval.min(RETRY_AFTER_FAILURE)
                 }
             };

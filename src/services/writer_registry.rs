@@ -142,7 +142,7 @@ impl WriterRegistry {
         });
         let lookup = async move {
             rx.await
-                .unwrap_or_else(|_| Err(Error::Internal("storage I/O stopped".into())))
+                .unwrap_or_else(|e| Err(Error::internal_from("storage I/O stopped", e)))
         };
         ctx.spawn(
             lookup
@@ -174,7 +174,7 @@ impl WriterRegistry {
             Err(e) => self.reject(
                 project_id,
                 held.len(),
-                &format!("checking the project failed: {e}"),
+                &format!("checking the project failed: {}", e.report()),
             ),
         }
         if self.pending.is_empty() {

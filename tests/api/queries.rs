@@ -101,6 +101,28 @@ async fn malformed_ids_give_a_typed_error() {
 }
 
 #[actix::test]
+async fn database_errors_keep_their_cause_and_print_it_once() {
+    let t = TestDb::new().await;
+    let pg = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
+    let err = Error::from(pg);
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert_eq!(err.to_string(), "database error (SQLSTATE 42P01)");
+    let report = err.report().to_string();
+    assert_eq!(report.matches("no_such_table").count(), 1, "{report}");
+    assert!(
+        report.starts_with("database error (SQLSTATE 42P01): "),
+        "{report}"
+    );
+}
+
+#[actix::test]
 async fn hostile_text_round_trips_verbatim() {
     let t = TestDb::new().await;
     let text = "Robert'); DROP TABLE organizations; -- \"quoted\" \\ 💥 Ünïcödé 漢字";

@@ -40,7 +40,10 @@ async fn start_refuses_settings_that_cannot_work_naming_the_variable() {
     }
     // The same configuration unspoilt gets as far as the database.
     match mesher::start(&base()).await {
-        Err(Error::DatabaseUnavailable { .. }) => {}
+        // With why, kept as its source.
+        Err(Error::DatabaseUnavailable {
+            source: Some(_), ..
+        }) => {}
         Err(other) => panic!("expected DatabaseUnavailable, got {other}"),
         Ok(_) => panic!("started without a database"),
     }

@@ -125,6 +125,25 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 #[actix::test]
+async fn a_stored_hash_bcrypt_cannot_read_is_an_internal_error() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    s.user("ann@example.org").await;
+    t.execute("UPDATE users SET password_hash = 'not a bcrypt hash'")
+        .await;
+    // A corrupt row, not a wrong password: the caller (and the log) must
+    // not take it for one.
+    assert_err!(
+        call(&s.users, login("ann@example.org", PASSWORD)).await,
+        Error::Internal {
+            source: Some(_),
+            ..
+        },
+    );
+    assert_eq!(t.count("SELECT count(*) FROM sessions").await, 0);
+}
+
+#[actix::test]
 async fn emails_match_in_any_letter_case() {
     let t = TestDb::new().await;
     let s = Services::start(&t);

@@ -31,8 +31,8 @@ pub struct Config {
 /// Tuning for [`crate::services::UserService`].
 #[derive(Debug, Clone)]
 pub struct UserConfig {
-    /// bcrypt work factor (`MESHER_BCRYPT_COST`). 12 takes ~250 ms per hash
-    /// here: slow for an attacker, tolerable for a login. Tests lower it.
+    /// bcrypt work factor (`MESHER_BCRYPT_COST`); each step doubles the work.
+    /// 12 is slow for an attacker, tolerable for a login. Tests lower it.
     pub bcrypt_cost: u32,
     /// Session lifetime (`MESHER_SESSION_TTL_SECS`).
     pub session_ttl: Duration,

@@ -45,9 +45,8 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
 
 /// A pool for writing event batches. With `synchronous_commit` false its
 /// sessions commit without waiting for the WAL flush: a batch then costs
-/// no fsync, and an fsync slowed by other writes (100 ms and more in the
-/// ingest benchmark, several times the 500-event buffer at its paced rate)
-/// no longer holds up the writer. The risk is small and bounded: on a crash
+/// no fsync, and an fsync slowed by other writes (long enough for a busy
+/// project to fill its buffer meanwhile) no longer holds up the writer. The risk is small and bounded: on a crash
 /// of PostgreSQL itself, the last fraction of a second of committed events
 /// (at most 3 x wal_writer_delay) may be lost, never corrupted; events wait
 /// in Mesher's own buffers for up to the flush interval anyway.

@@ -1,8 +1,8 @@
 //! UserService: accounts, password login, sessions and memberships.
 //!
-//! bcrypt is deliberately slow (about a quarter second at cost 12), so it
-//! runs on tokio's blocking pool, never on the actor's thread: a burst of
-//! logins must not stall the other actors sharing that thread.
+//! bcrypt is deliberately slow (a good fraction of a second at the default
+//! cost), so it runs on tokio's blocking pool, never on the actor's thread:
+//! a burst of logins must not stall the other actors sharing that thread.
 
 use crate::config::UserConfig;
 use crate::db::{self, Pool};

@@ -53,7 +53,7 @@ const SETTLE_BOUND: Duration = Duration::from_secs(120);
 
 fn within_bound(start: Instant, what: &str) -> Result<()> {
     if start.elapsed() > SETTLE_BOUND {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "{what} did not happen within {SETTLE_BOUND:?}"
         )));
     }
@@ -254,7 +254,7 @@ async fn writer_path(projects: &[Uuid], events: Vec<Event>) -> Result<WriterRun>
     let elapsed = start.elapsed().as_secs_f64();
     producer
         .join()
-        .map_err(|_| Error::Internal("producer panicked".into()))?;
+        .map_err(|_| Error::internal("producer panicked"))?;
     registry.send(DrainAll).await?;
     let stored = stats.totals.stored - base.totals.stored;
     let dropped = total - stored;
@@ -285,7 +285,7 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
     let writer = registry
         .send(GetWriter(project))
         .await?
-        .ok_or_else(|| Error::Internal("warmed writer is gone".into()))?;
+        .ok_or_else(|| Error::internal("warmed writer is gone"))?;
     let base = writer.send(Stats).await?;
     let producer = {
         let registry = registry.clone();
@@ -327,7 +327,7 @@ async fn paced(project: Uuid, rate: f64, secs: u64) -> Result<PacedRun> {
     };
     let sent_at = producer
         .join()
-        .map_err(|_| Error::Internal("producer panicked".into()))?;
+        .map_err(|_| Error::internal("producer panicked"))?;
     registry.send(DrainAll).await?;
 
     let mut delays: Vec<f64> = sent_at

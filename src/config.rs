@@ -31,8 +31,8 @@ pub struct Config {
 /// Tuning for [`crate::services::UserService`].
 #[derive(Debug, Clone)]
 pub struct UserConfig {
-    /// bcrypt work factor (`MESHER_BCRYPT_COST`). 12 takes ~250 ms per hash
-    /// here: slow for an attacker, tolerable for a login. Tests lower it.
+    /// bcrypt work factor (`MESHER_BCRYPT_COST`); each step doubles the work.
+    /// 12 is slow for an attacker, tolerable for a login. Tests lower it.
     pub bcrypt_cost: u32,
     /// Session lifetime (`MESHER_SESSION_TTL_SECS`).
     pub session_ttl: Duration,
@@ -60,6 +60,10 @@ pub struct PartitionConfig {
     pub days_ahead: u32,
     /// Time between checks (`MESHER_PARTITION_CHECK_SECS`).
     pub check_interval: Duration,
+    /// How long creating a partition waits for a lock before giving up, to
+    /// be tried again (`MESHER_PARTITION_LOCK_TIMEOUT_MS`): a long query or
+    /// VACUUM on `events` must not hold every creation up behind it.
+    pub lock_timeout: Duration,
 }
 
 impl Default for UserConfig {
@@ -87,6 +91,7 @@ impl Default for PartitionConfig {
         PartitionConfig {
             days_ahead: 7,
             check_interval: Duration::from_secs(24 * 3600),
+            lock_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -125,7 +130,8 @@ impl Config {
     }
 
     /// Reads `DATABASE_URL` (required) and the optional `MESHER_*`
-    /// variables; an unparsable value is an error naming the variable.
+    /// variables; an unparsable value, or a configuration that cannot work
+    /// (see [`Config::validate`]), is an error naming the variable.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -142,27 +148,16 @@ impl Config {
                 })
                 .transpose()
         };
-        let positive = |key: &'static str| -> Result<Option<u64>> {
-            match num(key)? {
-                Some(0) => Err(Error::invalid(key, "must be greater than zero")),
-                n => Ok(n),
-            }
-        };
-        // Durations beyond a year are surely typos, and huge ones would
-        // overflow the clock arithmetic of timers.
-        let duration = |key: &'static str, n: u64, unit_secs: f64| -> Result<u64> {
-            if n as f64 * unit_secs > 366.0 * 86_400.0 {
-                return Err(Error::invalid(key, "must be at most a year"));
-            }
-            Ok(n)
-        };
         let small = |key: &'static str, n: u64| {
             u32::try_from(n).map_err(|_| Error::invalid(key, "is too large"))
         };
-        if let Some(n) = positive("MESHER_POOL_SIZE")? {
+        let size = |key: &'static str, n: u64| {
+            usize::try_from(n).map_err(|_| Error::invalid(key, "is too large"))
+        };
+        if let Some(n) = num("MESHER_POOL_SIZE")? {
             c.pool_size = small("MESHER_POOL_SIZE", n)?;
         }
-        if let Some(n) = positive("MESHER_STORAGE_POOL_SIZE")? {
+        if let Some(n) = num("MESHER_STORAGE_POOL_SIZE")? {
             c.storage_pool_size = small("MESHER_STORAGE_POOL_SIZE", n)?;
         }
         if let Some(v) = get("MESHER_STORAGE_SYNCHRONOUS_COMMIT") {
@@ -178,63 +173,171 @@ impl Config {
             };
         }
         if let Some(n) = num("MESHER_DB_WAIT_SECS")? {
-            c.database_wait = Duration::from_secs(duration("MESHER_DB_WAIT_SECS", n, 1.0)?);
+            c.database_wait = Duration::from_secs(n);
         }
         if let Some(n) = num("MESHER_BCRYPT_COST")? {
-            if !(4..=31).contains(&n) {
-                return Err(Error::invalid(
-                    "MESHER_BCRYPT_COST",
-                    "must be between 4 and 31",
-                ));
-            }
-            c.users.bcrypt_cost = n as u32;
+            c.users.bcrypt_cost = small("MESHER_BCRYPT_COST", n)?;
         }
-        if let Some(n) = positive("MESHER_SESSION_TTL_SECS")? {
-            c.users.session_ttl = Duration::from_secs(duration("MESHER_SESSION_TTL_SECS", n, 1.0)?);
+        if let Some(n) = num("MESHER_SESSION_TTL_SECS")? {
+            c.users.session_ttl = Duration::from_secs(n);
         }
-        if let Some(n) = positive("MESHER_WRITER_BUFFER")? {
-            c.writer.buffer_capacity = n as usize;
+        if let Some(n) = num("MESHER_WRITER_BUFFER")? {
+            c.writer.buffer_capacity = size("MESHER_WRITER_BUFFER", n)?;
         }
-        if let Some(n) = positive("MESHER_WRITER_BATCH")? {
-            c.writer.batch_size = n as usize;
+        if let Some(n) = num("MESHER_WRITER_BATCH")? {
+            c.writer.batch_size = size("MESHER_WRITER_BATCH", n)?;
         }
-        if let Some(n) = positive("MESHER_WRITER_FLUSH_MS")? {
-            c.writer.flush_interval =
-                Duration::from_millis(duration("MESHER_WRITER_FLUSH_MS", n, 0.001)?);
+        if let Some(n) = num("MESHER_WRITER_FLUSH_MS")? {
+            c.writer.flush_interval = Duration::from_millis(n);
         }
         if let Some(list) = get("MESHER_WRITER_RETRY_MS") {
             c.writer.retry_backoff = list
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
                 .map(|s| {
-                    let ms = s.trim().parse().map_err(|_| {
+                    s.trim().parse().map(Duration::from_millis).map_err(|_| {
                         Error::invalid(
                             "MESHER_WRITER_RETRY_MS",
                             "must be comma-separated milliseconds",
                         )
-                    })?;
-                    Ok(Duration::from_millis(duration(
-                        "MESHER_WRITER_RETRY_MS",
-                        ms,
-                        0.001,
-                    )?))
+                    })
                 })
                 .collect::<Result<_>>()?;
         }
         if let Some(n) = num("MESHER_PARTITION_DAYS_AHEAD")? {
             c.partitions.days_ahead = small("MESHER_PARTITION_DAYS_AHEAD", n)?;
         }
-        if let Some(n) = positive("MESHER_PARTITION_CHECK_SECS")? {
-            c.partitions.check_interval =
-                Duration::from_secs(duration("MESHER_PARTITION_CHECK_SECS", n, 1.0)?);
+        if let Some(n) = num("MESHER_PARTITION_CHECK_SECS")? {
+            c.partitions.check_interval = Duration::from_secs(n);
         }
-        if c.writer.batch_size > c.writer.buffer_capacity {
+        if let Some(n) = num("MESHER_PARTITION_LOCK_TIMEOUT_MS")? {
+            c.partitions.lock_timeout = Duration::from_millis(n);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Refuses a configuration that cannot work, naming the environment
+    /// variable of the first bad setting: the same rules whether the values
+    /// came from the environment or were set in code. [`crate::start`]
+    /// calls it before anything else.
+    pub fn validate(&self) -> Result<()> {
+        if self.database_url.parse::<tokio_postgres::Config>().is_err() {
+            return Err(Error::invalid(
+                "DATABASE_URL",
+                "must be a PostgreSQL connection URL",
+            ));
+        }
+        // bb8 panics on a pool of size zero.
+        positive("MESHER_POOL_SIZE", self.pool_size.into())?;
+        positive("MESHER_STORAGE_POOL_SIZE", self.storage_pool_size.into())?;
+        // Zero is fine: one attempt, no waiting.
+        at_most_a_year("MESHER_DB_WAIT_SECS", self.database_wait)?;
+        self.users.validate()?;
+        self.writer.validate()?;
+        self.partitions.validate()
+    }
+}
+
+/// Past this, a duration is surely a typo, and a huge one would overflow
+/// the clock arithmetic of timers or PostgreSQL's intervals.
+const A_YEAR: Duration = Duration::from_secs(366 * 86_400);
+
+fn positive(field: &'static str, n: u64) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(field, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn at_most_a_year(field: &'static str, d: Duration) -> Result<()> {
+    if d > A_YEAR {
+        return Err(Error::invalid(field, "must be at most a year"));
+    }
+    Ok(())
+}
+
+/// A timer's period or delay: at least a millisecond, since timers count
+/// whole milliseconds and a shorter period refires as fast as the event
+/// loop turns, and at most a year.
+fn timer(field: &'static str, d: Duration) -> Result<()> {
+    if d < Duration::from_millis(1) {
+        return Err(Error::invalid(field, "must be at least 1 ms"));
+    }
+    at_most_a_year(field, d)
+}
+
+impl UserConfig {
+    /// See [`Config::validate`].
+    pub fn validate(&self) -> Result<()> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(Error::invalid(
+                "MESHER_BCRYPT_COST",
+                "must be between 4 and 31",
+            ));
+        }
+        // A zero lifetime would make every session expired at birth.
+        if self.session_ttl.is_zero() {
+            return Err(Error::invalid(
+                "MESHER_SESSION_TTL_SECS",
+                "must be greater than zero",
+            ));
+        }
+        at_most_a_year("MESHER_SESSION_TTL_SECS", self.session_ttl)
+    }
+}
+
+impl WriterConfig {
+    /// See [`Config::validate`]. An empty retry list is fine: no retries.
+    /// A zero retry delay is not: retrying at once meets the same fault
+    /// again, so it spends the retry without giving the database any time
+    /// to come back; it is far more likely a typo than a wish.
+    pub fn validate(&self) -> Result<()> {
+        positive("MESHER_WRITER_BUFFER", self.buffer_capacity as u64)?;
+        positive("MESHER_WRITER_BATCH", self.batch_size as u64)?;
+        // A batch that never fits in the buffer would never trigger a
+        // flush: the buffer would drop events first.
+        if self.batch_size > self.buffer_capacity {
             return Err(Error::invalid(
                 "MESHER_WRITER_BATCH",
                 "must not exceed MESHER_WRITER_BUFFER",
             ));
         }
-        Ok(c)
+        timer("MESHER_WRITER_FLUSH_MS", self.flush_interval)?;
+        for &delay in &self.retry_backoff {
+            timer("MESHER_WRITER_RETRY_MS", delay)?;
+        }
+        Ok(())
+    }
+}
+
+impl PartitionConfig {
+    /// See [`Config::validate`].
+    pub fn validate(&self) -> Result<()> {
+        // Each check creates the missing partitions in one transaction;
+        // years of them would hold thousands of locks at once.
+        if self.days_ahead > 366 {
+            return Err(Error::invalid(
+                "MESHER_PARTITION_DAYS_AHEAD",
+                "must be at most 366",
+            ));
+        }
+        timer("MESHER_PARTITION_CHECK_SECS", self.check_interval)?;
+        // PostgreSQL reads a lock_timeout of 0 as "wait forever", the very
+        // thing the timeout prevents, and refuses more than i32::MAX ms.
+        if self.lock_timeout < Duration::from_millis(1) {
+            return Err(Error::invalid(
+                "MESHER_PARTITION_LOCK_TIMEOUT_MS",
+                "must be at least 1 ms",
+            ));
+        }
+        if self.lock_timeout.as_millis() > i32::MAX as u128 {
+            return Err(Error::invalid(
+                "MESHER_PARTITION_LOCK_TIMEOUT_MS",
+                "must be at most 2147483647 ms",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -265,12 +368,14 @@ mod tests {
         );
         assert_eq!(c.partitions.days_ahead, 7);
         assert_eq!(c.partitions.check_interval, Duration::from_secs(86_400));
+        assert_eq!(c.partitions.lock_timeout, Duration::from_secs(5));
+        c.validate().unwrap();
     }
 
     #[test]
     fn retry_delays_are_bounded_like_every_duration() {
         let huge = from(&[
-            ("DATABASE_URL", "x"),
+            ("DATABASE_URL", "postgres://x"),
             ("MESHER_WRITER_RETRY_MS", "100,5000000000000"),
         ]);
         assert!(matches!(
@@ -306,14 +411,20 @@ mod tests {
             })
         ));
         assert!(matches!(
-            from(&[("DATABASE_URL", "x"), ("MESHER_WRITER_BUFFER", "lots")]),
+            from(&[
+                ("DATABASE_URL", "postgres://x"),
+                ("MESHER_WRITER_BUFFER", "lots")
+            ]),
             Err(Error::InvalidInput {
                 field: "MESHER_WRITER_BUFFER",
                 ..
             })
         ));
         assert!(matches!(
-            from(&[("DATABASE_URL", "x"), ("MESHER_BCRYPT_COST", "99")]),
+            from(&[
+                ("DATABASE_URL", "postgres://x"),
+                ("MESHER_BCRYPT_COST", "99")
+            ]),
             Err(Error::InvalidInput {
                 field: "MESHER_BCRYPT_COST",
                 ..
@@ -321,7 +432,7 @@ mod tests {
         ));
         assert!(matches!(
             from(&[
-                ("DATABASE_URL", "x"),
+                ("DATABASE_URL", "postgres://x"),
                 ("MESHER_DB_WAIT_SECS", "18446744073709551615")
             ]),
             Err(Error::InvalidInput {
@@ -331,7 +442,7 @@ mod tests {
         ));
         assert!(matches!(
             from(&[
-                ("DATABASE_URL", "x"),
+                ("DATABASE_URL", "postgres://x"),
                 ("MESHER_WRITER_RETRY_MS", "100,soon")
             ]),
             Err(Error::InvalidInput {
@@ -340,11 +451,121 @@ mod tests {
             })
         ));
         assert!(matches!(
-            from(&[("DATABASE_URL", "x"), ("MESHER_WRITER_BATCH", "600")]),
+            from(&[
+                ("DATABASE_URL", "postgres://x"),
+                ("MESHER_WRITER_BATCH", "600")
+            ]),
             Err(Error::InvalidInput {
                 field: "MESHER_WRITER_BATCH",
                 ..
             })
         ));
+    }
+
+    /// Makes one setting of a configuration unworkable.
+    type Spoil = fn(&mut Config);
+
+    /// The field named by the error of a configuration that must fail.
+    fn refused(c: &Config) -> &'static str {
+        match c.validate() {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?} for {c:?}"),
+        }
+    }
+
+    #[test]
+    fn configurations_built_in_code_are_checked_like_the_environment() {
+        let ms = Duration::from_millis;
+        let cases: [(&str, Spoil); 20] = [
+            ("DATABASE_URL", |c| c.database_url = "not a url".into()),
+            ("MESHER_POOL_SIZE", |c| c.pool_size = 0),
+            ("MESHER_STORAGE_POOL_SIZE", |c| c.storage_pool_size = 0),
+            ("MESHER_DB_WAIT_SECS", |c| c.database_wait = Duration::MAX),
+            ("MESHER_BCRYPT_COST", |c| c.users.bcrypt_cost = 3),
+            ("MESHER_BCRYPT_COST", |c| c.users.bcrypt_cost = 32),
+            ("MESHER_SESSION_TTL_SECS", |c| {
+                c.users.session_ttl = Duration::ZERO
+            }),
+            ("MESHER_SESSION_TTL_SECS", |c| {
+                c.users.session_ttl = Duration::from_secs(400 * 86_400)
+            }),
+            ("MESHER_WRITER_BUFFER", |c| c.writer.buffer_capacity = 0),
+            ("MESHER_WRITER_BATCH", |c| c.writer.batch_size = 0),
+            ("MESHER_WRITER_BATCH", |c| c.writer.batch_size = 501),
+            ("MESHER_WRITER_FLUSH_MS", |c| {
+                c.writer.flush_interval = Duration::ZERO
+            }),
+            ("MESHER_WRITER_FLUSH_MS", |c| {
+                c.writer.flush_interval = Duration::from_micros(999)
+            }),
+            ("MESHER_WRITER_RETRY_MS", |c| {
+                c.writer.retry_backoff = vec![Duration::from_millis(100), Duration::ZERO]
+            }),
+            ("MESHER_WRITER_RETRY_MS", |c| {
+                c.writer.retry_backoff = vec![Duration::from_secs(400 * 86_400)]
+            }),
+            ("MESHER_PARTITION_DAYS_AHEAD", |c| {
+                c.partitions.days_ahead = 367
+            }),
+            ("MESHER_PARTITION_CHECK_SECS", |c| {
+                c.partitions.check_interval = Duration::ZERO
+            }),
+            ("MESHER_PARTITION_LOCK_TIMEOUT_MS", |c| {
+                c.partitions.lock_timeout = Duration::ZERO
+            }),
+            ("MESHER_PARTITION_LOCK_TIMEOUT_MS", |c| {
+                c.partitions.lock_timeout = Duration::from_micros(500)
+            }),
+            ("MESHER_PARTITION_LOCK_TIMEOUT_MS", |c| {
+                c.partitions.lock_timeout = Duration::from_millis(i32::MAX as u64 + 1)
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut c = Config::new("postgres://x");
+            spoil(&mut c);
+            assert_eq!(refused(&c), field, "{c:?}");
+        }
+
+        // The edges that still work.
+        let mut c = Config::new("postgres://x");
+        c.database_wait = Duration::ZERO;
+        c.writer.batch_size = c.writer.buffer_capacity;
+        c.writer.flush_interval = ms(1);
+        c.writer.retry_backoff = Vec::new();
+        c.partitions.days_ahead = 366;
+        c.partitions.lock_timeout = ms(i32::MAX as u64);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn zeros_from_the_environment_are_refused_where_they_cannot_work() {
+        for key in [
+            "MESHER_POOL_SIZE",
+            "MESHER_STORAGE_POOL_SIZE",
+            "MESHER_SESSION_TTL_SECS",
+            "MESHER_WRITER_BUFFER",
+            "MESHER_WRITER_BATCH",
+            "MESHER_WRITER_FLUSH_MS",
+            "MESHER_WRITER_RETRY_MS",
+            "MESHER_PARTITION_CHECK_SECS",
+            "MESHER_PARTITION_LOCK_TIMEOUT_MS",
+        ] {
+            match from(&[("DATABASE_URL", "postgres://x"), (key, "0")]) {
+                Err(Error::InvalidInput { field, .. }) => assert_eq!(field, key),
+                other => panic!("{key}=0 gave {other:?}"),
+            }
+        }
+        let c = from(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("MESHER_DB_WAIT_SECS", "0"),
+            ("MESHER_PARTITION_DAYS_AHEAD", "0"),
+            ("MESHER_WRITER_RETRY_MS", ""),
+            ("MESHER_PARTITION_LOCK_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(c.database_wait, Duration::ZERO);
+        assert_eq!(c.partitions.days_ahead, 0);
+        assert!(c.writer.retry_backoff.is_empty(), "no retries");
+        assert_eq!(c.partitions.lock_timeout, Duration::from_millis(250));
     }
 }

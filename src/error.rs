@@ -3,11 +3,20 @@
 //! Callers match on the variant; the `Display` text is for logs and people.
 //! Database errors are translated here, once, so no service has to know
 //! SQLSTATE codes.
+//!
+//! What caused an error underneath (a PostgreSQL error, a panicked task) is
+//! its [`source`](std::error::Error::source), never repeated in its own
+//! text, so that whoever walks the chain sees each cause once. Logs print
+//! the whole chain with [`Error::report`].
 
+use std::fmt;
 use tokio_postgres::error::SqlState;
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The cause kept inside an error: whatever failed underneath.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in Mesher, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -38,23 +47,91 @@ pub enum Error {
 
     /// PostgreSQL could not be reached, or no pooled connection became free
     /// in time. Retrying later may succeed.
-    #[error("database unavailable: {0}")]
-    DatabaseUnavailable(String),
+    #[error("database unavailable: {reason}")]
+    DatabaseUnavailable {
+        reason: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
-    /// PostgreSQL rejected a statement for a reason not mapped above.
-    #[error("database error: {0}")]
+    /// PostgreSQL rejected a statement for a reason not mapped above. The
+    /// text gives the SQLSTATE; the source, PostgreSQL's own message.
+    #[error("database error{}", sqlstate(.0))]
     Database(#[source] tokio_postgres::Error),
 
     /// A bug or a broken invariant inside Mesher (a panicked blocking task,
-    /// an actor that is gone). Never caused by user input.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// an actor that is gone, a corrupt row). Never caused by user input.
+    #[error("internal error: {reason}")]
+    Internal {
+        reason: String,
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| format!(" (SQLSTATE {})", c.code()))
+        .unwrap_or_default()
 }
 
 impl Error {
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(field: &'static str, rule: &'static str) -> Self {
         Error::InvalidInput { field, rule }
+    }
+
+    /// [`Error::Internal`] with nothing underneath.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Internal`] caused by `source`.
+    pub fn internal_from(reason: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::DatabaseUnavailable`] caused by `source`.
+    pub fn unavailable(reason: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::DatabaseUnavailable {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// This error and its causes, for a log line: `{}` of it prints
+    /// `error: cause: cause`, where `{}` of the error alone prints only the
+    /// first.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
+/// An error with the chain of its causes (see [`Error::report`]). A cause
+/// whose text the one before already ends with is not repeated:
+/// tokio-postgres, for one, prints its cause in its own text too.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -81,21 +158,26 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
             // No server-side error: the connection broke or never opened.
-            return Error::DatabaseUnavailable(e.to_string());
+            return Error::unavailable("no connection to PostgreSQL", e);
         };
         let entity = entity_of_constraint(db.constraint().unwrap_or(""));
         match *db.code() {
             SqlState::UNIQUE_VIOLATION => Error::AlreadyExists { entity },
             SqlState::FOREIGN_KEY_VIOLATION => Error::NotFound { entity },
             // Ids are parsed before any query; this catches text cast to a
-            // uuid in SQL, and leaves other casts as database errors.
-            SqlState::INVALID_TEXT_REPRESENTATION if db.message().contains("uuid") => {
+            // uuid in SQL, and leaves other casts as database errors. The
+            // code says "bad text for its type"; which type, the function
+            // that refused it (uuid_in's parser) says. Not the message:
+            // that is in the server's language.
+            SqlState::INVALID_TEXT_REPRESENTATION if db.routine() == Some("string_to_uuid") => {
                 Error::invalid("id", "must be a UUID")
             }
-            SqlState::ADMIN_SHUTDOWN
-            | SqlState::CANNOT_CONNECT_NOW
-            | SqlState::TOO_MANY_CONNECTIONS => {
-                Error::DatabaseUnavailable(db.message().to_string())
+            SqlState::ADMIN_SHUTDOWN => Error::unavailable("PostgreSQL is shutting down", e),
+            SqlState::CANNOT_CONNECT_NOW => {
+                Error::unavailable("PostgreSQL is not accepting connections yet", e)
+            }
+            SqlState::TOO_MANY_CONNECTIONS => {
+                Error::unavailable("PostgreSQL has too many connections", e)
             }
             _ => Error::Database(e),
         }
@@ -106,15 +188,70 @@ impl From<bb8::RunError<tokio_postgres::Error>> for Error {
     fn from(e: bb8::RunError<tokio_postgres::Error>) -> Self {
         match e {
             bb8::RunError::User(e) => e.into(),
-            bb8::RunError::TimedOut => {
-                Error::DatabaseUnavailable("timed out waiting for a pooled connection".into())
-            }
+            // The pool logs why its connections fail (see db::LogErrors);
+            // the wait itself has no cause to keep.
+            bb8::RunError::TimedOut => Error::DatabaseUnavailable {
+                reason: "timed out waiting for a pooled connection".into(),
+                source: None,
+            },
         }
     }
 }
 
 impl From<actix::MailboxError> for Error {
     fn from(e: actix::MailboxError) -> Self {
-        Error::Internal(format!("actor unavailable: {e}"))
+        Error::internal_from("actor unavailable", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: inner")]
+    struct RepeatsItsCause(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner;
+
+    #[test]
+    fn causes_are_sources_and_reports_show_each_once() {
+        let e = Error::internal_from("blocking task failed", Inner);
+        assert_eq!(e.to_string(), "internal error: blocking task failed");
+        assert_eq!(e.source().unwrap().to_string(), "inner");
+        assert_eq!(
+            e.report().to_string(),
+            "internal error: blocking task failed: inner"
+        );
+        // A cause that already printed its own cause is not followed by it
+        // again.
+        let e = Error::internal_from("wrapped", RepeatsItsCause(Inner));
+        assert_eq!(
+            e.report().to_string(),
+            "internal error: wrapped: outer: inner"
+        );
+        assert_eq!(
+            Error::internal("no cause").report().to_string(),
+            "internal error: no cause"
+        );
+    }
+
+    #[test]
+    fn mailbox_errors_keep_their_cause() {
+        let e = Error::from(actix::MailboxError::Closed);
+        assert!(matches!(
+            e,
+            Error::Internal {
+                source: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            e.report().to_string(),
+            "internal error: actor unavailable: Mailbox has closed"
+        );
     }
 }

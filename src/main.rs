@@ -4,10 +4,9 @@
 use std::process::ExitCode;
 
 // Events are many small allocations, made on one thread and freed on
-// another. Under glibc's allocator, freeing them (a burst pushing events out
-// of full buffers) spent most of its time coalescing chunks (unlink_chunk,
-// malloc_consolidate, _int_free: about a third of the ingest benchmark's
-// samples); mimalloc frees them cheaply.
+// another. glibc's allocator spends much of that freeing coalescing chunks
+// (a burst pushing events out of full buffers shows it); mimalloc frees
+// them cheaply.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
     let config = match mesher::Config::from_env() {
         Ok(config) => config,
         Err(e) => {
-            log::error!("configuration: {e}");
+            log::error!("configuration: {}", e.report());
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}", e.report());
             ExitCode::FAILURE
         }
     }

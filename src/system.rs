@@ -26,10 +26,11 @@ pub struct Mesher {
     pub partitions: Addr<PartitionManager>,
 }
 
-/// Connects (waiting up to `config.database_wait` for PostgreSQL), applies
-/// the schema, ensures today's and the coming days' partitions, and starts
-/// every service.
+/// Checks the configuration ([`Config::validate`]), connects (waiting up to
+/// `config.database_wait` for PostgreSQL), applies the schema, ensures
+/// today's and the coming days' partitions, and starts every service.
 pub async fn start(config: &Config) -> Result<Mesher> {
+    config.validate()?;
     db::wait_for_database(&config.database_url, config.database_wait).await?;
     let pool = db::pool(&config.database_url, config.pool_size)?;
     db::apply_schema(&pool).await?;

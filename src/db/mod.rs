@@ -45,9 +45,8 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
 
 /// A pool for writing event batches. With `synchronous_commit` false its
 /// sessions commit without waiting for the WAL flush: a batch then costs
-/// no fsync, and an fsync slowed by other writes (100 ms and more in the
-/// ingest benchmark, several times the 500-event buffer at its paced rate)
-/// no longer holds up the writer. The risk is small and bounded: on a crash
+/// no fsync, and an fsync slowed by other writes (long enough for a busy
+/// project to fill its buffer meanwhile) no longer holds up the writer. The risk is small and bounded: on a crash
 /// of PostgreSQL itself, the last fraction of a second of committed events
 /// (at most 3 x wal_writer_delay) may be lost, never corrupted; events wait
 /// in Mesher's own buffers for up to the flush interval anyway.
@@ -109,10 +108,10 @@ pub async fn wait_for_database(url: &str, within: Duration) -> Result<()> {
             Err(e) => e,
         };
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::DatabaseUnavailable(format!(
-                "PostgreSQL did not answer within {}s: {err}",
-                within.as_secs()
-            )));
+            return Err(Error::unavailable(
+                format!("PostgreSQL did not answer within {}s", within.as_secs()),
+                err,
+            ));
         }
         log::warn!("waiting for PostgreSQL ({err}); retrying until {within:?} have passed");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -125,7 +124,9 @@ pub async fn apply_schema(pool: &Pool) -> Result<()> {
     if let Err(e) = client.batch_execute(SCHEMA_SQL).await {
         // The script runs in one transaction; leave none open on a pooled
         // connection.
-        let _ = client.batch_execute("ROLLBACK").await;
+        if let Err(rollback) = client.batch_execute("ROLLBACK").await {
+            log::warn!("rolling back the failed schema script failed too: {rollback}");
+        }
         return Err(e.into());
     }
     Ok(())

@@ -2,8 +2,10 @@
 //! `[day 00:00 UTC, next day 00:00 UTC)`.
 
 use super::Pool;
+use crate::config::PartitionConfig;
 use crate::error::Result;
 use chrono::{Days, NaiveDate};
+use std::time::Duration;
 use tokio_postgres::Client;
 
 /// The partition holding `day`'s events.
@@ -11,29 +13,57 @@ pub fn partition_name(day: NaiveDate) -> String {
     format!("events_{}", day.format("%Y%m%d"))
 }
 
-/// Ensures partitions for `first` and the `days_ahead` days after it.
-/// Returns the names of the partitions this call created (empty when all
-/// existed).
+/// Ensures partitions for `first` and the `days_ahead` days after it,
+/// waiting for locks as long as the default
+/// [`PartitionConfig::lock_timeout`]. Returns the names of the partitions
+/// this call created (empty when all existed).
 pub async fn ensure_range(pool: &Pool, first: NaiveDate, days_ahead: u32) -> Result<Vec<String>> {
+    let lock_timeout = PartitionConfig::default().lock_timeout;
+    ensure_range_with_lock_timeout(pool, first, days_ahead, lock_timeout).await
+}
+
+/// [`ensure_range`], giving up on a lock after `lock_timeout`.
+pub async fn ensure_range_with_lock_timeout(
+    pool: &Pool,
+    first: NaiveDate,
+    days_ahead: u32,
+    lock_timeout: Duration,
+) -> Result<Vec<String>> {
     let days = (0..=u64::from(days_ahead)).filter_map(|d| first.checked_add_days(Days::new(d)));
-    ensure_days(&mut *pool.get().await?, days).await
+    ensure_days_with_lock_timeout(&mut *pool.get().await?, days, lock_timeout).await
+}
+
+/// [`ensure_days_with_lock_timeout`] with the default lock timeout.
+pub(crate) async fn ensure_days(
+    client: &mut Client,
+    days: impl IntoIterator<Item = NaiveDate>,
+) -> Result<Vec<String>> {
+    let lock_timeout = PartitionConfig::default().lock_timeout;
+    ensure_days_with_lock_timeout(client, days, lock_timeout).await
 }
 
 /// Creates the missing partitions among `days`, in one transaction that
 /// holds the schema's advisory lock, so that several processes doing this
 /// at once take turns (two creating one table at once can otherwise fail
 /// on a catalog unique index).
-pub(crate) async fn ensure_days(
+async fn ensure_days_with_lock_timeout(
     client: &mut Client,
     days: impl IntoIterator<Item = NaiveDate>,
+    lock_timeout: Duration,
 ) -> Result<Vec<String>> {
     // A Transaction rolls back on drop, so a cancelled call cannot hand a
     // connection with an open transaction back to the pool.
     let tx = client.transaction().await?;
     // Rather fail and be retried (the manager within a minute, a writer
     // with its backoff) than wait without bound for the advisory lock or
-    // behind whoever holds a conflicting lock on `events`.
-    tx.batch_execute("SET LOCAL lock_timeout = '5s'").await?;
+    // behind whoever holds a conflicting lock on `events`. Local to the
+    // transaction, like SET LOCAL; at least 1 ms, as 0 would mean forever.
+    let ms = lock_timeout.as_millis().max(1);
+    tx.execute(
+        "SELECT set_config('lock_timeout', $1, true)",
+        &[&format!("{ms}ms")],
+    )
+    .await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('mesher-schema'))",
         &[],

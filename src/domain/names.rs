@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 const MAX_NAME_CHARS: usize = 200;
 const MAX_SLUG_CHARS: usize = 64;
 
+/// The rule for every text field that reaches bcrypt or a C library
+/// (PostgreSQL among them): no control characters (Unicode's Cc: the C0
+/// range with NUL, DEL, and C1). bcrypt implementations written in C stop
+/// at NUL, so `"correct\0horse"` would be the password `"correct"` there;
+/// PostgreSQL's `text` cannot hold NUL at all; and the others (tabs,
+/// newlines, terminal escapes) belong in no name, address or password.
+pub(crate) fn refuse_control_chars(field: &'static str, text: &str) -> Result<()> {
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
 /// A display name (organization, project, user): trimmed, 1 to 200
 /// characters, no control characters. Any script is welcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,9 +37,7 @@ impl Name {
         if text.chars().count() > MAX_NAME_CHARS {
             return Err(Error::invalid(field, "must be at most 200 characters"));
         }
-        if text.chars().any(char::is_control) {
-            return Err(Error::invalid(field, "must not contain control characters"));
-        }
+        refuse_control_chars(field, text)?;
         Ok(Name(text.to_owned()))
     }
 
@@ -150,6 +161,33 @@ mod tests {
         assert!(Name::parse("name", "a\u{0}b").is_err());
         let odd = "Robert'); DROP TABLE organizations;-- 🚀";
         assert_eq!(Name::parse("name", odd).unwrap().as_str(), odd);
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        for bad in [
+            "a\0b",
+            "tab\there",
+            "line\nbreak",
+            "del\u{7f}",
+            "c1\u{85}",
+            "\u{1b}[31m",
+        ] {
+            assert!(
+                matches!(
+                    refuse_control_chars("password", bad),
+                    Err(Error::InvalidInput {
+                        field: "password",
+                        rule: "must not contain control characters"
+                    })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+        // Format characters and other scripts are not control characters.
+        for ok in ["plain", "zero\u{200b}width", "漢字 🚀", "Ünïcödé"] {
+            refuse_control_chars("name", ok).unwrap();
+        }
     }
 
     #[test]

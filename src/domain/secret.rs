@@ -21,7 +21,7 @@ const DISPLAY_PREFIX_LEN: usize = API_KEY_PREFIX.len() + 8;
 fn random_hex() -> Result<String> {
     let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Internal(format!("operating system RNG failed: {e}")))?;
+        .map_err(|e| Error::internal_from("operating system RNG failed", e))?;
     Ok(hex::encode(bytes))
 }
 

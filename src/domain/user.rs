@@ -1,6 +1,7 @@
 //! Users, their credentials, sessions and organization memberships.
 
 use super::SessionToken;
+use super::names::refuse_control_chars;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,9 @@ impl Email {
         if domain.contains('@') {
             return rule("must contain exactly one '@'");
         }
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return rule("must not contain spaces or control characters");
+        refuse_control_chars("email", &email)?;
+        if email.chars().any(char::is_whitespace) {
+            return rule("must not contain spaces");
         }
         if domain.split('.').count() < 2 || domain.split('.').any(str::is_empty) {
             return rule("must have a domain like example.org");
@@ -60,17 +62,22 @@ impl From<Email> for String {
 
 /// A password in clear, on its way to bcrypt. 8 to 72 bytes: bcrypt
 /// silently ignores everything after byte 72, so a longer password is
-/// refused rather than quietly weakened. Never serialized, never printed.
+/// refused rather than quietly weakened. No control characters: many
+/// bcrypt implementations stop at NUL, which would weaken it the same way
+/// (the rule of every text bcrypt or PostgreSQL sees). Never serialized,
+/// never printed.
 #[derive(Clone)]
 pub struct Password(String);
 
 impl Password {
     pub fn parse(text: &str) -> Result<Self> {
         match text.len() {
-            0..=7 => Err(Error::invalid("password", "must be at least 8 bytes")),
-            8..=72 => Ok(Password(text.to_owned())),
-            _ => Err(Error::invalid("password", "must be at most 72 bytes")),
+            0..=7 => return Err(Error::invalid("password", "must be at least 8 bytes")),
+            8..=72 => {}
+            _ => return Err(Error::invalid("password", "must be at most 72 bytes")),
         }
+        refuse_control_chars("password", text)?;
+        Ok(Password(text.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -221,6 +228,42 @@ mod tests {
         // 4 three-byte characters are 12 bytes: long enough.
         assert!(Password::parse("パスワード").is_ok());
         assert!(!format!("{:?}", Password::parse("hunter2hunter2").unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn passwords_with_nul_or_other_control_characters_are_refused() {
+        for bad in [
+            "correct\0horse battery",
+            "correct horse battery\0",
+            "correct\thorse battery",
+            "correct horse\nbattery",
+            "correct horse\u{7f}battery",
+        ] {
+            assert!(
+                matches!(
+                    Password::parse(bad),
+                    Err(Error::InvalidInput {
+                        field: "password",
+                        rule: "must not contain control characters"
+                    })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+        // Spaces and any script are fine: only control characters go.
+        assert!(Password::parse("correct horse battery staple").is_ok());
+        assert!(Password::parse("пароль пароль").is_ok());
+    }
+
+    #[test]
+    fn emails_with_control_characters_are_refused() {
+        assert!(matches!(
+            Email::parse("ann\0@example.org"),
+            Err(Error::InvalidInput {
+                field: "email",
+                rule: "must not contain control characters"
+            })
+        ));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! On start it ensures partitions for today and the next `days_ahead` days
 //! (UTC), then re-arms itself with `run_later` to check again after
-//! `check_interval`. Creation takes an advisory lock, so managers in
+//! `check_interval`. "Today" comes from a clock the manager is given
+//! ([`PartitionManager::with_clock`]; the system's by default), so tests
+//! can fix the day. Creation takes an advisory lock, so managers in
 //! several processes can run at once. Should it fall behind anyway, the
 //! writer creates a missing partition on demand (see
 //! [`crate::db::events::insert_batch`]).
@@ -11,7 +13,7 @@ use crate::config::PartitionConfig;
 use crate::db::{self, Pool};
 use crate::error::Result;
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use std::time::Duration;
 
 /// How soon a failed check is tried again, when that is sooner than the
@@ -22,18 +24,43 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 pub struct PartitionManager {
     /// Shared connection pool; a check holds one connection briefly.
     pool: Pool,
-    /// How far ahead, and how often to look.
+    /// How far ahead, how often to look, how long to wait for a lock.
     config: PartitionConfig,
+    /// Today's date in UTC.
+    today: Box<dyn Fn() -> NaiveDate>,
 }
 
 impl PartitionManager {
+    /// A manager that reads today's date from the system clock.
     pub fn new(pool: Pool, config: PartitionConfig) -> Self {
-        PartitionManager { pool, config }
+        Self::with_clock(pool, config, || Utc::now().date_naive())
+    }
+
+    /// A manager that takes today's date (UTC) from `today`, called once per
+    /// check.
+    pub fn with_clock(
+        pool: Pool,
+        config: PartitionConfig,
+        today: impl Fn() -> NaiveDate + 'static,
+    ) -> Self {
+        PartitionManager {
+            pool,
+            config,
+            today: Box::new(today),
+        }
     }
 
     fn ensure(&self) -> impl Future<Output = Result<Vec<String>>> + 'static {
-        let (pool, days_ahead) = (self.pool.clone(), self.config.days_ahead);
-        async move { db::partitions::ensure_range(&pool, Utc::now().date_naive(), days_ahead).await }
+        let (pool, first) = (self.pool.clone(), (self.today)());
+        let PartitionConfig {
+            days_ahead,
+            lock_timeout,
+            ..
+        } = self.config;
+        async move {
+            db::partitions::ensure_range_with_lock_timeout(&pool, first, days_ahead, lock_timeout)
+                .await
+        }
     }
 
     fn check_and_rearm(&mut self, ctx: &mut Context<Self>) {
@@ -41,7 +68,7 @@ impl PartitionManager {
             let next = match result {
                 Ok(_) => act.config.check_interval,
                 Err(e) => {
-                    log::error!("ensuring event partitions failed: {e}");
+                    log::error!("ensuring event partitions failed: {}", e.report());
                     act.config.check_interval.min(RETRY_AFTER_FAILURE)
                 }
             };

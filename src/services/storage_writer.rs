@@ -201,9 +201,10 @@ impl StorageWriter {
                 if let Some(&delay) = self.config.retry_backoff.get(attempt) {
                     self.stats.retries += 1;
                     log::warn!(
-                        "project {}: writing {} events failed ({e}); retry {} in {delay:?}",
+                        "project {}: writing {} events failed ({}); retry {} in {delay:?}",
                         self.project_id,
                         batch.len(),
+                        e.report(),
                         attempt + 1
                     );
                     ctx.run_later(delay, move |act, ctx| act.write(batch, attempt + 1, ctx));
@@ -211,9 +212,10 @@ impl StorageWriter {
                 }
                 self.stats.dropped_after_retries += batch.len() as u64;
                 log::error!(
-                    "project {}: dropped a batch of {} events after {attempt} retries: {e}",
+                    "project {}: dropped a batch of {} events after {attempt} retries: {}",
                     self.project_id,
-                    batch.len()
+                    batch.len(),
+                    e.report()
                 );
             }
         }
@@ -362,10 +364,11 @@ impl Handler<Drain> for StorageWriter {
         }
         let project_id = self.project_id;
         Box::pin(async move {
-            rx.await.map_err(|_| {
-                Error::Internal(format!(
-                    "writer for project {project_id} stopped before draining"
-                ))
+            rx.await.map_err(|e| {
+                Error::internal_from(
+                    format!("writer for project {project_id} stopped before draining"),
+                    e,
+                )
             })
         })
     }

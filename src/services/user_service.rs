@@ -1,8 +1,8 @@
 //! UserService: accounts, password login, sessions and memberships.
 //!
-//! bcrypt is deliberately slow (about a quarter second at cost 12), so it
-//! runs on tokio's blocking pool, never on the actor's thread: a burst of
-//! logins must not stall the other actors sharing that thread.
+//! bcrypt is deliberately slow (a good fraction of a second at the default
+//! cost), so it runs on tokio's blocking pool, never on the actor's thread:
+//! a burst of logins must not stall the other actors sharing that thread.
 
 use crate::config::UserConfig;
 use crate::db::{self, Pool};
@@ -56,10 +56,16 @@ fn dummy_hash(cell: &OnceLock<String>, cost: u32) -> &str {
         let mut secret = [0u8; 32];
         // The dummy only has to be unguessable by chance; should the RNG
         // fail, a fixed value still hashes to a valid, unmatchable hash.
-        let _ = getrandom::fill(&mut secret);
-        // Only a cost outside bcrypt's 4..=31 fails here; Register then
-        // fails too, so no user exists, and an empty hash verifies nothing.
-        bcrypt::hash(hex::encode(secret), cost).unwrap_or_default()
+        if let Err(e) = getrandom::fill(&mut secret) {
+            log::warn!("dummy password hash made without randomness: the RNG failed: {e}");
+        }
+        // Only a cost outside bcrypt's 4..=31 fails here (a configuration
+        // that skipped Config::validate); Register then fails too, so no
+        // user exists, and a login finds no dummy to verify against.
+        bcrypt::hash(hex::encode(secret), cost).unwrap_or_else(|e| {
+            log::error!("cannot make the dummy password hash at cost {cost}: {e}");
+            String::new()
+        })
     })
 }
 
@@ -67,7 +73,7 @@ fn dummy_hash(cell: &OnceLock<String>, cost: u32) -> &str {
 async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))
+        .map_err(|e| Error::internal_from("blocking task failed", e))
 }
 
 /// Creates an account. Errors: `InvalidInput` (email, password,
@@ -150,7 +156,7 @@ impl Handler<Register> for UserService {
             let display_name = Name::parse("display_name", &msg.display_name)?;
             let hash = off_thread(move || bcrypt::hash(password.expose(), cost))
                 .await?
-                .map_err(|e| Error::Internal(format!("bcrypt failed: {e}")))?;
+                .map_err(|e| Error::internal_from("bcrypt failed", e))?;
             db::users::insert(&pool, &email, &hash, &display_name).await
         })
     }
@@ -174,15 +180,24 @@ impl Handler<Login> for UserService {
                 Some((user, hash)) => (Some(user), hash),
                 None => (None, String::new()),
             };
-            let matches = off_thread(move || {
+            let verified = off_thread(move || {
                 let hash = if hash.is_empty() {
                     dummy_hash(&dummy, cost)
                 } else {
                     &hash
                 };
-                bcrypt::verify(password.expose(), hash).unwrap_or(false)
+                bcrypt::verify(password.expose(), hash)
             })
             .await?;
+            // A hash bcrypt cannot read is not a wrong password: a corrupt
+            // row (or no dummy hash, logged when it was made).
+            let matches = verified.map_err(|e| {
+                let whose = user
+                    .as_ref()
+                    .map_or("the dummy".into(), |u| format!("user {}'s stored", u.id));
+                log::error!("{whose} password hash is unreadable: {e}");
+                Error::internal_from("unreadable password hash", e)
+            })?;
             let user = user.filter(|_| matches).ok_or(Error::InvalidCredentials)?;
             let token = SessionToken::generate()?;
             let session = db::sessions::insert(&pool, &token, user.id, ttl).await?;

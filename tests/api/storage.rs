@@ -5,10 +5,8 @@
 //! the configuration; no assertion depends on how long something took. The
 //! only time bound is the liveness bound of `common::wait_until`.
 
-mod common;
-
+use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
-use common::{TestDb, wait_until};
 use mesher::config::WriterConfig;
 use mesher::db;
 use mesher::domain::{Event, EventPayload, Name, Slug};

@@ -1,8 +1,6 @@
 //! The query layer against a real PostgreSQL.
 
-mod common;
-
-use common::TestDb;
+use crate::common::TestDb;
 use mesher::Error;
 use mesher::db;
 use mesher::domain::{
@@ -100,6 +98,28 @@ async fn malformed_ids_give_a_typed_error() {
         Error::from(err),
         Error::InvalidInput { field: "id", .. }
     ));
+}
+
+#[actix::test]
+async fn database_errors_keep_their_cause_and_print_it_once() {
+    let t = TestDb::new().await;
+    let pg = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
+    let err = Error::from(pg);
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert_eq!(err.to_string(), "database error (SQLSTATE 42P01)");
+    let report = err.report().to_string();
+    assert_eq!(report.matches("no_such_table").count(), 1, "{report}");
+    assert!(
+        report.starts_with("database error (SQLSTATE 42P01): "),
+        "{report}"
+    );
 }
 
 #[actix::test]
@@ -262,11 +282,14 @@ async fn sessions_validate_until_expiry_or_deletion() {
     ));
     assert!(!db::sessions::delete(&t.pool, &token).await.unwrap());
 
+    // Expiry is data: a session whose expiry has passed, made so by moving
+    // it into the past rather than by waiting.
     let short = SessionToken::generate().unwrap();
-    db::sessions::insert(&t.pool, &short, user.id, Duration::from_millis(1))
+    db::sessions::insert(&t.pool, &short, user.id, Duration::from_secs(60))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+        .await;
     assert!(matches!(
         db::sessions::validate(&t.pool, &short).await,
         Err(Error::SessionExpired)

@@ -1,0 +1,23 @@
+//! The integration tests, one binary: each module is an area, and the
+//! helpers in `common` (a fresh database per test) and `helpers` (the
+//! tenancy services and message builders) are compiled once for all.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod helpers;
+
+// Tenancy through the actors, driven with `addr.send(...)`: every check is
+// one a caller could make (the typed error a message gets, what a later
+// message sees) plus what ends up in the tables.
+mod bad_input;
+mod memberships;
+mod orgs;
+mod projects;
+mod sessions;
+mod users;
+
+mod binary;
+mod partitions;
+mod queries;
+mod startup;
+mod storage;

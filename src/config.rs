@@ -1,7 +1,9 @@
 //! Configuration: every tunable with its default, read from the
 //! environment by the binary and built in code by embedders and tests.
 
+use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Everything [`crate::start`] needs. `Debug` leaves out the database URL,
@@ -26,6 +28,36 @@ pub struct Config {
     pub users: UserConfig,
     pub writer: WriterConfig,
     pub partitions: PartitionConfig,
+    pub http: HttpConfig,
+}
+
+/// Tuning for the HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where the server listens (`MESHER_HTTP_ADDR`); port 0 picks a free
+    /// port, which [`crate::Mesher::http_addr`] then reports.
+    pub addr: SocketAddr,
+    /// What DSNs point at (`MESHER_PUBLIC_URL`); `http://<addr>` when
+    /// unset, with the port actually bound.
+    pub public_url: Option<PublicUrl>,
+    /// How long a shutdown lets requests in progress finish
+    /// (`MESHER_HTTP_SHUTDOWN_SECS`).
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head, and then its
+    /// body (`MESHER_HTTP_CLIENT_TIMEOUT_MS`): a slow client is cut off
+    /// instead of holding a connection and its buffer.
+    pub client_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            public_url: None,
+            shutdown_timeout: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Tuning for [`crate::services::UserService`].
@@ -110,6 +142,7 @@ impl std::fmt::Debug for Config {
             .field("users", &self.users)
             .field("writer", &self.writer)
             .field("partitions", &self.partitions)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -126,6 +159,7 @@ impl Config {
             users: UserConfig::default(),
             writer: WriterConfig::default(),
             partitions: PartitionConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 
@@ -213,6 +247,20 @@ impl Config {
         if let Some(n) = num("MESHER_PARTITION_LOCK_TIMEOUT_MS")? {
             c.partitions.lock_timeout = Duration::from_millis(n);
         }
+        if let Some(addr) = get("MESHER_HTTP_ADDR") {
+            c.http.addr = addr.trim().parse().map_err(|_| {
+                Error::invalid("MESHER_HTTP_ADDR", "must be an address like 127.0.0.1:8000")
+            })?;
+        }
+        if let Some(url) = get("MESHER_PUBLIC_URL") {
+            c.http.public_url = Some(PublicUrl::parse(&url)?);
+        }
+        if let Some(n) = num("MESHER_HTTP_SHUTDOWN_SECS")? {
+            c.http.shutdown_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = num("MESHER_HTTP_CLIENT_TIMEOUT_MS")? {
+            c.http.client_timeout = Duration::from_millis(n);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -235,7 +283,8 @@ impl Config {
         at_most_a_year("MESHER_DB_WAIT_SECS", self.database_wait)?;
         self.users.validate()?;
         self.writer.validate()?;
-        self.partitions.validate()
+        self.partitions.validate()?;
+        self.http.validate()
     }
 }
 
@@ -338,6 +387,14 @@ impl PartitionConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl HttpConfig {
+    /// See [`Config::validate`].
+    pub fn validate(&self) -> Result<()> {
+        at_most_a_year("MESHER_HTTP_SHUTDOWN_SECS", self.shutdown_timeout)?;
+        timer("MESHER_HTTP_CLIENT_TIMEOUT_MS", self.client_timeout)
     }
 }
 

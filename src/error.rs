@@ -59,6 +59,15 @@ pub enum Error {
     #[error("database error{}", sqlstate(.0))]
     Database(#[source] tokio_postgres::Error),
 
+    /// Mesher cannot take more right now (a project's writer is full); the
+    /// caller may try again after `retry_after`. Nothing was accepted.
+    #[error("overloaded; retry after {}s", retry_after.as_secs())]
+    Overloaded { retry_after: std::time::Duration },
+
+    /// Mesher is shutting down and accepts nothing new.
+    #[error("shutting down")]
+    ShuttingDown,
+
     /// A bug or a broken invariant inside Mesher (a panicked blocking task,
     /// an actor that is gone, a corrupt row). Never caused by user input.
     #[error("internal error: {reason}")]

@@ -55,11 +55,13 @@
 //! }
 //! ```
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod services;
 pub mod system;
 

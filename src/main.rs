@@ -1,6 +1,9 @@
-//! The `mesher` binary: configuration from the environment, then
-//! [`mesher::run`] until SIGINT or SIGTERM.
+//! The `mesher` binary: configuration from the environment, then the
+//! server ([`mesher::run`] until SIGINT or SIGTERM) or one of the
+//! set-up subcommands ([`mesher::cli`]).
 
+use clap::Parser;
+use mesher::cli::{Cli, Command};
 use std::process::ExitCode;
 
 // Events are many small allocations, made on one thread and freed on
@@ -11,7 +14,14 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    // A set-up command's output is its result; only problems are logged.
+    let level = match command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let config = match mesher::Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -20,12 +30,17 @@ fn main() -> ExitCode {
         }
     };
     let result = actix::System::new().block_on(async {
-        let result = mesher::run(config, mesher::shutdown_signal()).await;
+        let result = match command {
+            Command::Serve => mesher::run(config, mesher::shutdown_signal())
+                .await
+                .map(drop),
+            admin => mesher::cli::run_admin(&config, admin).await,
+        };
         actix::System::current().stop();
         result
     });
     match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{}", e.report());
             ExitCode::FAILURE

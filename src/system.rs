@@ -6,12 +6,17 @@
 
 use crate::config::Config;
 use crate::db::{self, Pool};
+use crate::domain::PublicUrl;
 use crate::error::Result;
+use crate::http;
+use crate::metrics::Metrics;
 use crate::services::{
     DrainAll, EnsurePartitions, OrgService, PartitionManager, ProjectService, RegistryStats,
     UserService, WriterRegistry,
 };
 use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use std::net::SocketAddr;
 
 /// A running Mesher: the address of every service.
 pub struct Mesher {
@@ -24,11 +29,20 @@ pub struct Mesher {
     /// Send events here (`Store`); it routes them to per-project writers.
     pub writers: Addr<WriterRegistry>,
     pub partitions: Addr<PartitionManager>,
+    /// What is counted, as `/metrics` serves it.
+    pub metrics: Metrics,
+    /// Where the HTTP server listens (the port actually bound).
+    pub http_addr: SocketAddr,
+    /// What DSNs point at.
+    pub public_url: PublicUrl,
+    /// Stops the HTTP server (see [`Mesher::shutdown`]).
+    http: ServerHandle,
 }
 
 /// Checks the configuration ([`Config::validate`]), connects (waiting up to
 /// `config.database_wait` for PostgreSQL), applies the schema, ensures
-/// today's and the coming days' partitions, and starts every service.
+/// today's and the coming days' partitions, and starts every service and
+/// the HTTP server.
 pub async fn start(config: &Config) -> Result<Mesher> {
     config.validate()?;
     db::wait_for_database(&config.database_url, config.database_wait).await?;
@@ -40,27 +54,59 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     // means partitions certainly exist when `start` returns.
     partitions.send(EnsurePartitions).await??;
 
+    // Listening before the services start tells which port a configured
+    // port 0 became, which the default public URL, and so every DSN, names.
+    let listener = http::server::listen(config.http.addr)?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| crate::Error::internal_from("listening socket", e))?;
+    let public_url = match &config.http.public_url {
+        Some(url) => url.clone(),
+        None => PublicUrl::parse(&format!("http://{http_addr}"))?,
+    };
+
+    let metrics = Metrics::default();
+    let projects = ProjectService::new(pool.clone(), public_url.clone()).start();
+    let writers = WriterRegistry::start_on_own_thread(
+        db::event_pool(
+            &config.database_url,
+            config.storage_pool_size,
+            config.storage_synchronous_commit,
+        )?,
+        config.writer.clone(),
+        metrics.clone(),
+    );
+    let state = http::State {
+        projects: projects.clone(),
+        writers: writers.clone(),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        body_timeout: config.http.client_timeout,
+    };
+    let server = http::server::serve(state, listener, &config.http)?;
+    let http = server.handle();
+    actix_rt::spawn(server);
+
     Ok(Mesher {
         orgs: OrgService::new(pool.clone()).start(),
-        projects: ProjectService::new(pool.clone()).start(),
+        projects,
         users: UserService::new(pool.clone(), config.users.clone()).start(),
-        writers: WriterRegistry::start_on_own_thread(
-            db::event_pool(
-                &config.database_url,
-                config.storage_pool_size,
-                config.storage_synchronous_commit,
-            )?,
-            config.writer.clone(),
-        ),
+        writers,
         partitions,
         pool,
+        metrics,
+        http_addr,
+        public_url,
+        http,
     })
 }
 
 impl Mesher {
-    /// Stops taking events and writes every buffered one. Returns the
-    /// writers' final counters.
+    /// Stops the HTTP server (no new connections; requests in progress
+    /// finish within `http.shutdown_timeout`), then stops taking events and
+    /// writes every buffered one. Returns the writers' final counters.
     pub async fn shutdown(self) -> Result<RegistryStats> {
+        self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
         log::info!(
             "drained {} storage writer(s): {} events stored, {} dropped on overflow, {} dropped after retries",
@@ -88,7 +134,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<R
             return Ok(RegistryStats::default());
         }
     };
-    log::info!("ready");
+    log::info!("ready: listening on http://{}", mesher.http_addr);
     shutdown.await;
     log::info!("shutting down");
     mesher.shutdown().await

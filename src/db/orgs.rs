@@ -42,6 +42,20 @@ pub async fn get(pool: &Pool, id: Uuid) -> Result<Organization> {
         })
 }
 
+pub async fn get_by_slug(pool: &Pool, slug: &Slug) -> Result<Organization> {
+    pool.get()
+        .await?
+        .query_opt(
+            "SELECT id, name, slug, created_at FROM organizations WHERE slug = $1",
+            &[&slug.as_str()],
+        )
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or(Error::NotFound {
+            entity: "organization",
+        })
+}
+
 /// All organizations, oldest first.
 pub async fn list(pool: &Pool) -> Result<Vec<Organization>> {
     let rows = pool

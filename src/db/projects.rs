@@ -6,9 +6,13 @@ use crate::error::{Error, Result};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+/// The columns [`from_row`] reads, for every query returning projects.
+pub(crate) const COLUMNS: &str = "id, public_id, org_id, name, platform, created_at";
+
 pub(crate) fn from_row(row: &Row) -> Project {
     Project {
         id: row.get("id"),
+        public_id: row.get("public_id"),
         org_id: row.get("org_id"),
         name: row.get("name"),
         platform: row.get("platform"),
@@ -24,12 +28,14 @@ pub async fn insert(
     name: &Name,
     platform: Option<&Name>,
 ) -> Result<Project> {
+    let sql = format!(
+        "INSERT INTO projects (id, org_id, name, platform) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    );
     let row = pool
         .get()
         .await?
         .query_one(
-            "INSERT INTO projects (id, org_id, name, platform) VALUES ($1, $2, $3, $4)
-             RETURNING id, org_id, name, platform, created_at",
+            &sql,
             &[
                 &new_id(),
                 &org_id,
@@ -42,12 +48,21 @@ pub async fn insert(
 }
 
 pub async fn get(pool: &Pool, id: Uuid) -> Result<Project> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
     pool.get()
         .await?
-        .query_opt(
-            "SELECT id, org_id, name, platform, created_at FROM projects WHERE id = $1",
-            &[&id],
-        )
+        .query_opt(&sql, &[&id])
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or(Error::NotFound { entity: "project" })
+}
+
+/// The project whose DSNs carry `public_id`.
+pub async fn get_by_public_id(pool: &Pool, public_id: i64) -> Result<Project> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE public_id = $1");
+    pool.get()
+        .await?
+        .query_opt(&sql, &[&public_id])
         .await?
         .map(|r| from_row(&r))
         .ok_or(Error::NotFound { entity: "project" })
@@ -68,11 +83,7 @@ pub async fn list_by_org(pool: &Pool, org_id: Uuid) -> Result<Vec<Project>> {
             entity: "organization",
         });
     }
-    let rows = client
-        .query(
-            "SELECT id, org_id, name, platform, created_at FROM projects WHERE org_id = $1 ORDER BY id",
-            &[&org_id],
-        )
-        .await?;
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE org_id = $1 ORDER BY id");
+    let rows = client.query(&sql, &[&org_id]).await?;
     Ok(rows.iter().map(from_row).collect())
 }

@@ -20,7 +20,7 @@ pub use event::{
 pub use issue::{Issue, IssueStatus};
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};
-pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project};
+pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, PublicUrl};
 pub use user::{Email, NewSession, OrgMembership, Password, Role, Session, User};
 
 use crate::error::{Error, Result};

@@ -1,8 +1,10 @@
 //! Organizations, their projects, and the projects' API keys.
 
 use super::ApiKey;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use uuid::Uuid;
 
 /// A tenant: owns projects and has members.
@@ -18,6 +20,9 @@ pub struct Organization {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     pub id: Uuid,
+    /// The number in the project's DSNs: Sentry SDKs refuse a project id
+    /// that is not numeric. Unique and never reused.
+    pub public_id: i64,
     pub org_id: Uuid,
     pub name: String,
     /// The SDK platform (e.g. "rust", "python"), when the user said.
@@ -41,5 +46,126 @@ pub struct ApiKeyInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewApiKey {
     pub key: ApiKey,
+    /// What an SDK is configured with: the key, Mesher's public address
+    /// and the project's public id (see [`PublicUrl::dsn`]).
+    pub dsn: String,
     pub info: ApiKeyInfo,
+}
+
+/// The address applications reach Mesher at (`MESHER_PUBLIC_URL`), from
+/// which DSNs are built: `http` or `https`, a host, an optional port and
+/// path; no user, query or fragment. Kept without a trailing slash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://`.
+    scheme: String,
+    /// Host, port and path, without a trailing slash.
+    rest: String,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<Self> {
+        let rule = |r| Err(Error::invalid("MESHER_PUBLIC_URL", r));
+        let text = text.trim();
+        let Some((scheme, rest)) = text
+            .strip_prefix("http://")
+            .map(|r| ("http://", r))
+            .or_else(|| text.strip_prefix("https://").map(|r| ("https://", r)))
+        else {
+            return rule("must start with http:// or https://");
+        };
+        let rest = rest.trim_end_matches('/');
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || host.starts_with(':') {
+            return rule("must name a host");
+        }
+        if rest
+            .chars()
+            .any(|c| matches!(c, '@' | '?' | '#') || c.is_whitespace() || c.is_control())
+        {
+            return rule("must not hold a user, query, fragment or spaces");
+        }
+        Ok(PublicUrl {
+            scheme: scheme.to_owned(),
+            rest: rest.to_owned(),
+        })
+    }
+
+    /// Whether clients reach Mesher over TLS (cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https://"
+    }
+
+    /// The DSN for `key` and a project's public id:
+    /// `http://<key>@<host[:port][/path]>/<public_id>`.
+    pub fn dsn(&self, key: &ApiKey, public_id: i64) -> String {
+        format!(
+            "{}{}@{}/{public_id}",
+            self.scheme,
+            key.expose(),
+            self.rest
+        )
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.scheme, self.rest)
+    }
+}
+
+impl fmt::Debug for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsns_keep_scheme_host_port_and_path() {
+        let key = ApiKey::parse(&format!("mshr_{}", "ab".repeat(32))).unwrap();
+        let k = key.expose();
+        for (url, dsn) in [
+            ("http://127.0.0.1:8000", format!("http://{k}@127.0.0.1:8000/7")),
+            ("http://127.0.0.1:8000/", format!("http://{k}@127.0.0.1:8000/7")),
+            (
+                "https://errors.example.com/mesher/",
+                format!("https://{k}@errors.example.com/mesher/7"),
+            ),
+            (" https://e.example.com ", format!("https://{k}@e.example.com/7")),
+        ] {
+            assert_eq!(PublicUrl::parse(url).unwrap().dsn(&key, 7), dsn, "{url}");
+        }
+    }
+
+    #[test]
+    fn public_urls_without_a_usable_host_are_refused() {
+        for bad in [
+            "",
+            "127.0.0.1:8000",
+            "ftp://example.com",
+            "http://",
+            "http:///path",
+            "http://:8000",
+            "http://user@example.com",
+            "http://example.com/?x=1",
+            "http://example.com/#top",
+            "http://exa mple.com",
+        ] {
+            assert!(
+                matches!(
+                    PublicUrl::parse(bad),
+                    Err(Error::InvalidInput {
+                        field: "MESHER_PUBLIC_URL",
+                        ..
+                    })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+        assert!(PublicUrl::parse("https://x.org").unwrap().is_https());
+    }
 }

@@ -1,8 +1,41 @@
 //! The HTTP layer: Sentry-compatible ingestion, health and metrics.
 //!
-//! Handlers are thin (extract, send a message, map the reply to a status);
-//! the wire formats they read are pure functions in their own files.
+//! - [`server`]: starting and stopping the actix-web server, and the
+//!   routes.
+//! - [`ingest`]: the ingestion handlers (`/api/<id>/envelope/`,
+//!   `/api/<id>/store/`, `/api/v1/events`).
+//! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`error`]: the one mapping from errors to statuses and bodies.
+//! - The wire formats, pure functions with their tests: [`body`]
+//!   (content encodings, size limits), [`envelope`] (Sentry envelopes),
+//!   [`sentry_auth`] (where a request carries its key).
+//!
+//! Handlers are thin: extract, send a message to an actor, map the reply.
 
 pub mod body;
 pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod ingest;
 pub mod sentry_auth;
+pub mod server;
+
+use crate::db::Pool;
+use crate::metrics::Metrics;
+use crate::services::{ProjectService, WriterRegistry};
+use actix::Addr;
+use std::time::Duration;
+
+/// What every handler may use: the actors it talks to and the counters.
+#[derive(Clone)]
+pub struct State {
+    /// Resolves ingest keys (cached).
+    pub projects: Addr<ProjectService>,
+    /// Takes events (see [`crate::services::Admit`]).
+    pub writers: Addr<WriterRegistry>,
+    /// For the readiness check.
+    pub pool: Pool,
+    pub metrics: Metrics,
+    /// How long a client may take to send a body.
+    pub body_timeout: Duration,
+}

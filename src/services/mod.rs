@@ -19,9 +19,9 @@ pub use project_service::{
     CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
     ProjectService, RevokeApiKey,
 };
-pub use storage_writer::{Drain, Flush, Stats, StorageWriter, Store, WriterStats};
+pub use storage_writer::{Admit, Drain, Flush, Stats, StorageWriter, Store, WriterStats};
 pub use user_service::{
     AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,
     ValidateSession,
 };
-pub use writer_registry::{DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry};
+pub use writer_registry::{Accepting, DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry};

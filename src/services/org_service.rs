@@ -30,7 +30,8 @@ pub struct CreateOrg {
     pub slug: String,
 }
 
-/// Reads one organization. Errors: `InvalidInput` (id), `NotFound`.
+/// Reads one organization, by its id or its slug. Errors: `InvalidInput`
+/// (id), `NotFound`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Organization>")]
 pub struct GetOrg {
@@ -60,7 +61,15 @@ impl Handler<GetOrg> for OrgService {
 
     fn handle(&mut self, msg: GetOrg, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move { db::orgs::get(&pool, parse_id("id", &msg.id)?).await })
+        Box::pin(async move {
+            match parse_id("id", &msg.id) {
+                Ok(id) => db::orgs::get(&pool, id).await,
+                Err(e) => match Slug::parse(&msg.id) {
+                    Ok(slug) => db::orgs::get_by_slug(&pool, &slug).await,
+                    Err(_) => Err(e),
+                },
+            }
+        })
     }
 }
 

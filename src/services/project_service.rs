@@ -1,19 +1,100 @@
 //! ProjectService: projects and their `mshr_` API keys.
+//!
+//! Every ingested event presents a key, so resolved keys are cached here,
+//! known and unknown alike, for [`KEY_CACHE_TTL`]: revoking a key through
+//! this service forgets it at once, and another process that cached it
+//! stops accepting it within that time.
 
 use crate::db::{self, Pool};
-use crate::domain::{ApiKey, ApiKeyInfo, Name, NewApiKey, Project, parse_id};
-use crate::error::Result;
+use crate::domain::{ApiKey, ApiKeyInfo, Name, NewApiKey, Project, PublicUrl, parse_id};
+use crate::error::{Error, Result};
 use actix::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long a resolved key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Keys remembered, of each kind. Known and unknown keys are bounded
+/// apart, so a flood of made-up keys cannot push out the real ones.
+const KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// Creates and reads projects; issues, resolves and revokes API keys.
 pub struct ProjectService {
     /// Shared connection pool; each request borrows a connection briefly.
     pool: Pool,
+    /// Where DSNs point (see [`PublicUrl::dsn`]).
+    public_url: PublicUrl,
+    /// Recently resolved keys (see the module documentation).
+    keys: KeyCache,
 }
 
 impl ProjectService {
-    pub fn new(pool: Pool) -> Self {
-        ProjectService { pool }
+    pub fn new(pool: Pool, public_url: PublicUrl) -> Self {
+        ProjectService {
+            pool,
+            public_url,
+            keys: KeyCache::default(),
+        }
+    }
+}
+
+/// Key hashes resolved recently, with when they were.
+#[derive(Default)]
+struct KeyCache {
+    known: HashMap<Vec<u8>, (Project, Instant)>,
+    unknown: HashMap<Vec<u8>, Instant>,
+    /// Counts revocations, so that a lookup that started before one does
+    /// not put a key it just revoked back in the cache.
+    revocations: u64,
+}
+
+impl KeyCache {
+    /// `Some(Ok)` for a fresh known key, `Some(Err)` for a fresh unknown
+    /// one, `None` when the database must be asked.
+    fn get(&self, hash: &[u8]) -> Option<Result<Project>> {
+        let fresh = |at: &Instant| at.elapsed() < KEY_CACHE_TTL;
+        if let Some((project, _)) = self.known.get(hash).filter(|(_, at)| fresh(at)) {
+            return Some(Ok(project.clone()));
+        }
+        self.unknown
+            .get(hash)
+            .filter(|at| fresh(at))
+            .map(|_| Err(Error::InvalidCredentials))
+    }
+
+    fn remember(&mut self, hash: Vec<u8>, resolved: &Result<Project>) {
+        let now = Instant::now();
+        match resolved {
+            Ok(project) => {
+                bound(&mut self.known, |(_, at)| at);
+                self.known.insert(hash, (project.clone(), now));
+            }
+            Err(Error::InvalidCredentials) => {
+                bound(&mut self.unknown, |at| at);
+                self.unknown.insert(hash, now);
+            }
+            // Not an answer about the key (say, the database is down).
+            Err(_) => {}
+        }
+    }
+
+    /// Forgets every key of a project, so a revoked one stops resolving.
+    fn forget_project(&mut self, project_id: Uuid) {
+        self.revocations += 1;
+        self.known.retain(|_, (p, _)| p.id != project_id);
+    }
+}
+
+/// Makes room for one more entry: drops the stale ones, and everything when
+/// all are fresh (rare, and costing only repeated lookups).
+fn bound<V>(map: &mut HashMap<Vec<u8>, V>, at: impl Fn(&V) -> &Instant) {
+    if map.len() >= KEY_CACHE_CAPACITY {
+        map.retain(|_, v| at(v).elapsed() < KEY_CACHE_TTL);
+        if map.len() >= KEY_CACHE_CAPACITY {
+            map.clear();
+        }
     }
 }
 
@@ -31,7 +112,8 @@ pub struct CreateProject {
     pub platform: Option<String>,
 }
 
-/// Reads one project. Errors: `InvalidInput` (id), `NotFound`.
+/// Reads one project, by its id or by the numeric public id of its DSNs.
+/// Errors: `InvalidInput` (id), `NotFound`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Project>")]
 pub struct GetProject {
@@ -56,8 +138,9 @@ pub struct CreateApiKey {
     pub label: Option<String>,
 }
 
-/// Resolves an ingest key to its project. Errors: `InvalidInput`
-/// (api_key: malformed), `InvalidCredentials` (unknown or revoked).
+/// Resolves an ingest key to its project, from the cache when it can (see
+/// the module documentation). Errors: `InvalidInput` (api_key: malformed),
+/// `InvalidCredentials` (unknown or revoked).
 #[derive(Message)]
 #[rtype(result = "Result<Project>")]
 pub struct GetProjectByApiKey {
@@ -103,7 +186,12 @@ impl Handler<GetProject> for ProjectService {
 
     fn handle(&mut self, msg: GetProject, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move { db::projects::get(&pool, parse_id("id", &msg.id)?).await })
+        Box::pin(async move {
+            match msg.id.trim().parse::<i64>() {
+                Ok(public_id) => db::projects::get_by_public_id(&pool, public_id).await,
+                Err(_) => db::projects::get(&pool, parse_id("id", &msg.id)?).await,
+            }
+        })
     }
 }
 
@@ -122,34 +210,55 @@ impl Handler<CreateApiKey> for ProjectService {
     type Result = ResponseFuture<Result<NewApiKey>>;
 
     fn handle(&mut self, msg: CreateApiKey, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
+        let (pool, public_url) = (self.pool.clone(), self.public_url.clone());
         Box::pin(async move {
             let project_id = parse_id("project_id", &msg.project_id)?;
             let label = Name::parse("label", msg.label.as_deref().unwrap_or("default"))?;
             let key = ApiKey::generate()?;
             let info = db::api_keys::insert(&pool, project_id, &key, &label).await?;
-            Ok(NewApiKey { key, info })
+            let project = db::projects::get(&pool, project_id).await?;
+            let dsn = public_url.dsn(&key, project.public_id);
+            Ok(NewApiKey { key, dsn, info })
         })
     }
 }
 
 impl Handler<GetProjectByApiKey> for ProjectService {
-    type Result = ResponseFuture<Result<Project>>;
+    type Result = ResponseActFuture<Self, Result<Project>>;
 
     fn handle(&mut self, msg: GetProjectByApiKey, _: &mut Self::Context) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(
-            async move { db::api_keys::project_by_key(&pool, &ApiKey::parse(&msg.key)?).await },
-        )
+        let key = match ApiKey::parse(&msg.key) {
+            Ok(key) => key,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let hash = key.hash();
+        if let Some(cached) = self.keys.get(&hash) {
+            return Box::pin(fut::ready(cached));
+        }
+        let (pool, revocations) = (self.pool.clone(), self.keys.revocations);
+        let lookup = async move { db::api_keys::project_by_key(&pool, &key).await };
+        Box::pin(lookup.into_actor(self).map(move |resolved, act, _| {
+            if act.keys.revocations == revocations {
+                act.keys.remember(hash, &resolved);
+            }
+            resolved
+        }))
     }
 }
 
 impl Handler<RevokeApiKey> for ProjectService {
-    type Result = ResponseFuture<Result<ApiKeyInfo>>;
+    type Result = ResponseActFuture<Self, Result<ApiKeyInfo>>;
 
     fn handle(&mut self, msg: RevokeApiKey, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move { db::api_keys::revoke(&pool, parse_id("key_id", &msg.key_id)?).await })
+        let revoke =
+            async move { db::api_keys::revoke(&pool, parse_id("key_id", &msg.key_id)?).await };
+        Box::pin(revoke.into_actor(self).map(|revoked, act, _| {
+            if let Ok(info) = &revoked {
+                act.keys.forget_project(info.project_id);
+            }
+            revoked
+        }))
     }
 }
 

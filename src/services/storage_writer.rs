@@ -26,9 +26,11 @@ use crate::config::WriterConfig;
 use crate::db::{self, EventPool};
 use crate::domain::Event;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot::{self, error::TryRecvError};
 use uuid::Uuid;
 
@@ -60,6 +62,8 @@ pub struct StorageWriter {
     stats: WriterStats,
     /// Callers of [`Drain`] waiting for the buffer to empty.
     drain_waiters: Vec<oneshot::Sender<WriterStats>>,
+    /// Where stored and dropped events and batch latencies are counted.
+    metrics: Metrics,
 }
 
 /// What a writer has done since it started. Every event received is in
@@ -99,13 +103,21 @@ struct Outcome {
     batch: Vec<Event>,
     attempt: usize,
     result: Result<u64>,
+    took: Duration,
 }
 
 impl StorageWriter {
     /// A writer for `project_id` whose flushes run on `io` (the current
     /// arbiter will do for a writer that sees no bursts, as in tests).
-    pub fn new(project_id: Uuid, pool: EventPool, config: WriterConfig, io: ArbiterHandle) -> Self {
+    pub fn new(
+        project_id: Uuid,
+        pool: EventPool,
+        config: WriterConfig,
+        io: ArbiterHandle,
+        metrics: Metrics,
+    ) -> Self {
         StorageWriter {
+            metrics,
             project_id,
             pool,
             buffer: VecDeque::new(),
@@ -145,11 +157,13 @@ impl StorageWriter {
         self.outcome = Some(rx);
         let (pool, me) = (self.pool.clone(), ctx.address());
         let spawned = self.io.spawn(async move {
+            let start = Instant::now();
             let result = db::events::insert_batch(&pool, &batch).await;
             let _ = tx.send(Outcome {
                 batch,
                 attempt,
                 result,
+                took: start.elapsed(),
             });
             me.do_send(Written);
         });
@@ -176,6 +190,8 @@ impl StorageWriter {
                 // ran, or the write panicked: the batch went with it.
                 self.outcome = None;
                 self.stats.dropped_after_retries += self.in_flight as u64;
+                self.metrics
+                    .events_dropped("storage_stopped", self.in_flight as u64);
                 log::error!(
                     "project {}: lost a batch of {} events: storage I/O stopped",
                     self.project_id,
@@ -192,11 +208,16 @@ impl StorageWriter {
             batch,
             attempt,
             result,
+            took,
         }: Outcome,
         ctx: &mut Context<Self>,
     ) {
         match result {
-            Ok(_) => self.stats.stored += batch.len() as u64,
+            Ok(_) => {
+                self.stats.stored += batch.len() as u64;
+                self.metrics.events_stored(batch.len() as u64);
+                self.metrics.batch_written(took);
+            }
             Err(e) => {
                 if let Some(&delay) = self.config.retry_backoff.get(attempt) {
                     self.stats.retries += 1;
@@ -211,6 +232,8 @@ impl StorageWriter {
                     return;
                 }
                 self.stats.dropped_after_retries += batch.len() as u64;
+                self.metrics
+                    .events_dropped("failed_retries", batch.len() as u64);
                 log::error!(
                     "project {}: dropped a batch of {} events after {attempt} retries: {}",
                     self.project_id,
@@ -248,10 +271,12 @@ impl Actor for StorageWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.metrics.writer_started();
         ctx.run_interval(self.config.flush_interval, |act, ctx| act.flush(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.metrics.writer_stopped();
         let unwritten = self.buffer.len() + self.in_flight;
         if unwritten > 0 {
             log::error!(
@@ -267,6 +292,18 @@ impl Actor for StorageWriter {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Store(pub Event);
+
+/// Buffers the events of one request, all or none (call): the HTTP path,
+/// where a client can be told to come back later, so no accepted event is
+/// ever pushed out. `Err(Overloaded)` when they do not fit. The events must
+/// belong to one project.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<()>")]
+pub struct Admit(pub Vec<Event>);
+
+/// How long a client refused by a full writer is asked to wait: about one
+/// flush of a busy writer, rounded up to the whole second HTTP can say.
+const ADMIT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Sent by the I/O task when a write is done, so the writer notices even
 /// when no event arrives.
@@ -309,7 +346,37 @@ impl Handler<Store> for StorageWriter {
         if self.buffer.len() > self.config.buffer_capacity {
             self.buffer.pop_front();
             self.stats.dropped_overflow += 1;
+            self.metrics.events_dropped("overflow", 1);
         }
+        self.flush_when_due(ctx);
+    }
+}
+
+impl Handler<Admit> for StorageWriter {
+    type Result = Result<()>;
+
+    fn handle(&mut self, Admit(events): Admit, ctx: &mut Self::Context) -> Result<()> {
+        self.check_outcome(ctx);
+        // An empty buffer takes any one request, even one larger than the
+        // buffer, so that no configuration refuses a request forever; it
+        // then holds at most one request's events beyond its capacity.
+        let room = self.config.buffer_capacity.saturating_sub(self.buffer.len());
+        if events.len() > room && !self.buffer.is_empty() {
+            return Err(Error::Overloaded {
+                retry_after: ADMIT_RETRY_AFTER,
+            });
+        }
+        self.stats.received += events.len() as u64;
+        self.buffer.extend(events);
+        self.flush_when_due(ctx);
+        Ok(())
+    }
+}
+
+impl StorageWriter {
+    /// Starts a flush when the buffer is full, or schedules one when it
+    /// holds a batch.
+    fn flush_when_due(&mut self, ctx: &mut Context<Self>) {
         if self.buffer.len() >= self.config.buffer_capacity {
             // Waiting would only push older events out.
             self.flush(ctx);

@@ -16,11 +16,12 @@
 //! a connection. `DrainAll` lets lookups in progress finish first, so no
 //! event that arrived before it is left behind.
 
-use super::storage_writer::{Drain, Stats, StorageWriter, Store, WriterStats};
+use super::storage_writer::{Admit, Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
 use crate::db::{self, EventPool};
 use crate::domain::Event;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -72,6 +73,8 @@ pub struct WriterRegistry {
     /// Events routed since the writers last had a turn (see
     /// [`EVENTS_PER_TURN`]).
     since_turn: u32,
+    /// Handed to each writer it starts; refusals are counted here too.
+    metrics: Metrics,
 }
 
 impl WriterRegistry {
@@ -79,8 +82,9 @@ impl WriterRegistry {
     /// its own: a pooled connection drives its socket on the thread that
     /// opened it, and the registry uses its pool only from its I/O thread,
     /// so that no burst of events on the actors' thread can stall a write.
-    pub fn new(pool: EventPool, config: WriterConfig) -> Self {
+    pub fn new(pool: EventPool, config: WriterConfig, metrics: Metrics) -> Self {
         WriterRegistry {
+            metrics,
             pool,
             config,
             io: Arbiter::new(),
@@ -99,12 +103,12 @@ impl WriterRegistry {
     /// Starts a registry on a thread of its own, as the wiring does: a burst
     /// of events then occupies that thread, not the one the other services
     /// answer on. The thread ends when the registry stops.
-    pub fn start_on_own_thread(pool: EventPool, config: WriterConfig) -> Addr<Self> {
+    pub fn start_on_own_thread(pool: EventPool, config: WriterConfig, metrics: Metrics) -> Addr<Self> {
         let intake = Arbiter::new();
         let handle = intake.handle();
         WriterRegistry::start_in_arbiter(&handle, move |_| WriterRegistry {
             intake: Some(intake),
-            ..WriterRegistry::new(pool, config)
+            ..WriterRegistry::new(pool, config, metrics)
         })
     }
 
@@ -114,6 +118,7 @@ impl WriterRegistry {
             self.pool.clone(),
             self.config.clone(),
             self.io.handle(),
+            self.metrics.clone(),
         )
         .start();
         self.writers
@@ -186,6 +191,7 @@ impl WriterRegistry {
 
     fn reject(&mut self, project_id: Uuid, count: usize, why: &str) {
         self.rejected += count as u64;
+        self.metrics.events_dropped("rejected_by_registry", count as u64);
         log::warn!("refused {count} event(s) for project {project_id}: {why}");
     }
 }
@@ -205,13 +211,7 @@ impl Handler<Store> for WriterRegistry {
     type Result = ();
 
     fn handle(&mut self, Store(event): Store, ctx: &mut Self::Context) {
-        self.since_turn += 1;
-        if self.since_turn >= EVENTS_PER_TURN {
-            self.since_turn = 0;
-            // Waiting on a future that is pending once pauses the mailbox
-            // and hands the thread to the tasks that are ready.
-            ctx.wait(tokio::task::yield_now().into_actor(self));
-        }
+        self.take_turns(ctx);
         let project_id = event.project_id;
         if self.closed {
             return self.reject(project_id, 1, "the system is shutting down");
@@ -229,6 +229,62 @@ impl Handler<Store> for WriterRegistry {
             }
             None => self.hold_for_lookup(event, ctx),
         }
+    }
+}
+
+impl WriterRegistry {
+    /// Lets the writers on this thread run every [`EVENTS_PER_TURN`] events.
+    fn take_turns(&mut self, ctx: &mut Context<Self>) {
+        self.since_turn += 1;
+        if self.since_turn >= EVENTS_PER_TURN {
+            self.since_turn = 0;
+            // Waiting on a future that is pending once pauses the mailbox
+            // and hands the thread to the tasks that are ready.
+            ctx.wait(tokio::task::yield_now().into_actor(self));
+        }
+    }
+}
+
+/// Hands events to their project's writer unless that writer is full or
+/// the system is shutting down (call; see [`Admit`]). The caller vouches
+/// that the project exists (the HTTP layer resolved it from its key), so
+/// there is no lookup: the writer starts at once.
+impl Handler<Admit> for WriterRegistry {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: Admit, ctx: &mut Self::Context) -> Self::Result {
+        self.take_turns(ctx);
+        if self.closed {
+            return Box::pin(async { Err(Error::ShuttingDown) });
+        }
+        let Some(project_id) = msg.0.first().map(Event::project_id) else {
+            return Box::pin(async { Ok(()) });
+        };
+        let writer = match self.writers.get(&project_id) {
+            Some(writer) if writer.connected() => writer.clone(),
+            Some(_) => {
+                log::warn!(
+                    "storage writer for project {project_id} had stopped; started a replacement"
+                );
+                self.start_writer(project_id).clone()
+            }
+            None => self.start_writer(project_id).clone(),
+        };
+        Box::pin(async move { writer.send(msg).await? })
+    }
+}
+
+/// Whether the registry takes events, i.e. is not shut down (call); the
+/// readiness check asks.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Accepting;
+
+impl Handler<Accepting> for WriterRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, _: Accepting, _: &mut Self::Context) -> bool {
+        !self.closed
     }
 }
 

@@ -15,6 +15,8 @@ fn mesher(database_url: &str) -> Command {
     cmd.env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .env("MESHER_BCRYPT_COST", "4")
+        // Each test's server on a port of its own.
+        .env("MESHER_HTTP_ADDR", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
@@ -113,4 +115,106 @@ fn a_signal_while_waiting_for_postgresql_stops_it_cleanly() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "mesher exited with {exit}");
+}
+
+/// A port nothing listens on right now, for a server the test starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a set-up subcommand with `--json` and returns what it printed.
+fn admin(database_url: &str, http_addr: &str, args: &[&str], stdin: &str) -> serde_json::Value {
+    let mut child = mesher(database_url)
+        .env("MESHER_HTTP_ADDR", http_addr)
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run mesher");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "mesher {args:?} failed");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("mesher {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+#[test]
+fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_until_sigterm() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(TestDb::empty());
+    let addr = format!("127.0.0.1:{}", free_port());
+
+    let org = admin(&t.url, &addr, &["org", "create", "--slug", "acme", "--name", "Acme"], "");
+    assert_eq!(org["slug"], "acme");
+    assert_eq!(org["name"], "Acme");
+    let project = admin(
+        &t.url,
+        &addr,
+        &["project", "create", "--org", "acme", "--name", "Web", "--platform", "python"],
+        "",
+    );
+    let public_id = project["public_id"].as_i64().expect("a numeric public id");
+    let key = project["key"].as_str().unwrap();
+    assert_eq!(
+        project["dsn"].as_str().unwrap(),
+        format!("http://{key}@{addr}/{public_id}")
+    );
+    let second = admin(&t.url, &addr, &["key", "create", "--project", &public_id.to_string()], "");
+    assert_ne!(second["key"], project["key"]);
+    let keys = admin(&t.url, &addr, &["key", "list", "--project", &public_id.to_string()], "");
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+    assert!(!keys.to_string().contains(key), "a listing never shows a key");
+    let user = admin(
+        &t.url,
+        &addr,
+        &["user", "create", "--email", "Ann@Example.org", "--org", "acme", "--role", "admin"],
+        "correct horse battery\n",
+    );
+    assert_eq!(user["email"], "ann@example.org");
+    assert_eq!(
+        rt.block_on(t.count("SELECT count(*) FROM org_memberships WHERE role = 'admin'")),
+        1
+    );
+
+    let mut child = mesher(&t.url)
+        .env("MESHER_HTTP_ADDR", &addr)
+        .spawn()
+        .expect("start mesher");
+    let lines = log_lines(&mut child);
+    wait_for_line(&lines, &format!("listening on http://{addr}"));
+
+    // Sent with the default 5 s flush interval, so they are still buffered
+    // when SIGTERM arrives.
+    let options = sentry::ClientOptions {
+        dsn: Some(project["dsn"].as_str().unwrap().parse().unwrap()),
+        ..Default::default()
+    };
+    let client = std::sync::Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+    let hub = sentry::Hub::new(Some(client.clone()), Default::default());
+    let ids: Vec<_> = (0..10)
+        .map(|i| hub.capture_message(&format!("event {i}"), sentry::Level::Error))
+        .collect();
+    assert!(client.flush(Some(Duration::from_secs(10))));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "mesher exited with {exit}");
+    for id in ids {
+        let stored = rt.block_on(t.count(&format!("SELECT count(*) FROM events WHERE id = '{id}'")));
+        assert_eq!(stored, 1, "event {id} was accepted before SIGTERM and is stored");
+    }
 }

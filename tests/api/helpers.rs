@@ -11,7 +11,9 @@ use crate::common::TestDb;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use mesher::config::UserConfig;
-use mesher::domain::{NewApiKey, NewSession, OrgMembership, Organization, Project, User};
+use mesher::domain::{
+    NewApiKey, NewSession, OrgMembership, Organization, Project, PublicUrl, User,
+};
 use mesher::services::{
     AddMember, CreateApiKey, CreateOrg, CreateProject, GetMembers, GetOrg, GetProject,
     GetProjectByApiKey, GetUser, GetUserOrgs, ListApiKeys, Login, Logout, OrgService,
@@ -62,7 +64,7 @@ impl Services {
     pub fn start_with(t: &TestDb, users: UserConfig) -> Self {
         Services {
             orgs: OrgService::new(t.pool.clone()).start(),
-            projects: ProjectService::new(t.pool.clone()).start(),
+            projects: ProjectService::new(t.pool.clone(), PublicUrl::parse("http://127.0.0.1:8000").unwrap()).start(),
             users: UserService::new(t.pool.clone(), users).start(),
         }
     }

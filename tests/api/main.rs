@@ -17,6 +17,7 @@ mod sessions;
 mod users;
 
 mod binary;
+mod ingest;
 mod partitions;
 mod queries;
 mod startup;

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use chrono::{Days, NaiveDate, Utc};
 use mesher::config::PartitionConfig;
 use mesher::db;
+use mesher::metrics::Metrics;
 use mesher::domain::{Event, EventPayload};
 use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};
 use std::cell::Cell;
@@ -190,6 +191,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         t.events.clone(),
         t.config().writer,
         Arbiter::current(),
+        Metrics::default(),
     )
     .start();
     writer.do_send(Store(event.clone()));

@@ -9,6 +9,7 @@ use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
 use mesher::config::WriterConfig;
 use mesher::db;
+use mesher::metrics::Metrics;
 use mesher::domain::{Event, EventPayload, Name, Slug};
 use mesher::services::{
     Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
@@ -79,7 +80,14 @@ async fn restore_events_table(t: &TestDb) {
 /// A writer on its own, outside any registry; its flushes run on the test's
 /// arbiter, which is enough for the few events a test sends.
 fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
-    StorageWriter::new(project, t.events.clone(), config, Arbiter::current()).start()
+    StorageWriter::new(
+        project,
+        t.events.clone(),
+        config,
+        Arbiter::current(),
+        Metrics::default(),
+    )
+    .start()
 }
 
 fn send_all(writer: &Addr<StorageWriter>, events: &[Event]) {
@@ -364,7 +372,7 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     // Project A retries for as long as the fault lasts (bounded well past
     // the liveness bound), so it is still failing when B is checked.
     config.retry_backoff = vec![Duration::from_millis(20); 1000];
-    let registry = WriterRegistry::new(t.events.clone(), config).start();
+    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default()).start();
 
     // A's events go first, so B's cannot simply be ahead of them.
     for e in events(a, 5).into_iter().chain(events(b, 5)) {
@@ -408,7 +416,7 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
 #[actix::test]
 async fn events_of_an_unknown_project_are_refused_and_counted() {
     let t = TestDb::new().await;
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer).start();
+    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
     let unknown = Uuid::now_v7();
 
     for e in events(unknown, 4) {
@@ -428,7 +436,7 @@ async fn events_of_an_unknown_project_are_refused_and_counted() {
 async fn a_stopped_writer_is_replaced_on_the_next_event() {
     let t = TestDb::new().await;
     let project = new_project(&t).await;
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer).start();
+    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
 
     let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
     registry.do_send(Store(first));
@@ -462,7 +470,7 @@ async fn draining_the_registry_stores_every_buffered_event() {
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 1000;
     config.batch_size = 1000;
-    let registry = WriterRegistry::new(t.events.clone(), config).start();
+    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default()).start();
 
     let sent: Vec<Event> = projects.iter().flat_map(|&p| events(p, 40)).collect();
     for e in &sent {
@@ -588,7 +596,7 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
 async fn a_slow_project_lookup_holds_back_only_that_project() {
     let t = TestDb::new().await;
     let (a, b) = (new_project(&t).await, new_project(&t).await);
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer).start();
+    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
     registry.do_send(Store(events(b, 1).remove(0)));
     wait_until("B's writer is running", async || {
         stored_count(&t, b).await == 1

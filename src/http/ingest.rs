@@ -1,0 +1,278 @@
+//! Ingestion: where applications send their events.
+//!
+//! - `POST /api/<public id>/envelope/`: what every current Sentry SDK sends.
+//! - `POST /api/<public id>/store/`: one event as JSON (older SDKs).
+//! - `POST /api/v1/events`: Mesher's own, for clients without an SDK; one
+//!   event or an array of up to [`MAX_NATIVE_EVENTS`], with
+//!   `Authorization: Bearer mshr_...`.
+//!
+//! Each request is read (bounded in time and size), decoded, authenticated
+//! and parsed before anything is handed on; its events are then admitted
+//! all together or not at all (see [`Admit`]), so a 200 means every event
+//! in it was taken, and a 429 that none was.
+
+use super::State;
+use super::body::{self, ContentEncoding};
+use super::envelope::{self, ItemType};
+use super::error::{ApiError, Problem, SentryError};
+use super::sentry_auth;
+use crate::domain::{Event, MAX_EVENT_BYTES, Project};
+use crate::error::Error;
+use crate::services::{Admit, GetProjectByApiKey};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use serde_json::{json, value::RawValue};
+use uuid::Uuid;
+
+/// The largest envelope, after decompression.
+pub const MAX_ENVELOPE_BYTES: usize = 20 * 1024 * 1024;
+
+/// The most events one `POST /api/v1/events` may carry.
+pub const MAX_NATIVE_EVENTS: usize = 100;
+
+/// `POST /api/<public id>/envelope/`.
+pub async fn envelope(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, SentryError> {
+    let outcome = async {
+        let public_id = public_id(&path)?;
+        let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
+        let envelope = envelope::parse(&body)?;
+        let mut keys = sentry_keys(&req)?;
+        if let Some(dsn) = &envelope.header.dsn {
+            keys.push(sentry_auth::key_from_dsn(dsn)?);
+        }
+        let project = authenticate(&state, keys, Some(public_id)).await?;
+        let mut events = Vec::new();
+        for item in &envelope.items {
+            match &item.kind {
+                ItemType::Event => events.push(parse_event(project.id, item.payload)?),
+                other => state.metrics.item_ignored(other.as_str()),
+            }
+        }
+        // An envelope without an event (sessions, client reports...) is
+        // answered `{}`, as relay does.
+        let body = match events.first() {
+            Some(event) => json!({ "id": event.id().simple().to_string() }),
+            None => json!({}),
+        };
+        let count = admit(&state, events).await?;
+        Ok((count, body))
+    };
+    respond(&state, outcome.await).map_err(SentryError)
+}
+
+/// `POST /api/<public id>/store/`.
+pub async fn store(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, SentryError> {
+    let outcome = async {
+        let public_id = public_id(&path)?;
+        let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
+        let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
+        let event = parse_event(project.id, &body)?;
+        let id = event.id().simple().to_string();
+        let count = admit(&state, vec![event]).await?;
+        Ok((count, json!({ "id": id })))
+    };
+    respond(&state, outcome.await).map_err(SentryError)
+}
+
+/// `POST /api/v1/events`: one event object, or an array of them.
+pub async fn native(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = async {
+        let key = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(sentry_auth::bearer_token)
+            .map(str::to_owned);
+        let project = authenticate(&state, key.into_iter().collect(), None).await?;
+        let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
+        let (events, is_array) = native_events(project.id, &body)?;
+        let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
+        let count = admit(&state, events).await?;
+        let body = if is_array {
+            json!({ "ids": ids })
+        } else {
+            json!({ "id": ids.first() })
+        };
+        Ok((count, body))
+    };
+    respond(&state, outcome.await).map_err(ApiError)
+}
+
+/// The events of a native request: one object, or an array of at most
+/// [`MAX_NATIVE_EVENTS`]; and whether it was an array.
+fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Problem> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return Ok((vec![parse_event(project_id, body)?], false));
+    }
+    let payloads: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|_| Error::invalid("events", "must be a JSON event or an array of events"))?;
+    if payloads.len() > MAX_NATIVE_EVENTS {
+        return Err(Error::invalid("events", "must hold at most 100 events").into());
+    }
+    let events = payloads
+        .iter()
+        .map(|raw| parse_event(project_id, raw.get().as_bytes()))
+        .collect::<Result<_, _>>()?;
+    Ok((events, true))
+}
+
+/// Counts the request's events as accepted or refused and builds the 200.
+fn respond(
+    state: &State,
+    outcome: Result<(usize, serde_json::Value), Problem>,
+) -> Result<HttpResponse, Problem> {
+    match outcome {
+        Ok((count, body)) => {
+            for _ in 0..count {
+                state.metrics.event_received();
+                state.metrics.event_accepted();
+            }
+            Ok(HttpResponse::Ok().json(body))
+        }
+        Err(problem) => {
+            // A refused request counts as one refused event: how many it
+            // held is often unknown (an undecodable body, a bad key).
+            state.metrics.event_received();
+            state.metrics.event_refused(problem.code);
+            Err(problem)
+        }
+    }
+}
+
+/// The project id of a DSN: a number.
+fn public_id(path: &str) -> Result<i64, Problem> {
+    path.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_project_id",
+            "the project id in the URL must be a number",
+        )
+    })
+}
+
+/// Reads the body, at most `limit` bytes before and after decompression,
+/// within the configured client timeout.
+async fn read_body(
+    state: &State,
+    headers: &HeaderMap,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, Problem> {
+    let encoding = ContentEncoding::from_header(
+        headers
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}")),
+    )?;
+    let too_large = || body::BodyError::TooLarge { limit };
+    let read = async {
+        let mut raw = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| body::BodyError::Malformed(e.to_string()))?;
+            if raw.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        Ok(raw)
+    };
+    let raw = tokio::time::timeout(state.body_timeout, read).await.map_err(|_| {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request body did not arrive in time",
+        )
+    })??;
+    Ok(body::decode(encoding, &raw, limit)?)
+}
+
+/// Every key the request carries in Sentry's places: `X-Sentry-Auth`,
+/// `Authorization: Sentry ...` and the `sentry_key` query parameter.
+fn sentry_keys(req: &HttpRequest) -> Result<Vec<String>, Problem> {
+    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let mut keys = Vec::new();
+    if let Some(value) = header("x-sentry-auth") {
+        keys.extend(sentry_auth::key_from_sentry_header(value)?);
+    }
+    // Another scheme in Authorization is another client's business (relay
+    // ignores it too); only a Sentry one names a key.
+    if let Some(value) = header("authorization") {
+        match sentry_auth::key_from_sentry_header(value) {
+            Ok(key) => keys.extend(key),
+            Err(sentry_auth::AuthError::NotSentry) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    keys.extend(sentry_auth::key_from_query(req.query_string())?);
+    Ok(keys)
+}
+
+/// The project of the one key presented; 403 when `public_id` names
+/// another project than the key's.
+async fn authenticate(
+    state: &State,
+    keys: Vec<String>,
+    public_id: Option<i64>,
+) -> Result<Project, Problem> {
+    let key = sentry_auth::one_key(keys)?;
+    let project = match state
+        .projects
+        .send(GetProjectByApiKey { key })
+        .await
+        .map_err(Error::from)?
+    {
+        Ok(project) => project,
+        // A key that is not even shaped like one is just as unknown.
+        Err(Error::InvalidInput { .. }) => return Err(Error::InvalidCredentials.into()),
+        Err(e) => return Err(e.into()),
+    };
+    match public_id {
+        Some(id) if id != project.public_id => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "wrong_project",
+            "this key belongs to another project",
+        )),
+        _ => Ok(project),
+    }
+}
+
+/// One event payload; 413 past [`MAX_EVENT_BYTES`].
+fn parse_event(project_id: Uuid, payload: &[u8]) -> Result<Event, Problem> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "an event must be at most 1 MiB",
+        ));
+    }
+    Ok(Event::from_json(project_id, payload)?)
+}
+
+/// Hands the events to their writer; how many were taken.
+async fn admit(state: &State, events: Vec<Event>) -> Result<usize, Problem> {
+    let count = events.len();
+    if count > 0 {
+        state
+            .writers
+            .send(Admit(events))
+            .await
+            .map_err(Error::from)??;
+    }
+    Ok(count)
+}

@@ -1,0 +1,528 @@
+//! Ingestion over HTTP: a real server on a real socket, fed by the real
+//! Sentry SDK for Rust and by hand-made requests for every bad input.
+
+use actix_web::http::StatusCode;
+use crate::common::{TestDb, wait_until};
+use mesher::domain::{NewApiKey, Project};
+use mesher::services::{CreateApiKey, CreateOrg, CreateProject, RevokeApiKey};
+use mesher::{Config, Mesher};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running Mesher with one project and its key.
+struct Server {
+    mesher: Mesher,
+    project: Project,
+    key: NewApiKey,
+}
+
+impl Server {
+    async fn start(t: &TestDb) -> Server {
+        Self::start_with(t, |_| {}).await
+    }
+
+    async fn start_with(t: &TestDb, tune: impl FnOnce(&mut Config)) -> Server {
+        let mut config = t.config();
+        config.http.addr = "127.0.0.1:0".parse().unwrap();
+        tune(&mut config);
+        let mesher = mesher::start(&config).await.expect("start mesher");
+        let (project, key) = new_project(&mesher, "app").await;
+        Server {
+            mesher,
+            project,
+            key,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.mesher.http_addr)
+    }
+
+    fn envelope_url(&self) -> String {
+        self.url(&format!("/api/{}/envelope/", self.project.public_id))
+    }
+
+    fn store_url(&self) -> String {
+        self.url(&format!("/api/{}/store/", self.project.public_id))
+    }
+
+    fn auth(&self) -> String {
+        sentry_auth(self.key.key.expose())
+    }
+}
+
+async fn new_project(mesher: &Mesher, name: &str) -> (Project, NewApiKey) {
+    let slug = format!("org-{}", uuid::Uuid::now_v7().simple());
+    let org = mesher
+        .orgs
+        .send(CreateOrg {
+            name: "Org".into(),
+            slug,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let project = mesher
+        .projects
+        .send(CreateProject {
+            org_id: org.id.to_string(),
+            name: name.into(),
+            platform: Some("rust".into()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let key = mesher
+        .projects
+        .send(CreateApiKey {
+            project_id: project.id.to_string(),
+            label: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    (project, key)
+}
+
+fn sentry_auth(key: &str) -> String {
+    format!("Sentry sentry_key={key}, sentry_version=7, sentry_client=sentry.rust/0.49.5")
+}
+
+/// An envelope holding one event with `payload`, with a length header.
+fn envelope(payload: &Value) -> Vec<u8> {
+    let body = payload.to_string();
+    format!(
+        "{{\"event_id\":\"{}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{body}\n",
+        payload["event_id"].as_str().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn event(message: &str) -> Value {
+    json!({
+        "event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "message": message,
+        "level": "error",
+        "platform": "python",
+    })
+}
+
+async fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, awc::http::header::HeaderMap, Value) {
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut request = client.post(url);
+    for (name, value) in headers {
+        request = request.insert_header((*name, *value));
+    }
+    let mut response = request.send_body(body).await.expect("request");
+    let body = response.body().limit(1 << 20).await.expect("body");
+    let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        panic!(
+            "{} answered a body that is not JSON: {:?}",
+            response.status(),
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (response.status(), response.headers().clone(), json)
+}
+
+async fn stored(t: &TestDb) -> i64 {
+    t.count("SELECT count(*) FROM events").await
+}
+
+#[actix::test]
+async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+
+    let options = sentry::ClientOptions {
+        dsn: Some(server.key.dsn.parse().expect("the DSN parses as the SDK reads it")),
+        release: Some("app@1.2.3".into()),
+        environment: Some("staging".into()),
+        attach_stacktrace: true,
+        ..Default::default()
+    };
+    let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+    let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
+    let error = "seventeen".parse::<u32>().unwrap_err();
+    let error_id = hub.capture_error(&error);
+    let message_id = hub.capture_message("user 17 not found", sentry::Level::Warning);
+    assert!(client.flush(Some(Duration::from_secs(10))), "the SDK sent its events");
+
+    wait_until("both events are stored", async || stored(&t).await == 2).await;
+    let db = t.pool.get().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT level, release, environment, exception FROM events WHERE id = $1",
+            &[&error_id],
+        )
+        .await
+        .expect("the error is stored under the SDK's event id");
+    assert_eq!(row.get::<_, String>("level"), "error");
+    assert_eq!(row.get::<_, Option<String>>("release").as_deref(), Some("app@1.2.3"));
+    assert_eq!(row.get::<_, Option<String>>("environment").as_deref(), Some("staging"));
+    let exception: Value = row.get("exception");
+    let raised = exception["values"].as_array().unwrap().last().unwrap();
+    assert_eq!(raised["type"], "ParseIntError");
+    assert_eq!(raised["value"], "invalid digit found in string");
+    let frames = raised["stacktrace"]["frames"].as_array().expect("frames kept");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["function"].as_str().unwrap_or("").contains("events_sent_by_the_sentry_sdk")),
+        "the test's own frame is among {frames:?}"
+    );
+
+    let row = db
+        .query_one(
+            "SELECT level, message FROM events WHERE id = $1",
+            &[&message_id],
+        )
+        .await
+        .expect("the message is stored under the SDK's event id");
+    assert_eq!(row.get::<_, String>("level"), "warning");
+    assert_eq!(row.get::<_, String>("message"), "user 17 not found");
+    server.mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn the_same_event_id_sent_twice_is_answered_200_and_stored_once() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let payload = event("retried");
+    for _ in 0..2 {
+        let (status, _, body) = post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth())],
+            envelope(&payload),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], payload["event_id"]);
+    }
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 1);
+}
+
+/// Each encoding an SDK may use, applied to `body`.
+fn encodings(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(body).unwrap();
+    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate.write_all(body).unwrap();
+    let mut br = Vec::new();
+    brotli::BrotliCompress(&mut &body[..], &mut br, &Default::default()).unwrap();
+    let zstd = zstd::encode_all(body, 3).unwrap();
+    vec![
+        ("identity", body.to_vec()),
+        ("gzip", gzip.finish().unwrap()),
+        ("deflate", deflate.finish().unwrap()),
+        ("br", br),
+        ("zstd", zstd),
+    ]
+}
+
+#[actix::test]
+async fn every_content_encoding_an_sdk_uses_is_accepted() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let mut sent = 0;
+    for (name, body) in encodings(&envelope(&event("compressed"))) {
+        let (status, _, answer) = post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth()), ("Content-Encoding", name)],
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+        sent += 1;
+    }
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, sent);
+}
+
+#[actix::test]
+async fn every_place_an_sdk_puts_its_key_is_read() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let key = server.key.key.expose().to_owned();
+    let auth = server.auth();
+    let with_query = format!("{}?sentry_key={key}&sentry_version=7", server.envelope_url());
+    let authorization = format!("Sentry sentry_key={key}, sentry_version=7");
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>)> = vec![
+        ("X-Sentry-Auth", server.envelope_url(), vec![("X-Sentry-Auth", &auth)], envelope(&event("a"))),
+        ("Authorization: Sentry", server.envelope_url(), vec![("Authorization", &authorization)], envelope(&event("b"))),
+        ("query", with_query.clone(), vec![], envelope(&event("c"))),
+        (
+            "envelope dsn",
+            server.envelope_url(),
+            vec![],
+            format!("{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n", server.key.dsn, event("d")).into_bytes(),
+        ),
+        ("store", server.store_url(), vec![("X-Sentry-Auth", &auth)], event("e").to_string().into_bytes()),
+    ];
+    for (place, url, headers, body) in cases {
+        let (status, _, answer) = post(&url, &headers, body).await;
+        assert_eq!(status, StatusCode::OK, "{place}: {answer}");
+    }
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 5);
+}
+
+#[actix::test]
+async fn bad_requests_get_their_status_and_a_json_body() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let (other, other_key) = new_project(&server.mesher, "other").await;
+    let auth = server.auth();
+    let other_auth = sentry_auth(other_key.key.expose());
+    let unknown = sentry_auth(&format!("mshr_{}", "0".repeat(64)));
+    let conflicting = format!("{}?sentry_key={}", server.envelope_url(), other_key.key.expose());
+    let good = envelope(&event("fine"));
+    let huge_event = json!({ "message": "x".repeat(1024 * 1024 + 1) });
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 30 * 1024 * 1024]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    let envelope_url = server.envelope_url();
+    let other_url = server.url(&format!("/api/{}/envelope/", other.public_id));
+    let native = server.url("/api/v1/events");
+    let bearer = format!("Bearer {}", server.key.key.expose());
+    let too_many = Value::Array((0..101).map(|i| event(&format!("n{i}"))).collect()).to_string();
+
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, StatusCode)> = vec![
+        ("no key", &envelope_url, vec![], good.clone(), StatusCode::UNAUTHORIZED),
+        ("unknown key", &envelope_url, vec![("X-Sentry-Auth", &unknown)], good.clone(), StatusCode::UNAUTHORIZED),
+        ("malformed key", &envelope_url, vec![("X-Sentry-Auth", "Sentry sentry_key=nope")], good.clone(), StatusCode::UNAUTHORIZED),
+        ("not a Sentry header", &envelope_url, vec![("X-Sentry-Auth", "Basic abc")], good.clone(), StatusCode::UNAUTHORIZED),
+        ("keys that disagree", &conflicting, vec![("X-Sentry-Auth", &auth)], good.clone(), StatusCode::UNAUTHORIZED),
+        ("another project's key", &envelope_url, vec![("X-Sentry-Auth", &other_auth)], good.clone(), StatusCode::FORBIDDEN),
+        ("a key for the other URL", &other_url, vec![("X-Sentry-Auth", &auth)], good.clone(), StatusCode::FORBIDDEN),
+        ("malformed envelope", &envelope_url, vec![("X-Sentry-Auth", &auth)], b"not json\n".to_vec(), StatusCode::BAD_REQUEST),
+        ("malformed event", &envelope_url, vec![("X-Sentry-Auth", &auth)], b"{}\n{\"type\":\"event\"}\n{not json\n".to_vec(), StatusCode::BAD_REQUEST),
+        ("unknown level", &envelope_url, vec![("X-Sentry-Auth", &auth)], envelope(&json!({"message": "m", "level": "loud"})), StatusCode::BAD_REQUEST),
+        ("NUL in text", &envelope_url, vec![("X-Sentry-Auth", &auth)], envelope(&json!({"message": "a\u{0}b"})), StatusCode::BAD_REQUEST),
+        ("unknown encoding", &envelope_url, vec![("X-Sentry-Auth", &auth), ("Content-Encoding", "lzma")], good.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("corrupt gzip", &envelope_url, vec![("X-Sentry-Auth", &auth), ("Content-Encoding", "gzip")], good.clone(), StatusCode::BAD_REQUEST),
+        ("event over 1 MiB", &envelope_url, vec![("X-Sentry-Auth", &auth)], envelope(&huge_event), StatusCode::PAYLOAD_TOO_LARGE),
+        ("gzip expanding past 20 MiB", &envelope_url, vec![("X-Sentry-Auth", &auth), ("Content-Encoding", "gzip")], bomb, StatusCode::PAYLOAD_TOO_LARGE),
+        ("project id not a number", "/api/abc/envelope/", vec![("X-Sentry-Auth", &auth)], good.clone(), StatusCode::BAD_REQUEST),
+        ("unknown route", "/api/1/nothing/", vec![], vec![], StatusCode::NOT_FOUND),
+        ("native without a key", &native, vec![], event("n").to_string().into_bytes(), StatusCode::UNAUTHORIZED),
+        ("native with 101 events", &native, vec![("Authorization", &bearer)], too_many.into_bytes(), StatusCode::BAD_REQUEST),
+        ("native malformed", &native, vec![("Authorization", &bearer)], b"[1,".to_vec(), StatusCode::BAD_REQUEST),
+    ];
+    for (what, url, headers, body, expected) in cases {
+        let url = if url.starts_with('/') { server.url(url) } else { url.to_owned() };
+        let (status, _, answer) = post(&url, &headers, body).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        let message = if url.contains("/api/v1/") {
+            &answer["error"]["message"]
+        } else {
+            &answer["detail"]
+        };
+        assert!(message.as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+    }
+
+    let client = awc::Client::default();
+    let response = client.get(server.envelope_url()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 0, "no bad request stored anything");
+}
+
+#[actix::test]
+async fn a_revoked_key_is_refused_at_once() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let send = async || {
+        post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event("k")))
+            .await
+            .0
+    };
+    assert_eq!(send().await, StatusCode::OK, "the key works and is now cached");
+    server
+        .mesher
+        .projects
+        .send(RevokeApiKey {
+            key_id: server.key.info.id.to_string(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(send().await, StatusCode::UNAUTHORIZED);
+    server.mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn the_native_endpoint_takes_one_event_or_an_array() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let bearer = format!("Bearer {}", server.key.key.expose());
+    let url = server.url("/api/v1/events");
+    let (status, _, body) = post(&url, &[("Authorization", &bearer)], event("one").to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["id"].is_string());
+    let many = Value::Array((0..100).map(|i| event(&format!("many {i}"))).collect());
+    let (status, _, body) = post(&url, &[("Authorization", &bearer)], many.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ids"].as_array().unwrap().len(), 100);
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 101);
+}
+
+#[actix::test]
+async fn items_that_are_not_events_are_accepted_and_counted() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\",\"status\":\"ok\"}\n{\"type\":\"client_report\"}\n{}\n".to_vec();
+    let (status, _, answer) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let metrics = awc::Client::default()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(metrics.contains("mesher_envelope_items_ignored_total{item_type=\"session\"} 1"), "{metrics}");
+    assert!(metrics.contains("mesher_envelope_items_ignored_total{item_type=\"client_report\"} 1"), "{metrics}");
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 0);
+}
+
+#[actix::test]
+async fn health_readiness_and_metrics_answer() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let client = awc::Client::default();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let (status, _, _) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event("m"))).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_until("the event is stored", async || stored(&t).await == 1).await;
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().body().await.unwrap();
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    for line in [
+        "mesher_events_received_total 1",
+        "mesher_events_accepted_total 1",
+        "mesher_events_stored_total 1",
+        "mesher_writers_running 1",
+        "mesher_batches_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("mesher_http_requests_total{route=\"/api/{project_id}/envelope/\",status=\"200\"} 1"), "{metrics}");
+    server.mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
+    let t = TestDb::new().await;
+    let server = Server::start_with(&t, |c| {
+        c.writer.buffer_capacity = 5;
+        c.writer.batch_size = 5;
+    })
+    .await;
+    // PostgreSQL made slow for real: a lock held on `events` keeps every
+    // batch waiting, so the writer's buffer fills.
+    let locker = t.pool.get().await.unwrap();
+    locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..40 {
+        let (status, headers, body) = post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth())],
+            envelope(&event(&format!("slow {i}"))),
+        )
+        .await;
+        match status {
+            StatusCode::OK => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                let retry: u64 = headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+                assert!(retry >= 1);
+                assert_eq!(headers.get("x-sentry-rate-limits").unwrap().to_str().unwrap(), format!("{retry}::project"));
+                assert!(body["detail"].is_string());
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "a full writer refused some events");
+    locker.batch_execute("COMMIT").await.unwrap();
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, accepted, "every event answered 200 is stored");
+}
+
+#[actix::test]
+async fn events_accepted_before_shutdown_are_stored() {
+    let t = TestDb::new().await;
+    let server = Server::start_with(&t, |c| {
+        // Nothing would flush on its own before the shutdown does.
+        c.writer.flush_interval = Duration::from_secs(3600);
+        c.writer.batch_size = 500;
+    })
+    .await;
+    for i in 0..20 {
+        let (status, _, body) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event(&format!("last {i}")))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(stored(&t).await, 0, "still buffered");
+    let addr = server.mesher.http_addr;
+    let stats = server.mesher.shutdown().await.unwrap();
+    assert_eq!(stats.totals.stored, 20);
+    assert_eq!(stored(&t).await, 20);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the server no longer listens");
+}
+
+/// `pg_dump --schema-only` of the database at `url`, without the lines
+/// that differ between any two dumps (psql's random restrict keys).
+fn schema_dump(url: &str) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner", url])
+        .output()
+        .expect("run pg_dump");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[actix::test]
+async fn a_database_made_by_the_first_schema_is_upgraded_in_place() {
+    let old = TestDb::empty().await;
+    // The schema.sql of the first release, as an operator applied it then.
+    old.execute(include_str!("../fixtures/schema-first.sql")).await;
+    old.execute(
+        "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'Old', 'old');
+         INSERT INTO projects (id, org_id, name) SELECT gen_random_uuid(), id, 'p' FROM organizations;",
+    )
+    .await;
+
+    let mut config = old.config();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    mesher::start(&config).await.expect("start on the old database").shutdown().await.unwrap();
+
+    let fresh = TestDb::new().await;
+    assert_eq!(schema_dump(&old.url), schema_dump(&fresh.url));
+    assert_eq!(
+        old.count("SELECT count(*) FROM projects WHERE public_id IS NOT NULL").await,
+        1,
+        "the existing project got a public id"
+    );
+}

@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod events;
+pub mod issues;
 pub mod memberships;
 pub mod orgs;
 pub mod partitions;

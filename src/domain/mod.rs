@@ -17,7 +17,10 @@ pub use alert::{AlertCondition, AlertRule};
 pub use event::{
     Breadcrumb, Event, EventPayload, ExceptionInfo, MAX_EVENT_BYTES, RawJson, Severity, StackFrame,
 };
-pub use issue::{Issue, IssueStatus};
+pub use issue::{
+    Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, EventPage, Issue, IssueDetail, IssuePage,
+    IssueSort, IssueStatus, MAX_PAGE_LIMIT, StoredEvent, contains_pattern, filter_text, page_limit,
+};
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};
 pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, PublicUrl};

@@ -6,6 +6,7 @@
 //! handlers parse it into domain types first, so bad input gets a typed
 //! error before any SQL runs.
 
+mod issue_service;
 mod org_service;
 mod partition_manager;
 mod project_service;
@@ -13,6 +14,9 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
+pub use issue_service::{
+    AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
+};
 pub use org_service::{CreateOrg, GetOrg, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{

@@ -1,0 +1,466 @@
+//! `issues` and the events behind them, as the dashboard reads and triages
+//! them. Grouping (creating issues and counting their events) is the
+//! ingest path's; this module never inserts.
+//!
+//! Every function takes the project and finds rows only within it: an
+//! issue or event of another project is `NotFound`, exactly like one that
+//! does not exist.
+//!
+//! # Pagination
+//!
+//! Lists are keyset-paginated, never by OFFSET: a page asks for the rows
+//! strictly after the last row of the page before, in the list's order
+//! (`sort key DESC, id DESC`), using the indexes that order them. What a
+//! walk over the pages guarantees while events keep arriving:
+//!
+//! - a row whose sort key did not change during the walk is returned
+//!   exactly once, in order among the other such rows;
+//! - sort keys only grow (`last_seen` and `event_count` as events arrive;
+//!   `first_seen` and an event's `received_at` never change), so a row that
+//!   changed moves towards the front: if it was already returned it is not
+//!   returned again; if it was not, it may jump over the cursor and be left
+//!   out of this walk. It is then at the front of a fresh first page, which
+//!   is where a reader looking for news looks;
+//! - a row whose status changes during a walk filtered by status appears in
+//!   or drops out of the walk according to its status when its page is read.
+
+use super::Pool;
+use crate::domain::{
+    Cursor, DAILY_COUNT_DAYS, EventPage, Issue, IssueDetail, IssuePage, IssueSort, IssueStatus,
+    StoredEvent, contains_pattern,
+};
+use crate::error::{Error, Result};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use std::collections::HashMap;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
+use uuid::Uuid;
+
+const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, title, culprit, level, status, \
+     event_count, first_seen, last_seen, resolved_at, regressed_at, assigned_to";
+
+const EVENT_COLUMNS: &str = "id, project_id, issue_id, level, message, fingerprint, exception, \
+     stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at, \
+     occurred_at, platform, release, environment, \"transaction\", contexts, request, other";
+
+/// A row that breaks the schema's rules (a level no writer would store) is
+/// a bug or a corruption, not bad input: log it with the row, answer
+/// `Internal`, and keep serving.
+fn corrupt(table: &str, id: Uuid, column: &str, value: &str) -> Error {
+    log::error!("corrupt row in {table}: {column} of {id} is {value:?}");
+    Error::Internal(format!("corrupt {column} in {table} row {id}"))
+}
+
+fn issue_from_row(row: &Row) -> Result<Issue> {
+    let id: Uuid = row.get("id");
+    let level: &str = row.get("level");
+    let status: &str = row.get("status");
+    Ok(Issue {
+        id,
+        project_id: row.get("project_id"),
+        fingerprint: row.get("fingerprint"),
+        title: row.get("title"),
+        culprit: row.get("culprit"),
+        level: level
+            .parse()
+            .map_err(|_| corrupt("issues", id, "level", level))?,
+        status: status
+            .parse()
+            .map_err(|_| corrupt("issues", id, "status", status))?,
+        event_count: row.get("event_count"),
+        first_seen: row.get("first_seen"),
+        last_seen: row.get("last_seen"),
+        resolved_at: row.get("resolved_at"),
+        regressed_at: row.get("regressed_at"),
+        assigned_to: row.get("assigned_to"),
+    })
+}
+
+fn event_from_row(row: &Row) -> Result<StoredEvent> {
+    let id: Uuid = row.get("id");
+    let level: &str = row.get("level");
+    Ok(StoredEvent {
+        id,
+        project_id: row.get("project_id"),
+        issue_id: row.get("issue_id"),
+        level: level
+            .parse()
+            .map_err(|_| corrupt("events", id, "level", level))?,
+        message: row.get("message"),
+        fingerprint: row.get("fingerprint"),
+        exception: row.get("exception"),
+        stacktrace: row.get("stacktrace"),
+        breadcrumbs: row.get("breadcrumbs"),
+        tags: row.get("tags"),
+        extra: row.get("extra"),
+        user_context: row.get("user_context"),
+        sdk_name: row.get("sdk_name"),
+        sdk_version: row.get("sdk_version"),
+        received_at: row.get("received_at"),
+        occurred_at: row.get("occurred_at"),
+        platform: row.get("platform"),
+        release: row.get("release"),
+        environment: row.get("environment"),
+        transaction: row.get("transaction"),
+        contexts: row.get("contexts"),
+        request: row.get("request"),
+        other: row.get("other"),
+    })
+}
+
+const ISSUE_NOT_FOUND: Error = Error::NotFound { entity: "issue" };
+
+/// Which issues a list holds; `None` leaves a criterion out. The values
+/// are checked text (see [`crate::domain::filter_text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssueFilter {
+    pub status: Option<IssueStatus>,
+    /// Issues with at least one event in this environment.
+    pub environment: Option<String>,
+    /// Issues with at least one event of this release; with `environment`
+    /// too, at least one event of this release in that environment.
+    pub release: Option<String>,
+    /// Text found in the title or the culprit, in any letter case.
+    pub search: Option<String>,
+}
+
+/// Parameters of a statement built clause by clause: each value bound is
+/// named by its placeholder, so no value is ever formatted into SQL.
+#[derive(Default)]
+struct Params(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Params {
+    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(value));
+        format!("${}", self.0.len())
+    }
+
+    fn as_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// A page of the project's issues matching `filter`, in `sort` order,
+/// after `after` (from the previous page's `next`), at most `limit` rows.
+/// `NotFound { "project" }` for an unknown project rather than an
+/// ambiguous empty page. See the module's notes for what a walk over the
+/// pages guarantees.
+pub async fn list(
+    pool: &Pool,
+    project_id: Uuid,
+    filter: &IssueFilter,
+    sort: IssueSort,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<IssuePage> {
+    let client = pool.get().await?;
+    if !super::exists(&client, "projects", project_id).await? {
+        return Err(Error::NotFound { entity: "project" });
+    }
+
+    let mut params = Params::default();
+    let mut sql = format!(
+        "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = {}",
+        params.bind(project_id)
+    );
+    if let Some(status) = filter.status {
+        sql += &format!(" AND status = {}", params.bind(status.as_str()));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = params.bind(contains_pattern(search));
+        sql += &format!(
+            " AND (title ILIKE {pattern} ESCAPE '\\' OR culprit ILIKE {pattern} ESCAPE '\\')"
+        );
+    }
+    if filter.environment.is_some() || filter.release.is_some() {
+        // Found through the events' (issue_id, received_at) index: an
+        // issue's events, newest first, until one matches.
+        sql += " AND EXISTS (SELECT 1 FROM events e \
+                 WHERE e.issue_id = issues.id AND e.project_id = issues.project_id";
+        if let Some(environment) = &filter.environment {
+            sql += &format!(" AND e.environment = {}", params.bind(environment.clone()));
+        }
+        if let Some(release) = &filter.release {
+            sql += &format!(" AND e.release = {}", params.bind(release.clone()));
+        }
+        sql += ")";
+    }
+    let column = sort.as_str();
+    if let Some(cursor) = after {
+        let key = match sort {
+            IssueSort::EventCount => params.bind(cursor.key),
+            IssueSort::LastSeen | IssueSort::FirstSeen => params.bind(cursor.time()?),
+        };
+        sql += &format!(" AND ({column}, id) < ({key}, {})", params.bind(cursor.id));
+    }
+    // One row past the page tells whether another page follows, so the
+    // last page carries no cursor to an empty one.
+    sql += &format!(
+        " ORDER BY {column} DESC, id DESC LIMIT {}",
+        params.bind(i64::from(limit) + 1)
+    );
+
+    let rows = client.query(&sql, &params.as_refs()).await?;
+    let mut issues = rows
+        .iter()
+        .map(issue_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let next = if issues.len() > limit as usize {
+        issues.truncate(limit as usize);
+        issues
+            .last()
+            .map(|last| sort.cursor_after(last).encode(column))
+    } else {
+        None
+    };
+    Ok(IssuePage { issues, next })
+}
+
+/// One issue of the project.
+pub async fn get(pool: &Pool, project_id: Uuid, id: Uuid) -> Result<Issue> {
+    let row = pool
+        .get()
+        .await?
+        .query_opt(
+            &format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = $1 AND id = $2"),
+            &[&project_id, &id],
+        )
+        .await?
+        .ok_or(ISSUE_NOT_FOUND)?;
+    issue_from_row(&row)
+}
+
+/// The start of UTC day `day`.
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0)
+        .expect("midnight exists on every day")
+        .and_utc()
+}
+
+/// An issue with its newest event and its events per UTC day for the
+/// [`DAILY_COUNT_DAYS`] days ending with `today`, read in one snapshot so
+/// the three agree.
+pub async fn detail(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    today: NaiveDate,
+) -> Result<IssueDetail> {
+    let span = DAILY_COUNT_DAYS - 1;
+    let (Some(first_day), Some(after_today)) = (
+        today.checked_sub_days(Days::new(span.into())),
+        today.checked_add_days(Days::new(1)),
+    ) else {
+        return Err(Error::Internal(format!("no daily counts around {today}")));
+    };
+
+    let mut client = pool.get().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let issue = tx
+        .query_opt(
+            &format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = $1 AND id = $2"),
+            &[&project_id, &id],
+        )
+        .await?
+        .ok_or(ISSUE_NOT_FOUND)?;
+    let issue = issue_from_row(&issue)?;
+    let latest_event = tx
+        .query_opt(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = $1 AND issue_id = $2
+                 ORDER BY received_at DESC, id DESC LIMIT 1"
+            ),
+            &[&project_id, &id],
+        )
+        .await?
+        .as_ref()
+        .map(event_from_row)
+        .transpose()?;
+    // Bounded by received_at, so only the days' partitions are read.
+    let counted: HashMap<NaiveDate, i64> = tx
+        .query(
+            "SELECT (received_at AT TIME ZONE 'UTC')::date AS day, count(*)
+             FROM events
+             WHERE project_id = $1 AND issue_id = $2 AND received_at >= $3 AND received_at < $4
+             GROUP BY day",
+            &[
+                &project_id,
+                &id,
+                &day_start(first_day),
+                &day_start(after_today),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    tx.commit().await?;
+
+    let daily_counts = first_day
+        .iter_days()
+        .take(DAILY_COUNT_DAYS as usize)
+        .map(|day| (day, counted.get(&day).copied().unwrap_or(0)))
+        .collect();
+    Ok(IssueDetail {
+        issue,
+        latest_event,
+        daily_counts,
+    })
+}
+
+/// Sets the status. Resolving stamps `resolved_at` (resolving a resolved
+/// issue keeps its first stamp); any other status clears it.
+pub async fn set_status(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    status: IssueStatus,
+) -> Result<Issue> {
+    let row = pool
+        .get()
+        .await?
+        .query_opt(
+            &format!(
+                "UPDATE issues SET
+                     status = $3,
+                     resolved_at = CASE
+                         WHEN $3 <> 'resolved' THEN NULL
+                         WHEN status = 'resolved' THEN coalesce(resolved_at, now())
+                         ELSE now()
+                     END
+                 WHERE project_id = $1 AND id = $2
+                 RETURNING {ISSUE_COLUMNS}"
+            ),
+            &[&project_id, &id, &status.as_str()],
+        )
+        .await?
+        .ok_or(ISSUE_NOT_FOUND)?;
+    issue_from_row(&row)
+}
+
+/// Assigns the issue to `user_id`, or to nobody. An unknown user is
+/// `NotFound { "user" }`, through the foreign key. Whether the user may
+/// see the project (is a member of its organization) is not checked here.
+pub async fn assign(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    user_id: Option<Uuid>,
+) -> Result<Issue> {
+    let row = pool
+        .get()
+        .await?
+        .query_opt(
+            &format!(
+                "UPDATE issues SET assigned_to = $3 WHERE project_id = $1 AND id = $2
+                 RETURNING {ISSUE_COLUMNS}"
+            ),
+            &[&project_id, &id, &user_id],
+        )
+        .await
+        .map_err(|e| {
+            // The constraint's name does not follow the `<entity>_id_fkey`
+            // pattern the crate-wide mapping knows.
+            match e.as_db_error() {
+                Some(db)
+                    if *db.code() == SqlState::FOREIGN_KEY_VIOLATION
+                        && db.constraint() == Some("issues_assigned_to_fkey") =>
+                {
+                    Error::NotFound { entity: "user" }
+                }
+                _ => e.into(),
+            }
+        })?
+        .ok_or(ISSUE_NOT_FOUND)?;
+    issue_from_row(&row)
+}
+
+/// A page of an issue's events, newest first (by `received_at`, then id),
+/// after `after`, at most `limit` rows. `NotFound { "issue" }` when the
+/// project has no such issue.
+pub async fn list_events(
+    pool: &Pool,
+    project_id: Uuid,
+    issue_id: Uuid,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<EventPage> {
+    let client = pool.get().await?;
+    let issue_exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM issues WHERE project_id = $1 AND id = $2)",
+            &[&project_id, &issue_id],
+        )
+        .await?
+        .get(0);
+    if !issue_exists {
+        return Err(ISSUE_NOT_FOUND);
+    }
+    let fetch = i64::from(limit) + 1;
+    let rows = match after {
+        None => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = $1 AND issue_id = $2
+                         ORDER BY received_at DESC, id DESC LIMIT $3"
+                    ),
+                    &[&project_id, &issue_id, &fetch],
+                )
+                .await?
+        }
+        Some(cursor) => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = $1 AND issue_id = $2
+                             AND (received_at, id) < ($3, $4)
+                         ORDER BY received_at DESC, id DESC LIMIT $5"
+                    ),
+                    &[&project_id, &issue_id, &cursor.time()?, &cursor.id, &fetch],
+                )
+                .await?
+        }
+    };
+    let mut events = rows
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let next = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events
+            .last()
+            .map(|last| Cursor::at_time(last.received_at, last.id).encode(Cursor::EVENTS))
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+/// One event of the project, by the id its SDK gave it.
+pub async fn get_event(pool: &Pool, project_id: Uuid, event_id: Uuid) -> Result<StoredEvent> {
+    // Found through the primary key (project_id, id, received_at), probed
+    // in each partition: one lookup per day kept.
+    let row = pool
+        .get()
+        .await?
+        .query_opt(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE project_id = $1 AND id = $2
+                 ORDER BY received_at DESC LIMIT 1"
+            ),
+            &[&project_id, &event_id],
+        )
+        .await?
+        .ok_or(Error::NotFound { entity: "event" })?;
+    event_from_row(&row)
+}

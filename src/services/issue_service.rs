@@ -1,0 +1,250 @@
+//! IssueService: reads a project's issues and events, and triages issues
+//! (status, assignee). Issues are created and counted by the ingest path.
+//!
+//! Every message names the project, and nothing of another project is
+//! ever found through it (it is `NotFound`, like something that does not
+//! exist), so the dashboard layer checks the caller's access to the
+//! project once and passes the project on.
+
+use crate::db::issues::{self, IssueFilter};
+use crate::db::{self, Pool};
+use crate::domain::{
+    Cursor, EventPage, Issue, IssueDetail, IssuePage, IssueSort, IssueStatus, StoredEvent,
+    filter_text, page_limit, parse_id,
+};
+use crate::error::Result;
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// What the service takes as "now": the UTC day of the daily counts.
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Serves the dashboard's issue and event pages and triage actions.
+pub struct IssueService {
+    /// Shared connection pool; each request borrows a connection briefly.
+    pool: Pool,
+    clock: Clock,
+}
+
+impl IssueService {
+    pub fn new(pool: Pool) -> Self {
+        Self::with_clock(pool, Utc::now)
+    }
+
+    /// A service whose "now" is `clock`, so tests can fix the UTC day
+    /// instead of racing midnight.
+    pub fn with_clock(
+        pool: Pool,
+        clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
+    ) -> Self {
+        IssueService {
+            pool,
+            clock: Arc::new(clock),
+        }
+    }
+}
+
+impl Actor for IssueService {
+    type Context = Context<Self>;
+}
+
+/// A page of a project's issues. Every order is descending with the id as
+/// tie-breaker; `sort` is `last_seen` (default), `first_seen` or
+/// `event_count`. `environment` and `release` keep the issues with at
+/// least one event in that environment / of that release (both: one event
+/// with both); `query` keeps those whose title or culprit contains it, in
+/// any letter case (`%`, `_` and `\` match themselves). `cursor` is the
+/// previous page's `next`; `limit` is 1 to 100, 25 by default.
+///
+/// Pages are keyset-paginated: an issue whose sort key does not change
+/// during a walk is returned exactly once and in order; one that gets
+/// events meanwhile moves to the front, so it is never repeated but may be
+/// missed by the walk under way (it heads a fresh first page).
+///
+/// Errors: `InvalidInput` (project_id, status, environment, release,
+/// query, sort, cursor, limit), `NotFound { "project" }`.
+#[derive(Debug, Clone, Default, Message)]
+#[rtype(result = "Result<IssuePage>")]
+pub struct ListIssues {
+    pub project_id: String,
+    pub status: Option<String>,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    pub query: Option<String>,
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One issue with its newest event and its events per UTC day over the
+/// last 14 days, today included (every day listed, zeros too). Errors:
+/// `InvalidInput` (project_id, issue_id), `NotFound { "issue" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<IssueDetail>")]
+pub struct GetIssue {
+    pub project_id: String,
+    pub issue_id: String,
+}
+
+/// Sets an issue's status (`resolved`, `unresolved` or `archived`).
+/// Resolving stamps `resolved_at` (again: keeps the first stamp); the
+/// others clear it. Errors: `InvalidInput` (project_id, issue_id, status),
+/// `NotFound { "issue" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Issue>")]
+pub struct UpdateIssueStatus {
+    pub project_id: String,
+    pub issue_id: String,
+    pub status: String,
+}
+
+/// Assigns an issue to a user, or to nobody with `None`.
+///
+/// Only the user's existence is checked here; whether they belong to the
+/// project's organization is the dashboard layer's check, made before it
+/// sends this. Errors: `InvalidInput` (project_id, issue_id, user_id),
+/// `NotFound { "issue" }`, `NotFound { "user" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Issue>")]
+pub struct AssignIssue {
+    pub project_id: String,
+    pub issue_id: String,
+    pub user_id: Option<String>,
+}
+
+/// A page of an issue's events, newest first (by the time Mesher received
+/// them); `cursor` and `limit` as in [`ListIssues`]. Events keep their
+/// place once stored, so a walk returns each exactly once; events that
+/// arrive during the walk head a fresh first page. Errors: `InvalidInput`
+/// (project_id, issue_id, cursor, limit), `NotFound { "issue" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<EventPage>")]
+pub struct ListIssueEvents {
+    pub project_id: String,
+    pub issue_id: String,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One event, everything stored about it, by the id its SDK gave it.
+/// Errors: `InvalidInput` (project_id, event_id), `NotFound { "event" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<StoredEvent>")]
+pub struct GetEvent {
+    pub project_id: String,
+    pub event_id: String,
+}
+
+/// An optional filter text, checked.
+fn optional_filter(field: &'static str, text: Option<&str>) -> Result<Option<String>> {
+    text.map(|t| filter_text(field, t)).transpose()
+}
+
+impl Handler<ListIssues> for IssueService {
+    type Result = ResponseFuture<Result<IssuePage>>;
+
+    fn handle(&mut self, msg: ListIssues, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let filter = IssueFilter {
+                status: msg.status.as_deref().map(str::parse).transpose()?,
+                environment: optional_filter("environment", msg.environment.as_deref())?,
+                release: optional_filter("release", msg.release.as_deref())?,
+                search: optional_filter("query", msg.query.as_deref())?,
+            };
+            let sort = msg
+                .sort
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or(IssueSort::LastSeen);
+            let after = msg
+                .cursor
+                .as_deref()
+                .map(|c| sort.parse_cursor(c))
+                .transpose()?;
+            let limit = page_limit(msg.limit)?;
+            issues::list(&pool, project_id, &filter, sort, after, limit).await
+        })
+    }
+}
+
+impl Handler<GetIssue> for IssueService {
+    type Result = ResponseFuture<Result<IssueDetail>>;
+
+    fn handle(&mut self, msg: GetIssue, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let today = (self.clock)().date_naive();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            issues::detail(&pool, project_id, issue_id, today).await
+        })
+    }
+}
+
+impl Handler<UpdateIssueStatus> for IssueService {
+    type Result = ResponseFuture<Result<Issue>>;
+
+    fn handle(&mut self, msg: UpdateIssueStatus, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            let status: IssueStatus = msg.status.parse()?;
+            issues::set_status(&pool, project_id, issue_id, status).await
+        })
+    }
+}
+
+impl Handler<AssignIssue> for IssueService {
+    type Result = ResponseFuture<Result<Issue>>;
+
+    fn handle(&mut self, msg: AssignIssue, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            let user_id = msg
+                .user_id
+                .as_deref()
+                .map(|u| parse_id("user_id", u))
+                .transpose()?;
+            issues::assign(&pool, project_id, issue_id, user_id).await
+        })
+    }
+}
+
+impl Handler<ListIssueEvents> for IssueService {
+    type Result = ResponseFuture<Result<EventPage>>;
+
+    fn handle(&mut self, msg: ListIssueEvents, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            let after = msg
+                .cursor
+                .as_deref()
+                .map(Cursor::parse_event_cursor)
+                .transpose()?;
+            let limit = page_limit(msg.limit)?;
+            issues::list_events(&pool, project_id, issue_id, after, limit).await
+        })
+    }
+}
+
+impl Handler<GetEvent> for IssueService {
+    type Result = ResponseFuture<Result<StoredEvent>>;
+
+    fn handle(&mut self, msg: GetEvent, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let event_id = parse_id("event_id", &msg.event_id)?;
+            db::issues::get_event(&pool, project_id, event_id).await
+        })
+    }
+}

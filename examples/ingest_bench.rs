@@ -31,10 +31,10 @@ use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
 use mesher::db::{self, EventPool, Pool};
 use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
+use mesher::metrics::Metrics;
 use mesher::services::{
     DrainAll, Flush, GetWriter, RegistryStats, Stats, Store, TotalStats, WriterRegistry,
 };
-use mesher::metrics::Metrics;
 use mesher::{Error, Result};
 use mimalloc::MiMalloc;
 use serde_json::json;
@@ -194,7 +194,8 @@ async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, Reg
     let url =
         std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
     let pool = event_pool(&url)?;
-    let registry = WriterRegistry::start_on_own_thread(pool, WriterConfig::default(), Metrics::default());
+    let registry =
+        WriterRegistry::start_on_own_thread(pool, WriterConfig::default(), Metrics::default());
     for (i, p) in projects.iter().enumerate() {
         registry.do_send(Store(Event::from_payload(*p, payload(i))?));
     }

@@ -9,8 +9,8 @@ use crate::db;
 use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
 use crate::services::{
-    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrg, GetProject, ListApiKeys,
-    OrgService, ProjectService, Register, UserService,
+    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrg, GetProject, ListApiKeys, OrgService,
+    ProjectService, Register, UserService,
 };
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
@@ -229,7 +229,10 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
                         Some(at) => format!("revoked {at}"),
                         None => "active".to_owned(),
                     };
-                    format!("{}…  {}  created {}  {state}", k.prefix, k.label, k.created_at)
+                    format!(
+                        "{}…  {}  created {}  {state}",
+                        k.prefix, k.label, k.created_at
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -299,7 +302,10 @@ fn read_password() -> Result<String> {
         Ok(first)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(failed)?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(failed)?;
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }

@@ -157,6 +157,7 @@ fn entity_of_constraint(constraint: &str) -> &'static str {
         "issues_project_id_fingerprint_key" => "issue",
         c if c.ends_with("_org_id_fkey") => "organization",
         c if c.ends_with("_user_id_fkey") => "user",
+        c if c.ends_with("_assigned_to_fkey") => "user",
         c if c.ends_with("_project_id_fkey") => "project",
         c if c.ends_with("_rule_id_fkey") => "alert rule",
         _ => "record",

@@ -108,11 +108,7 @@ impl Default for Metrics {
             "Envelope items accepted but not stored, by type",
             inner.ignored_items.clone(),
         );
-        registry.register(
-            "batches",
-            "Event batches written",
-            inner.batches.clone(),
-        );
+        registry.register("batches", "Event batches written", inner.batches.clone());
         registry.register(
             "batch_duration_seconds",
             "Time to write one event batch",
@@ -133,12 +129,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn event_received(&self) {
-        self.0.received.inc();
+    pub fn events_received(&self, n: u64) {
+        self.0.received.inc_by(n);
     }
 
-    pub fn event_accepted(&self) {
-        self.0.accepted.inc();
+    pub fn events_accepted(&self, n: u64) {
+        self.0.accepted.inc_by(n);
     }
 
     pub fn event_refused(&self, reason: &'static str) {

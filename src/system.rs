@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
-    DrainAll, EnsurePartitions, OrgService, PartitionManager, ProjectService, RegistryStats,
-    UserService, WriterRegistry,
+    DrainAll, EnsurePartitions, IssueService, OrgService, PartitionManager, ProjectService,
+    RegistryStats, UserService, WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -29,6 +29,8 @@ pub struct Mesher {
     /// Send events here (`Store`); it routes them to per-project writers.
     pub writers: Addr<WriterRegistry>,
     pub partitions: Addr<PartitionManager>,
+    /// Issues and their events: listing, reading, triage.
+    pub issues: Addr<IssueService>,
     /// What is counted, as `/metrics` serves it.
     pub metrics: Metrics,
     /// Where the HTTP server listens (the port actually bound).
@@ -91,6 +93,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         orgs: OrgService::new(pool.clone()).start(),
         projects,
         users: UserService::new(pool.clone(), config.users.clone()).start(),
+        issues: IssueService::new(pool.clone()).start(),
         writers,
         partitions,
         pool,

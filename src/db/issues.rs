@@ -32,7 +32,6 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use std::collections::HashMap;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row};
 use uuid::Uuid;
@@ -49,7 +48,7 @@ const EVENT_COLUMNS: &str = "id, project_id, issue_id, level, message, fingerpri
 /// `Internal`, and keep serving.
 fn corrupt(table: &str, id: Uuid, column: &str, value: &str) -> Error {
     log::error!("corrupt row in {table}: {column} of {id} is {value:?}");
-    Error::Internal(format!("corrupt {column} in {table} row {id}"))
+    Error::internal(format!("corrupt {column} in {table} row {id}"))
 }
 
 fn issue_from_row(row: &Row) -> Result<Issue> {
@@ -255,7 +254,7 @@ pub async fn detail(
         today.checked_sub_days(Days::new(span.into())),
         today.checked_add_days(Days::new(1)),
     ) else {
-        return Err(Error::Internal(format!("no daily counts around {today}")));
+        return Err(Error::internal(format!("no daily counts around {today}")));
     };
 
     let mut client = pool.get().await?;
@@ -366,20 +365,7 @@ pub async fn assign(
             ),
             &[&project_id, &id, &user_id],
         )
-        .await
-        .map_err(|e| {
-            // The constraint's name does not follow the `<entity>_id_fkey`
-            // pattern the crate-wide mapping knows.
-            match e.as_db_error() {
-                Some(db)
-                    if *db.code() == SqlState::FOREIGN_KEY_VIOLATION
-                        && db.constraint() == Some("issues_assigned_to_fkey") =>
-                {
-                    Error::NotFound { entity: "user" }
-                }
-                _ => e.into(),
-            }
-        })?
+        .await?
         .ok_or(ISSUE_NOT_FOUND)?;
     issue_from_row(&row)
 }

@@ -99,12 +99,7 @@ impl PublicUrl {
     /// The DSN for `key` and a project's public id:
     /// `http://<key>@<host[:port][/path]>/<public_id>`.
     pub fn dsn(&self, key: &ApiKey, public_id: i64) -> String {
-        format!(
-            "{}{}@{}/{public_id}",
-            self.scheme,
-            key.expose(),
-            self.rest
-        )
+        format!("{}{}@{}/{public_id}", self.scheme, key.expose(), self.rest)
     }
 }
 
@@ -129,13 +124,22 @@ mod tests {
         let key = ApiKey::parse(&format!("mshr_{}", "ab".repeat(32))).unwrap();
         let k = key.expose();
         for (url, dsn) in [
-            ("http://127.0.0.1:8000", format!("http://{k}@127.0.0.1:8000/7")),
-            ("http://127.0.0.1:8000/", format!("http://{k}@127.0.0.1:8000/7")),
+            (
+                "http://127.0.0.1:8000",
+                format!("http://{k}@127.0.0.1:8000/7"),
+            ),
+            (
+                "http://127.0.0.1:8000/",
+                format!("http://{k}@127.0.0.1:8000/7"),
+            ),
             (
                 "https://errors.example.com/mesher/",
                 format!("https://{k}@errors.example.com/mesher/7"),
             ),
-            (" https://e.example.com ", format!("https://{k}@e.example.com/7")),
+            (
+                " https://e.example.com ",
+                format!("https://{k}@e.example.com/7"),
+            ),
         ] {
             assert_eq!(PublicUrl::parse(url).unwrap().dsn(&key, 7), dsn, "{url}");
         }

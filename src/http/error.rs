@@ -69,26 +69,36 @@ impl From<Error> for Problem {
         use StatusCode as S;
         match e {
             Error::NotFound { .. } => Problem::new(S::NOT_FOUND, "not_found", e.to_string()),
-            Error::AlreadyExists { .. } => Problem::new(S::CONFLICT, "already_exists", e.to_string()),
+            Error::AlreadyExists { .. } => {
+                Problem::new(S::CONFLICT, "already_exists", e.to_string())
+            }
             Error::InvalidInput { .. } => {
                 Problem::new(S::BAD_REQUEST, "invalid_input", e.to_string())
             }
             Error::InvalidCredentials => {
                 Problem::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }
-            Error::SessionExpired => Problem::new(S::UNAUTHORIZED, "session_expired", e.to_string()),
-            Error::Overloaded { retry_after } => {
-                Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many events; retry later")
-                    .retry_after(retry_after)
+            Error::SessionExpired => {
+                Problem::new(S::UNAUTHORIZED, "session_expired", e.to_string())
             }
+            Error::Overloaded { retry_after } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many events; retry later",
+            )
+            .retry_after(retry_after),
             Error::ShuttingDown => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())
                     .retry_after(UNAVAILABLE_RETRY_AFTER)
             }
             Error::DatabaseUnavailable { .. } => {
                 log::warn!("answering 503: {}", e.report());
-                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "database unavailable")
-                    .retry_after(UNAVAILABLE_RETRY_AFTER)
+                Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "database unavailable",
+                )
+                .retry_after(UNAVAILABLE_RETRY_AFTER)
             }
             // Details stay in the log: they may name tables or values.
             Error::Database(_) | Error::Internal { .. } => {
@@ -118,7 +128,11 @@ impl From<EnvelopeError> for Problem {
 
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "invalid_credentials", e.to_string())
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            e.to_string(),
+        )
     }
 }
 
@@ -201,7 +215,10 @@ mod tests {
                 S::TOO_MANY_REQUESTS,
             ),
             (Error::ShuttingDown, S::SERVICE_UNAVAILABLE),
-            (Error::unavailable("down", std::io::Error::other("refused")), S::SERVICE_UNAVAILABLE),
+            (
+                Error::unavailable("down", std::io::Error::other("refused")),
+                S::SERVICE_UNAVAILABLE,
+            ),
             (Error::internal("bug"), S::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
@@ -217,6 +234,9 @@ mod tests {
         assert_eq!(p.retry_after_secs(), Some(2));
         let r = SentryError(p).error_response();
         assert_eq!(r.headers().get("retry-after").unwrap(), "2");
-        assert_eq!(r.headers().get("x-sentry-rate-limits").unwrap(), "2::project");
+        assert_eq!(
+            r.headers().get("x-sentry-rate-limits").unwrap(),
+            "2::project"
+        );
     }
 }

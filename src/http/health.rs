@@ -19,7 +19,10 @@ pub async fn readyz(state: web::Data<State>) -> HttpResponse {
         let client = state.pool.get().await.ok()?;
         client.simple_query("SELECT 1").await.ok()
     };
-    let database = matches!(tokio::time::timeout(READY_TIMEOUT, database).await, Ok(Some(_)));
+    let database = matches!(
+        tokio::time::timeout(READY_TIMEOUT, database).await,
+        Ok(Some(_))
+    );
     let writers = state.writers.send(Accepting).await.unwrap_or(false);
     let body = json!({ "database": database, "writers": writers });
     if database && writers {

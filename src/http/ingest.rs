@@ -140,16 +140,14 @@ fn respond(
 ) -> Result<HttpResponse, Problem> {
     match outcome {
         Ok((count, body)) => {
-            for _ in 0..count {
-                state.metrics.event_received();
-                state.metrics.event_accepted();
-            }
+            state.metrics.events_received(count as u64);
+            state.metrics.events_accepted(count as u64);
             Ok(HttpResponse::Ok().json(body))
         }
         Err(problem) => {
             // A refused request counts as one refused event: how many it
             // held is often unknown (an undecodable body, a bad key).
-            state.metrics.event_received();
+            state.metrics.events_received(1);
             state.metrics.event_refused(problem.code);
             Err(problem)
         }
@@ -192,20 +190,26 @@ async fn read_body(
         }
         Ok(raw)
     };
-    let raw = tokio::time::timeout(state.body_timeout, read).await.map_err(|_| {
-        Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "the request body did not arrive in time",
-        )
-    })??;
+    let raw = tokio::time::timeout(state.body_timeout, read)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request body did not arrive in time",
+            )
+        })??;
     Ok(body::decode(encoding, &raw, limit)?)
 }
 
 /// Every key the request carries in Sentry's places: `X-Sentry-Auth`,
 /// `Authorization: Sentry ...` and the `sentry_key` query parameter.
 fn sentry_keys(req: &HttpRequest) -> Result<Vec<String>, Problem> {
-    let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+    };
     let mut keys = Vec::new();
     if let Some(value) = header("x-sentry-auth") {
         keys.extend(sentry_auth::key_from_sentry_header(value)?);

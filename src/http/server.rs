@@ -96,12 +96,19 @@ fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    answer(&req, Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+    answer(
+        &req,
+        Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route"),
+    )
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let message = format!("{} is not allowed here", req.method());
-    let problem = Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message);
+    let problem = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    );
     answer(&req, problem)
 }
 

@@ -28,4 +28,6 @@ pub use user_service::{
     AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,
     ValidateSession,
 };
-pub use writer_registry::{Accepting, DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry};
+pub use writer_registry::{
+    Accepting, DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry,
+};

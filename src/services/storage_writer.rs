@@ -360,7 +360,10 @@ impl Handler<Admit> for StorageWriter {
         // An empty buffer takes any one request, even one larger than the
         // buffer, so that no configuration refuses a request forever; it
         // then holds at most one request's events beyond its capacity.
-        let room = self.config.buffer_capacity.saturating_sub(self.buffer.len());
+        let room = self
+            .config
+            .buffer_capacity
+            .saturating_sub(self.buffer.len());
         if events.len() > room && !self.buffer.is_empty() {
             return Err(Error::Overloaded {
                 retry_after: ADMIT_RETRY_AFTER,

@@ -103,7 +103,11 @@ impl WriterRegistry {
     /// Starts a registry on a thread of its own, as the wiring does: a burst
     /// of events then occupies that thread, not the one the other services
     /// answer on. The thread ends when the registry stops.
-    pub fn start_on_own_thread(pool: EventPool, config: WriterConfig, metrics: Metrics) -> Addr<Self> {
+    pub fn start_on_own_thread(
+        pool: EventPool,
+        config: WriterConfig,
+        metrics: Metrics,
+    ) -> Addr<Self> {
         let intake = Arbiter::new();
         let handle = intake.handle();
         WriterRegistry::start_in_arbiter(&handle, move |_| WriterRegistry {
@@ -191,7 +195,8 @@ impl WriterRegistry {
 
     fn reject(&mut self, project_id: Uuid, count: usize, why: &str) {
         self.rejected += count as u64;
-        self.metrics.events_dropped("rejected_by_registry", count as u64);
+        self.metrics
+            .events_dropped("rejected_by_registry", count as u64);
         log::warn!("refused {count} event(s) for project {project_id}: {why}");
     }
 }

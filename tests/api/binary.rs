@@ -137,11 +137,19 @@ fn admin(database_url: &str, http_addr: &str, args: &[&str], stdin: &str) -> ser
         .spawn()
         .expect("run mesher");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "mesher {args:?} failed");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("mesher {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "mesher {args:?} printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -154,13 +162,27 @@ fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_
     let t = rt.block_on(TestDb::empty());
     let addr = format!("127.0.0.1:{}", free_port());
 
-    let org = admin(&t.url, &addr, &["org", "create", "--slug", "acme", "--name", "Acme"], "");
+    let org = admin(
+        &t.url,
+        &addr,
+        &["org", "create", "--slug", "acme", "--name", "Acme"],
+        "",
+    );
     assert_eq!(org["slug"], "acme");
     assert_eq!(org["name"], "Acme");
     let project = admin(
         &t.url,
         &addr,
-        &["project", "create", "--org", "acme", "--name", "Web", "--platform", "python"],
+        &[
+            "project",
+            "create",
+            "--org",
+            "acme",
+            "--name",
+            "Web",
+            "--platform",
+            "python",
+        ],
         "",
     );
     let public_id = project["public_id"].as_i64().expect("a numeric public id");
@@ -169,15 +191,37 @@ fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_
         project["dsn"].as_str().unwrap(),
         format!("http://{key}@{addr}/{public_id}")
     );
-    let second = admin(&t.url, &addr, &["key", "create", "--project", &public_id.to_string()], "");
+    let second = admin(
+        &t.url,
+        &addr,
+        &["key", "create", "--project", &public_id.to_string()],
+        "",
+    );
     assert_ne!(second["key"], project["key"]);
-    let keys = admin(&t.url, &addr, &["key", "list", "--project", &public_id.to_string()], "");
+    let keys = admin(
+        &t.url,
+        &addr,
+        &["key", "list", "--project", &public_id.to_string()],
+        "",
+    );
     assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
-    assert!(!keys.to_string().contains(key), "a listing never shows a key");
+    assert!(
+        !keys.to_string().contains(key),
+        "a listing never shows a key"
+    );
     let user = admin(
         &t.url,
         &addr,
-        &["user", "create", "--email", "Ann@Example.org", "--org", "acme", "--role", "admin"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ann@Example.org",
+            "--org",
+            "acme",
+            "--role",
+            "admin",
+        ],
         "correct horse battery\n",
     );
     assert_eq!(user["email"], "ann@example.org");
@@ -214,7 +258,11 @@ fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_
     let exit = child.wait().unwrap();
     assert!(exit.success(), "mesher exited with {exit}");
     for id in ids {
-        let stored = rt.block_on(t.count(&format!("SELECT count(*) FROM events WHERE id = '{id}'")));
-        assert_eq!(stored, 1, "event {id} was accepted before SIGTERM and is stored");
+        let stored =
+            rt.block_on(t.count(&format!("SELECT count(*) FROM events WHERE id = '{id}'")));
+        assert_eq!(
+            stored, 1,
+            "event {id} was accepted before SIGTERM and is stored"
+        );
     }
 }

@@ -64,7 +64,11 @@ impl Services {
     pub fn start_with(t: &TestDb, users: UserConfig) -> Self {
         Services {
             orgs: OrgService::new(t.pool.clone()).start(),
-            projects: ProjectService::new(t.pool.clone(), PublicUrl::parse("http://127.0.0.1:8000").unwrap()).start(),
+            projects: ProjectService::new(
+                t.pool.clone(),
+                PublicUrl::parse("http://127.0.0.1:8000").unwrap(),
+            )
+            .start(),
             users: UserService::new(t.pool.clone(), users).start(),
         }
     }

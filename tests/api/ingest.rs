@@ -1,8 +1,8 @@
 //! Ingestion over HTTP: a real server on a real socket, fed by the real
 //! Sentry SDK for Rust and by hand-made requests for every bad input.
 
-use actix_web::http::StatusCode;
 use crate::common::{TestDb, wait_until};
+use actix_web::http::StatusCode;
 use mesher::domain::{NewApiKey, Project};
 use mesher::services::{CreateApiKey, CreateOrg, CreateProject, RevokeApiKey};
 use mesher::{Config, Mesher};
@@ -115,7 +115,9 @@ async fn post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (StatusCode, awc::http::header::HeaderMap, Value) {
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
     let mut request = client.post(url);
     for (name, value) in headers {
         request = request.insert_header((*name, *value));
@@ -142,7 +144,13 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
     let server = Server::start(&t).await;
 
     let options = sentry::ClientOptions {
-        dsn: Some(server.key.dsn.parse().expect("the DSN parses as the SDK reads it")),
+        dsn: Some(
+            server
+                .key
+                .dsn
+                .parse()
+                .expect("the DSN parses as the SDK reads it"),
+        ),
         release: Some("app@1.2.3".into()),
         environment: Some("staging".into()),
         attach_stacktrace: true,
@@ -153,7 +161,10 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
     let error = "seventeen".parse::<u32>().unwrap_err();
     let error_id = hub.capture_error(&error);
     let message_id = hub.capture_message("user 17 not found", sentry::Level::Warning);
-    assert!(client.flush(Some(Duration::from_secs(10))), "the SDK sent its events");
+    assert!(
+        client.flush(Some(Duration::from_secs(10))),
+        "the SDK sent its events"
+    );
 
     wait_until("both events are stored", async || stored(&t).await == 2).await;
     let db = t.pool.get().await.unwrap();
@@ -165,17 +176,26 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
         .await
         .expect("the error is stored under the SDK's event id");
     assert_eq!(row.get::<_, String>("level"), "error");
-    assert_eq!(row.get::<_, Option<String>>("release").as_deref(), Some("app@1.2.3"));
-    assert_eq!(row.get::<_, Option<String>>("environment").as_deref(), Some("staging"));
+    assert_eq!(
+        row.get::<_, Option<String>>("release").as_deref(),
+        Some("app@1.2.3")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>("environment").as_deref(),
+        Some("staging")
+    );
     let exception: Value = row.get("exception");
     let raised = exception["values"].as_array().unwrap().last().unwrap();
     assert_eq!(raised["type"], "ParseIntError");
     assert_eq!(raised["value"], "invalid digit found in string");
-    let frames = raised["stacktrace"]["frames"].as_array().expect("frames kept");
+    let frames = raised["stacktrace"]["frames"]
+        .as_array()
+        .expect("frames kept");
     assert!(
-        frames
-            .iter()
-            .any(|f| f["function"].as_str().unwrap_or("").contains("events_sent_by_the_sentry_sdk")),
+        frames.iter().any(|f| f["function"]
+            .as_str()
+            .unwrap_or("")
+            .contains("events_sent_by_the_sentry_sdk")),
         "the test's own frame is among {frames:?}"
     );
 
@@ -236,7 +256,10 @@ async fn every_content_encoding_an_sdk_uses_is_accepted() {
     for (name, body) in encodings(&envelope(&event("compressed"))) {
         let (status, _, answer) = post(
             &server.envelope_url(),
-            &[("X-Sentry-Auth", &server.auth()), ("Content-Encoding", name)],
+            &[
+                ("X-Sentry-Auth", &server.auth()),
+                ("Content-Encoding", name),
+            ],
             body,
         )
         .await;
@@ -253,19 +276,42 @@ async fn every_place_an_sdk_puts_its_key_is_read() {
     let server = Server::start(&t).await;
     let key = server.key.key.expose().to_owned();
     let auth = server.auth();
-    let with_query = format!("{}?sentry_key={key}&sentry_version=7", server.envelope_url());
+    let with_query = format!(
+        "{}?sentry_key={key}&sentry_version=7",
+        server.envelope_url()
+    );
     let authorization = format!("Sentry sentry_key={key}, sentry_version=7");
     let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>)> = vec![
-        ("X-Sentry-Auth", server.envelope_url(), vec![("X-Sentry-Auth", &auth)], envelope(&event("a"))),
-        ("Authorization: Sentry", server.envelope_url(), vec![("Authorization", &authorization)], envelope(&event("b"))),
+        (
+            "X-Sentry-Auth",
+            server.envelope_url(),
+            vec![("X-Sentry-Auth", &auth)],
+            envelope(&event("a")),
+        ),
+        (
+            "Authorization: Sentry",
+            server.envelope_url(),
+            vec![("Authorization", &authorization)],
+            envelope(&event("b")),
+        ),
         ("query", with_query.clone(), vec![], envelope(&event("c"))),
         (
             "envelope dsn",
             server.envelope_url(),
             vec![],
-            format!("{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n", server.key.dsn, event("d")).into_bytes(),
+            format!(
+                "{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n",
+                server.key.dsn,
+                event("d")
+            )
+            .into_bytes(),
         ),
-        ("store", server.store_url(), vec![("X-Sentry-Auth", &auth)], event("e").to_string().into_bytes()),
+        (
+            "store",
+            server.store_url(),
+            vec![("X-Sentry-Auth", &auth)],
+            event("e").to_string().into_bytes(),
+        ),
     ];
     for (place, url, headers, body) in cases {
         let (status, _, answer) = post(&url, &headers, body).await;
@@ -283,7 +329,11 @@ async fn bad_requests_get_their_status_and_a_json_body() {
     let auth = server.auth();
     let other_auth = sentry_auth(other_key.key.expose());
     let unknown = sentry_auth(&format!("mshr_{}", "0".repeat(64)));
-    let conflicting = format!("{}?sentry_key={}", server.envelope_url(), other_key.key.expose());
+    let conflicting = format!(
+        "{}?sentry_key={}",
+        server.envelope_url(),
+        other_key.key.expose()
+    );
     let good = envelope(&event("fine"));
     let huge_event = json!({ "message": "x".repeat(1024 * 1024 + 1) });
     let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -319,7 +369,11 @@ async fn bad_requests_get_their_status_and_a_json_body() {
         ("native malformed", &native, vec![("Authorization", &bearer)], b"[1,".to_vec(), StatusCode::BAD_REQUEST),
     ];
     for (what, url, headers, body, expected) in cases {
-        let url = if url.starts_with('/') { server.url(url) } else { url.to_owned() };
+        let url = if url.starts_with('/') {
+            server.url(url)
+        } else {
+            url.to_owned()
+        };
         let (status, _, answer) = post(&url, &headers, body).await;
         assert_eq!(status, expected, "{what}: {answer}");
         let message = if url.contains("/api/v1/") {
@@ -327,7 +381,10 @@ async fn bad_requests_get_their_status_and_a_json_body() {
         } else {
             &answer["detail"]
         };
-        assert!(message.as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+        assert!(
+            message.as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {answer}"
+        );
     }
 
     let client = awc::Client::default();
@@ -343,11 +400,19 @@ async fn a_revoked_key_is_refused_at_once() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
     let send = async || {
-        post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event("k")))
-            .await
-            .0
+        post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth())],
+            envelope(&event("k")),
+        )
+        .await
+        .0
     };
-    assert_eq!(send().await, StatusCode::OK, "the key works and is now cached");
+    assert_eq!(
+        send().await,
+        StatusCode::OK,
+        "the key works and is now cached"
+    );
     server
         .mesher
         .projects
@@ -367,11 +432,21 @@ async fn the_native_endpoint_takes_one_event_or_an_array() {
     let server = Server::start(&t).await;
     let bearer = format!("Bearer {}", server.key.key.expose());
     let url = server.url("/api/v1/events");
-    let (status, _, body) = post(&url, &[("Authorization", &bearer)], event("one").to_string().into_bytes()).await;
+    let (status, _, body) = post(
+        &url,
+        &[("Authorization", &bearer)],
+        event("one").to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["id"].is_string());
     let many = Value::Array((0..100).map(|i| event(&format!("many {i}"))).collect());
-    let (status, _, body) = post(&url, &[("Authorization", &bearer)], many.to_string().into_bytes()).await;
+    let (status, _, body) = post(
+        &url,
+        &[("Authorization", &bearer)],
+        many.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ids"].as_array().unwrap().len(), 100);
     server.mesher.shutdown().await.unwrap();
@@ -383,7 +458,12 @@ async fn items_that_are_not_events_are_accepted_and_counted() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
     let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\",\"status\":\"ok\"}\n{\"type\":\"client_report\"}\n{}\n".to_vec();
-    let (status, _, answer) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], body).await;
+    let (status, _, answer) = post(
+        &server.envelope_url(),
+        &[("X-Sentry-Auth", &server.auth())],
+        body,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let metrics = awc::Client::default()
         .get(server.url("/metrics"))
@@ -394,8 +474,14 @@ async fn items_that_are_not_events_are_accepted_and_counted() {
         .await
         .unwrap();
     let metrics = String::from_utf8(metrics.to_vec()).unwrap();
-    assert!(metrics.contains("mesher_envelope_items_ignored_total{item_type=\"session\"} 1"), "{metrics}");
-    assert!(metrics.contains("mesher_envelope_items_ignored_total{item_type=\"client_report\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("mesher_envelope_items_ignored_total{item_type=\"session\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mesher_envelope_items_ignored_total{item_type=\"client_report\"} 1"),
+        "{metrics}"
+    );
     server.mesher.shutdown().await.unwrap();
     assert_eq!(stored(&t).await, 0);
 }
@@ -409,10 +495,22 @@ async fn health_readiness_and_metrics_answer() {
         let response = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-    let (status, _, _) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event("m"))).await;
+    let (status, _, _) = post(
+        &server.envelope_url(),
+        &[("X-Sentry-Auth", &server.auth())],
+        envelope(&event("m")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     wait_until("the event is stored", async || stored(&t).await == 1).await;
-    let metrics = client.get(server.url("/metrics")).send().await.unwrap().body().await.unwrap();
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
     let metrics = String::from_utf8(metrics.to_vec()).unwrap();
     for line in [
         "mesher_events_received_total 1",
@@ -423,7 +521,12 @@ async fn health_readiness_and_metrics_answer() {
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
-    assert!(metrics.contains("mesher_http_requests_total{route=\"/api/{project_id}/envelope/\",status=\"200\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "mesher_http_requests_total{route=\"/api/{project_id}/envelope/\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
     server.mesher.shutdown().await.unwrap();
 }
 
@@ -438,7 +541,10 @@ async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
     // PostgreSQL made slow for real: a lock held on `events` keeps every
     // batch waiting, so the writer's buffer fills.
     let locker = t.pool.get().await.unwrap();
-    locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
 
     let (mut accepted, mut refused) = (0, 0);
     for i in 0..40 {
@@ -452,9 +558,22 @@ async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
             StatusCode::OK => accepted += 1,
             StatusCode::TOO_MANY_REQUESTS => {
                 refused += 1;
-                let retry: u64 = headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+                let retry: u64 = headers
+                    .get("retry-after")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!(retry >= 1);
-                assert_eq!(headers.get("x-sentry-rate-limits").unwrap().to_str().unwrap(), format!("{retry}::project"));
+                assert_eq!(
+                    headers
+                        .get("x-sentry-rate-limits")
+                        .unwrap()
+                        .to_str()
+                        .unwrap(),
+                    format!("{retry}::project")
+                );
                 assert!(body["detail"].is_string());
             }
             other => panic!("unexpected {other}: {body}"),
@@ -463,7 +582,11 @@ async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
     assert!(refused > 0, "a full writer refused some events");
     locker.batch_execute("COMMIT").await.unwrap();
     server.mesher.shutdown().await.unwrap();
-    assert_eq!(stored(&t).await, accepted, "every event answered 200 is stored");
+    assert_eq!(
+        stored(&t).await,
+        accepted,
+        "every event answered 200 is stored"
+    );
 }
 
 #[actix::test]
@@ -476,7 +599,12 @@ async fn events_accepted_before_shutdown_are_stored() {
     })
     .await;
     for i in 0..20 {
-        let (status, _, body) = post(&server.envelope_url(), &[("X-Sentry-Auth", &server.auth())], envelope(&event(&format!("last {i}")))).await;
+        let (status, _, body) = post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth())],
+            envelope(&event(&format!("last {i}"))),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert_eq!(stored(&t).await, 0, "still buffered");
@@ -484,7 +612,10 @@ async fn events_accepted_before_shutdown_are_stored() {
     let stats = server.mesher.shutdown().await.unwrap();
     assert_eq!(stats.totals.stored, 20);
     assert_eq!(stored(&t).await, 20);
-    assert!(std::net::TcpStream::connect(addr).is_err(), "the server no longer listens");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the server no longer listens"
+    );
 }
 
 /// `pg_dump --schema-only` of the database at `url`, without the lines
@@ -494,7 +625,11 @@ fn schema_dump(url: &str) -> String {
         .args(["--schema-only", "--no-owner", url])
         .output()
         .expect("run pg_dump");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -507,7 +642,8 @@ fn schema_dump(url: &str) -> String {
 async fn a_database_made_by_the_first_schema_is_upgraded_in_place() {
     let old = TestDb::empty().await;
     // The schema.sql of the first release, as an operator applied it then.
-    old.execute(include_str!("../fixtures/schema-first.sql")).await;
+    old.execute(include_str!("../fixtures/schema-first.sql"))
+        .await;
     old.execute(
         "INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'Old', 'old');
          INSERT INTO projects (id, org_id, name) SELECT gen_random_uuid(), id, 'p' FROM organizations;",
@@ -516,13 +652,116 @@ async fn a_database_made_by_the_first_schema_is_upgraded_in_place() {
 
     let mut config = old.config();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
-    mesher::start(&config).await.expect("start on the old database").shutdown().await.unwrap();
+    mesher::start(&config)
+        .await
+        .expect("start on the old database")
+        .shutdown()
+        .await
+        .unwrap();
 
     let fresh = TestDb::new().await;
     assert_eq!(schema_dump(&old.url), schema_dump(&fresh.url));
     assert_eq!(
-        old.count("SELECT count(*) FROM projects WHERE public_id IS NOT NULL").await,
+        old.count("SELECT count(*) FROM projects WHERE public_id IS NOT NULL")
+            .await,
         1,
         "the existing project got a public id"
     );
+}
+
+/// Sends `head` and then `body` over a raw connection, and reads whatever
+/// the server answers until it closes the connection.
+async fn raw_exchange(addr: std::net::SocketAddr, head: String, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    // Bounded: the server's own timeout ends the exchange long before.
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer));
+    read.await
+        .expect("the server closed the connection")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[actix::test]
+async fn slow_clients_and_bodies_shorter_than_announced_are_cut_off() {
+    let t = TestDb::new().await;
+    let server =
+        Server::start_with(&t, |c| c.http.client_timeout = Duration::from_millis(300)).await;
+    let addr = server.mesher.http_addr;
+
+    let head = format!(
+        "POST /api/{}/envelope/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {}\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n",
+        server.project.public_id,
+        server.auth()
+    );
+    let answer = raw_exchange(addr, head, b"{}\n{\"type\":\"event\"}\n").await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"detail\""), "a JSON body: {answer}");
+
+    // A head that never ends.
+    let answer = raw_exchange(
+        addr,
+        "POST /api/1/envelope/ HTTP/1.1\r\nHost: x\r\n".into(),
+        b"",
+    )
+    .await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 0);
+}
+
+#[actix::test]
+async fn browsers_may_post_from_any_origin_and_read_the_rate_limits() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let response = awc::Client::default()
+        .request(awc::http::Method::OPTIONS, server.envelope_url())
+        .insert_header(("Origin", "https://app.example.com"))
+        .insert_header(("Access-Control-Request-Method", "POST"))
+        .insert_header(("Access-Control-Request-Headers", "content-type"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .unwrap();
+    assert!(
+        allowed == "*" || allowed == "https://app.example.com",
+        "{allowed:?}"
+    );
+
+    let (status, headers, body) = post(
+        &format!(
+            "{}?sentry_key={}&sentry_version=7",
+            server.envelope_url(),
+            server.key.key.expose()
+        ),
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Content-Type", "text/plain;charset=UTF-8"),
+        ],
+        envelope(&event("from a browser")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let exposed = headers
+        .get("access-control-expose-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("x-sentry-rate-limits") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    server.mesher.shutdown().await.unwrap();
 }

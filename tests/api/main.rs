@@ -18,6 +18,7 @@ mod users;
 
 mod binary;
 mod ingest;
+mod issues;
 mod partitions;
 mod queries;
 mod startup;

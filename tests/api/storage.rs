@@ -9,8 +9,8 @@ use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
 use mesher::config::WriterConfig;
 use mesher::db;
-use mesher::metrics::Metrics;
 use mesher::domain::{Event, EventPayload, Name, Slug};
+use mesher::metrics::Metrics;
 use mesher::services::{
     Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
     WriterStats,
@@ -416,7 +416,8 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
 #[actix::test]
 async fn events_of_an_unknown_project_are_refused_and_counted() {
     let t = TestDb::new().await;
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry =
+        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
     let unknown = Uuid::now_v7();
 
     for e in events(unknown, 4) {
@@ -436,7 +437,8 @@ async fn events_of_an_unknown_project_are_refused_and_counted() {
 async fn a_stopped_writer_is_replaced_on_the_next_event() {
     let t = TestDb::new().await;
     let project = new_project(&t).await;
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry =
+        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
 
     let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
     registry.do_send(Store(first));
@@ -596,7 +598,8 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
 async fn a_slow_project_lookup_holds_back_only_that_project() {
     let t = TestDb::new().await;
     let (a, b) = (new_project(&t).await, new_project(&t).await);
-    let registry = WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry =
+        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
     registry.do_send(Store(events(b, 1).remove(0)));
     wait_until("B's writer is running", async || {
         stored_count(&t, b).await == 1

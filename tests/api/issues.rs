@@ -7,11 +7,9 @@
 //! of the daily counts comes from a clock the test injects, never from
 //! racing midnight.
 
-mod common;
-
+use crate::common::TestDb;
 use actix::prelude::*;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
-use common::TestDb;
 use mesher::Error;
 use mesher::db;
 use mesher::domain::{Email, Issue, IssueStatus, Name, Severity, Slug};

@@ -14,8 +14,21 @@ use uuid::Uuid;
 
 /// An event as a client sends it, not yet trusted: the JSON of an
 /// envelope's `event` item, of the `store` endpoint, or of Mesher's own
-/// API. Every field takes the shapes the Sentry SDKs send (see the module
-/// docs); fields Mesher does not know land in `other` and are kept.
+/// API. It reads the shapes the Sentry SDKs send (Python, JavaScript, Rust
+/// and the rest speak one protocol, each with its habits):
+///
+/// - `event_id` as 32 hex digits or a hyphenated UUID; `timestamp` as RFC
+///   3339 text or Unix seconds; `level` in any case, with relay's aliases;
+/// - `message` as text or `{message, params, formatted}`, and `logentry`;
+/// - `exception`, `threads` and `breadcrumbs` as a bare list or as
+///   `{"values": [...]}`; stack traces as `{"frames": [...]}`, frames
+///   oldest first;
+/// - `tags` as an object or a list of `[key, value]` pairs, values of any
+///   kind stringified; `fingerprint` as a list of text;
+/// - numbers where text is expected (a numeric release) as text;
+/// - `null` wherever a value may be absent, and every field Mesher does not
+///   know kept in `other` as it came (here and inside exceptions, frames,
+///   threads, breadcrumbs).
 ///
 /// Build one in code with `..Default::default()`:
 ///

@@ -202,6 +202,21 @@ fn json_parts_are_normalized() {
 }
 
 #[test]
+fn the_first_native_api_shapes_still_read() {
+    let e = from_json(&json!({
+        "message": "Ошибка 💥 ' ; --", "level": "warning", "tags": {"env": "prod"},
+        "exception": {"type": "E", "value": "v"},
+        "stacktrace": [{"filename": "a.py", "function": "f", "lineno": 3, "in_app": true}],
+    }))
+    .unwrap();
+    assert_eq!(e.message(), "Ошибка 💥 ' ; --");
+    assert_eq!(e.title(), "E: v");
+    assert_eq!(e.culprit(), Some("a.py in f"));
+    assert_eq!(decode(e.exception())["values"][0]["value"], "v");
+    assert_eq!(decode(e.stacktrace())["frames"][0]["lineno"], 3);
+}
+
+#[test]
 fn empty_parts() {
     let e = from_json(&json!({"message": "m", "breadcrumbs": {"values": []}, "exception": []}))
         .unwrap();

@@ -63,17 +63,19 @@ pub(super) fn read_fields<'de, A: MapAccess<'de>, T: Fields>(
     mut failed: impl FnMut(&str),
 ) -> Result<(), A::Error> {
     while let Some(Key(key)) = map.next_key()? {
-        let read = match out.read(&key, &mut map) {
-            Ok(true) => Ok(()),
-            Ok(false) => map.next_value::<Value>().map(|value| {
-                out.other().insert(key.clone().into_owned(), value);
-            }),
-            Err(e) => Err(e),
+        let error = match out.read(&key, &mut map) {
+            Ok(true) => continue,
+            Ok(false) => match map.next_value::<Value>() {
+                Ok(value) => {
+                    out.other().insert(key.into_owned(), value);
+                    continue;
+                }
+                Err(e) => e,
+            },
+            Err(e) => e,
         };
-        if let Err(e) = read {
-            failed(&key);
-            return Err(e);
-        }
+        failed(&key);
+        return Err(error);
     }
     Ok(())
 }

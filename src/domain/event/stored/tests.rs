@@ -435,3 +435,57 @@ fn no_input_panics() {
         .is_err()
     );
 }
+
+/// Hands each event the sentry crate sends to the test, as the JSON an
+/// envelope carries.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl sentry::Transport for Capture {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        if let Some(event) = envelope.event() {
+            let json = serde_json::to_string(event).unwrap();
+            self.0.lock().unwrap().push(json);
+        }
+    }
+}
+
+#[test]
+fn the_sentry_crate_as_it_is_today() {
+    // The fixtures are one version of each SDK; this one follows the
+    // version in Cargo.toml, so an upgrade that changes its shapes shows.
+    use std::sync::Arc;
+    let capture = Arc::new(Capture(Default::default()));
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some("http://public@127.0.0.1:9/1".parse().unwrap());
+    options.transport = Some(Arc::new(capture.clone()));
+    options.attach_stacktrace = true;
+    options.release = Some("billing@1.0.0".into());
+    let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+    let hub = sentry::Hub::new(Some(client.clone()), Default::default());
+    let error = "80a".parse::<u16>().unwrap_err();
+    let error_id = hub.capture_error(&error);
+    let first = hub.capture_message("user 17 not found", sentry::Level::Warning);
+    let second = hub.capture_message("user 4 not found", sentry::Level::Warning);
+    client.flush(None);
+
+    let sent = capture.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    let events: Vec<Event> = sent
+        .iter()
+        .map(|json| Event::from_json(Uuid::now_v7(), json.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(events[0].id(), error_id);
+    assert_eq!(events[0].level(), Severity::Error);
+    assert_eq!(
+        events[0].title(),
+        "ParseIntError: invalid digit found in string"
+    );
+    assert_eq!(events[0].release(), Some("billing@1.0.0"));
+    assert_eq!(events[0].sdk_name(), Some("sentry.rust"));
+    assert_eq!(events[1].id(), first);
+    assert_eq!(events[2].id(), second);
+    assert_eq!(events[1].level(), Severity::Warning);
+    assert!(events[1].stacktrace().is_some(), "attach_stacktrace");
+    assert_eq!(events[1].fingerprint(), events[2].fingerprint());
+    assert_ne!(events[0].fingerprint(), events[1].fingerprint());
+}

@@ -30,7 +30,9 @@
 use actix::Addr;
 use mesher::config::{PartitionConfig, WriterConfig};
 use mesher::db::{self, EventPool, Pool};
-use mesher::domain::{Breadcrumb, Event, EventPayload, ExceptionInfo, StackFrame};
+use mesher::domain::{
+    Breadcrumb, ClientSdk, Event, EventPayload, ExceptionInfo, StackFrame, Stacktrace,
+};
 use mesher::metrics::Metrics;
 use mesher::services::{
     DrainAll, Flush, GetWriter, RegistryStats, Stats, Store, TotalStats, WriterRegistry,
@@ -75,18 +77,18 @@ fn payload(i: usize) -> EventPayload {
         .map(|f| StackFrame {
             filename: Some(format!("src/app/module_{f}.rs")),
             function: Some(format!("handler_{}_{f}", i % 7)),
-            lineno: Some(40 + f as u32 * 3),
-            in_app: f < 6,
+            lineno: Some(40 + f as u64 * 3),
+            in_app: Some(f < 6),
             ..Default::default()
         })
-        .collect();
+        .collect::<Vec<_>>();
     let breadcrumbs = (0..4)
         .map(|b| Breadcrumb {
-            timestamp: None,
             category: Some("http".into()),
             message: Some(format!("GET /api/items/{b} -> 200")),
             level: Some("info".into()),
             data: Some(json!({ "duration_ms": 12 + b })),
+            ..Default::default()
         })
         .collect();
     EventPayload {
@@ -95,12 +97,11 @@ fn payload(i: usize) -> EventPayload {
         )),
         level: Some("error".into()),
         fingerprint: None,
-        exception: Some(ExceptionInfo {
-            kind: "ParseIntError".into(),
-            value: "invalid digit found in string".into(),
+        exception: Some(vec![ExceptionInfo {
             module: Some("core::num".into()),
-        }),
-        stacktrace: Some(frames),
+            stacktrace: Some(Stacktrace::from(frames)),
+            ..ExceptionInfo::new("ParseIntError", "invalid digit found in string")
+        }]),
         breadcrumbs: Some(breadcrumbs),
         tags: BTreeMap::from([
             ("environment".into(), "production".into()),
@@ -112,9 +113,11 @@ fn payload(i: usize) -> EventPayload {
             .as_object()
             .cloned()
             .unwrap_or_default(),
-        user_context: Some(json!({ "id": i % 1000, "ip_address": "203.0.113.7" })),
-        sdk_name: Some("mesher.rust".into()),
-        sdk_version: Some("0.1.0".into()),
+        user: json!({ "id": i % 1000, "ip_address": "203.0.113.7" })
+            .as_object()
+            .cloned(),
+        sdk: Some(ClientSdk::new("mesher.rust", "0.1.0")),
+        ..Default::default()
     }
 }
 

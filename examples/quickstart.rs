@@ -89,11 +89,7 @@ async fn main() -> Result<(), Error> {
         let payload = EventPayload {
             message: Some(format!("quickstart event {i}")),
             level: Some("warning".into()),
-            exception: Some(ExceptionInfo {
-                kind: "DemoError".into(),
-                value: format!("number {i}"),
-                module: None,
-            }),
+            exception: Some(vec![ExceptionInfo::new("DemoError", format!("number {i}"))]),
             tags: BTreeMap::from([("source".into(), "quickstart".into())]),
             ..Default::default()
         };

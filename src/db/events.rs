@@ -12,6 +12,10 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
+use uuid::Uuid;
+
+/// Events are stored before grouping assigns them an issue.
+const NO_ISSUE: Option<Uuid> = None;
 
 const COPY_SQL: &str = "COPY events (id, project_id, issue_id, level, message, fingerprint,
     exception, stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at)
@@ -144,7 +148,7 @@ pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
 async fn insert_skipping_stored(client: &Client, events: &[Event]) -> Result<u64, PgError> {
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
     let projects: Vec<_> = events.iter().map(|e| e.project_id).collect();
-    let issues: Vec<_> = events.iter().map(|e| e.issue_id).collect();
+    let issues: Vec<Option<Uuid>> = vec![None; events.len()];
     let levels: Vec<_> = events.iter().map(|e| e.level.as_str()).collect();
     let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
     let fingerprints: Vec<_> = events.iter().map(|e| e.fingerprint.as_str()).collect();
@@ -153,7 +157,7 @@ async fn insert_skipping_stored(client: &Client, events: &[Event]) -> Result<u64
     let breadcrumbs: Vec<_> = events.iter().map(|e| e.breadcrumbs.as_ref()).collect();
     let tags: Vec<_> = events.iter().map(|e| &e.tags).collect();
     let extras: Vec<_> = events.iter().map(|e| &e.extra).collect();
-    let users: Vec<_> = events.iter().map(|e| e.user_context.as_ref()).collect();
+    let users: Vec<_> = events.iter().map(|e| e.user.as_ref()).collect();
     let sdk_names: Vec<_> = events.iter().map(|e| e.sdk_name.as_deref()).collect();
     let sdk_versions: Vec<_> = events.iter().map(|e| e.sdk_version.as_deref()).collect();
     let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
@@ -195,7 +199,7 @@ async fn copy(conn: &EventConnection, events: &[Event]) -> Result<u64, PgError> 
         let row: [&(dyn ToSql + Sync); 15] = [
             &e.id,
             &e.project_id,
-            &e.issue_id,
+            &NO_ISSUE,
             &level,
             &e.message,
             &e.fingerprint,
@@ -204,7 +208,7 @@ async fn copy(conn: &EventConnection, events: &[Event]) -> Result<u64, PgError> 
             &e.breadcrumbs,
             &e.tags,
             &e.extra,
-            &e.user_context,
+            &e.user,
             &e.sdk_name,
             &e.sdk_version,
             &e.received_at,

@@ -7,6 +7,7 @@
 
 mod alert;
 mod event;
+pub mod grouping;
 mod issue;
 mod names;
 mod secret;
@@ -15,7 +16,8 @@ mod user;
 
 pub use alert::{AlertCondition, AlertRule};
 pub use event::{
-    Breadcrumb, Event, EventPayload, ExceptionInfo, MAX_EVENT_BYTES, RawJson, Severity, StackFrame,
+    Breadcrumb, ClientSdk, Event, EventPayload, ExceptionInfo, LogEntry, MAX_CLOCK_DRIFT,
+    MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
 };
 pub use issue::{
     Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, EventPage, Issue, IssueDetail, IssuePage,

@@ -239,10 +239,8 @@ fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_
 
     // Sent with the default 5 s flush interval, so they are still buffered
     // when SIGTERM arrives.
-    let options = sentry::ClientOptions {
-        dsn: Some(project["dsn"].as_str().unwrap().parse().unwrap()),
-        ..Default::default()
-    };
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(project["dsn"].as_str().unwrap().parse().unwrap());
     let client = std::sync::Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
     let hub = sentry::Hub::new(Some(client.clone()), Default::default());
     let ids: Vec<_> = (0..10)

@@ -103,7 +103,7 @@ fn envelope(payload: &Value) -> Vec<u8> {
 
 fn event(message: &str) -> Value {
     json!({
-        "event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "event_id": uuid::Uuid::now_v7().simple().to_string(),
         "message": message,
         "level": "error",
         "platform": "python",
@@ -143,19 +143,17 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
 
-    let options = sentry::ClientOptions {
-        dsn: Some(
-            server
-                .key
-                .dsn
-                .parse()
-                .expect("the DSN parses as the SDK reads it"),
-        ),
-        release: Some("app@1.2.3".into()),
-        environment: Some("staging".into()),
-        attach_stacktrace: true,
-        ..Default::default()
-    };
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some(
+        server
+            .key
+            .dsn
+            .parse()
+            .expect("the DSN parses as the SDK reads it"),
+    );
+    options.release = Some("app@1.2.3".into());
+    options.environment = Some("staging".into());
+    options.attach_stacktrace = true;
     let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
     let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
     let error = "seventeen".parse::<u32>().unwrap_err();

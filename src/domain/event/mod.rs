@@ -1,0 +1,31 @@
+//! Error events: what a client sends ([`EventPayload`]) and what Mesher
+//! stores ([`Event`]).
+//!
+//! The files split the model by concern: the payload and its parts
+//! (exceptions, stack traces, breadcrumbs, messages), the lenient readers
+//! they share, [`Severity`], [`RawJson`], and [`Event`] itself. Grouping
+//! lives in [`crate::domain::grouping`].
+
+mod breadcrumb;
+mod exception;
+mod lenient;
+mod message;
+mod payload;
+mod raw_json;
+mod severity;
+mod stacktrace;
+mod stored;
+
+pub use breadcrumb::Breadcrumb;
+pub use exception::{ExceptionInfo, Mechanism};
+pub use message::{ClientSdk, LogEntry};
+pub use payload::EventPayload;
+pub use raw_json::RawJson;
+pub use severity::Severity;
+pub(crate) use stacktrace::base_name;
+pub use stacktrace::{StackFrame, Stacktrace, Thread};
+pub use stored::{Event, MAX_CLOCK_DRIFT};
+
+/// The largest event accepted: its JSON as sent, and its text and JSON
+/// parts as stored.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;

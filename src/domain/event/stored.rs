@@ -1,0 +1,404 @@
+//! [`Event`]: a payload checked and grouped, ready to store.
+
+use super::message::ClientSdk;
+use super::{
+    Breadcrumb, EventPayload, ExceptionInfo, LogEntry, MAX_EVENT_BYTES, RawJson, Severity, Thread,
+};
+use crate::domain::{grouping, new_id};
+use crate::error::{Error, Result};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// How far ahead of its receipt an event's own timestamp may be before it
+/// is taken for a wrong clock and replaced by the time of receipt.
+pub const MAX_CLOCK_DRIFT: Duration = Duration::minutes(1);
+
+/// A validated event, ready to store: ids, times, the texts an issue list
+/// shows (message, title, culprit), the grouping fingerprint, the filter
+/// columns, and the JSON parts kept encoded (see [`RawJson`]).
+///
+/// Fields are private: an event comes only from [`Event::from_payload`]
+/// and its siblings, so a value that would sink a batch cannot be
+/// assigned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The SDK's `event_id`, or one Mesher assigned.
+    pub(crate) id: Uuid,
+    pub(crate) project_id: Uuid,
+    pub(crate) level: Severity,
+    pub(crate) message: String,
+    pub(crate) title: String,
+    pub(crate) culprit: Option<String>,
+    pub(crate) fingerprint: String,
+    pub(crate) occurred_at: DateTime<Utc>,
+    /// Picks the daily partition the event lands in (UTC).
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) platform: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) transaction: Option<String>,
+    pub(crate) sdk_name: Option<String>,
+    pub(crate) sdk_version: Option<String>,
+    pub(crate) exception: Option<RawJson>,
+    pub(crate) stacktrace: Option<RawJson>,
+    pub(crate) breadcrumbs: Option<RawJson>,
+    pub(crate) tags: RawJson,
+    pub(crate) extra: RawJson,
+    pub(crate) user: Option<RawJson>,
+    pub(crate) contexts: Option<RawJson>,
+    pub(crate) request: Option<RawJson>,
+    pub(crate) other: Option<RawJson>,
+}
+
+/// The payload's fields that have no getter of their own, encoded as one
+/// object (see [`Event::other`]).
+#[derive(Serialize)]
+struct Other<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logentry: Option<&'a LogEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<ValuesRef<'a, Thread>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sdk: Option<&'a ClientSdk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dist: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logger: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modules: Option<&'a Map<String, Value>>,
+    #[serde(flatten)]
+    rest: &'a Map<String, Value>,
+}
+
+impl Other<'_> {
+    fn is_empty(&self) -> bool {
+        let Other {
+            message,
+            logentry,
+            threads,
+            fingerprint,
+            sdk,
+            server_name,
+            dist,
+            logger,
+            modules,
+            rest,
+        } = self;
+        message.is_none()
+            && logentry.is_none()
+            && threads.is_none()
+            && fingerprint.is_none()
+            && sdk.is_none()
+            && server_name.is_none()
+            && dist.is_none()
+            && logger.is_none()
+            && modules.is_none()
+            && rest.is_empty()
+    }
+}
+
+/// A list encoded as `{"values": [...]}`, as Sentry writes chains.
+#[derive(Serialize)]
+struct ValuesRef<'a, T> {
+    values: &'a [T],
+}
+
+/// Trimmed text, `None` when blank.
+fn column(text: Option<&str>) -> Option<String> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+fn encode_some<T: Serialize + ?Sized>(value: Option<&T>) -> Result<Option<RawJson>> {
+    value.map(RawJson::encode).transpose()
+}
+
+impl Event {
+    /// Validates `payload` for `project_id`, received now.
+    /// See [`Event::from_payload_received_at`].
+    pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
+        Self::from_payload_received_at(project_id, payload, Utc::now())
+    }
+
+    /// Parses and validates an event sent as JSON (an envelope's `event`
+    /// item, the `store` endpoint's body, Mesher's own API), received now.
+    /// Bodies over [`MAX_EVENT_BYTES`] are refused before parsing;
+    /// malformed JSON is `InvalidInput { field: "event" }`, a value of the
+    /// wrong shape names its field (see [`EventPayload::from_json`]).
+    pub fn from_json(project_id: Uuid, bytes: &[u8]) -> Result<Event> {
+        Self::from_payload(project_id, EventPayload::from_json(bytes)?)
+    }
+
+    /// Validates `payload` for `project_id`, received at `received_at`
+    /// (replays and imports pass the original time, whose day picks the
+    /// partition).
+    ///
+    /// - The id is the payload's `event_id`; Mesher assigns a UUIDv7 when
+    ///   it is absent or nil.
+    /// - `occurred_at` is the payload's `timestamp`, or `received_at` when
+    ///   absent or more than [`MAX_CLOCK_DRIFT`] ahead of it.
+    /// - `level` must name a [`Severity`]; `error` when absent.
+    /// - Message, title, culprit and fingerprint come from
+    ///   [`crate::domain::grouping`]. An event with neither message nor
+    ///   exception is accepted, as Sentry accepts it.
+    /// - At most [`MAX_EVENT_BYTES`] in all, as encoded; no NUL character
+    ///   anywhere (PostgreSQL cannot store one in text or jsonb, and one
+    ///   such event would sink its whole batch).
+    pub fn from_payload_received_at(
+        project_id: Uuid,
+        payload: EventPayload,
+        received_at: DateTime<Utc>,
+    ) -> Result<Event> {
+        let level = match payload.level.as_deref() {
+            Some(level) => level.parse()?,
+            None => Severity::default(),
+        };
+        let id = match payload.event_id {
+            Some(id) if !id.is_nil() => id,
+            _ => new_id(),
+        };
+        let occurred_at = match payload.timestamp {
+            Some(t) if t <= received_at + MAX_CLOCK_DRIFT => t,
+            _ => received_at,
+        };
+        let message = grouping::message(&payload);
+        let p = &payload;
+        let exception = match p.exception.as_deref() {
+            Some(values) if !values.is_empty() => {
+                Some(RawJson::encode(&ValuesRef::<ExceptionInfo> { values })?)
+            }
+            _ => None,
+        };
+        let breadcrumbs: Option<&[Breadcrumb]> = p.breadcrumbs.as_deref().filter(|b| !b.is_empty());
+        let sdk = p.sdk.as_ref();
+        let other = Other {
+            // The raw `message` when the formatted text shown is another.
+            message: p.message.as_deref().filter(|m| *m != message),
+            logentry: p.logentry.as_ref(),
+            threads: p.threads.as_deref().map(|values| ValuesRef { values }),
+            fingerprint: p.fingerprint.as_deref().filter(|f| !f.is_empty()),
+            sdk: sdk.filter(|s| !s.other.is_empty()),
+            server_name: p.server_name.as_deref(),
+            dist: p.dist.as_deref(),
+            logger: p.logger.as_deref(),
+            modules: p.modules.as_ref(),
+            rest: &p.other,
+        };
+        let event = Event {
+            id,
+            project_id,
+            level,
+            title: grouping::title(p),
+            culprit: grouping::culprit(p),
+            fingerprint: grouping::fingerprint(p),
+            occurred_at,
+            received_at,
+            platform: column(p.platform.as_deref()),
+            release: column(p.release.as_deref()),
+            environment: column(p.environment.as_deref()),
+            transaction: column(p.transaction.as_deref()),
+            sdk_name: column(sdk.and_then(|s| s.name.as_deref())),
+            sdk_version: column(sdk.and_then(|s| s.version.as_deref())),
+            exception,
+            stacktrace: encode_some(p.event_stacktrace())?,
+            breadcrumbs: encode_some(breadcrumbs)?,
+            tags: RawJson::encode(&p.tags)?,
+            extra: RawJson::encode(&p.extra)?,
+            user: encode_some(p.user.as_ref())?,
+            contexts: encode_some(p.contexts.as_ref())?,
+            request: encode_some(p.request.as_ref())?,
+            other: match other.is_empty() {
+                true => None,
+                false => Some(RawJson::encode(&other)?),
+            },
+            message,
+        };
+        event.check()?;
+        Ok(event)
+    }
+
+    /// The rules every event obeys: at most 1 MiB in all, no NUL. A NUL is
+    /// reported under the part that holds it.
+    fn check(&self) -> Result<()> {
+        let texts = [
+            ("platform", self.platform.as_deref()),
+            ("release", self.release.as_deref()),
+            ("environment", self.environment.as_deref()),
+            ("transaction", self.transaction.as_deref()),
+            ("sdk", self.sdk_name.as_deref()),
+            ("sdk", self.sdk_version.as_deref()),
+            ("message", Some(self.message.as_str())),
+            ("event", Some(self.title.as_str())),
+            ("event", self.culprit.as_deref()),
+        ];
+        let jsons = [
+            ("exception", self.exception.as_ref()),
+            ("stacktrace", self.stacktrace.as_ref()),
+            ("breadcrumbs", self.breadcrumbs.as_ref()),
+            ("tags", Some(&self.tags)),
+            ("extra", Some(&self.extra)),
+            ("user", self.user.as_ref()),
+            ("contexts", self.contexts.as_ref()),
+            ("request", self.request.as_ref()),
+            ("event", self.other.as_ref()),
+        ];
+        let size: usize = texts
+            .iter()
+            .filter_map(|(_, t)| *t)
+            .map(str::len)
+            .sum::<usize>()
+            + jsons
+                .iter()
+                .filter_map(|(_, j)| *j)
+                .map(|j| j.get().len())
+                .sum::<usize>();
+        if size > MAX_EVENT_BYTES {
+            return Err(Error::invalid("event", "must be at most 1 MiB"));
+        }
+        let nul = "must not contain NUL characters";
+        if let Some((field, _)) = jsons.iter().find(|(_, j)| j.is_some_and(RawJson::has_nul)) {
+            return Err(Error::invalid(field, nul));
+        }
+        if let Some((field, _)) = texts
+            .iter()
+            .find(|(_, t)| t.is_some_and(|t| t.contains('\0')))
+        {
+            return Err(Error::invalid(field, nul));
+        }
+        Ok(())
+    }
+
+    /// The SDK's `event_id` (what the application logged), or the UUIDv7
+    /// Mesher assigned when it sent none.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn project_id(&self) -> Uuid {
+        self.project_id
+    }
+
+    pub fn level(&self) -> Severity {
+        self.level
+    }
+
+    /// The formatted message, else `Type: value` of the raised exception,
+    /// else `<unlabeled event>`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The title of the event's issue: `Type: value` of the raised
+    /// exception, else the message; one line, at most 200 characters.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Where it happened: `module in function` of the crashing frame, or
+    /// the transaction.
+    pub fn culprit(&self) -> Option<&str> {
+        self.culprit.as_deref()
+    }
+
+    /// The hex SHA-256 of the grouping components: the issue's key within
+    /// its project.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// When the SDK says the event happened.
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        self.occurred_at
+    }
+
+    /// When Mesher received it; picks its daily partition.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        self.received_at
+    }
+
+    pub fn platform(&self) -> Option<&str> {
+        self.platform.as_deref()
+    }
+
+    pub fn release(&self) -> Option<&str> {
+        self.release.as_deref()
+    }
+
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    pub fn transaction(&self) -> Option<&str> {
+        self.transaction.as_deref()
+    }
+
+    pub fn sdk_name(&self) -> Option<&str> {
+        self.sdk_name.as_deref()
+    }
+
+    pub fn sdk_version(&self) -> Option<&str> {
+        self.sdk_version.as_deref()
+    }
+
+    /// The whole exception chain, `{"values": [...]}` with every value's
+    /// frames, the raised exception last.
+    pub fn exception(&self) -> Option<&RawJson> {
+        self.exception.as_ref()
+    }
+
+    /// `{"frames": [...]}`: the top-level stack trace, else the crashed
+    /// (or current) thread's.
+    pub fn stacktrace(&self) -> Option<&RawJson> {
+        self.stacktrace.as_ref()
+    }
+
+    /// A list of breadcrumbs; `None` when the payload had none.
+    pub fn breadcrumbs(&self) -> Option<&RawJson> {
+        self.breadcrumbs.as_ref()
+    }
+
+    /// An object of text to text; `{}` when the payload had none.
+    pub fn tags(&self) -> &RawJson {
+        &self.tags
+    }
+
+    /// A JSON object; `{}` when the payload had none.
+    pub fn extra(&self) -> &RawJson {
+        &self.extra
+    }
+
+    /// The affected user, an object.
+    pub fn user(&self) -> Option<&RawJson> {
+        self.user.as_ref()
+    }
+
+    /// Device, OS, runtime, browser, trace...: an object of objects.
+    pub fn contexts(&self) -> Option<&RawJson> {
+        self.contexts.as_ref()
+    }
+
+    /// The HTTP request being served, an object.
+    pub fn request(&self) -> Option<&RawJson> {
+        self.request.as_ref()
+    }
+
+    /// An object of every payload field without a getter above: logentry,
+    /// threads, the custom fingerprint, the whole sdk (when it says more
+    /// than name and version), server_name, dist, logger, modules, and
+    /// fields Mesher does not know; `None` when there are none.
+    pub fn other(&self) -> Option<&RawJson> {
+        self.other.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests;

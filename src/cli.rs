@@ -9,8 +9,8 @@ use crate::db;
 use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
 use crate::services::{
-    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrg, GetProject, ListApiKeys, OrgService,
-    ProjectService, Register, UserService,
+    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrgBySlug, GetProject, ListApiKeys,
+    OrgService, ProjectService, Register, UserService,
 };
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
@@ -168,7 +168,7 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
             platform,
             output,
         }) => {
-            let org = s.orgs.send(GetOrg { id: org }).await??;
+            let org = s.orgs.send(GetOrgBySlug { slug: org }).await??;
             let project = s
                 .projects
                 .send(CreateProject {
@@ -258,7 +258,7 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
                 .await??;
             let mut text = format!("created user {} ({})", user.email, user.id);
             if let (Some(org), Some(role)) = (org, role) {
-                let org = s.orgs.send(GetOrg { id: org }).await??;
+                let org = s.orgs.send(GetOrgBySlug { slug: org }).await??;
                 let membership = s
                     .users
                     .send(AddMember {

@@ -1,53 +1,102 @@
-//! `events`: batch insert by binary COPY, with an UNNEST insert that skips
-//! already-stored events as the fallback.
+//! `events`, `event_ids` and `issues`: a batch of one project's events is
+//! stored, and grouped into its issues, by one statement.
+//!
+//! The statement (`INSERT_SQL`) first records the batch's event ids
+//! in `event_ids`, skipping those already there, so an event is stored
+//! once whatever its day and however often it arrives (an SDK's retry, a
+//! batch retried after its commit's reply was lost); then creates or
+//! updates the issues of the events that are new, counting exactly those;
+//! then inserts them with their issue. Concurrent batches meet on the
+//! unique keys of `event_ids` and `issues`, where PostgreSQL makes one
+//! wait for the other, so counts stay exact with several writers, in one
+//! process or many.
 
 use super::partitions;
 use crate::domain::{Event, RawJson};
 use crate::error::Result;
 use bb8_postgres::PostgresConnectionManager;
-use futures_util::pin_mut;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
 use uuid::Uuid;
 
-/// Events are stored before grouping assigns them an issue.
-const NO_ISSUE: Option<Uuid> = None;
-
-const COPY_SQL: &str = "COPY events (id, project_id, issue_id, level, message, fingerprint,
-    exception, stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at)
-    FROM STDIN (FORMAT binary)";
-
-const COLUMN_TYPES: [Type; 15] = [
-    Type::UUID,
-    Type::UUID,
-    Type::UUID,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::JSONB,
-    Type::JSONB,
-    Type::JSONB,
-    Type::JSONB,
-    Type::JSONB,
-    Type::JSONB,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-];
+/// Stores a batch of one project's events and updates their issues.
+///
+/// `$1` is the project; the arrays `$2..$24` hold one element per event,
+/// `$25`/`$26` one new issue id per fingerprint in the batch (used only for
+/// an issue that does not exist yet). Rows are taken in key order so that
+/// two batches sharing keys lock them in the same order and cannot
+/// deadlock, and an event twice in one batch is taken once. An issue takes its title, culprit and level from its latest
+/// event; a resolved issue that gets one is unresolved again, and the time
+/// of that regression is kept.
+const INSERT_SQL: &str = "
+WITH batch AS (
+    SELECT DISTINCT ON (id) * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::jsonb[],
+        $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::text[], $18::text[], $19::text[],
+        $20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[])
+    AS b(id, level, message, fingerprint, title, culprit, exception, stacktrace, breadcrumbs,
+        tags, extra, user_context, contexts, request, other, sdk_name, sdk_version, platform,
+        release, environment, transaction, occurred_at, received_at)
+    ORDER BY id
+),
+fresh AS (
+    INSERT INTO event_ids (project_id, id, received_at)
+    SELECT $1, id, received_at FROM batch ORDER BY id
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+new_events AS (
+    SELECT batch.* FROM batch JOIN fresh USING (id)
+),
+counted AS (
+    SELECT fingerprint, count(*) AS events, min(received_at) AS first_seen,
+        max(received_at) AS last_seen,
+        (array_agg(title ORDER BY received_at DESC, id DESC))[1] AS title,
+        (array_agg(culprit ORDER BY received_at DESC, id DESC))[1] AS culprit,
+        (array_agg(level ORDER BY received_at DESC, id DESC))[1] AS level
+    FROM new_events GROUP BY fingerprint
+),
+grouped AS (
+    INSERT INTO issues AS i (id, project_id, fingerprint, title, culprit, level, event_count,
+        first_seen, last_seen)
+    SELECT n.id, $1, c.fingerprint, c.title, c.culprit, c.level, c.events, c.first_seen,
+        c.last_seen
+    FROM counted c JOIN unnest($25::uuid[], $26::text[]) AS n(id, fingerprint) USING (fingerprint)
+    ORDER BY c.fingerprint
+    ON CONFLICT (project_id, fingerprint) DO UPDATE SET
+        event_count = i.event_count + excluded.event_count,
+        first_seen = least(i.first_seen, excluded.first_seen),
+        last_seen = greatest(i.last_seen, excluded.last_seen),
+        title = excluded.title,
+        culprit = excluded.culprit,
+        level = excluded.level,
+        status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+        resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
+        regressed_at = CASE WHEN i.status = 'resolved' THEN excluded.last_seen
+            ELSE i.regressed_at END
+    RETURNING i.id, i.fingerprint
+)
+INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
+    breadcrumbs, tags, extra, user_context, contexts, request, other, sdk_name, sdk_version,
+    platform, release, environment, transaction, occurred_at, received_at)
+SELECT e.id, $1, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
+    e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
+    e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
+    e.received_at
+FROM new_events e JOIN grouped g USING (fingerprint)";
 
 /// A pool of connections for writing events, made by
 /// [`super::event_pool`]; cheap to clone.
 pub type EventPool = bb8::Pool<EventConnections>;
 
-/// Opens the connections of an [`EventPool`], each with the COPY statement
-/// prepared once. `copy_in` given SQL text prepares it for every batch, a
-/// round trip that small batches feel: in a one-off measurement, 50-event
-/// batches stored about 15k events/s that way and about 19k/s with the
-/// statement prepared per connection.
+/// Opens the connections of an [`EventPool`]. Each prepares `INSERT_SQL`
+/// once, on its first batch: preparing it per batch costs a round trip
+/// that small batches feel, and preparing it on connecting would make an
+/// unusable `events` table (renamed, say) fail the connection rather than
+/// the batch, which the writer retries.
 #[derive(Debug)]
 pub struct EventConnections(PostgresConnectionManager<NoTls>);
 
@@ -60,8 +109,18 @@ impl EventConnections {
 /// A connection of an [`EventPool`]; usable as a [`Client`] for any query.
 pub struct EventConnection {
     client: Client,
-    /// The COPY of [`insert_batch`], prepared once per connection.
-    copy: Statement,
+    /// [`INSERT_SQL`], once prepared on this connection.
+    insert: Option<Statement>,
+}
+
+impl EventConnection {
+    async fn insert_statement(&mut self) -> Result<Statement, PgError> {
+        if let Some(statement) = &self.insert {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(INSERT_SQL).await?;
+        Ok(self.insert.insert(statement).clone())
+    }
 }
 
 impl Deref for EventConnection {
@@ -84,8 +143,10 @@ impl bb8::ManageConnection for EventConnections {
 
     async fn connect(&self) -> Result<EventConnection, PgError> {
         let client = self.0.connect().await?;
-        let copy = client.prepare(COPY_SQL).await?;
-        Ok(EventConnection { client, copy })
+        Ok(EventConnection {
+            client,
+            insert: None,
+        })
     }
 
     async fn is_valid(&self, conn: &mut EventConnection) -> Result<(), PgError> {
@@ -97,30 +158,25 @@ impl bb8::ManageConnection for EventConnections {
     }
 }
 
-/// Stores a batch in one statement: all rows commit, or none do, so a
-/// failed batch can be retried whole. Returns the rows added.
+/// Stores a batch of one project's events in one statement, grouped into
+/// their issues: all of it commits or none does, so a failed batch can be
+/// retried whole, and an event already stored is skipped (and not counted
+/// again). Returns the events newly stored.
 ///
-/// Two failures are repaired here rather than retried as they are:
-/// - a row whose day has no partition yet (the clock passed the
-///   pre-created range, or the partition manager has not run): the batch's
-///   days get partitions and the batch goes again, so no event is lost to
-///   a missing partition;
-/// - events already stored (a retry after a commit whose reply was lost, or
-///   an event sent twice): the batch goes again as an insert that skips
-///   them, instead of failing every retry and dropping its new events.
+/// A row whose day has no partition yet (the clock passed the pre-created
+/// range, or the partition manager has not run) is repaired here: the
+/// batch's days get partitions and the batch goes again, so no event is
+/// lost to a missing partition.
 pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
-    if events.is_empty() {
+    let Some(first) = events.first() else {
         return Ok(0);
-    }
+    };
+    let project_id = first.project_id();
+    debug_assert!(events.iter().all(|e| e.project_id() == project_id));
     let mut client = pool.get().await?;
-    let (mut partitions_ensured, mut skip_stored) = (false, false);
+    let mut partitions_ensured = false;
     loop {
-        let attempt = if skip_stored {
-            insert_skipping_stored(&client, events).await
-        } else {
-            copy(&client, events).await
-        };
-        let err = match attempt {
+        let err = match insert(&mut client, project_id, events).await {
             Ok(rows) => return Ok(rows),
             Err(err) => err,
         };
@@ -129,7 +185,10 @@ pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
             // not the message (which follows the server's language): creating
             // existing partitions is a no-op, and a second failure surfaces.
             Some(&SqlState::CHECK_VIOLATION) if !partitions_ensured => {
-                let days: BTreeSet<_> = events.iter().map(|e| e.received_at.date_naive()).collect();
+                let days: BTreeSet<_> = events
+                    .iter()
+                    .map(|e| e.received_at().date_naive())
+                    .collect();
                 log::info!(
                     "creating event partitions for {} day(s) on demand",
                     days.len()
@@ -137,85 +196,58 @@ pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
                 partitions::ensure_days(&mut client, days).await?;
                 partitions_ensured = true;
             }
-            Some(&SqlState::UNIQUE_VIOLATION) if !skip_stored => skip_stored = true,
             _ => return Err(err.into()),
         }
     }
 }
 
-/// The slow path of [`insert_batch`]: one multi-row insert from arrays,
-/// skipping events whose (id, received_at) is already stored.
-async fn insert_skipping_stored(client: &Client, events: &[Event]) -> Result<u64, PgError> {
-    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-    let projects: Vec<_> = events.iter().map(|e| e.project_id).collect();
-    let issues: Vec<Option<Uuid>> = vec![None; events.len()];
-    let levels: Vec<_> = events.iter().map(|e| e.level.as_str()).collect();
-    let messages: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
-    let fingerprints: Vec<_> = events.iter().map(|e| e.fingerprint.as_str()).collect();
-    let exceptions: Vec<_> = events.iter().map(|e| e.exception.as_ref()).collect();
-    let stacktraces: Vec<_> = events.iter().map(|e| e.stacktrace.as_ref()).collect();
-    let breadcrumbs: Vec<_> = events.iter().map(|e| e.breadcrumbs.as_ref()).collect();
-    let tags: Vec<_> = events.iter().map(|e| &e.tags).collect();
-    let extras: Vec<_> = events.iter().map(|e| &e.extra).collect();
-    let users: Vec<_> = events.iter().map(|e| e.user.as_ref()).collect();
-    let sdk_names: Vec<_> = events.iter().map(|e| e.sdk_name.as_deref()).collect();
-    let sdk_versions: Vec<_> = events.iter().map(|e| e.sdk_version.as_deref()).collect();
-    let received: Vec<_> = events.iter().map(|e| e.received_at).collect();
-    client
-        .execute(
-            "INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception,
-                 stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                 $6::text[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
-                 $12::jsonb[], $13::text[], $14::text[], $15::timestamptz[])
-             ON CONFLICT DO NOTHING",
-            &[
-                &ids,
-                &projects,
-                &issues,
-                &levels,
-                &messages,
-                &fingerprints,
-                &exceptions,
-                &stacktraces,
-                &breadcrumbs,
-                &tags,
-                &extras,
-                &users,
-                &sdk_names,
-                &sdk_versions,
-                &received,
-            ],
-        )
-        .await
-}
-
-async fn copy(conn: &EventConnection, events: &[Event]) -> Result<u64, PgError> {
-    let sink = conn.copy_in(&conn.copy).await?;
-    let writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
-    pin_mut!(writer);
-    for e in events {
-        let level = e.level.as_str();
-        let row: [&(dyn ToSql + Sync); 15] = [
-            &e.id,
-            &e.project_id,
-            &NO_ISSUE,
-            &level,
-            &e.message,
-            &e.fingerprint,
-            &e.exception,
-            &e.stacktrace,
-            &e.breadcrumbs,
-            &e.tags,
-            &e.extra,
-            &e.user,
-            &e.sdk_name,
-            &e.sdk_version,
-            &e.received_at,
-        ];
-        writer.as_mut().write(&row).await?;
+async fn insert(
+    conn: &mut EventConnection,
+    project_id: Uuid,
+    events: &[Event],
+) -> Result<u64, PgError> {
+    fn column<'a, T>(events: &'a [Event], f: impl Fn(&'a Event) -> T) -> Vec<T> {
+        events.iter().map(f).collect()
     }
-    writer.finish().await
+    // One new id per fingerprint, for the issues this batch may create.
+    let issues: BTreeMap<&str, Uuid> = events
+        .iter()
+        .map(|e| (e.fingerprint(), crate::domain::new_id()))
+        .collect();
+    let (issue_fingerprints, issue_ids): (Vec<&str>, Vec<Uuid>) = issues.into_iter().unzip();
+    let statement = conn.insert_statement().await?;
+    conn.execute(
+        &statement,
+        &[
+            &project_id,
+            &column(events, Event::id),
+            &column(events, |e| e.level().as_str()),
+            &column(events, Event::message),
+            &column(events, Event::fingerprint),
+            &column(events, Event::title),
+            &column(events, Event::culprit),
+            &column(events, Event::exception),
+            &column(events, Event::stacktrace),
+            &column(events, Event::breadcrumbs),
+            &column(events, Event::tags),
+            &column(events, Event::extra),
+            &column(events, Event::user),
+            &column(events, Event::contexts),
+            &column(events, Event::request),
+            &column(events, Event::other),
+            &column(events, Event::sdk_name),
+            &column(events, Event::sdk_version),
+            &column(events, Event::platform),
+            &column(events, Event::release),
+            &column(events, Event::environment),
+            &column(events, Event::transaction),
+            &column(events, Event::occurred_at),
+            &column(events, Event::received_at),
+            &issue_ids,
+            &issue_fingerprints,
+        ],
+    )
+    .await
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

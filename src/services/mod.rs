@@ -17,7 +17,7 @@ mod writer_registry;
 pub use issue_service::{
     AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
-pub use org_service::{CreateOrg, GetOrg, ListOrgs, OrgService};
+pub use org_service::{CreateOrg, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
     CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,

@@ -30,12 +30,19 @@ pub struct CreateOrg {
     pub slug: String,
 }
 
-/// Reads one organization, by its id or its slug. Errors: `InvalidInput`
-/// (id), `NotFound`.
+/// Reads one organization. Errors: `InvalidInput` (id), `NotFound`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Organization>")]
 pub struct GetOrg {
     pub id: String,
+}
+
+/// Reads one organization by its slug. Errors: `InvalidInput` (slug),
+/// `NotFound`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Organization>")]
+pub struct GetOrgBySlug {
+    pub slug: String,
 }
 
 /// Lists every organization, oldest first.
@@ -61,15 +68,16 @@ impl Handler<GetOrg> for OrgService {
 
     fn handle(&mut self, msg: GetOrg, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move {
-            match parse_id("id", &msg.id) {
-                Ok(id) => db::orgs::get(&pool, id).await,
-                Err(e) => match Slug::parse(&msg.id) {
-                    Ok(slug) => db::orgs::get_by_slug(&pool, &slug).await,
-                    Err(_) => Err(e),
-                },
-            }
-        })
+        Box::pin(async move { db::orgs::get(&pool, parse_id("id", &msg.id)?).await })
+    }
+}
+
+impl Handler<GetOrgBySlug> for OrgService {
+    type Result = ResponseFuture<Result<Organization>>;
+
+    fn handle(&mut self, msg: GetOrgBySlug, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { db::orgs::get_by_slug(&pool, &Slug::parse(&msg.slug)?).await })
     }
 }
 

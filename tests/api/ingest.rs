@@ -110,6 +110,9 @@ fn event(message: &str) -> Value {
     })
 }
 
+/// Request headers, by name.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 async fn post(
     url: &str,
     headers: &[(&str, &str)],
@@ -143,26 +146,33 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
 
-    let mut options = sentry::ClientOptions::default();
-    options.dsn = Some(
-        server
-            .key
-            .dsn
-            .parse()
-            .expect("the DSN parses as the SDK reads it"),
-    );
-    options.release = Some("app@1.2.3".into());
-    options.environment = Some("staging".into());
-    options.attach_stacktrace = true;
-    let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
-    let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
-    let error = "seventeen".parse::<u32>().unwrap_err();
-    let error_id = hub.capture_error(&error);
-    let message_id = hub.capture_message("user 17 not found", sentry::Level::Warning);
-    assert!(
-        client.flush(Some(Duration::from_secs(10))),
-        "the SDK sent its events"
-    );
+    let dsn = server.key.dsn.clone();
+    // The SDK sends from its own thread and its flush blocks: run it off
+    // this one, where the services the server asks run too.
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut options = sentry::ClientOptions::default();
+        options.dsn = Some(dsn.parse().expect("the DSN parses as the SDK reads it"));
+        options.release = Some("app@1.2.3".into());
+        options.environment = Some("staging".into());
+        options.attach_stacktrace = true;
+        let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+        let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
+        // An error with the stack trace where it was caught, as
+        // sentry-anyhow sends one.
+        let error = "seventeen".parse::<u32>().unwrap_err();
+        let mut event = sentry::event_from_error(&error);
+        if let Some(raised) = event.exception.values.last_mut() {
+            raised.stacktrace = sentry::integrations::backtrace::current_stacktrace();
+        }
+        let error_id = hub.capture_event(event);
+        let message_id = hub.capture_message("user 17 not found", sentry::Level::Warning);
+        assert!(
+            client.flush(Some(Duration::from_secs(10))),
+            "the SDK sent its events"
+        );
+        (error_id, message_id)
+    });
+    let (error_id, message_id) = sent.await.unwrap();
 
     wait_until("both events are stored", async || stored(&t).await == 2).await;
     let db = t.pool.get().await.unwrap();
@@ -228,30 +238,39 @@ async fn the_same_event_id_sent_twice_is_answered_200_and_stored_once() {
     assert_eq!(stored(&t).await, 1);
 }
 
-/// Each encoding an SDK may use, applied to `body`.
-fn encodings(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(body).unwrap();
-    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    deflate.write_all(body).unwrap();
-    let mut br = Vec::new();
-    brotli::BrotliCompress(&mut &body[..], &mut br, &Default::default()).unwrap();
-    let zstd = zstd::encode_all(body, 3).unwrap();
-    vec![
-        ("identity", body.to_vec()),
-        ("gzip", gzip.finish().unwrap()),
-        ("deflate", deflate.finish().unwrap()),
-        ("br", br),
-        ("zstd", zstd),
-    ]
+/// `body` in the Content-Encoding `name`.
+fn encode(name: &str, body: &[u8]) -> Vec<u8> {
+    match name {
+        "gzip" => {
+            let mut gzip =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gzip.write_all(body).unwrap();
+            gzip.finish().unwrap()
+        }
+        "deflate" => {
+            let mut zlib =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            zlib.write_all(body).unwrap();
+            zlib.finish().unwrap()
+        }
+        "br" => {
+            let mut br = Vec::new();
+            brotli::BrotliCompress(&mut &body[..], &mut br, &Default::default()).unwrap();
+            br
+        }
+        "zstd" => zstd::encode_all(body, 3).unwrap(),
+        _ => body.to_vec(),
+    }
 }
 
 #[actix::test]
 async fn every_content_encoding_an_sdk_uses_is_accepted() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
-    let mut sent = 0;
-    for (name, body) in encodings(&envelope(&event("compressed"))) {
+    let names = ["identity", "gzip", "deflate", "br", "zstd"];
+    for name in names {
+        // Each its own event: one id sent twice is stored once.
+        let body = encode(name, &envelope(&event(&format!("compressed with {name}"))));
         let (status, _, answer) = post(
             &server.envelope_url(),
             &[
@@ -262,10 +281,9 @@ async fn every_content_encoding_an_sdk_uses_is_accepted() {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{name}: {answer}");
-        sent += 1;
     }
     server.mesher.shutdown().await.unwrap();
-    assert_eq!(stored(&t).await, sent);
+    assert_eq!(stored(&t).await, names.len() as i64);
 }
 
 #[actix::test]
@@ -279,7 +297,7 @@ async fn every_place_an_sdk_puts_its_key_is_read() {
         server.envelope_url()
     );
     let authorization = format!("Sentry sentry_key={key}, sentry_version=7");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    let cases: Vec<(&str, String, Headers, Vec<u8>)> = vec![
         (
             "X-Sentry-Auth",
             server.envelope_url(),
@@ -344,7 +362,7 @@ async fn bad_requests_get_their_status_and_a_json_body() {
     let too_many = Value::Array((0..101).map(|i| event(&format!("n{i}"))).collect()).to_string();
 
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, StatusCode)> = vec![
+    let cases: Vec<(&str, &str, Headers, Vec<u8>, StatusCode)> = vec![
         ("no key", &envelope_url, vec![], good.clone(), StatusCode::UNAUTHORIZED),
         ("unknown key", &envelope_url, vec![("X-Sentry-Auth", &unknown)], good.clone(), StatusCode::UNAUTHORIZED),
         ("malformed key", &envelope_url, vec![("X-Sentry-Auth", "Sentry sentry_key=nope")], good.clone(), StatusCode::UNAUTHORIZED),
@@ -648,16 +666,20 @@ async fn a_database_made_by_the_first_schema_is_upgraded_in_place() {
     )
     .await;
 
-    let mut config = old.config();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    mesher::start(&config)
-        .await
-        .expect("start on the old database")
-        .shutdown()
-        .await
-        .unwrap();
-
-    let fresh = TestDb::new().await;
+    // Both started once, so both have the same partitions.
+    let start = async |t: &TestDb| {
+        let mut config = t.config();
+        config.http.addr = "127.0.0.1:0".parse().unwrap();
+        mesher::start(&config)
+            .await
+            .expect("start")
+            .shutdown()
+            .await
+            .unwrap();
+    };
+    start(&old).await;
+    let fresh = TestDb::empty().await;
+    start(&fresh).await;
     assert_eq!(schema_dump(&old.url), schema_dump(&fresh.url));
     assert_eq!(
         old.count("SELECT count(*) FROM projects WHERE public_id IS NOT NULL")

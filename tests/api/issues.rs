@@ -1198,7 +1198,7 @@ async fn a_corrupt_stored_level_is_an_internal_error_not_a_panic() {
     let event = insert_event(&t, project, fine, day, None, None).await;
     sql(
         &t,
-        "UPDATE events SET level = 'ERROR' WHERE id = $1",
+        "UPDATE events SET level = 'catastrophic' WHERE id = $1",
         &[&event],
     )
     .await;

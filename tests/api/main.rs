@@ -17,6 +17,7 @@ mod sessions;
 mod users;
 
 mod binary;
+mod grouping;
 mod ingest;
 mod issues;
 mod partitions;

@@ -341,19 +341,20 @@ async fn memberships_link_users_and_orgs_once() {
 }
 
 #[actix::test]
-async fn event_connections_prepare_the_copy_once_and_keep_it() {
+async fn event_connections_prepare_the_insert_once_and_keep_it() {
     let t = TestDb::new().await;
-    let project = Uuid::now_v7();
+    let project = new_project(&t).await;
     // One connection, so that every batch runs where the statement is seen.
     let events = db::event_pool(&t.url, 1, false).unwrap();
-    let prepared_copies = async || -> Vec<String> {
+    let prepared_inserts = async || -> Vec<String> {
         events
             .get()
             .await
             .unwrap()
             .query(
                 "SELECT prepare_time::text FROM pg_prepared_statements
-                 WHERE statement LIKE 'COPY events%'",
+                 WHERE statement LIKE '%INSERT INTO events%'
+                   AND statement NOT LIKE '%pg_prepared_statements%'",
                 &[],
             )
             .await
@@ -362,8 +363,8 @@ async fn event_connections_prepare_the_copy_once_and_keep_it() {
             .map(|r| r.get(0))
             .collect()
     };
-    let before = prepared_copies().await;
-    assert_eq!(before.len(), 1, "a new connection has it ready");
+    assert_eq!(prepared_inserts().await.len(), 0, "prepared on first use");
+    let mut before = Vec::new();
     for i in 0..3 {
         let p = EventPayload {
             message: Some(format!("batch {i}")),
@@ -371,15 +372,19 @@ async fn event_connections_prepare_the_copy_once_and_keep_it() {
         };
         let batch = [Event::from_payload(project, p).unwrap()];
         db::events::insert_batch(&events, &batch).await.unwrap();
+        if i == 0 {
+            before = prepared_inserts().await;
+            assert_eq!(before.len(), 1, "the first batch prepared it");
+        }
     }
     assert_eq!(t.count("SELECT count(*) FROM events").await, 3);
-    assert_eq!(prepared_copies().await, before, "batches reuse it");
+    assert_eq!(prepared_inserts().await, before, "batches reuse it");
 }
 
 #[actix::test]
 async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_demand() {
     let t = TestDb::new().await;
-    let project = Uuid::now_v7();
+    let project = new_project(&t).await;
     let events: Vec<Event> = (0..3)
         .map(|i| {
             let p = EventPayload {
@@ -427,4 +432,17 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
         1
     );
     assert_eq!(t.count("SELECT count(*) FROM events").await, 4);
+}
+
+/// A project in its own organization: issues, which every stored event
+/// belongs to, reference their project.
+async fn new_project(t: &TestDb) -> Uuid {
+    let org_slug = slug(&format!("org-{}", Uuid::now_v7().simple()));
+    let org = db::orgs::insert(&t.pool, &name("Org"), &org_slug)
+        .await
+        .unwrap();
+    db::projects::insert(&t.pool, org.id, &name("App"), None)
+        .await
+        .unwrap()
+        .id
 }

@@ -1,0 +1,191 @@
+//! Grouping into issues as PostgreSQL sees it: every stored event belongs
+//! to an issue whose `event_count` equals `count(*)` of its events, after
+//! retries, re-sent batches, events already stored, and two Mesher
+//! instances writing the same fingerprint at once.
+
+use crate::common::TestDb;
+use chrono::SubsecRound;
+use mesher::db::{self, EventPool};
+use mesher::domain::{Event, Name, Slug};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn new_project(t: &TestDb) -> Uuid {
+    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
+    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
+        .await
+        .unwrap();
+    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
+        .await
+        .unwrap()
+        .id
+}
+
+/// A Python-style exception event raised at `line` in `function`.
+fn crash(function: &str, line: u32) -> Value {
+    json!({
+        "event_id": Uuid::now_v7().simple().to_string(),
+        "platform": "python",
+        "exception": {"values": [{
+            "type": "KeyError",
+            "value": "'user'",
+            "module": "builtins",
+            "stacktrace": {"frames": [
+                {"module": "app.main", "function": "main", "lineno": 10, "in_app": true,
+                 "filename": "app/main.py"},
+                {"module": "app.views", "function": function, "lineno": line, "in_app": true,
+                 "filename": "app/views.py"},
+            ]},
+        }]},
+    })
+}
+
+fn event(project: Uuid, payload: &Value) -> Event {
+    Event::from_json(project, payload.to_string().as_bytes()).unwrap()
+}
+
+/// Each issue's `event_count` next to `count(*)` of its stored events.
+async fn counts(t: &TestDb, project: Uuid) -> Vec<(i64, i64)> {
+    t.pool
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT i.event_count, (SELECT count(*) FROM events e WHERE e.issue_id = i.id)
+             FROM issues i WHERE i.project_id = $1 ORDER BY i.first_seen",
+            &[&project],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[actix::test]
+async fn the_same_crash_on_other_lines_is_one_issue_and_another_function_another() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let batch = vec![
+        event(project, &crash("profile", 41)),
+        event(project, &crash("profile", 42)),
+        event(project, &crash("settings", 41)),
+    ];
+    db::events::insert_batch(&t.events, &batch).await.unwrap();
+    assert_eq!(counts(&t, project).await, vec![(2, 2), (1, 1)]);
+    let row = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT title, culprit, level, status FROM issues WHERE event_count = 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("title"), "KeyError: 'user'");
+    assert_eq!(
+        row.get::<_, Option<String>>("culprit").as_deref(),
+        Some("app.views in profile")
+    );
+    assert_eq!(row.get::<_, String>("level"), "error");
+    assert_eq!(row.get::<_, String>("status"), "unresolved");
+    assert_eq!(
+        t.count("SELECT count(*) FROM events WHERE issue_id IS NULL")
+            .await,
+        0,
+        "every stored event belongs to an issue"
+    );
+}
+
+#[actix::test]
+async fn a_batch_sent_again_and_events_already_stored_are_not_counted_twice() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    let first: Vec<Event> = (0..5)
+        .map(|i| event(project, &crash("profile", i)))
+        .collect();
+    assert_eq!(
+        db::events::insert_batch(&t.events, &first).await.unwrap(),
+        5
+    );
+    // The same batch again, as after a commit whose reply was lost.
+    assert_eq!(
+        db::events::insert_batch(&t.events, &first).await.unwrap(),
+        0
+    );
+    // Three stored events with two new ones.
+    let mut mixed = first[..3].to_vec();
+    mixed.extend((0..2).map(|i| event(project, &crash("profile", 100 + i))));
+    assert_eq!(
+        db::events::insert_batch(&t.events, &mixed).await.unwrap(),
+        2
+    );
+    assert_eq!(counts(&t, project).await, vec![(7, 7)]);
+}
+
+#[actix::test]
+async fn a_resolved_issue_that_gets_an_event_is_unresolved_again_with_the_time() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    db::events::insert_batch(&t.events, &[event(project, &crash("profile", 1))])
+        .await
+        .unwrap();
+    t.execute("UPDATE issues SET status = 'resolved', resolved_at = now()")
+        .await;
+    let again = event(project, &crash("profile", 2));
+    db::events::insert_batch(&t.events, std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    let row = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT status, regressed_at, resolved_at, last_seen FROM issues",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("status"), "unresolved");
+    let regressed: Option<chrono::DateTime<chrono::Utc>> = row.get("regressed_at");
+    // PostgreSQL keeps microseconds.
+    let received = again.received_at().trunc_subsecs(6);
+    assert_eq!(regressed, Some(received));
+    assert_eq!(
+        row.get::<_, Option<chrono::DateTime<chrono::Utc>>>("resolved_at"),
+        None
+    );
+    assert_eq!(counts(&t, project).await, vec![(2, 2)]);
+}
+
+#[actix::test]
+async fn two_writers_on_one_fingerprint_at_once_keep_the_count_exact() {
+    let t = TestDb::new().await;
+    let project = new_project(&t).await;
+    // Two pools: two sets of connections, as two Mesher processes have.
+    let other: EventPool = db::event_pool(&t.url, 4, false).unwrap();
+    let batches = |n: u32| -> Vec<Vec<Event>> {
+        (0..n)
+            .map(|b| {
+                (0..20)
+                    .map(|i| event(project, &crash("profile", b * 100 + i)))
+                    .collect()
+            })
+            .collect()
+    };
+    let (ours, theirs) = (batches(20), batches(20));
+    let write = |pool: EventPool, batches: Vec<Vec<Event>>| async move {
+        for batch in batches {
+            db::events::insert_batch(&pool, &batch).await.unwrap();
+        }
+    };
+    // The first batch of each side repeats on the other: both try to store
+    // the same events at the same moment.
+    let mut theirs = theirs;
+    theirs[0] = ours[0].clone();
+    futures_util::future::join(write(t.events.clone(), ours), write(other, theirs)).await;
+    assert_eq!(counts(&t, project).await, vec![(780, 780)]);
+}

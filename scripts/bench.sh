@@ -16,4 +16,4 @@ base=${DATABASE_URL%%\?*}
 query=${DATABASE_URL#"$base"}
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db"
 trap 'psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-DATABASE_URL="${base%/*}/$db$query" target/release/examples/ingest_bench
+DATABASE_URL="${base%/*}/$db$query" "${CARGO_TARGET_DIR:-target}/release/examples/ingest_bench"

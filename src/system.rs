@@ -17,6 +17,8 @@ use crate::services::{
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// A running Mesher: the address of every service.
 pub struct Mesher {
@@ -84,6 +86,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
+        body_memory: Arc::new(Semaphore::new(http::BODY_MEMORY_KIB)),
     };
     let server = http::server::serve(state, listener, &config.http)?;
     let http = server.handle();

@@ -25,7 +25,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::{json, value::RawValue};
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
+
+/// How long a client refused for want of memory is asked to wait.
+const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The largest envelope, after decompression.
 pub const MAX_ENVELOPE_BYTES: usize = 20 * 1024 * 1024;
@@ -165,20 +169,61 @@ fn public_id(path: &str) -> Result<i64, Problem> {
     })
 }
 
+/// A body read into memory, with its share of [`State::body_memory`],
+/// given back when the request is done with it.
+struct Body {
+    bytes: Vec<u8>,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Takes `kib` more KiB of the memory all bodies share into `held`, or
+/// refuses the request: past that budget the server is busy, and waiting
+/// would hold connections and their buffers just the same.
+fn reserve(
+    state: &State,
+    held: &mut Option<OwnedSemaphorePermit>,
+    bytes: usize,
+) -> Result<(), Problem> {
+    let wanted = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    let more = wanted.saturating_sub(held.as_ref().map_or(0, |p| p.num_permits() as u32));
+    if more == 0 {
+        return Ok(());
+    }
+    let permit = state
+        .body_memory
+        .clone()
+        .try_acquire_many_owned(more)
+        .map_err(|_| Problem::from(Error::Overloaded { retry_after: BUSY_RETRY_AFTER }))?;
+    match held {
+        Some(h) => h.merge(permit),
+        None => *held = Some(permit),
+    }
+    Ok(())
+}
+
 /// Reads the body, at most `limit` bytes before and after decompression,
-/// within the configured client timeout.
+/// within the configured client timeout and the memory all bodies share.
 async fn read_body(
     state: &State,
     headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Vec<u8>, Problem> {
+) -> Result<Body, Problem> {
     let encoding = ContentEncoding::from_header(
         headers
             .get(CONTENT_ENCODING)
             .map(|v| v.to_str().unwrap_or("\u{fffd}")),
     )?;
-    let too_large = || body::BodyError::TooLarge { limit };
+    let too_large = || Problem::from(body::BodyError::TooLarge { limit });
+    let mut memory = None;
     let read = async {
         let mut raw = BytesMut::new();
         while let Some(chunk) = payload.next().await {
@@ -186,6 +231,7 @@ async fn read_body(
             if raw.len() + chunk.len() > limit {
                 return Err(too_large());
             }
+            reserve(state, &mut memory, raw.len() + chunk.len())?;
             raw.extend_from_slice(&chunk);
         }
         Ok(raw)
@@ -199,7 +245,20 @@ async fn read_body(
                 "the request body did not arrive in time",
             )
         })??;
-    Ok(body::decode(encoding, &raw, limit)?)
+    if encoding == ContentEncoding::Identity {
+        return Ok(Body {
+            bytes: raw.into(),
+            _memory: memory,
+        });
+    }
+    // The decoded body may take up to `limit` while the compressed one is
+    // still held.
+    reserve(state, &mut memory, raw.len() + limit)?;
+    let bytes = body::decode(encoding, &raw, limit)?;
+    Ok(Body {
+        bytes,
+        _memory: memory,
+    })
 }
 
 /// Every key the request carries in Sentry's places: `X-Sentry-Auth`,

@@ -24,7 +24,9 @@ use crate::db::Pool;
 use crate::metrics::Metrics;
 use crate::services::{ProjectService, WriterRegistry};
 use actix::Addr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// What every handler may use: the actors it talks to and the counters.
 #[derive(Clone)]
@@ -38,4 +40,11 @@ pub struct State {
     pub metrics: Metrics,
     /// How long a client may take to send a body.
     pub body_timeout: Duration,
+    /// The memory, in KiB, that request bodies being read and decoded may
+    /// hold together ([`BODY_MEMORY_KIB`]): each request is bounded, and
+    /// this bounds them all, whatever the number of connections.
+    pub body_memory: Arc<Semaphore>,
 }
+
+/// 256 MiB for request bodies in all, a dozen envelopes at the largest.
+pub const BODY_MEMORY_KIB: usize = 256 * 1024;

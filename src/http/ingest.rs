@@ -201,7 +201,11 @@ fn reserve(
         .body_memory
         .clone()
         .try_acquire_many_owned(more)
-        .map_err(|_| Problem::from(Error::Overloaded { retry_after: BUSY_RETRY_AFTER }))?;
+        .map_err(|_| {
+            Problem::from(Error::Overloaded {
+                retry_after: BUSY_RETRY_AFTER,
+            })
+        })?;
     match held {
         Some(h) => h.merge(permit),
         None => *held = Some(permit),

@@ -6,20 +6,9 @@
 use crate::common::TestDb;
 use chrono::SubsecRound;
 use mesher::db::{self, EventPool};
-use mesher::domain::{Event, Name, Slug};
+use mesher::domain::Event;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn new_project(t: &TestDb) -> Uuid {
-    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
-    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
-        .await
-        .unwrap();
-    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
-        .await
-        .unwrap()
-        .id
-}
 
 /// A Python-style exception event raised at `line` in `function`.
 fn crash(function: &str, line: u32) -> Value {
@@ -65,7 +54,7 @@ async fn counts(t: &TestDb, project: Uuid) -> Vec<(i64, i64)> {
 #[actix::test]
 async fn the_same_crash_on_other_lines_is_one_issue_and_another_function_another() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let batch = vec![
         event(project, &crash("profile", 41)),
         event(project, &crash("profile", 42)),
@@ -102,7 +91,7 @@ async fn the_same_crash_on_other_lines_is_one_issue_and_another_function_another
 #[actix::test]
 async fn a_batch_sent_again_and_events_already_stored_are_not_counted_twice() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let first: Vec<Event> = (0..5)
         .map(|i| event(project, &crash("profile", i)))
         .collect();
@@ -128,7 +117,7 @@ async fn a_batch_sent_again_and_events_already_stored_are_not_counted_twice() {
 #[actix::test]
 async fn a_resolved_issue_that_gets_an_event_is_unresolved_again_with_the_time() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     db::events::insert_batch(&t.events, &[event(project, &crash("profile", 1))])
         .await
         .unwrap();
@@ -164,7 +153,7 @@ async fn a_resolved_issue_that_gets_an_event_is_unresolved_again_with_the_time()
 #[actix::test]
 async fn two_writers_on_one_fingerprint_at_once_keep_the_count_exact() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     // Two pools: two sets of connections, as two Mesher processes have.
     let other: EventPool = db::event_pool(&t.url, 4, false).unwrap();
     let batches = |n: u32| -> Vec<Vec<Event>> {

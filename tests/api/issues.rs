@@ -12,25 +12,13 @@ use actix::prelude::*;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use mesher::Error;
 use mesher::db;
-use mesher::domain::{Email, Issue, IssueStatus, Name, Severity, Slug};
+use mesher::domain::{Email, Issue, IssueStatus, Name, Severity};
 use mesher::services::{
     AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use uuid::Uuid;
-
-/// A project in its own organization.
-async fn new_project(t: &TestDb) -> Uuid {
-    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
-    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
-        .await
-        .unwrap();
-    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
-        .await
-        .unwrap()
-        .id
-}
 
 fn service(t: &TestDb) -> Addr<IssueService> {
     IssueService::new(t.pool.clone()).start()
@@ -164,7 +152,7 @@ fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, expected: &str
 #[actix::test]
 async fn sorts_are_descending_with_the_id_as_tie_breaker() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let base = Utc::now() - Duration::hours(1);
     // a: oldest, most events; b and c: seen at the same instant (c has the
     // larger id); d: newest, fewest events.
@@ -210,7 +198,7 @@ async fn sorts_are_descending_with_the_id_as_tie_breaker() {
 #[actix::test]
 async fn issue_fields_come_back_as_stored() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let id = insert_issue(&t, project, "TypeError: x is undefined", Utc::now(), 3).await;
     sql(
         &t,
@@ -237,7 +225,7 @@ async fn issue_fields_come_back_as_stored() {
 #[actix::test]
 async fn status_filter_keeps_that_status_only() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let now = Utc::now();
     let open = insert_issue(&t, project, "open", now, 1).await;
     let done = insert_issue(&t, project, "done", now, 1).await;
@@ -273,8 +261,8 @@ async fn status_filter_keeps_that_status_only() {
 async fn environment_and_release_filters_look_at_the_issues_events() {
     let t = TestDb::new().await;
     let day = today_start(&t).await;
-    let project = new_project(&t).await;
-    let other_project = new_project(&t).await;
+    let project = t.new_project().await;
+    let other_project = t.new_project().await;
     let at = |s| day + Duration::seconds(s);
     let prod_v1 = insert_issue(&t, project, "prod v1", at(1), 1).await;
     let mixed = insert_issue(&t, project, "mixed", at(2), 2).await;
@@ -338,7 +326,7 @@ async fn environment_and_release_filters_look_at_the_issues_events() {
 #[actix::test]
 async fn text_search_ignores_case_and_matches_like_metacharacters_literally() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let base = Utc::now() - Duration::minutes(5);
     let mut n = 0;
     let mut issue = async |title: &str, culprit: Option<&str>| {
@@ -401,7 +389,7 @@ async fn text_search_ignores_case_and_matches_like_metacharacters_literally() {
 #[actix::test]
 async fn pages_return_every_issue_exactly_once_in_order() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let base = Utc::now() - Duration::hours(2);
     let mut expected = Vec::new();
     for i in 0..60 {
@@ -471,7 +459,7 @@ async fn pages_return_every_issue_exactly_once_in_order() {
 async fn pages_neither_skip_nor_repeat_unmoved_issues_while_events_arrive() {
     for sort in ["last_seen", "event_count"] {
         let t = TestDb::new().await;
-        let project = new_project(&t).await;
+        let project = t.new_project().await;
         let base = Utc::now() - Duration::hours(2);
         let mut by_key = Vec::new();
         for i in 0..60 {
@@ -555,7 +543,7 @@ async fn pages_neither_skip_nor_repeat_unmoved_issues_while_events_arrive() {
 #[actix::test]
 async fn bad_input_is_refused_naming_the_field() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", Utc::now(), 1).await;
     let addr = service(&t);
     let (p, i) = (project.to_string(), issue.to_string());
@@ -766,8 +754,8 @@ async fn bad_input_is_refused_naming_the_field() {
 async fn another_projects_issues_and_events_are_not_found() {
     let t = TestDb::new().await;
     let day = today_start(&t).await;
-    let mine = new_project(&t).await;
-    let theirs = new_project(&t).await;
+    let mine = t.new_project().await;
+    let theirs = t.new_project().await;
     let issue = insert_issue(&t, theirs, "theirs", day, 1).await;
     let event = insert_event(&t, theirs, issue, day, None, None).await;
     let addr = service(&t);
@@ -841,7 +829,7 @@ async fn another_projects_issues_and_events_are_not_found() {
 #[actix::test]
 async fn resolving_stamps_resolved_at_and_anything_else_clears_it() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", Utc::now(), 1).await;
     let addr = service(&t);
     let set = |status: &str| UpdateIssueStatus {
@@ -878,7 +866,7 @@ async fn resolving_stamps_resolved_at_and_anything_else_clears_it() {
 #[actix::test]
 async fn assigning_and_unassigning_and_unknown_users() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", Utc::now(), 1).await;
     let user = db::users::insert(
         &t.pool,
@@ -931,7 +919,7 @@ async fn daily_counts_cover_fourteen_utc_days_with_zeros() {
     db::partitions::ensure_range(&t.pool, day(15), 16)
         .await
         .unwrap();
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", day_start(today), 0).await;
     let other = insert_issue(&t, project, "y", day_start(today), 0).await;
     let at = |back: u64, secs: i64| day_start(day(back)) + Duration::seconds(secs);
@@ -994,7 +982,7 @@ async fn daily_counts_cover_fourteen_utc_days_with_zeros() {
 async fn an_issues_events_come_newest_first_in_pages() {
     let t = TestDb::new().await;
     let day = today_start(&t).await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", day, 0).await;
     let other = insert_issue(&t, project, "y", day, 0).await;
     let mut expected = Vec::new();
@@ -1059,7 +1047,7 @@ async fn an_issues_events_come_newest_first_in_pages() {
 async fn get_event_returns_every_column_intact() {
     let t = TestDb::new().await;
     let day = today_start(&t).await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", day, 1).await;
     let id = Uuid::now_v7();
     let nasty = "'; DROP TABLE events; -- \\ \" % _ ünïcödé 😀 中文";
@@ -1172,7 +1160,7 @@ async fn get_event_returns_every_column_intact() {
 async fn a_corrupt_stored_level_is_an_internal_error_not_a_panic() {
     let t = TestDb::new().await;
     let day = today_start(&t).await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let issue = insert_issue(&t, project, "x", day, 1).await;
     sql(
         &t,

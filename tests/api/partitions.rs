@@ -11,7 +11,6 @@ use chrono::{Days, NaiveDate, Utc};
 use mesher::config::PartitionConfig;
 use mesher::db;
 use mesher::domain::{Event, EventPayload};
-use mesher::domain::{Name, Slug};
 use mesher::metrics::Metrics;
 use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};
 use std::cell::Cell;
@@ -176,7 +175,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         .await
         .unwrap()
         .unwrap();
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let payload = EventPayload {
         message: Some("from the future".into()),
         ..Default::default()
@@ -290,17 +289,4 @@ async fn creating_a_partition_gives_up_rather_than_queue_behind_a_lock() {
     db::partitions::ensure_range(&t.pool, far, 0).await.unwrap();
     let name = db::partitions::partition_name(far);
     assert!(partition_exists(&t, &name).await);
-}
-
-/// A project in its own organization: issues, which every stored event
-/// belongs to, reference their project.
-async fn new_project(t: &TestDb) -> Uuid {
-    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
-    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
-        .await
-        .unwrap();
-    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
-        .await
-        .unwrap()
-        .id
 }

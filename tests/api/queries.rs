@@ -343,7 +343,7 @@ async fn memberships_link_users_and_orgs_once() {
 #[actix::test]
 async fn event_connections_prepare_the_insert_once_and_keep_it() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     // One connection, so that every batch runs where the statement is seen.
     let events = db::event_pool(&t.url, 1, false).unwrap();
     let prepared_inserts = async || -> Vec<String> {
@@ -384,7 +384,7 @@ async fn event_connections_prepare_the_insert_once_and_keep_it() {
 #[actix::test]
 async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_demand() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let events: Vec<Event> = (0..3)
         .map(|i| {
             let p = EventPayload {
@@ -432,17 +432,4 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
         1
     );
     assert_eq!(t.count("SELECT count(*) FROM events").await, 4);
-}
-
-/// A project in its own organization: issues, which every stored event
-/// belongs to, reference their project.
-async fn new_project(t: &TestDb) -> Uuid {
-    let org_slug = slug(&format!("org-{}", Uuid::now_v7().simple()));
-    let org = db::orgs::insert(&t.pool, &name("Org"), &org_slug)
-        .await
-        .unwrap();
-    db::projects::insert(&t.pool, org.id, &name("App"), None)
-        .await
-        .unwrap()
-        .id
 }

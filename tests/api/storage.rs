@@ -9,7 +9,7 @@ use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
 use mesher::config::WriterConfig;
 use mesher::db;
-use mesher::domain::{Event, EventPayload, Name, Slug};
+use mesher::domain::{Event, EventPayload};
 use mesher::metrics::Metrics;
 use mesher::services::{
     Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
@@ -18,19 +18,6 @@ use mesher::services::{
 use std::collections::BTreeSet;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// A project in its own organization; the registry only routes events of
-/// projects that exist.
-async fn new_project(t: &TestDb) -> Uuid {
-    let slug = Slug::parse(&format!("org-{}", Uuid::now_v7().simple())).unwrap();
-    let org = db::orgs::insert(&t.pool, &Name::parse("name", "Org").unwrap(), &slug)
-        .await
-        .unwrap();
-    db::projects::insert(&t.pool, org.id, &Name::parse("name", "App").unwrap(), None)
-        .await
-        .unwrap()
-        .id
-}
 
 /// `n` distinct events for `project`, oldest first.
 fn events(project: Uuid, n: usize) -> Vec<Event> {
@@ -118,7 +105,7 @@ fn no_timer(mut c: WriterConfig) -> WriterConfig {
 #[actix::test]
 async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.batch_size = 5;
     let writer = start_writer(&t, project, config);
@@ -156,7 +143,7 @@ async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
 #[actix::test]
 async fn events_that_arrive_together_go_in_one_batch() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.batch_size = 5;
     let writer = start_writer(&t, project, config);
@@ -178,7 +165,7 @@ async fn events_that_arrive_together_go_in_one_batch() {
 #[actix::test]
 async fn a_partial_batch_is_flushed_by_the_timer() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = t.config().writer;
     config.buffer_capacity = 1000;
     config.batch_size = 1000;
@@ -197,7 +184,7 @@ async fn a_partial_batch_is_flushed_by_the_timer() {
 #[actix::test]
 async fn a_full_buffer_drops_exactly_the_oldest_events() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     // Events pile up only while a batch is in flight, so the first batch is
     // made to fail and retry for as long as the table is away. Its retries
     // are many and short: it must still be in flight when the table comes
@@ -246,7 +233,7 @@ async fn a_full_buffer_drops_exactly_the_oldest_events() {
 #[actix::test]
 async fn stats_account_for_every_event_received() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 5;
     config.batch_size = 5;
@@ -289,7 +276,7 @@ async fn stats_account_for_every_event_received() {
 #[actix::test]
 async fn a_failed_flush_is_retried_and_stores_each_event_once() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = t.config().writer;
     // The first retry comes soon so the test can see it; the later ones
     // leave ample time to restore the table before the batch is given up.
@@ -321,7 +308,7 @@ async fn a_failed_flush_is_retried_and_stores_each_event_once() {
 #[actix::test]
 async fn a_batch_that_keeps_failing_is_dropped_after_three_retries() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let writer = start_writer(&t, project, t.config().writer);
 
     break_events_table(&t).await;
@@ -350,7 +337,7 @@ async fn a_batch_that_keeps_failing_is_dropped_after_three_retries() {
 #[actix::test]
 async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     let t = TestDb::new().await;
-    let (a, b) = (new_project(&t).await, new_project(&t).await);
+    let (a, b) = (t.new_project().await, t.new_project().await);
     // Make the cloned trigger certain: a row trigger on the partitioned
     // table is cloned to partitions, existing or created later.
     db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
@@ -436,7 +423,7 @@ async fn events_of_an_unknown_project_are_refused_and_counted() {
 #[actix::test]
 async fn a_stopped_writer_is_replaced_on_the_next_event() {
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let registry =
         WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
 
@@ -465,9 +452,9 @@ async fn a_stopped_writer_is_replaced_on_the_next_event() {
 async fn draining_the_registry_stores_every_buffered_event() {
     let t = TestDb::new().await;
     let projects = [
-        new_project(&t).await,
-        new_project(&t).await,
-        new_project(&t).await,
+        t.new_project().await,
+        t.new_project().await,
+        t.new_project().await,
     ];
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 1000;
@@ -500,7 +487,7 @@ async fn an_event_is_not_lost_when_its_partition_is_missing() {
     let t = TestDb::new().await;
     let partitions = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass";
     assert_eq!(t.count(partitions).await, 0, "a fresh database has none");
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let writer = start_writer(&t, project, t.config().writer);
 
     // One receipt time for all, even if the test runs across midnight UTC.
@@ -534,7 +521,7 @@ async fn events_already_stored_are_skipped_not_dropped_with_their_batch() {
     // meets rows that are already there; the new events of the batch must
     // still be stored and nothing counted as lost.
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let batch = events(project, 10);
     db::events::insert_batch(&t.events, &batch[..4])
         .await
@@ -562,7 +549,7 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
     // the Flush sent while the first batch was still failing can write the
     // second batch.
     let t = TestDb::new().await;
-    let project = new_project(&t).await;
+    let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.batch_size = 1000;
     config.buffer_capacity = 1000;
@@ -597,7 +584,7 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
 #[actix::test]
 async fn a_slow_project_lookup_holds_back_only_that_project() {
     let t = TestDb::new().await;
-    let (a, b) = (new_project(&t).await, new_project(&t).await);
+    let (a, b) = (t.new_project().await, t.new_project().await);
     let registry =
         WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
     registry.do_send(Store(events(b, 1).remove(0)));

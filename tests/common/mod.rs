@@ -10,6 +10,7 @@
 
 use mesher::Config;
 use mesher::db::{self, EventPool, Pool};
+use mesher::domain::{Name, Slug};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
@@ -113,6 +114,25 @@ impl TestDb {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A new project in an organization of its own: the registry routes
+    /// only the events of projects that exist, and issues, which every
+    /// stored event belongs to, reference their project.
+    pub async fn new_project(&self) -> uuid::Uuid {
+        let slug = Slug::parse(&format!("org-{}", uuid::Uuid::now_v7().simple())).unwrap();
+        let org = db::orgs::insert(&self.pool, &Name::parse("name", "Org").unwrap(), &slug)
+            .await
+            .expect("create an organization");
+        db::projects::insert(
+            &self.pool,
+            org.id,
+            &Name::parse("name", "App").unwrap(),
+            None,
+        )
+        .await
+        .expect("create a project")
+        .id
     }
 
     /// The first column of the first row of `sql`, as an i64.

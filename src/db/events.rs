@@ -28,15 +28,17 @@ use uuid::Uuid;
 /// `$25`/`$26` one new issue id per fingerprint in the batch (used only for
 /// an issue that does not exist yet). Rows are taken in key order so that
 /// two batches sharing keys lock them in the same order and cannot
-/// deadlock, and an event twice in one batch is taken once. An issue takes its title, culprit and level from its latest
-/// event; a resolved issue that gets one is unresolved again, and the time
-/// of that regression is kept.
+/// deadlock, and an event twice in one batch is taken once. An issue takes
+/// its title, culprit and level from its latest event. A resolved issue
+/// that gets an event received after it was resolved is unresolved again,
+/// and the time of that regression kept; an event that waited in a buffer
+/// while someone resolved the issue does not reopen it.
 const INSERT_SQL: &str = "
 WITH batch AS (
     SELECT DISTINCT ON (id) * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[],
-        $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::jsonb[],
-        $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::text[], $18::text[], $19::text[],
-        $20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[])
+        $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
+        $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::text[],
+        $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[])
     AS b(id, level, message, fingerprint, title, culprit, exception, stacktrace, breadcrumbs,
         tags, extra, user_context, contexts, request, other, sdk_name, sdk_version, platform,
         release, environment, transaction, occurred_at, received_at)
@@ -70,13 +72,18 @@ grouped AS (
         event_count = i.event_count + excluded.event_count,
         first_seen = least(i.first_seen, excluded.first_seen),
         last_seen = greatest(i.last_seen, excluded.last_seen),
-        title = excluded.title,
-        culprit = excluded.culprit,
-        level = excluded.level,
-        status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
-        resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
-        regressed_at = CASE WHEN i.status = 'resolved' THEN excluded.last_seen
-            ELSE i.regressed_at END
+        title = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.title
+            ELSE i.title END,
+        culprit = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.culprit
+            ELSE i.culprit END,
+        level = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.level
+            ELSE i.level END,
+        status = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
+            THEN 'unresolved' ELSE i.status END,
+        resolved_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
+            THEN NULL ELSE i.resolved_at END,
+        regressed_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
+            THEN excluded.last_seen ELSE i.regressed_at END
     RETURNING i.id, i.fingerprint
 )
 INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,

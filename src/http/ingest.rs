@@ -46,13 +46,28 @@ pub async fn envelope(
 ) -> Result<HttpResponse, SentryError> {
     let outcome = async {
         let public_id = public_id(&path)?;
+        let mut keys = sentry_keys(&req)?;
+        // A key in the headers or the query is checked before the body is
+        // read, so that a client without one cannot make Mesher read and
+        // decompress anything; only a key in the envelope needs the body.
+        let checked = if keys.is_empty() {
+            None
+        } else {
+            Some(authenticate(&state, keys.clone(), Some(public_id)).await?)
+        };
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
         let envelope = envelope::parse(&body)?;
-        let mut keys = sentry_keys(&req)?;
         if let Some(dsn) = &envelope.header.dsn {
             keys.push(sentry_auth::key_from_dsn(dsn)?);
         }
-        let project = authenticate(&state, keys, Some(public_id)).await?;
+        let project = match checked {
+            Some(project) => {
+                // The envelope's key must agree with the one checked.
+                sentry_auth::one_key(keys)?;
+                project
+            }
+            None => authenticate(&state, keys, Some(public_id)).await?,
+        };
         let mut events = Vec::new();
         for item in &envelope.items {
             match &item.kind {
@@ -60,6 +75,10 @@ pub async fn envelope(
                 other => state.metrics.item_ignored(other.as_str()),
             }
         }
+        // The events own their data; the body's memory goes back now, not
+        // after the writer has answered.
+        drop(envelope);
+        drop(body);
         // An envelope without an event (sessions, client reports...) is
         // answered `{}`, as relay does.
         let body = match events.first() {
@@ -81,9 +100,10 @@ pub async fn store(
 ) -> Result<HttpResponse, SentryError> {
     let outcome = async {
         let public_id = public_id(&path)?;
-        let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
         let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
+        let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
         let event = parse_event(project.id, &body)?;
+        drop(body);
         let id = event.id().simple().to_string();
         let count = admit(&state, vec![event]).await?;
         Ok((count, json!({ "id": id })))
@@ -107,6 +127,7 @@ pub async fn native(
         let project = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
         let (events, is_array) = native_events(project.id, &body)?;
+        drop(body);
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
         let count = admit(&state, events).await?;
         let body = if is_array {
@@ -255,10 +276,18 @@ async fn read_body(
             _memory: memory,
         });
     }
-    // The decoded body may take up to `limit` while the compressed one is
-    // still held.
+    // While it is decoded, the body may take up to `limit` more; after,
+    // only what it decoded to.
     reserve(state, &mut memory, raw.len() + limit)?;
-    let bytes = body::decode(encoding, &raw, limit)?;
+    // Decompressing up to 20 MiB is CPU work: off the worker's thread.
+    let bytes = web::block(move || body::decode(encoding, &raw, limit))
+        .await
+        .map_err(|e| Error::internal_from("decompressing a body", e))??;
+    if let Some(held) = memory.as_mut() {
+        let keep = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
+        let excess = (held.num_permits() as u32).saturating_sub(keep);
+        drop(held.split(excess as usize));
+    }
     Ok(Body {
         bytes,
         _memory: memory,

@@ -357,6 +357,11 @@ impl Handler<Admit> for StorageWriter {
 
     fn handle(&mut self, Admit(events): Admit, ctx: &mut Self::Context) -> Result<()> {
         self.check_outcome(ctx);
+        // A draining writer is about to stop: what it took now could be
+        // left unwritten.
+        if !self.drain_waiters.is_empty() {
+            return Err(Error::ShuttingDown);
+        }
         // An empty buffer takes any one request, even one larger than the
         // buffer, so that no configuration refuses a request forever; it
         // then holds at most one request's events beyond its capacity.

@@ -275,7 +275,11 @@ impl Handler<Admit> for WriterRegistry {
             }
             None => self.start_writer(project_id).clone(),
         };
-        Box::pin(async move { writer.send(msg).await? })
+        // Queued now (the writer's mailbox has room unless it is far
+        // behind), so the Drain of a DrainAll handled after this message
+        // reaches the writer after it too.
+        let sent = writer.send(msg);
+        Box::pin(async move { sent.await? })
     }
 }
 

@@ -151,6 +151,33 @@ async fn a_resolved_issue_that_gets_an_event_is_unresolved_again_with_the_time()
 }
 
 #[actix::test]
+async fn an_event_received_before_the_issue_was_resolved_does_not_reopen_it() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    // Received, then held in a buffer while someone resolves the issue.
+    let late = event(project, &crash("profile", 2));
+    db::events::insert_batch(&t.events, &[event(project, &crash("profile", 1))])
+        .await
+        .unwrap();
+    t.execute("UPDATE issues SET status = 'resolved', resolved_at = now()")
+        .await;
+    db::events::insert_batch(&t.events, std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    let status: String = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT status FROM issues", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "resolved");
+    assert_eq!(counts(&t, project).await, vec![(2, 2)], "but it counts");
+}
+
+#[actix::test]
 async fn two_writers_on_one_fingerprint_at_once_keep_the_count_exact() {
     let t = TestDb::new().await;
     let project = t.new_project().await;

@@ -1,40 +1,52 @@
-//! Mesher: the foundation of a self-hosted error-monitoring backend, in the
-//! family of Sentry and GlitchTip.
+//! Mesher: a self-hosted error-monitoring backend, in the family of Sentry
+//! and GlitchTip.
 //!
-//! Organizations own projects; projects own `mshr_` API keys and receive
-//! error events; users log in with a password and belong to organizations.
-//! Every service is an [actix] actor, all running in one `actix::System`,
-//! over PostgreSQL.
+//! Applications send their errors with the Sentry SDK they already use;
+//! Mesher takes them over HTTP, stores them through per-project batching
+//! writers in a daily-partitioned PostgreSQL table, and groups them into
+//! issues. Organizations own projects; projects own `mshr_` API keys (the
+//! keys in their DSNs); users log in with a password and belong to
+//! organizations. Every service is an [actix] actor, all running in one
+//! `actix::System` with the HTTP server.
 //!
 //! # Map of the crate
 //!
 //! - [`system`]: the wiring. [`start`] brings everything up and returns a
 //!   [`Mesher`] holding each actor's address; [`run`] adds the wait for a
 //!   shutdown signal and the final drain. The `mesher` binary is a thin
-//!   shell around [`run`].
+//!   shell around [`run`] and the set-up commands in [`cli`].
+//! - [`http`]: the actix-web server: Sentry-compatible ingestion, health
+//!   and metrics, with the wire formats (envelopes, auth headers, body
+//!   encodings) as pure functions.
 //! - [`services`]: the actors, one file each: [`services::OrgService`],
-//!   [`services::ProjectService`], [`services::UserService`], the
-//!   per-project [`services::StorageWriter`], the
-//!   [`services::WriterRegistry`] that routes events to writers and
-//!   supervises them, and the [`services::PartitionManager`].
+//!   [`services::ProjectService`] (with the ingest key cache),
+//!   [`services::UserService`], [`services::IssueService`], the per-project
+//!   [`services::StorageWriter`], the [`services::WriterRegistry`] that
+//!   routes events to writers and supervises them, and the
+//!   [`services::PartitionManager`].
 //! - [`db`]: the query layer, the only place SQL lives; async functions
-//!   over a bb8 pool of tokio-postgres connections.
+//!   over a bb8 pool of tokio-postgres connections. [`db::events`] stores a
+//!   batch and its issues in one statement.
 //! - [`domain`]: the values and their rules (slugs, emails, passwords,
-//!   keys, events), checked once at construction.
+//!   keys, events as the SDKs send them), checked once at construction, and
+//!   [`domain::grouping`], Sentry's fingerprint precedence.
+//! - [`metrics`]: what `/metrics` counts.
 //! - [`config`]: every tunable with its default, and reading them from the
 //!   environment.
 //! - [`error`]: the one [`Error`] enum every operation returns.
 //!
 //! `schema.sql` at the top of the repository is the data model; it is
-//! compiled in and applied at every start.
+//! compiled in and applied at every start, upgrading older databases in
+//! place.
 //!
 //! # Threads
 //!
-//! The tenancy services and the partition manager run on the System's
-//! arbiter. The writer registry and its per-project writers run on an
-//! arbiter of their own, so a burst of events cannot delay a login; their
-//! database work runs on a third, the storage I/O arbiter, with a pool of
-//! its own. bcrypt runs on tokio's blocking pool.
+//! The tenancy services, the issue service and the partition manager run
+//! on the System's arbiter; the HTTP server on worker threads of its own.
+//! The writer registry and its per-project writers run on an arbiter of
+//! their own, so a burst of events cannot delay a login; their database
+//! work runs on a third, the storage I/O arbiter, with a pool of its own.
+//! bcrypt and request-body decompression run on tokio's blocking pool.
 //!
 //! # Embedding
 //!

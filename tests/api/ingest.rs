@@ -785,3 +785,57 @@ async fn browsers_may_post_from_any_origin_and_read_the_rate_limits() {
     );
     server.mesher.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn two_mesher_instances_writing_one_fingerprint_keep_exact_counts() {
+    let t = TestDb::new().await;
+    let first = Server::start(&t).await;
+    // A second instance on the same database: its own server, key cache,
+    // writers and pools, as a second process behind a load balancer has.
+    let mut config = t.config();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    let second = mesher::start(&config).await.unwrap();
+    let urls = [
+        first.envelope_url(),
+        format!(
+            "http://{}/api/{}/envelope/",
+            second.http_addr, first.project.public_id
+        ),
+    ];
+    let auth = first.auth();
+    // The same crash, 200 times, half through each instance; every tenth
+    // event is sent to both, as an SDK retrying through the other route.
+    let crash = |i: usize| {
+        json!({
+            "event_id": format!("{:032x}", i + 1),
+            "exception": {"values": [{"type": "KeyError", "value": "'user'",
+                "stacktrace": {"frames": [{"module": "app", "function": "view", "lineno": i}]}}]},
+        })
+    };
+    let sends = (0..200).flat_map(|i| {
+        let targets: Vec<&String> = if i % 10 == 0 {
+            urls.iter().collect()
+        } else {
+            vec![&urls[i % 2]]
+        };
+        let (auth, body) = (auth.clone(), envelope(&crash(i)));
+        targets.into_iter().map(move |url| {
+            let (auth, body) = (auth.clone(), body.clone());
+            async move { post(url, &[("X-Sentry-Auth", &auth)], body).await.0 }
+        })
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    first.mesher.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 200);
+    assert_eq!(t.count("SELECT count(*) FROM issues").await, 1);
+    assert_eq!(
+        t.count("SELECT sum(event_count)::bigint FROM issues").await,
+        200
+    );
+}

@@ -47,7 +47,6 @@ struct Inner {
     refused: Family<Reason, Counter>,
     stored: Counter,
     dropped: Family<Reason, Counter>,
-    spooled: Counter,
     ignored_items: Family<ItemTypeName, Counter>,
     batches: Counter,
     batch_seconds: Histogram,
@@ -64,7 +63,6 @@ impl Default for Metrics {
             refused: Family::default(),
             stored: Counter::default(),
             dropped: Family::default(),
-            spooled: Counter::default(),
             ignored_items: Family::default(),
             batches: Counter::default(),
             // 1 ms to about 16 s.
@@ -97,11 +95,6 @@ impl Default for Metrics {
             "events_dropped",
             "Accepted events given up, by reason",
             inner.dropped.clone(),
-        );
-        registry.register(
-            "events_spooled",
-            "Events written to the local spool",
-            inner.spooled.clone(),
         );
         registry.register(
             "envelope_items_ignored",
@@ -147,10 +140,6 @@ impl Metrics {
 
     pub fn events_dropped(&self, reason: &'static str, n: u64) {
         self.0.dropped.get_or_create(&Reason { reason }).inc_by(n);
-    }
-
-    pub fn events_spooled(&self, n: u64) {
-        self.0.spooled.inc_by(n);
     }
 
     pub fn item_ignored(&self, item_type: &'static str) {

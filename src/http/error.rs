@@ -10,7 +10,7 @@ use super::envelope::EnvelopeError;
 use super::sentry_auth::AuthError;
 use crate::error::Error;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::fmt;
@@ -188,11 +188,6 @@ impl ResponseError for ApiError {
         let body = json!({ "error": { "code": self.0.code, "message": self.0.message } });
         self.0.response(body, false)
     }
-}
-
-/// `Content-Type` of the JSON bodies, for handlers that build their own.
-pub fn json_content_type() -> HeaderValue {
-    HeaderValue::from_static("application/json")
 }
 
 #[cfg(test)]

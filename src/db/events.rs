@@ -13,7 +13,7 @@
 
 use super::partitions;
 use crate::domain::{Event, RawJson};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{Deref, DerefMut};
@@ -206,6 +206,61 @@ pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
             _ => return Err(err.into()),
         }
     }
+}
+
+/// What [`store_batch`] did with a batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Events PostgreSQL refused for their data, by id; the rest of the
+    /// batch is stored.
+    pub refused: Vec<Uuid>,
+}
+
+/// Stores a batch like [`insert_batch`], except that a batch refused for
+/// its data (see [`refused_for_data`]) is split in halves, again and again,
+/// until the events PostgreSQL refuses are found: the others are stored
+/// and the refused ones named in the reply. A failure of any other kind
+/// (the connection, a lock, a missing table) fails the whole call, to be
+/// retried whole; pieces stored before it are then skipped as already
+/// stored, since each piece commits on its own and `event_ids` makes
+/// sending an event again harmless.
+pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
+    let mut refused = Vec::new();
+    let mut pieces = vec![events];
+    while let Some(piece) = pieces.pop() {
+        match insert_batch(pool, piece).await {
+            Ok(_) => {}
+            Err(e) if refused_for_data(&e) => match piece {
+                [one] => {
+                    log::warn!("PostgreSQL refused event {}: {}", one.id(), e.report());
+                    refused.push(one.id());
+                }
+                _ => {
+                    let (left, right) = piece.split_at(piece.len() / 2);
+                    pieces.extend([right, left]);
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Stored { refused })
+}
+
+/// Whether PostgreSQL refused a statement for the values in it rather than
+/// for the state of the server or the connection: a data exception (class
+/// 22), an integrity constraint (23), a program limit such as a row too
+/// large to index (54), or an exception raised by a trigger or function
+/// (P0). Retrying those cannot succeed; splitting the batch finds them.
+pub fn refused_for_data(e: &Error) -> bool {
+    let Error::Database(pg) = e else {
+        return false;
+    };
+    pg.code().is_some_and(|code| {
+        let code = code.code();
+        ["22", "23", "54", "P0"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
 }
 
 async fn insert(

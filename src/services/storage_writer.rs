@@ -68,7 +68,7 @@ pub struct StorageWriter {
 
 /// What a writer has done since it started. Every event received is in
 /// exactly one place: `received = stored + dropped_overflow +
-/// dropped_after_retries + buffered + in_flight`.
+/// dropped_after_retries + refused_by_database + buffered + in_flight`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriterStats {
     pub received: u64,
@@ -80,6 +80,9 @@ pub struct WriterStats {
     /// Events of batches given up: still failing after the last retry, or
     /// lost with the I/O arbiter at shutdown.
     pub dropped_after_retries: u64,
+    /// Events PostgreSQL refused for their data (see
+    /// [`db::events::store_batch`]); the rest of their batch was stored.
+    pub refused_by_database: u64,
     /// Retry attempts made (not events).
     pub retries: u64,
 }
@@ -93,6 +96,7 @@ impl WriterStats {
         self.stored += other.stored;
         self.dropped_overflow += other.dropped_overflow;
         self.dropped_after_retries += other.dropped_after_retries;
+        self.refused_by_database += other.refused_by_database;
         self.retries += other.retries;
     }
 }
@@ -102,7 +106,7 @@ impl WriterStats {
 struct Outcome {
     batch: Vec<Event>,
     attempt: usize,
-    result: Result<u64>,
+    result: Result<db::events::Stored>,
     took: Duration,
 }
 
@@ -158,7 +162,7 @@ impl StorageWriter {
         let (pool, me) = (self.pool.clone(), ctx.address());
         let spawned = self.io.spawn(async move {
             let start = Instant::now();
-            let result = db::events::insert_batch(&pool, &batch).await;
+            let result = db::events::store_batch(&pool, &batch).await;
             let _ = tx.send(Outcome {
                 batch,
                 attempt,
@@ -213,10 +217,21 @@ impl StorageWriter {
         ctx: &mut Context<Self>,
     ) {
         match result {
-            Ok(_) => {
-                self.stats.stored += batch.len() as u64;
-                self.metrics.events_stored(batch.len() as u64);
+            Ok(db::events::Stored { refused }) => {
+                let stored = (batch.len() - refused.len()) as u64;
+                self.stats.stored += stored;
+                self.metrics.events_stored(stored);
                 self.metrics.batch_written(took);
+                if !refused.is_empty() {
+                    self.stats.refused_by_database += refused.len() as u64;
+                    self.metrics
+                        .events_dropped("refused_by_database", refused.len() as u64);
+                    log::error!(
+                        "project {}: PostgreSQL refused {} event(s), stored the other {stored}: {refused:?}",
+                        self.project_id,
+                        refused.len()
+                    );
+                }
             }
             Err(e) => {
                 if let Some(&delay) = self.config.retry_backoff.get(attempt) {

@@ -89,7 +89,12 @@ async fn stats(writer: &Addr<StorageWriter>) -> WriterStats {
     let s = writer.send(Stats).await.unwrap();
     assert_eq!(
         s.received,
-        s.stored + s.dropped_overflow + s.dropped_after_retries + s.buffered + s.in_flight,
+        s.stored
+            + s.dropped_overflow
+            + s.dropped_after_retries
+            + s.refused_by_database
+            + s.buffered
+            + s.in_flight,
         "counters do not add up: {s:?}"
     );
     s
@@ -267,6 +272,7 @@ async fn stats_account_for_every_event_received() {
             stored: 5,
             dropped_overflow: 2,
             dropped_after_retries: 10,
+            refused_by_database: 0,
             retries: 6,
         }
     );
@@ -338,8 +344,10 @@ async fn a_batch_that_keeps_failing_is_dropped_after_three_retries() {
 async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     let t = TestDb::new().await;
     let (a, b) = (t.new_project().await, t.new_project().await);
-    // Make the cloned trigger certain: a row trigger on the partitioned
-    // table is cloned to partitions, existing or created later.
+    // A fault of the server's state (a lock not had), which is retried,
+    // not one of the data, which would be split out and refused. Make the
+    // cloned trigger certain: a row trigger on the partitioned table is
+    // cloned to partitions, existing or created later.
     db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
         .await
         .unwrap();
@@ -347,7 +355,8 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
         "CREATE FUNCTION refuse_project_a() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              IF NEW.project_id = '{a}' THEN
-                 RAISE EXCEPTION 'injected fault for project %', NEW.project_id;
+                 RAISE EXCEPTION 'injected fault for project %', NEW.project_id
+                     USING ERRCODE = 'lock_not_available';
              END IF;
              RETURN NEW;
          END $$;
@@ -619,4 +628,62 @@ async fn a_slow_project_lookup_holds_back_only_that_project() {
     let s = drain.await.unwrap().unwrap();
     assert_eq!((s.totals.stored, s.pending, s.rejected), (8, 0, 0), "{s:?}");
     assert_eq!(stored_count(&t, a).await, 3);
+}
+
+#[actix::test]
+async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
+        .await
+        .unwrap();
+    t.execute(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.message LIKE '%poison%' THEN
+                 RAISE EXCEPTION 'refusing %', NEW.id;
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON events
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 20;
+    let writer = start_writer(&t, project, config);
+    let mut sent = events(project, 20);
+    let poison: BTreeSet<Uuid> = [3, 17]
+        .into_iter()
+        .map(|i| {
+            let payload = EventPayload {
+                message: Some(format!("poison {i}")),
+                ..Default::default()
+            };
+            sent[i] = Event::from_payload(project, payload).unwrap();
+            sent[i].id()
+        })
+        .collect();
+    send_all(&writer, &sent);
+    wait_until("the batch is settled", async || {
+        let s = stats(&writer).await;
+        s.buffered == 0 && s.in_flight == 0
+    })
+    .await;
+
+    let s = stats(&writer).await;
+    assert_eq!((s.stored, s.refused_by_database), (18, 2), "{s:?}");
+    assert_eq!((s.retries, s.dropped_after_retries), (0, 0), "{s:?}");
+    let expected: BTreeSet<Uuid> = sent
+        .iter()
+        .map(|e| e.id())
+        .filter(|id| !poison.contains(id))
+        .collect();
+    assert_eq!(stored_ids(&t, project).await, expected);
+    assert_eq!(
+        t.count("SELECT coalesce(sum(event_count), 0)::bigint FROM issues")
+            .await,
+        18,
+        "the issues count exactly the events stored"
+    );
 }

@@ -19,7 +19,7 @@ pub struct Config {
     /// (`MESHER_STORAGE_POOL_SIZE`): each holds one while a batch is written.
     pub storage_pool_size: u32,
     /// Whether event batches wait for the WAL flush at commit
-    /// (`MESHER_STORAGE_SYNCHRONOUS_COMMIT`, default off; see
+    /// (`MESHER_STORAGE_SYNCHRONOUS_COMMIT`, default on; see
     /// [`crate::db::event_pool`] for the trade-off).
     pub storage_synchronous_commit: bool,
     /// How long start-up waits for PostgreSQL to answer before giving up
@@ -154,7 +154,7 @@ impl Config {
             database_url: database_url.into(),
             pool_size: 16,
             storage_pool_size: 8,
-            storage_synchronous_commit: false,
+            storage_synchronous_commit: true,
             database_wait: Duration::from_secs(30),
             users: UserConfig::default(),
             writer: WriterConfig::default(),
@@ -414,6 +414,7 @@ mod tests {
     #[test]
     fn defaults_match_the_specification() {
         let c = from(&[("DATABASE_URL", "postgres://x")]).unwrap();
+        assert!(c.storage_synchronous_commit, "durable by default");
         assert_eq!(c.users.bcrypt_cost, 12);
         assert_eq!(c.users.session_ttl, Duration::from_secs(604_800));
         assert_eq!(c.writer.buffer_capacity, 500);

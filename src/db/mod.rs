@@ -44,13 +44,15 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
     Ok(build_pool(manager, max_size))
 }
 
-/// A pool for writing event batches. With `synchronous_commit` false its
-/// sessions commit without waiting for the WAL flush: a batch then costs
-/// no fsync, and an fsync slowed by other writes (long enough for a busy
-/// project to fill its buffer meanwhile) no longer holds up the writer. The risk is small and bounded: on a crash
-/// of PostgreSQL itself, the last fraction of a second of committed events
-/// (at most 3 x wal_writer_delay) may be lost, never corrupted; events wait
-/// in Mesher's own buffers for up to the flush interval anyway.
+/// A pool for writing event batches. By default (`synchronous_commit`
+/// true) a batch commits durably: once a writer counts its events as
+/// stored, a crash of PostgreSQL cannot take them back. With it false the
+/// sessions commit without waiting for the WAL flush: a batch then costs no
+/// fsync, and an fsync slowed by other writes no longer holds up the
+/// writer. What that risks: on a crash of PostgreSQL itself (not of
+/// Mesher), the events of the last moments before it (up to 3 x
+/// `wal_writer_delay`, 600 ms by default) that Mesher had already counted
+/// as stored and answered 200 for are lost; nothing is corrupted.
 pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<EventPool> {
     let mut config = parse_url(url)?;
     if !synchronous_commit {

@@ -175,6 +175,43 @@ impl bb8::ManageConnection for EventConnections {
 /// batch's days get partitions and the batch goes again, so no event is
 /// lost to a missing partition.
 pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
+    insert_piece(pool, events)
+        .await
+        .map_err(Failure::into_error)
+}
+
+/// Why [`insert_piece`] failed, told apart while PostgreSQL's SQLSTATE is
+/// still at hand: converting to [`Error`] maps some codes a batch can be
+/// refused with (a unique violation, say) to variants that no longer carry
+/// it.
+enum Failure {
+    /// Refused for the values sent (see [`refused_for_data`]).
+    Data(Error),
+    /// Anything else: the connection, the pool, the server's state.
+    Other(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Data(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<bb8::RunError<PgError>> for Failure {
+    fn from(e: bb8::RunError<PgError>) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure> {
     let Some(first) = events.first() else {
         return Ok(0);
     };
@@ -203,7 +240,8 @@ pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
                 partitions::ensure_days(&mut client, days).await?;
                 partitions_ensured = true;
             }
-            _ => return Err(err.into()),
+            Some(code) if refused_for_data(code) => return Err(Failure::Data(err.into())),
+            _ => return Err(Failure::Other(err.into())),
         }
     }
 }
@@ -228,9 +266,9 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
     let mut refused = Vec::new();
     let mut pieces = vec![events];
     while let Some(piece) = pieces.pop() {
-        match insert_batch(pool, piece).await {
+        match insert_piece(pool, piece).await {
             Ok(_) => {}
-            Err(e) if refused_for_data(&e) => match piece {
+            Err(Failure::Data(e)) => match piece {
                 [one] => {
                     log::warn!("PostgreSQL refused event {}: {}", one.id(), e.report());
                     refused.push(one.id());
@@ -240,7 +278,7 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
                     pieces.extend([right, left]);
                 }
             },
-            Err(e) => return Err(e),
+            Err(Failure::Other(e)) => return Err(e),
         }
     }
     Ok(Stored { refused })
@@ -248,19 +286,25 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
 
 /// Whether PostgreSQL refused a statement for the values in it rather than
 /// for the state of the server or the connection: a data exception (class
-/// 22), an integrity constraint (23), a program limit such as a row too
-/// large to index (54), or an exception raised by a trigger or function
-/// (P0). Retrying those cannot succeed; splitting the batch finds them.
-pub fn refused_for_data(e: &Error) -> bool {
-    let Error::Database(pg) = e else {
-        return false;
-    };
-    pg.code().is_some_and(|code| {
-        let code = code.code();
-        ["22", "23", "54", "P0"]
+/// 22), an integrity constraint (23) other than a foreign key, a program
+/// limit such as a row too large to index (54), or an exception raised by
+/// a trigger or function (P0). Retrying those cannot succeed; splitting
+/// the batch finds them.
+///
+/// Everything else is retried whole, as are failures with no SQLSTATE (a
+/// broken connection, a pool timeout): the connection (08), an
+/// administrator's shutdown (57P01-57P03), exhausted resources (53), a
+/// serialization failure or deadlock (40), and a missing table or
+/// privilege (42), which is the operator's fault, not the events'. The one
+/// foreign key the statement can break is `issues.project_id`, the same for
+/// every event of the batch (its project was deleted): no half of the
+/// batch would fare better.
+pub fn refused_for_data(code: &SqlState) -> bool {
+    let code = code.code();
+    code != SqlState::FOREIGN_KEY_VIOLATION.code()
+        && ["22", "23", "54", "P0"]
             .iter()
             .any(|class| code.starts_with(class))
-    })
 }
 
 async fn insert(
@@ -332,4 +376,39 @@ impl ToSql for RawJson {
     }
 
     to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_of_the_values_sent_split_a_batch() {
+        let split = [
+            "22001", // string_data_right_truncation
+            "22021", // character_not_in_repertoire (a NUL byte in text)
+            "22P02", // invalid_text_representation
+            "22P05", // untranslatable_character (\u0000 in jsonb)
+            "23502", // not_null_violation
+            "23505", // unique_violation: mapped to Error::AlreadyExists
+            "23514", // check_violation (once partitions were ensured)
+            "54000", // program_limit_exceeded (index row too large)
+            "P0001", // raise_exception (a trigger)
+        ];
+        let retried = [
+            "08000", "08003", "08006", // the connection
+            "57P01", "57P02", "57P03", // an administrator's shutdown
+            "53100", "53200", "53300", // disk full, out of memory, connections
+            "40001", "40P01", // serialization failure, deadlock
+            "42501", "42P01", // insufficient privilege, undefined table
+            "23503", // foreign_key_violation: the batch's project is gone
+            "55P03", "57014", "XX000", // lock, statement timeout, internal
+        ];
+        for code in split {
+            assert!(refused_for_data(&SqlState::from_code(code)), "{code}");
+        }
+        for code in retried {
+            assert!(!refused_for_data(&SqlState::from_code(code)), "{code}");
+        }
+    }
 }

@@ -630,32 +630,39 @@ async fn a_slow_project_lookup_holds_back_only_that_project() {
     assert_eq!(stored_count(&t, a).await, 3);
 }
 
-#[actix::test]
-async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
-    let t = TestDb::new().await;
-    let project = t.new_project().await;
+/// Installs a row trigger on `events` (cloned to every partition, so today's
+/// partition is made first) that raises `errcode` for the rows whose message
+/// contains `poison`, and also `admin_shutdown` for every row while
+/// `fault_on` has a row: a fault of the server, not of the data.
+async fn install_poison_trigger(t: &TestDb, errcode: &str) {
     db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
         .await
         .unwrap();
-    t.execute(
-        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    t.execute(&format!(
+        "CREATE TABLE fault_on (on_ boolean);
+         CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              IF NEW.message LIKE '%poison%' THEN
-                 RAISE EXCEPTION 'refusing %', NEW.id;
+                 RAISE EXCEPTION 'refusing %', NEW.id USING ERRCODE = '{errcode}';
+             END IF;
+             IF EXISTS (SELECT FROM fault_on) THEN
+                 RAISE EXCEPTION 'server going down' USING ERRCODE = 'admin_shutdown';
              END IF;
              RETURN NEW;
          END $$;
          CREATE TRIGGER refuse_poison BEFORE INSERT ON events
-             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
-    )
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+    ))
     .await;
-    let mut config = no_timer(t.config().writer);
-    config.batch_size = 20;
-    let writer = start_writer(&t, project, config);
-    let mut sent = events(project, 20);
-    let poison: BTreeSet<Uuid> = [3, 17]
-        .into_iter()
-        .map(|i| {
+}
+
+/// `n` events for `project`, those at `poison` carrying the word the trigger
+/// refuses; and the ids of those.
+fn events_with_poison(project: Uuid, n: usize, poison: &[usize]) -> (Vec<Event>, BTreeSet<Uuid>) {
+    let mut sent = events(project, n);
+    let ids = poison
+        .iter()
+        .map(|&i| {
             let payload = EventPayload {
                 message: Some(format!("poison {i}")),
                 ..Default::default()
@@ -664,26 +671,133 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
             sent[i].id()
         })
         .collect();
+    (sent, ids)
+}
+
+/// Every event of `sent` but the `refused` is stored, each once, and the
+/// issues count exactly the rows.
+async fn assert_stored_once_but(
+    t: &TestDb,
+    project: Uuid,
+    sent: &[Event],
+    refused: &BTreeSet<Uuid>,
+) {
+    let expected: BTreeSet<Uuid> = sent
+        .iter()
+        .map(|e| e.id())
+        .filter(|id| !refused.contains(id))
+        .collect();
+    assert_eq!(stored_ids(t, project).await, expected);
+    assert_eq!(
+        stored_count(t, project).await,
+        expected.len() as i64,
+        "each once"
+    );
+    assert_eq!(
+        t.count("SELECT coalesce(sum(event_count), 0)::bigint FROM issues")
+            .await,
+        expected.len() as i64,
+        "the issues count exactly the events stored"
+    );
+}
+
+/// A plain exception from a trigger, and a unique violation (which Mesher's
+/// error mapping turns into `AlreadyExists`, so the split must look at the
+/// SQLSTATE before that).
+#[actix::test]
+async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
+    for errcode in ["raise_exception", "unique_violation"] {
+        let t = TestDb::new().await;
+        let project = t.new_project().await;
+        install_poison_trigger(&t, errcode).await;
+        let mut config = no_timer(t.config().writer);
+        config.batch_size = 20;
+        let metrics = Metrics::default();
+        let writer = StorageWriter::new(
+            project,
+            t.events.clone(),
+            config,
+            Arbiter::current(),
+            metrics.clone(),
+        )
+        .start();
+        let (sent, poison) = events_with_poison(project, 20, &[3, 17]);
+        send_all(&writer, &sent);
+        wait_until("the batch is settled", async || {
+            let s = stats(&writer).await;
+            s.buffered == 0 && s.in_flight == 0
+        })
+        .await;
+
+        let s = stats(&writer).await;
+        assert_eq!(
+            (s.stored, s.refused_by_database),
+            (18, 2),
+            "{errcode}: {s:?}"
+        );
+        assert_eq!(
+            (s.retries, s.dropped_after_retries),
+            (0, 0),
+            "{errcode}: {s:?}"
+        );
+        assert_stored_once_but(&t, project, &sent, &poison).await;
+        let text = metrics.encode();
+        assert!(
+            text.contains("mesher_events_dropped_total{reason=\"refused_by_database\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("mesher_events_stored_total 18"), "{text}");
+    }
+}
+
+/// A fault of the server met halfway through splitting a batch fails the
+/// whole write, which is retried whole: the pieces committed before it are
+/// skipped through `event_ids`, so every good event is stored once and every
+/// refused one counted once.
+#[actix::test]
+async fn a_server_fault_while_splitting_retries_the_batch_whole() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    install_poison_trigger(&t, "raise_exception").await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 20;
+    // Retried for as long as the fault lasts (bounded well past the
+    // liveness bound).
+    config.retry_backoff = vec![Duration::from_millis(20); 1000];
+    let writer = start_writer(&t, project, config);
+
+    // Some of the batch is committed before the fault begins.
+    let (first, _) = events_with_poison(project, 4, &[]);
+    db::events::insert_batch(&t.events, &first[..2])
+        .await
+        .unwrap();
+    t.execute("INSERT INTO fault_on VALUES (true)").await;
+    let (mut sent, poison) = events_with_poison(project, 16, &[5, 11]);
+    sent.splice(0..0, first);
     send_all(&writer, &sent);
+    wait_until(
+        "the batch has failed whole and is being retried",
+        async || stats(&writer).await.retries >= 2,
+    )
+    .await;
+    let s = stats(&writer).await;
+    assert_eq!(
+        (s.stored, s.refused_by_database, s.in_flight),
+        (0, 0, 20),
+        "nothing split out for a fault of the server: {s:?}"
+    );
+
+    t.execute("DELETE FROM fault_on").await;
     wait_until("the batch is settled", async || {
         let s = stats(&writer).await;
         s.buffered == 0 && s.in_flight == 0
     })
     .await;
-
     let s = stats(&writer).await;
-    assert_eq!((s.stored, s.refused_by_database), (18, 2), "{s:?}");
-    assert_eq!((s.retries, s.dropped_after_retries), (0, 0), "{s:?}");
-    let expected: BTreeSet<Uuid> = sent
-        .iter()
-        .map(|e| e.id())
-        .filter(|id| !poison.contains(id))
-        .collect();
-    assert_eq!(stored_ids(&t, project).await, expected);
     assert_eq!(
-        t.count("SELECT coalesce(sum(event_count), 0)::bigint FROM issues")
-            .await,
-        18,
-        "the issues count exactly the events stored"
+        (s.stored, s.refused_by_database, s.dropped_after_retries),
+        (18, 2, 0),
+        "{s:?}"
     );
+    assert_stored_once_but(&t, project, &sent, &poison).await;
 }

@@ -107,10 +107,11 @@ async fn unknown_email_and_wrong_password_get_the_same_error() {
     );
     // Both paths look the user up and verify one hash of the same cost, so
     // the ratio sits near 1. Skipping the hash for an unknown email (the
-    // leak this guards against) puts it near 0.06 here; a tolerance of 0.5
-    // to 2 tells the two apart with room for a loaded machine.
+    // leak this guards against) puts it near 0.06 here; a tolerance of 0.25
+    // to 4 tells the two apart with room for a machine loaded by the rest
+    // of the suite (0.5 to 2 failed once under it).
     assert!(
-        (0.5..=2.0).contains(&ratio),
+        (0.25..=4.0).contains(&ratio),
         "an unknown email took {ratio:.2} times as long as a wrong password"
     );
     assert_eq!(t.count("SELECT count(*) FROM sessions").await, 0);

@@ -6,7 +6,6 @@
 
 use crate::config::Config;
 use crate::db;
-use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
 use crate::services::{
     AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrgBySlug, GetProject, ListApiKeys,
@@ -139,10 +138,7 @@ async fn services(config: &Config) -> Result<Services> {
     db::wait_for_database(&config.database_url, config.database_wait).await?;
     let pool = db::pool(&config.database_url, 2)?;
     db::apply_schema(&pool).await?;
-    let public_url = match &config.http.public_url {
-        Some(url) => url.clone(),
-        None => PublicUrl::parse(&format!("http://{}", config.http.addr))?,
-    };
+    let public_url = config.http.public_url(config.http.addr)?;
     Ok(Services {
         orgs: OrgService::new(pool.clone()).start(),
         projects: ProjectService::new(pool.clone(), public_url).start(),

@@ -391,6 +391,15 @@ impl PartitionConfig {
 }
 
 impl HttpConfig {
+    /// What DSNs point at when the server listens on `bound`: the
+    /// configured public URL, else `http://<bound>`.
+    pub fn public_url(&self, bound: SocketAddr) -> Result<PublicUrl> {
+        match &self.public_url {
+            Some(url) => Ok(url.clone()),
+            None => PublicUrl::parse(&format!("http://{bound}")),
+        }
+    }
+
     /// See [`Config::validate`].
     pub fn validate(&self) -> Result<()> {
         at_most_a_year("MESHER_HTTP_SHUTDOWN_SECS", self.shutdown_timeout)?;

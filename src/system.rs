@@ -64,10 +64,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let http_addr = listener
         .local_addr()
         .map_err(|e| crate::Error::internal_from("listening socket", e))?;
-    let public_url = match &config.http.public_url {
-        Some(url) => url.clone(),
-        None => PublicUrl::parse(&format!("http://{http_addr}"))?,
-    };
+    let public_url = config.http.public_url(http_addr)?;
 
     let metrics = Metrics::default();
     let projects = ProjectService::new(pool.clone(), public_url.clone()).start();

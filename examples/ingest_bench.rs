@@ -168,7 +168,12 @@ async fn stored_rows(pool: &Pool) -> Result<i64> {
 /// included, so the ceiling and the writers are measured alike.
 fn event_pool(url: &str) -> Result<EventPool> {
     let c = mesher::Config::new(url);
-    db::event_pool(url, c.storage_pool_size, c.storage_synchronous_commit)
+    db::event_pool(
+        url,
+        c.storage_pool_size,
+        c.storage_synchronous_commit,
+        Default::default(),
+    )
 }
 
 /// Phase 1: binary COPY in batches of 5,000 over one connection.
@@ -197,8 +202,12 @@ async fn warmed_registry(projects: &[Uuid]) -> Result<(Addr<WriterRegistry>, Reg
     let url =
         std::env::var("DATABASE_URL").map_err(|_| Error::invalid("DATABASE_URL", "must be set"))?;
     let pool = event_pool(&url)?;
-    let registry =
-        WriterRegistry::start_on_own_thread(pool, WriterConfig::default(), Metrics::default());
+    let registry = WriterRegistry::start_on_own_thread(
+        pool,
+        WriterConfig::default(),
+        Metrics::default(),
+        None,
+    );
     for (i, p) in projects.iter().enumerate() {
         registry.do_send(Store(Event::from_payload(*p, payload(i))?));
     }

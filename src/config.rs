@@ -4,6 +4,7 @@
 use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything [`crate::start`] needs. `Debug` leaves out the database URL,
@@ -29,6 +30,31 @@ pub struct Config {
     pub writer: WriterConfig,
     pub partitions: PartitionConfig,
     pub http: HttpConfig,
+    pub spool: SpoolConfig,
+}
+
+/// Where batches wait on local disk while PostgreSQL cannot take them
+/// (see [`crate::services::Spool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// The spool's directory (`MESHER_SPOOL_DIR`, default `mesher-spool`
+    /// under the working directory; empty turns the spool off, which
+    /// brings back drop-oldest during outages). A spool left there by an
+    /// earlier run is replayed at start.
+    pub dir: Option<PathBuf>,
+    /// The most the spooled batches may take, in bytes
+    /// (`MESHER_SPOOL_MAX_MB`, default 1024 MiB); past it, events are
+    /// refused (HTTP 429) or dropped and counted.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: Some(PathBuf::from("mesher-spool")),
+            max_bytes: 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// Tuning for the HTTP server.
@@ -143,6 +169,7 @@ impl std::fmt::Debug for Config {
             .field("writer", &self.writer)
             .field("partitions", &self.partitions)
             .field("http", &self.http)
+            .field("spool", &self.spool)
             .finish()
     }
 }
@@ -160,6 +187,7 @@ impl Config {
             writer: WriterConfig::default(),
             partitions: PartitionConfig::default(),
             http: HttpConfig::default(),
+            spool: SpoolConfig::default(),
         }
     }
 
@@ -261,6 +289,14 @@ impl Config {
         if let Some(n) = num("MESHER_HTTP_CLIENT_TIMEOUT_MS")? {
             c.http.client_timeout = Duration::from_millis(n);
         }
+        if let Some(dir) = get("MESHER_SPOOL_DIR") {
+            c.spool.dir = Some(PathBuf::from(dir)).filter(|d| !d.as_os_str().is_empty());
+        }
+        if let Some(n) = num("MESHER_SPOOL_MAX_MB")? {
+            c.spool.max_bytes = n
+                .checked_mul(1024 * 1024)
+                .ok_or(Error::invalid("MESHER_SPOOL_MAX_MB", "is too large"))?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -284,6 +320,7 @@ impl Config {
         self.users.validate()?;
         self.writer.validate()?;
         self.partitions.validate()?;
+        positive("MESHER_SPOOL_MAX_MB", self.spool.max_bytes)?;
         self.http.validate()
     }
 }
@@ -436,7 +473,39 @@ mod tests {
         assert_eq!(c.partitions.days_ahead, 7);
         assert_eq!(c.partitions.check_interval, Duration::from_secs(86_400));
         assert_eq!(c.partitions.lock_timeout, Duration::from_secs(5));
+        assert_eq!(c.spool.dir, Some(PathBuf::from("mesher-spool")));
+        assert_eq!(c.spool.max_bytes, 1 << 30);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_spool_can_be_moved_bounded_or_turned_off() {
+        let c = from(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("MESHER_SPOOL_DIR", "/var/lib/mesher/spool"),
+            ("MESHER_SPOOL_MAX_MB", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.spool.dir, Some(PathBuf::from("/var/lib/mesher/spool")));
+        assert_eq!(c.spool.max_bytes, 2 * 1024 * 1024);
+        let off = from(&[("DATABASE_URL", "postgres://x"), ("MESHER_SPOOL_DIR", "")]).unwrap();
+        assert_eq!(off.spool.dir, None);
+        for bad in ["0", "18446744073709551615"] {
+            let refused = from(&[
+                ("DATABASE_URL", "postgres://x"),
+                ("MESHER_SPOOL_MAX_MB", bad),
+            ]);
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::InvalidInput {
+                        field: "MESHER_SPOOL_MAX_MB",
+                        ..
+                    })
+                ),
+                "{bad}: {refused:?}"
+            );
+        }
     }
 
     #[test]

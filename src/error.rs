@@ -183,6 +183,9 @@ impl From<tokio_postgres::Error> for Error {
                 Error::invalid("id", "must be a UUID")
             }
             SqlState::ADMIN_SHUTDOWN => Error::unavailable("PostgreSQL is shutting down", e),
+            SqlState::CRASH_SHUTDOWN => {
+                Error::unavailable("PostgreSQL is restarting after a crash", e)
+            }
             SqlState::CANNOT_CONNECT_NOW => {
                 Error::unavailable("PostgreSQL is not accepting connections yet", e)
             }

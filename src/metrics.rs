@@ -3,8 +3,10 @@
 //! One [`Metrics`] is made by the wiring and handed to whoever counts: the
 //! HTTP layer (requests, events received, accepted and refused, ignored
 //! envelope items) and the storage writers (stored, dropped, batches and
-//! their latency, writers running). Every event answered 200 ends up in
-//! `stored` or in `dropped` with its reason; nothing leaves silently.
+//! their latency, writers running), and the spool (events spooled and
+//! replayed, what it holds). Every event answered 200 ends up in `stored`
+//! or in `dropped` with its reason, or waits in a buffer or the spool;
+//! nothing leaves silently.
 
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
@@ -52,6 +54,10 @@ struct Inner {
     batch_seconds: Histogram,
     http_requests: Family<RouteStatus, Counter>,
     writers: Gauge,
+    spooled: Counter,
+    replayed: Counter,
+    spool_events: Gauge,
+    spool_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -69,6 +75,10 @@ impl Default for Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             http_requests: Family::default(),
             writers: Gauge::default(),
+            spooled: Counter::default(),
+            replayed: Counter::default(),
+            spool_events: Gauge::default(),
+            spool_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -116,6 +126,26 @@ impl Default for Metrics {
             "writers_running",
             "Storage writers running",
             inner.writers.clone(),
+        );
+        registry.register(
+            "events_spooled",
+            "Events written to the local spool while PostgreSQL could not take them",
+            inner.spooled.clone(),
+        );
+        registry.register(
+            "events_replayed",
+            "Spooled events since committed to PostgreSQL",
+            inner.replayed.clone(),
+        );
+        registry.register(
+            "spool_events",
+            "Events waiting in the spool",
+            inner.spool_events.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes the spooled batches take",
+            inner.spool_bytes.clone(),
         );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
@@ -168,6 +198,20 @@ impl Metrics {
 
     pub fn writer_stopped(&self) {
         self.0.writers.dec();
+    }
+
+    pub fn events_spooled(&self, n: u64) {
+        self.0.spooled.inc_by(n);
+    }
+
+    pub fn events_replayed(&self, n: u64) {
+        self.0.replayed.inc_by(n);
+    }
+
+    /// What the spool holds now.
+    pub fn spool_usage(&self, events: u64, bytes: u64) {
+        self.0.spool_events.set(events as i64);
+        self.0.spool_bytes.set(bytes as i64);
     }
 
     /// Everything counted so far, in the Prometheus text format.

@@ -12,7 +12,7 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
     DrainAll, EnsurePartitions, IssueService, OrgService, PartitionManager, ProjectService,
-    RegistryStats, UserService, WriterRegistry,
+    RegistryStats, Spool, UserService, WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -67,15 +67,19 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let public_url = config.http.public_url(http_addr)?;
 
     let metrics = Metrics::default();
+    let reachability = db::Reachability::default();
+    let spool = Spool::open(&config.spool, reachability.clone(), metrics.clone())?;
     let projects = ProjectService::new(pool.clone(), public_url.clone()).start();
     let writers = WriterRegistry::start_on_own_thread(
         db::event_pool(
             &config.database_url,
             config.storage_pool_size,
             config.storage_synchronous_commit,
+            reachability,
         )?,
         config.writer.clone(),
         metrics.clone(),
+        spool,
     );
     let state = http::State {
         projects: projects.clone(),
@@ -112,11 +116,13 @@ impl Mesher {
         self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
         log::info!(
-            "drained {} storage writer(s): {} events stored, {} dropped on overflow, {} dropped after retries",
+            "drained {} storage writer(s): {} events stored, {} spooled, {} dropped on overflow, {} dropped after retries; the spool holds {} events",
             stats.writers,
             stats.totals.stored,
+            stats.totals.spooled,
             stats.totals.dropped_overflow,
-            stats.totals.dropped_after_retries
+            stats.totals.dropped_after_retries,
+            stats.spool.events
         );
         Ok(stats)
     }

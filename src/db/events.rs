@@ -105,11 +105,21 @@ pub type EventPool = bb8::Pool<EventConnections>;
 /// unusable `events` table (renamed, say) fail the connection rather than
 /// the batch, which the writer retries.
 #[derive(Debug)]
-pub struct EventConnections(PostgresConnectionManager<NoTls>);
+pub struct EventConnections {
+    manager: PostgresConnectionManager<NoTls>,
+    /// Told whether each attempt to connect succeeded.
+    reachability: super::Reachability,
+}
 
 impl EventConnections {
-    pub(super) fn new(manager: PostgresConnectionManager<NoTls>) -> Self {
-        EventConnections(manager)
+    pub(super) fn new(
+        manager: PostgresConnectionManager<NoTls>,
+        reachability: super::Reachability,
+    ) -> Self {
+        EventConnections {
+            manager,
+            reachability,
+        }
     }
 }
 
@@ -149,7 +159,14 @@ impl bb8::ManageConnection for EventConnections {
     type Error = PgError;
 
     async fn connect(&self) -> Result<EventConnection, PgError> {
-        let client = self.0.connect().await?;
+        let client = match self.manager.connect().await {
+            Ok(client) => client,
+            Err(e) => {
+                self.reachability.lost(&e);
+                return Err(e);
+            }
+        };
+        self.reachability.found();
         Ok(EventConnection {
             client,
             insert: None,
@@ -157,7 +174,7 @@ impl bb8::ManageConnection for EventConnections {
     }
 
     async fn is_valid(&self, conn: &mut EventConnection) -> Result<(), PgError> {
-        self.0.is_valid(&mut conn.client).await
+        self.manager.is_valid(&mut conn.client).await
     }
 
     fn has_broken(&self, conn: &mut EventConnection) -> bool {

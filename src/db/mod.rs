@@ -1,5 +1,6 @@
 //! The query layer: every SQL statement Mesher runs, as async functions
-//! over a bb8 pool of tokio-postgres connections.
+//! over a bb8 pool of tokio-postgres connections; and [`spool`], the
+//! statements of the local SQLite spool.
 //!
 //! Services call these and nothing else touches SQL. Every value reaches
 //! PostgreSQL as a bound parameter; the only SQL built from text is a
@@ -13,10 +14,13 @@ pub mod orgs;
 pub mod partitions;
 pub mod projects;
 pub mod sessions;
+pub mod spool;
 pub mod users;
 
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
@@ -53,7 +57,14 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
 /// Mesher), the events of the last moments before it (up to 3 x
 /// `wal_writer_delay`, 600 ms by default) that Mesher had already counted
 /// as stored and answered 200 for are lost; nothing is corrupted.
-pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<EventPool> {
+///
+/// Its connections report to `reachability` whether PostgreSQL answers.
+pub fn event_pool(
+    url: &str,
+    max_size: u32,
+    synchronous_commit: bool,
+    reachability: Reachability,
+) -> Result<EventPool> {
     let mut config = parse_url(url)?;
     if !synchronous_commit {
         let options = match config.get_options() {
@@ -62,11 +73,60 @@ pub fn event_pool(url: &str, max_size: u32, synchronous_commit: bool) -> Result<
         };
         config.options(options);
     }
-    Ok(build_pool(
-        events::EventConnections::new(PostgresConnectionManager::new(config, NoTls)),
-        max_size,
-    ))
+    // A writer must learn quickly that PostgreSQL is gone, so that its
+    // batch goes to the spool rather than waiting; and it must find it again
+    // quickly, so no reconnect backoff in the pool: the spool replayer's
+    // probe paces reconnecting during an outage.
+    config.connect_timeout(EVENT_CONNECT_TIMEOUT);
+    Ok(bb8::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(EVENT_CONNECTION_TIMEOUT)
+        .retry_connection(false)
+        .error_sink(Box::new(LogErrors))
+        .build_unchecked(events::EventConnections::new(
+            PostgresConnectionManager::new(config, NoTls),
+            reachability,
+        )))
 }
+
+/// Whether PostgreSQL answered the last attempt to connect to it; cheap to
+/// clone (shared inside). An [`EventPool`] keeps it current: a failed
+/// connect marks it unreachable at once, a successful one reachable again.
+/// Writers read it before each batch, so that during an outage their
+/// batches go to the spool instead of waiting for a connection.
+#[derive(Clone, Debug)]
+pub struct Reachability(Arc<AtomicBool>);
+
+impl Default for Reachability {
+    fn default() -> Self {
+        Reachability(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl Reachability {
+    pub fn is_reachable(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn lost(&self, e: &tokio_postgres::Error) {
+        if self.0.swap(false, Ordering::Relaxed) {
+            log::warn!("PostgreSQL is unreachable ({e}); event batches go to the spool, if any");
+        }
+    }
+
+    pub(crate) fn found(&self) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            log::info!("PostgreSQL answers again");
+        }
+    }
+}
+
+/// How long opening an event connection may take.
+const EVENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a writer waits for a pooled event connection: past it, its
+/// batch is taken for one PostgreSQL could not take, and spooled.
+const EVENT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn build_pool<M>(manager: M, max_size: u32) -> bb8::Pool<M>
 where

@@ -10,6 +10,8 @@ mod issue_service;
 mod org_service;
 mod partition_manager;
 mod project_service;
+mod spool;
+mod spool_replayer;
 mod storage_writer;
 mod user_service;
 mod writer_registry;
@@ -23,6 +25,8 @@ pub use project_service::{
     CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
     ProjectService, RevokeApiKey,
 };
+pub use spool::{Refused, Spool, SpoolStore};
+pub use spool_replayer::SpoolReplayer;
 pub use storage_writer::{Admit, Drain, Flush, Stats, StorageWriter, Store, WriterStats};
 pub use user_service::{
     AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,

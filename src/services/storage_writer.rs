@@ -11,6 +11,13 @@
 //! each holding a connection. A failed batch is retried after each
 //! `retry_backoff` delay, then dropped and counted.
 //!
+//! With a [`Spool`], an outage loses nothing: a batch that finds
+//! PostgreSQL unreachable goes to the spool at once (no retries: the
+//! replayer's probe decides when PostgreSQL is back), and so does a batch
+//! whose retries ran out for another reason. While PostgreSQL is
+//! unreachable, a full buffer spills to the spool instead of pushing out
+//! its oldest events. Only a full spool, or none, brings back drop-oldest.
+//!
 //! The database work of a flush (encoding the batch and the COPY) runs on
 //! an I/O arbiter, a thread the registry shares among all writers, not on
 //! the writer's own thread. Two reasons, both seen in the ingest benchmark:
@@ -27,6 +34,7 @@ use crate::db::{self, EventPool};
 use crate::domain::Event;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::services::Spool;
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -64,17 +72,27 @@ pub struct StorageWriter {
     drain_waiters: Vec<oneshot::Sender<WriterStats>>,
     /// Where stored and dropped events and batch latencies are counted.
     metrics: Metrics,
+    /// Where batches go while PostgreSQL cannot take them; `None` when the
+    /// spool is turned off.
+    spool: Option<Spool>,
+    /// Events on their way to the spool after a spill (see
+    /// [`StorageWriter::spill`]), not yet known to be on disk.
+    spilling: usize,
 }
 
 /// What a writer has done since it started. Every event received is in
-/// exactly one place: `received = stored + dropped_overflow +
+/// exactly one place: `received = stored + spooled + dropped_overflow +
 /// dropped_after_retries + refused_by_database + buffered + in_flight`.
+/// (Spooled events are stored later by the replayer, which counts them.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriterStats {
     pub received: u64,
     pub buffered: u64,
+    /// Events of the batch being written, or being spilled to the spool.
     pub in_flight: u64,
     pub stored: u64,
+    /// Events handed to the spool, safe on local disk.
+    pub spooled: u64,
     /// Oldest events pushed out of a full buffer.
     pub dropped_overflow: u64,
     /// Events of batches given up: still failing after the last retry, or
@@ -94,6 +112,7 @@ impl WriterStats {
         self.buffered += other.buffered;
         self.in_flight += other.in_flight;
         self.stored += other.stored;
+        self.spooled += other.spooled;
         self.dropped_overflow += other.dropped_overflow;
         self.dropped_after_retries += other.dropped_after_retries;
         self.refused_by_database += other.refused_by_database;
@@ -101,13 +120,71 @@ impl WriterStats {
     }
 }
 
-/// What a write on the I/O arbiter hands back: the batch (kept for a
-/// retry), which attempt it was, and how it went.
+/// What a write on the I/O arbiter hands back: which attempt it was, and
+/// where the batch landed or why it did not.
 struct Outcome {
-    batch: Vec<Event>,
     attempt: usize,
-    result: Result<db::events::Stored>,
+    result: std::result::Result<Landed, Failed>,
     took: Duration,
+}
+
+/// Where a batch ended up.
+enum Landed {
+    /// In PostgreSQL, but for the events it refused for their data.
+    Stored { count: usize, refused: Vec<Uuid> },
+    /// On disk in the spool.
+    Spooled { count: usize },
+}
+
+/// A batch that landed nowhere, kept for a retry.
+struct Failed {
+    batch: Vec<Event>,
+    /// Its size, even when the batch itself was lost with the spool.
+    count: usize,
+    error: Error,
+}
+
+/// Writes `batch` to PostgreSQL, or to the spool when PostgreSQL is
+/// unreachable or `retries_spent` (the spool is the batch's last chance).
+async fn land(
+    pool: &EventPool,
+    spool: Option<&Spool>,
+    batch: Vec<Event>,
+    retries_spent: bool,
+) -> std::result::Result<Landed, Failed> {
+    let count = batch.len();
+    let spool = match spool {
+        Some(spool) if retries_spent || !spool.database_reachable() => spool,
+        _ => {
+            let error = match db::events::store_batch(pool, &batch).await {
+                Ok(db::events::Stored { refused }) => {
+                    return Ok(Landed::Stored { count, refused });
+                }
+                Err(error) => error,
+            };
+            match spool {
+                // The connection broke, or none came: the pool has marked
+                // PostgreSQL unreachable if it is.
+                Some(spool) if matches!(error, Error::DatabaseUnavailable { .. }) => spool,
+                _ => {
+                    return Err(Failed {
+                        batch,
+                        count,
+                        error,
+                    });
+                }
+            }
+        }
+    };
+    let project_id = batch.first().map(Event::project_id).unwrap_or_default();
+    match spool.put(project_id, batch).await {
+        Ok(()) => Ok(Landed::Spooled { count }),
+        Err(refused) => Err(Failed {
+            batch: refused.events,
+            count,
+            error: refused.error,
+        }),
+    }
 }
 
 impl StorageWriter {
@@ -119,9 +196,12 @@ impl StorageWriter {
         config: WriterConfig,
         io: ArbiterHandle,
         metrics: Metrics,
+        spool: Option<Spool>,
     ) -> Self {
         StorageWriter {
             metrics,
+            spool,
+            spilling: 0,
             project_id,
             pool,
             buffer: VecDeque::new(),
@@ -139,7 +219,7 @@ impl StorageWriter {
     fn stats(&self) -> WriterStats {
         WriterStats {
             buffered: self.buffer.len() as u64,
-            in_flight: self.in_flight as u64,
+            in_flight: (self.in_flight + self.spilling) as u64,
             ..self.stats
         }
     }
@@ -154,17 +234,17 @@ impl StorageWriter {
     }
 
     /// Writes `batch` on the I/O arbiter; `attempt` counts the retries
-    /// already made.
+    /// already made, and one past the last retry goes to the spool.
     fn write(&mut self, batch: Vec<Event>, attempt: usize, ctx: &mut Context<Self>) {
         self.in_flight = batch.len();
         let (tx, rx) = oneshot::channel();
         self.outcome = Some(rx);
-        let (pool, me) = (self.pool.clone(), ctx.address());
+        let (pool, spool, me) = (self.pool.clone(), self.spool.clone(), ctx.address());
+        let retries_spent = attempt > self.config.retry_backoff.len();
         let spawned = self.io.spawn(async move {
             let start = Instant::now();
-            let result = db::events::store_batch(&pool, &batch).await;
+            let result = land(&pool, spool.as_ref(), batch, retries_spent).await;
             let _ = tx.send(Outcome {
-                batch,
                 attempt,
                 result,
                 took: start.elapsed(),
@@ -209,7 +289,6 @@ impl StorageWriter {
     fn written(
         &mut self,
         Outcome {
-            batch,
             attempt,
             result,
             took,
@@ -217,8 +296,9 @@ impl StorageWriter {
         ctx: &mut Context<Self>,
     ) {
         match result {
-            Ok(db::events::Stored { refused }) => {
-                let stored = (batch.len() - refused.len()) as u64;
+            Ok(Landed::Spooled { count }) => self.stats.spooled += count as u64,
+            Ok(Landed::Stored { count, refused }) => {
+                let stored = (count - refused.len()) as u64;
                 self.stats.stored += stored;
                 self.metrics.events_stored(stored);
                 self.metrics.batch_written(took);
@@ -233,27 +313,41 @@ impl StorageWriter {
                     );
                 }
             }
-            Err(e) => {
+            Err(Failed {
+                batch,
+                count,
+                error,
+            }) => {
+                let retries = self.config.retry_backoff.len();
                 if let Some(&delay) = self.config.retry_backoff.get(attempt) {
                     self.stats.retries += 1;
                     log::warn!(
-                        "project {}: writing {} events failed ({}); retry {} in {delay:?}",
+                        "project {}: writing {count} events failed ({}); retry {} in {delay:?}",
                         self.project_id,
-                        batch.len(),
-                        e.report(),
+                        error.report(),
                         attempt + 1
                     );
                     ctx.run_later(delay, move |act, ctx| act.write(batch, attempt + 1, ctx));
                     return;
                 }
-                self.stats.dropped_after_retries += batch.len() as u64;
-                self.metrics
-                    .events_dropped("failed_retries", batch.len() as u64);
+                if attempt == retries && self.spool.is_some() && count == batch.len() {
+                    log::warn!(
+                        "project {}: writing {count} events failed after {retries} retries ({}); spooling them",
+                        self.project_id,
+                        error.report(),
+                    );
+                    return self.write(batch, attempt + 1, ctx);
+                }
+                let reason = match error {
+                    Error::Overloaded { .. } => "spool_full",
+                    _ => "failed_retries",
+                };
+                self.stats.dropped_after_retries += count as u64;
+                self.metrics.events_dropped(reason, count as u64);
                 log::error!(
-                    "project {}: dropped a batch of {} events after {attempt} retries: {}",
+                    "project {}: dropped a batch of {count} events after {attempt} attempts: {}",
                     self.project_id,
-                    batch.len(),
-                    e.report()
+                    error.report()
                 );
             }
         }
@@ -268,9 +362,62 @@ impl StorageWriter {
         if self.buffer.len() >= self.config.batch_size || draining || self.flush_requested {
             self.flush(ctx);
         }
-        if draining && self.in_flight == 0 && self.buffer.is_empty() {
+        self.finish_drain_when_empty(ctx);
+    }
+
+    fn finish_drain_when_empty(&mut self, ctx: &mut Context<Self>) {
+        let empty = self.in_flight == 0 && self.spilling == 0 && self.buffer.is_empty();
+        if !self.drain_waiters.is_empty() && empty {
             self.finish_drain(ctx);
         }
+    }
+
+    /// Whether a full buffer should spill to the spool rather than refuse
+    /// or drop: only while PostgreSQL is unreachable (when it is merely
+    /// slow, the spool's replay would only compete with the writers).
+    fn may_spill(&self) -> bool {
+        self.spool
+            .as_ref()
+            .is_some_and(|s| !s.database_reachable() && s.has_room())
+    }
+
+    /// Sends everything buffered to the spool, beside the batch in flight.
+    fn spill(&mut self, ctx: &mut Context<Self>) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        let events: Vec<Event> = self.buffer.drain(..).collect();
+        let count = events.len();
+        self.spilling += count;
+        let (project_id, me) = (self.project_id, ctx.address());
+        let spawned = self.io.spawn(async move {
+            let result = spool.put(project_id, events).await.map_err(|r| r.error);
+            me.do_send(Spilled { count, result });
+        });
+        if !spawned {
+            self.spilled(count, Err(Error::internal("storage I/O stopped")), ctx);
+        }
+    }
+
+    fn spilled(&mut self, count: usize, result: Result<()>, ctx: &mut Context<Self>) {
+        self.spilling -= count;
+        match result {
+            Ok(()) => self.stats.spooled += count as u64,
+            Err(e) => {
+                let reason = match e {
+                    Error::Overloaded { .. } => "spool_full",
+                    _ => "spool_failed",
+                };
+                self.stats.dropped_overflow += count as u64;
+                self.metrics.events_dropped(reason, count as u64);
+                log::error!(
+                    "project {}: dropped {count} events a full buffer spilled: {}",
+                    self.project_id,
+                    e.report()
+                );
+            }
+        }
+        self.finish_drain_when_empty(ctx);
     }
 
     fn finish_drain(&mut self, ctx: &mut Context<Self>) {
@@ -292,7 +439,7 @@ impl Actor for StorageWriter {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.metrics.writer_stopped();
-        let unwritten = self.buffer.len() + self.in_flight;
+        let unwritten = self.buffer.len() + self.in_flight + self.spilling;
         if unwritten > 0 {
             log::error!(
                 "project {}: writer stopped with {unwritten} events unwritten",
@@ -302,8 +449,9 @@ impl Actor for StorageWriter {
     }
 }
 
-/// Buffers an event (cast). When the buffer is full the oldest event is
-/// dropped and counted.
+/// Buffers an event (cast). When the buffer is full, it spills to the spool
+/// while PostgreSQL is unreachable; otherwise the oldest event is dropped
+/// and counted.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Store(pub Event);
@@ -319,6 +467,26 @@ pub struct Admit(pub Vec<Event>);
 /// How long a client refused by a full writer is asked to wait: about one
 /// flush of a busy writer, rounded up to the whole second HTTP can say.
 const ADMIT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a client is asked to wait when PostgreSQL is away and the
+/// spool full: an outage is not over in a second.
+const SPOOL_FULL_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Sent by the I/O task when a spill reached the spool, or did not.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Spilled {
+    count: usize,
+    result: Result<()>,
+}
+
+impl Handler<Spilled> for StorageWriter {
+    type Result = ();
+
+    fn handle(&mut self, Spilled { count, result }: Spilled, ctx: &mut Self::Context) {
+        self.spilled(count, result, ctx);
+    }
+}
 
 /// Sent by the I/O task when a write is done, so the writer notices even
 /// when no event arrives.
@@ -358,7 +526,9 @@ impl Handler<Store> for StorageWriter {
         self.check_outcome(ctx);
         self.stats.received += 1;
         self.buffer.push_back(event);
-        if self.buffer.len() > self.config.buffer_capacity {
+        if self.buffer.len() > self.config.buffer_capacity && self.may_spill() {
+            self.spill(ctx);
+        } else if self.buffer.len() > self.config.buffer_capacity {
             self.buffer.pop_front();
             self.stats.dropped_overflow += 1;
             self.metrics.events_dropped("overflow", 1);
@@ -380,14 +550,27 @@ impl Handler<Admit> for StorageWriter {
         // An empty buffer takes any one request, even one larger than the
         // buffer, so that no configuration refuses a request forever; it
         // then holds at most one request's events beyond its capacity.
+        // PostgreSQL away and the spool full: what is taken now could only
+        // be dropped.
+        if let Some(spool) = &self.spool
+            && !spool.database_reachable()
+            && !spool.has_room()
+        {
+            return Err(Error::Overloaded {
+                retry_after: SPOOL_FULL_RETRY_AFTER,
+            });
+        }
         let room = self
             .config
             .buffer_capacity
             .saturating_sub(self.buffer.len());
         if events.len() > room && !self.buffer.is_empty() {
-            return Err(Error::Overloaded {
-                retry_after: ADMIT_RETRY_AFTER,
-            });
+            if !self.may_spill() {
+                return Err(Error::Overloaded {
+                    retry_after: ADMIT_RETRY_AFTER,
+                });
+            }
+            self.spill(ctx);
         }
         self.stats.received += events.len() as u64;
         self.buffer.extend(events);
@@ -447,11 +630,8 @@ impl Handler<Drain> for StorageWriter {
         self.check_outcome(ctx);
         let (tx, rx) = oneshot::channel();
         self.drain_waiters.push(tx);
-        if self.in_flight == 0 && self.buffer.is_empty() {
-            self.finish_drain(ctx);
-        } else {
-            self.flush(ctx);
-        }
+        self.flush(ctx);
+        self.finish_drain_when_empty(ctx);
         let project_id = self.project_id;
         Box::pin(async move {
             rx.await.map_err(|e| {

@@ -8,7 +8,8 @@
 //!
 //! Threads: the wiring starts the registry on an arbiter of its own, where
 //! its writers run too; their database work runs on a second, I/O arbiter
-//! (see [`StorageWriter`]).
+//! (see [`StorageWriter`]), where the [`SpoolReplayer`] runs as well when
+//! there is a spool.
 //!
 //! While a project is being looked up (once per process), its events wait
 //! in the registry, bounded like a writer's buffer; other projects' events
@@ -16,8 +17,11 @@
 //! a connection. `DrainAll` lets lookups in progress finish first, so no
 //! event that arrived before it is left behind.
 
+use super::spool::Spool;
+use super::spool_replayer::SpoolReplayer;
 use super::storage_writer::{Admit, Drain, Stats, StorageWriter, Store, WriterStats};
 use crate::config::WriterConfig;
+use crate::db::spool::Usage;
 use crate::db::{self, EventPool};
 use crate::domain::Event;
 use crate::error::{Error, Result};
@@ -75,6 +79,8 @@ pub struct WriterRegistry {
     since_turn: u32,
     /// Handed to each writer it starts; refusals are counted here too.
     metrics: Metrics,
+    /// Handed to each writer it starts (see [`StorageWriter`]).
+    spool: Option<Spool>,
 }
 
 impl WriterRegistry {
@@ -82,12 +88,26 @@ impl WriterRegistry {
     /// its own: a pooled connection drives its socket on the thread that
     /// opened it, and the registry uses its pool only from its I/O thread,
     /// so that no burst of events on the actors' thread can stall a write.
-    pub fn new(pool: EventPool, config: WriterConfig, metrics: Metrics) -> Self {
+    ///
+    /// With a `spool`, it also starts the [`SpoolReplayer`], which replays
+    /// what the spool holds, an earlier run's batches included.
+    pub fn new(
+        pool: EventPool,
+        config: WriterConfig,
+        metrics: Metrics,
+        spool: Option<Spool>,
+    ) -> Self {
+        let io = Arbiter::new();
+        if let Some(spool) = &spool {
+            let replayer = SpoolReplayer::new(spool.clone(), pool.clone(), metrics.clone());
+            SpoolReplayer::start_in_arbiter(&io.handle(), move |_| replayer);
+        }
         WriterRegistry {
             metrics,
+            spool,
             pool,
             config,
-            io: Arbiter::new(),
+            io,
             intake: None,
             writers: HashMap::new(),
             unknown: HashSet::new(),
@@ -107,12 +127,13 @@ impl WriterRegistry {
         pool: EventPool,
         config: WriterConfig,
         metrics: Metrics,
+        spool: Option<Spool>,
     ) -> Addr<Self> {
         let intake = Arbiter::new();
         let handle = intake.handle();
         WriterRegistry::start_in_arbiter(&handle, move |_| WriterRegistry {
             intake: Some(intake),
-            ..WriterRegistry::new(pool, config, metrics)
+            ..WriterRegistry::new(pool, config, metrics, spool)
         })
     }
 
@@ -123,6 +144,7 @@ impl WriterRegistry {
             self.config.clone(),
             self.io.handle(),
             self.metrics.clone(),
+            self.spool.clone(),
         )
         .start();
         self.writers
@@ -331,6 +353,9 @@ pub struct RegistryStats {
     pub dropped_pending: u64,
     /// Sum of the writers' counters.
     pub totals: WriterStats,
+    /// What the spool holds (zero without one), an earlier run's batches
+    /// included.
+    pub spool: Usage,
 }
 
 impl WriterRegistry {
@@ -341,6 +366,7 @@ impl WriterRegistry {
             pending: self.pending.values().map(|v| v.len() as u64).sum(),
             dropped_pending: self.dropped_pending,
             totals,
+            spool: self.spool.as_ref().map(Spool::usage).unwrap_or_default(),
         }
     }
 }

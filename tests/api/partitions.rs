@@ -192,6 +192,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         t.config().writer,
         Arbiter::current(),
         Metrics::default(),
+        None,
     )
     .start();
     writer.do_send(Store(event.clone()));

@@ -345,7 +345,7 @@ async fn event_connections_prepare_the_insert_once_and_keep_it() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     // One connection, so that every batch runs where the statement is seen.
-    let events = db::event_pool(&t.url, 1, false).unwrap();
+    let events = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
     let prepared_inserts = async || -> Vec<String> {
         events
             .get()

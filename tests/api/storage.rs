@@ -73,6 +73,7 @@ fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<Storage
         config,
         Arbiter::current(),
         Metrics::default(),
+        None,
     )
     .start()
 }
@@ -270,6 +271,7 @@ async fn stats_account_for_every_event_received() {
             buffered: 3,
             in_flight: 0,
             stored: 5,
+            spooled: 0,
             dropped_overflow: 2,
             dropped_after_retries: 10,
             refused_by_database: 0,
@@ -368,7 +370,7 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     // Project A retries for as long as the fault lasts (bounded well past
     // the liveness bound), so it is still failing when B is checked.
     config.retry_backoff = vec![Duration::from_millis(20); 1000];
-    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default()).start();
+    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default(), None).start();
 
     // A's events go first, so B's cannot simply be ahead of them.
     for e in events(a, 5).into_iter().chain(events(b, 5)) {
@@ -412,8 +414,13 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
 #[actix::test]
 async fn events_of_an_unknown_project_are_refused_and_counted() {
     let t = TestDb::new().await;
-    let registry =
-        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry = WriterRegistry::new(
+        t.events.clone(),
+        t.config().writer,
+        Metrics::default(),
+        None,
+    )
+    .start();
     let unknown = Uuid::now_v7();
 
     for e in events(unknown, 4) {
@@ -433,8 +440,13 @@ async fn events_of_an_unknown_project_are_refused_and_counted() {
 async fn a_stopped_writer_is_replaced_on_the_next_event() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
-    let registry =
-        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry = WriterRegistry::new(
+        t.events.clone(),
+        t.config().writer,
+        Metrics::default(),
+        None,
+    )
+    .start();
 
     let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
     registry.do_send(Store(first));
@@ -468,7 +480,7 @@ async fn draining_the_registry_stores_every_buffered_event() {
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 1000;
     config.batch_size = 1000;
-    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default()).start();
+    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default(), None).start();
 
     let sent: Vec<Event> = projects.iter().flat_map(|&p| events(p, 40)).collect();
     for e in &sent {
@@ -594,8 +606,13 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
 async fn a_slow_project_lookup_holds_back_only_that_project() {
     let t = TestDb::new().await;
     let (a, b) = (t.new_project().await, t.new_project().await);
-    let registry =
-        WriterRegistry::new(t.events.clone(), t.config().writer, Metrics::default()).start();
+    let registry = WriterRegistry::new(
+        t.events.clone(),
+        t.config().writer,
+        Metrics::default(),
+        None,
+    )
+    .start();
     registry.do_send(Store(events(b, 1).remove(0)));
     wait_until("B's writer is running", async || {
         stored_count(&t, b).await == 1
@@ -719,6 +736,7 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
             config,
             Arbiter::current(),
             metrics.clone(),
+            None,
         )
         .start();
         let (sent, poison) = events_with_poison(project, 20, &[3, 17]);

@@ -81,7 +81,7 @@ impl TestDb {
         admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let url = with_database(&admin_url, &name);
         let pool = db::pool(&url, 8).expect("pool");
-        let events = db::event_pool(&url, 8, false).expect("event pool");
+        let events = db::event_pool(&url, 8, false, Default::default()).expect("event pool");
         if with_schema {
             db::apply_schema(&pool).await.expect("apply schema");
         }
@@ -102,7 +102,14 @@ impl TestDb {
         c.users.bcrypt_cost = 4;
         c.writer.flush_interval = Duration::from_millis(100);
         c.writer.retry_backoff = [20, 40, 80].map(Duration::from_millis).to_vec();
+        c.spool.dir = Some(self.spool_dir());
         c
+    }
+
+    /// The spool directory of [`TestDb::config`]: the test's own, removed
+    /// with its database.
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("mesher-test-spool-{}", self.name))
     }
 
     /// Runs SQL on the test's database (for setup and fault injection).
@@ -152,6 +159,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime, which cannot be blocked on;
         // a short-lived thread with its own runtime does the async work.
+        let _ = std::fs::remove_dir_all(self.spool_dir());
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()

@@ -7,7 +7,7 @@ use super::{
 use crate::domain::{grouping, new_id};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -21,8 +21,12 @@ pub const MAX_CLOCK_DRIFT: Duration = Duration::minutes(1);
 ///
 /// Fields are private: an event comes only from [`Event::from_payload`]
 /// and its siblings, so a value that would sink a batch cannot be
-/// assigned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// assigned. Deserializing (the spool reads its batches back so) checks
+/// the same rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// The derives become inherent functions, wrapped below so that
+// deserializing cannot skip `check`.
+#[serde(remote = "Self")]
 pub struct Event {
     /// The SDK's `event_id`, or one Mesher assigned.
     pub(crate) id: Uuid,
@@ -50,6 +54,20 @@ pub struct Event {
     pub(crate) contexts: Option<RawJson>,
     pub(crate) request: Option<RawJson>,
     pub(crate) other: Option<RawJson>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        Event::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let event = Event::deserialize(deserializer)?;
+        event.check().map_err(serde::de::Error::custom)?;
+        Ok(event)
+    }
 }
 
 /// The payload's fields that have no getter of their own, encoded as one
@@ -224,6 +242,24 @@ impl Event {
         };
         event.check()?;
         Ok(event)
+    }
+
+    /// One project's batch as bytes for the spool (see
+    /// [`crate::db::spool`]).
+    pub(crate) fn encode_batch(events: &[Event]) -> Result<Vec<u8>> {
+        serde_json::to_vec(events)
+            .map_err(|e| Error::internal_from("encoding a batch for the spool", e))
+    }
+
+    /// A batch back from [`Event::encode_batch`]'s bytes, each event
+    /// checked again and required to belong to `project_id`.
+    pub(crate) fn decode_batch(project_id: Uuid, bytes: &[u8]) -> Result<Vec<Event>> {
+        let events: Vec<Event> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal_from("decoding a spooled batch", e))?;
+        if events.iter().any(|e| e.project_id != project_id) {
+            return Err(Error::internal("a spooled batch mixes projects"));
+        }
+        Ok(events)
     }
 
     /// The rules every event obeys: at most 1 MiB in all, no NUL. A NUL is

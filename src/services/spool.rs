@@ -1,0 +1,250 @@
+//! Spool: batches kept on local disk while PostgreSQL cannot take them.
+//!
+//! When a writer finds PostgreSQL unreachable (or a batch has used up its
+//! retries), it hands the batch to the spool instead of dropping it, and
+//! while PostgreSQL stays unreachable a full buffer spills there instead of
+//! pushing out its oldest events. [`SpoolReplayer`] probes PostgreSQL
+//! meanwhile and, once it answers, replays the spool oldest first; at start
+//! it replays what an earlier run left. A batch leaves the spool only after
+//! PostgreSQL committed it; if Mesher dies between the two, the batch is
+//! replayed again and its events, already in `event_ids`, are skipped, so
+//! nothing is stored twice.
+//!
+//! The file is SQLite ([`crate::db::spool`]), owned by [`SpoolStore`], an
+//! actor on a thread of its own ([`SyncArbiter`]), since every call blocks
+//! on disk. Writers hold a [`Spool`]: the store's address, how full the
+//! spool is (atomics the store keeps current) and whether PostgreSQL is
+//! reachable ([`Reachability`], kept by the event pool), both of which a
+//! writer reads on every event without a message.
+//!
+//! [`SpoolReplayer`]: super::SpoolReplayer
+
+use crate::config::SpoolConfig;
+use crate::db::Reachability;
+use crate::db::spool::{SpoolFile, SpooledBatch, Usage};
+use crate::domain::Event;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use actix::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A handle on the spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    store: Addr<SpoolStore>,
+    shared: Arc<Shared>,
+    /// While PostgreSQL is unreachable, batches go straight to the spool
+    /// instead of waiting for a connection that will not come.
+    reachability: Reachability,
+}
+
+/// What the store and every writer see alike.
+struct Shared {
+    /// The bound (`MESHER_SPOOL_MAX_MB`).
+    max_bytes: u64,
+    /// What the spool holds, kept by the store after every change.
+    bytes: AtomicU64,
+    events: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A batch the spool would not take, handed back to its writer.
+#[derive(Debug)]
+pub struct Refused {
+    pub events: Vec<Event>,
+    /// `Overloaded` when the spool is full; otherwise why the file refused.
+    pub error: Error,
+}
+
+/// How long a client refused because the spool is full is asked to wait.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+impl Spool {
+    /// Opens the spool `config` names, or `None` when it is turned off.
+    /// Fails when the directory or file cannot be opened: an operator who
+    /// asked for a spool must not silently run without one.
+    pub fn open(
+        config: &SpoolConfig,
+        reachability: Reachability,
+        metrics: Metrics,
+    ) -> Result<Option<Spool>> {
+        let Some(dir) = config.dir.clone() else {
+            return Ok(None);
+        };
+        let file = SpoolFile::open(&dir)?;
+        let usage = file.usage()?;
+        if usage.batches > 0 {
+            log::info!(
+                "spool {} holds {} events from an earlier run; replaying them",
+                dir.display(),
+                usage.events
+            );
+        }
+        let shared = Arc::new(Shared {
+            max_bytes: config.max_bytes,
+            bytes: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        });
+        let store = SpoolStore {
+            file,
+            shared: shared.clone(),
+            metrics,
+        };
+        store.publish(usage);
+        // One thread, one connection: SQLite serializes writes anyway. The
+        // factory runs once (a SyncArbiter restarts an actor only if it
+        // stops itself, which SpoolStore never does).
+        let store = Mutex::new(Some(store));
+        let store = SyncArbiter::start(1, move || {
+            store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .expect("the spool store is created once")
+        });
+        Ok(Some(Spool {
+            store,
+            shared,
+            reachability,
+        }))
+    }
+
+    /// Whether writers should try PostgreSQL (see [`Reachability`]).
+    pub fn database_reachable(&self) -> bool {
+        self.reachability.is_reachable()
+    }
+
+    /// Whether the spool can take more (it may still refuse a batch larger
+    /// than the room left).
+    pub fn has_room(&self) -> bool {
+        self.shared.bytes.load(Ordering::Relaxed) < self.shared.max_bytes
+    }
+
+    /// What the spool holds now.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            events: self.shared.events.load(Ordering::Relaxed),
+            bytes: self.shared.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes one project's batch to disk; durable once this returns `Ok`.
+    pub async fn put(
+        &self,
+        project_id: Uuid,
+        events: Vec<Event>,
+    ) -> std::result::Result<(), Refused> {
+        match self.store.send(Put { project_id, events }).await {
+            Ok(result) => result,
+            // The store's thread is gone (the system is stopping), and the
+            // message with it; nothing to hand back.
+            Err(e) => Err(Refused {
+                events: Vec::new(),
+                error: e.into(),
+            }),
+        }
+    }
+
+    /// The batch spooled first, if any, for replay.
+    pub(crate) async fn oldest(&self) -> Result<Option<SpooledBatch>> {
+        self.store.send(Oldest).await?
+    }
+
+    /// Forgets a batch that was replayed (or cannot be).
+    pub(crate) async fn remove(&self, id: i64) -> Result<()> {
+        self.store.send(Remove(id)).await?
+    }
+}
+
+/// Owns the spool file (see the module documentation).
+pub struct SpoolStore {
+    file: SpoolFile,
+    shared: Arc<Shared>,
+    /// Events spooled, and what the spool holds, are counted here.
+    metrics: Metrics,
+}
+
+impl SpoolStore {
+    /// Makes `usage` visible to writers and in the metrics.
+    fn publish(&self, usage: Usage) {
+        self.shared.bytes.store(usage.bytes, Ordering::Relaxed);
+        self.shared.events.store(usage.events, Ordering::Relaxed);
+        self.shared.batches.store(usage.batches, Ordering::Relaxed);
+        self.metrics.spool_usage(usage.events, usage.bytes);
+    }
+
+    fn refresh(&self) {
+        match self.file.usage() {
+            Ok(usage) => self.publish(usage),
+            Err(e) => log::error!("reading the spool's size failed: {}", e.report()),
+        }
+    }
+}
+
+impl Actor for SpoolStore {
+    type Context = SyncContext<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "std::result::Result<(), Refused>")]
+struct Put {
+    project_id: Uuid,
+    events: Vec<Event>,
+}
+
+impl Handler<Put> for SpoolStore {
+    type Result = std::result::Result<(), Refused>;
+
+    fn handle(&mut self, Put { project_id, events }: Put, _: &mut Self::Context) -> Self::Result {
+        let body = match Event::encode_batch(&events) {
+            Ok(body) => body,
+            Err(error) => return Err(Refused { events, error }),
+        };
+        let used = self.shared.bytes.load(Ordering::Relaxed);
+        if used + body.len() as u64 > self.shared.max_bytes {
+            return Err(Refused {
+                events,
+                error: Error::Overloaded {
+                    retry_after: FULL_RETRY_AFTER,
+                },
+            });
+        }
+        if let Err(error) = self.file.put(project_id, events.len(), &body) {
+            return Err(Refused { events, error });
+        }
+        self.metrics.events_spooled(events.len() as u64);
+        self.refresh();
+        Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<SpooledBatch>>")]
+struct Oldest;
+
+impl Handler<Oldest> for SpoolStore {
+    type Result = Result<Option<SpooledBatch>>;
+
+    fn handle(&mut self, _: Oldest, _: &mut Self::Context) -> Self::Result {
+        self.file.oldest()
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+struct Remove(i64);
+
+impl Handler<Remove> for SpoolStore {
+    type Result = Result<()>;
+
+    fn handle(&mut self, Remove(id): Remove, _: &mut Self::Context) -> Self::Result {
+        self.file.remove(id)?;
+        self.refresh();
+        Ok(())
+    }
+}

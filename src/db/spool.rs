@@ -89,7 +89,7 @@ impl SpoolFile {
     }
 
     /// Appends a batch of `count` events of one project, encoded by
-    /// [`Event::encode_batch`]; durable when this returns.
+    /// `Event::encode_batch`; durable when this returns.
     pub fn put(&self, project_id: Uuid, count: usize, body: &[u8]) -> Result<()> {
         self.conn
             .execute(

@@ -26,7 +26,7 @@ use crate::domain::Event;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use actix::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -49,6 +49,10 @@ struct Shared {
     bytes: AtomicU64,
     events: AtomicU64,
     batches: AtomicU64,
+    /// Set when a batch did not fit, cleared when a replay frees room: the
+    /// spool counts as full from the first batch it refuses, not only once
+    /// its bytes reach the bound exactly.
+    full: AtomicBool,
 }
 
 /// A batch the spool would not take, handed back to its writer.
@@ -88,6 +92,7 @@ impl Spool {
             bytes: AtomicU64::new(0),
             events: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            full: AtomicBool::new(false),
         });
         let store = SpoolStore {
             file,
@@ -118,10 +123,10 @@ impl Spool {
         self.reachability.is_reachable()
     }
 
-    /// Whether the spool can take more (it may still refuse a batch larger
-    /// than the room left).
+    /// Whether the spool takes batches: it has not refused one since it
+    /// last freed room.
     pub fn has_room(&self) -> bool {
-        self.shared.bytes.load(Ordering::Relaxed) < self.shared.max_bytes
+        !self.shared.full.load(Ordering::Relaxed)
     }
 
     /// What the spool holds now.
@@ -207,6 +212,7 @@ impl Handler<Put> for SpoolStore {
         };
         let used = self.shared.bytes.load(Ordering::Relaxed);
         if used + body.len() as u64 > self.shared.max_bytes {
+            self.shared.full.store(true, Ordering::Relaxed);
             return Err(Refused {
                 events,
                 error: Error::Overloaded {
@@ -244,6 +250,7 @@ impl Handler<Remove> for SpoolStore {
 
     fn handle(&mut self, Remove(id): Remove, _: &mut Self::Context) -> Self::Result {
         self.file.remove(id)?;
+        self.shared.full.store(false, Ordering::Relaxed);
         self.refresh();
         Ok(())
     }

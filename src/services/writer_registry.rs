@@ -202,6 +202,15 @@ impl WriterRegistry {
                 self.unknown.insert(project_id);
                 self.reject(project_id, held.len(), "no such project");
             }
+            // PostgreSQL is away: take the events on trust rather than
+            // refuse them, since the writer can spool them; should the
+            // project not exist, the replay finds out and counts them.
+            Err(Error::DatabaseUnavailable { .. }) if self.spool.is_some() => {
+                let writer = self.start_writer(project_id);
+                for event in held {
+                    writer.do_send(Store(event));
+                }
+            }
             Err(e) => self.reject(
                 project_id,
                 held.len(),

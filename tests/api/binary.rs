@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Generous bound on start-up (cold PostgreSQL caches, a loaded machine).
 const STARTUP_BOUND: Duration = Duration::from_secs(60);
 
-fn mesher(database_url: &str) -> Command {
+pub(crate) fn mesher(database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesher"));
     cmd.env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
@@ -24,7 +24,7 @@ fn mesher(database_url: &str) -> Command {
 
 /// Forwards the child's log lines to a channel, so the test can wait for
 /// one with a bound instead of blocking forever on a silent child.
-fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -38,7 +38,7 @@ fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) {
+pub(crate) fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) {
     loop {
         match lines.recv_timeout(STARTUP_BOUND) {
             Ok(line) if line.contains(needle) => return,
@@ -118,7 +118,7 @@ fn a_signal_while_waiting_for_postgresql_stops_it_cleanly() {
 }
 
 /// A port nothing listens on right now, for a server the test starts.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

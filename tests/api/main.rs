@@ -20,6 +20,7 @@ mod binary;
 mod grouping;
 mod ingest;
 mod issues;
+mod outages;
 mod partitions;
 mod queries;
 mod startup;

@@ -8,6 +8,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use mesher::Config;
 use mesher::db::{self, EventPool, Pool};
 use mesher::domain::{Name, Slug};

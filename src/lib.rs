@@ -22,11 +22,14 @@
 //!   [`services::ProjectService`] (with the ingest key cache),
 //!   [`services::UserService`], [`services::IssueService`], the per-project
 //!   [`services::StorageWriter`], the [`services::WriterRegistry`] that
-//!   routes events to writers and supervises them, and the
-//!   [`services::PartitionManager`].
+//!   routes events to writers and supervises them, the
+//!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
+//!   is unreachable and the [`services::SpoolReplayer`] that replays them,
+//!   and the [`services::PartitionManager`].
 //! - [`db`]: the query layer, the only place SQL lives; async functions
 //!   over a bb8 pool of tokio-postgres connections. [`db::events`] stores a
-//!   batch and its issues in one statement.
+//!   batch and its issues in one statement; [`db::spool`] is the spool's
+//!   SQLite file.
 //! - [`domain`]: the values and their rules (slugs, emails, passwords,
 //!   keys, events as the SDKs send them), checked once at construction, and
 //!   [`domain::grouping`], Sentry's fingerprint precedence.
@@ -45,7 +48,9 @@
 //! on the System's arbiter; the HTTP server on worker threads of its own.
 //! The writer registry and its per-project writers run on an arbiter of
 //! their own, so a burst of events cannot delay a login; their database
-//! work runs on a third, the storage I/O arbiter, with a pool of its own.
+//! work runs on a third, the storage I/O arbiter, with a pool of its own,
+//! where the spool replayer runs too; the spool's file is written on a
+//! thread of its own (a `SyncArbiter`).
 //! bcrypt and request-body decompression run on tokio's blocking pool.
 //!
 //! # Embedding

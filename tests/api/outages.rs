@@ -90,6 +90,18 @@ async fn a_three_second_outage_at_1000_events_a_second_loses_nothing() {
             }
             _ => {}
         }
+        if tick % 50 == 0 {
+            // The accounting identity holds at any moment, outage or not.
+            let s = mesher.writers.send(TotalStats).await.unwrap().totals;
+            let placed = s.stored
+                + s.spooled
+                + s.dropped_overflow
+                + s.dropped_after_retries
+                + s.refused_by_database
+                + s.buffered
+                + s.in_flight;
+            assert_eq!(s.received, placed, "at tick {tick}: {s:?}");
+        }
         if let (Some(at), None) = (restored_at, back_after)
             && counter(&mesher.metrics, "mesher_events_replayed_total") > 0
         {

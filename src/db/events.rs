@@ -1,5 +1,5 @@
-//! `events`, `event_ids` and `issues`: a batch of one project's events is
-//! stored, and grouped into its issues, by one statement.
+//! `events`, `event_ids` and `issues`: a batch of events, of one project or
+//! of many, is stored, and grouped into its issues, by one statement.
 //!
 //! The statement (`INSERT_SQL`) first records the batch's event ids
 //! in `event_ids`, skipping those already there, so an event is stored
@@ -22,11 +22,12 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
 use uuid::Uuid;
 
-/// Stores a batch of one project's events and updates their issues.
+/// Stores a batch of events and updates their issues.
 ///
-/// `$1` is the project; the arrays `$2..$24` hold one element per event,
-/// `$25`/`$26` one new issue id per fingerprint in the batch (used only for
-/// an issue that does not exist yet). Rows are taken in key order so that
+/// The arrays `$1..$24` hold one element per event (`$1` its project),
+/// `$25..$27` one new issue id per project and fingerprint in the batch
+/// (used only for an issue that does not exist yet). Rows are taken in key
+/// order so that
 /// two batches sharing keys lock them in the same order and cannot
 /// deadlock, and an event twice in one batch is taken once. An issue takes
 /// its title, culprit and level from its latest event. A resolved issue
@@ -35,39 +36,41 @@ use uuid::Uuid;
 /// while someone resolved the issue does not reopen it.
 const INSERT_SQL: &str = "
 WITH batch AS (
-    SELECT DISTINCT ON (id) * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[],
+    SELECT DISTINCT ON (project_id, id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
         $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
         $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::text[],
         $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[])
-    AS b(id, level, message, fingerprint, title, culprit, exception, stacktrace, breadcrumbs,
+    AS b(project_id, id, level, message, fingerprint, title, culprit, exception, stacktrace, breadcrumbs,
         tags, extra, user_context, contexts, request, other, sdk_name, sdk_version, platform,
         release, environment, transaction, occurred_at, received_at)
-    ORDER BY id
+    ORDER BY project_id, id
 ),
 fresh AS (
     INSERT INTO event_ids (project_id, id, received_at)
-    SELECT $1, id, received_at FROM batch ORDER BY id
+    SELECT project_id, id, received_at FROM batch ORDER BY project_id, id
     ON CONFLICT DO NOTHING
-    RETURNING id
+    RETURNING project_id, id
 ),
 new_events AS (
-    SELECT batch.* FROM batch JOIN fresh USING (id)
+    SELECT batch.* FROM batch JOIN fresh USING (project_id, id)
 ),
 counted AS (
-    SELECT fingerprint, count(*) AS events, min(received_at) AS first_seen,
+    SELECT project_id, fingerprint, count(*) AS events, min(received_at) AS first_seen,
         max(received_at) AS last_seen,
         (array_agg(title ORDER BY received_at DESC, id DESC))[1] AS title,
         (array_agg(culprit ORDER BY received_at DESC, id DESC))[1] AS culprit,
         (array_agg(level ORDER BY received_at DESC, id DESC))[1] AS level
-    FROM new_events GROUP BY fingerprint
+    FROM new_events GROUP BY project_id, fingerprint
 ),
 grouped AS (
     INSERT INTO issues AS i (id, project_id, fingerprint, title, culprit, level, event_count,
         first_seen, last_seen)
-    SELECT n.id, $1, c.fingerprint, c.title, c.culprit, c.level, c.events, c.first_seen,
-        c.last_seen
-    FROM counted c JOIN unnest($25::uuid[], $26::text[]) AS n(id, fingerprint) USING (fingerprint)
-    ORDER BY c.fingerprint
+    SELECT n.id, c.project_id, c.fingerprint, c.title, c.culprit, c.level, c.events,
+        c.first_seen, c.last_seen
+    FROM counted c
+    JOIN unnest($25::uuid[], $26::uuid[], $27::text[]) AS n(id, project_id, fingerprint)
+        USING (project_id, fingerprint)
+    ORDER BY c.project_id, c.fingerprint
     ON CONFLICT (project_id, fingerprint) DO UPDATE SET
         event_count = i.event_count + excluded.event_count,
         first_seen = least(i.first_seen, excluded.first_seen),
@@ -84,16 +87,16 @@ grouped AS (
             THEN NULL ELSE i.resolved_at END,
         regressed_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
             THEN excluded.last_seen ELSE i.regressed_at END
-    RETURNING i.id, i.fingerprint
+    RETURNING i.id, i.project_id, i.fingerprint
 )
 INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
     breadcrumbs, tags, extra, user_context, contexts, request, other, sdk_name, sdk_version,
     platform, release, environment, transaction, occurred_at, received_at)
-SELECT e.id, $1, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
+SELECT e.id, e.project_id, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
     e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
     e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
     e.received_at
-FROM new_events e JOIN grouped g USING (fingerprint)";
+FROM new_events e JOIN grouped g USING (project_id, fingerprint)";
 
 /// A pool of connections for writing events, made by
 /// [`super::event_pool`]; cheap to clone.
@@ -182,7 +185,8 @@ impl bb8::ManageConnection for EventConnections {
     }
 }
 
-/// Stores a batch of one project's events in one statement, grouped into
+/// Stores a batch of events, of one project or several, in one statement,
+/// grouped into
 /// their issues: all of it commits or none does, so a failed batch can be
 /// retried whole, and an event already stored is skipped (and not counted
 /// again). Returns the events newly stored.
@@ -229,15 +233,13 @@ impl From<bb8::RunError<PgError>> for Failure {
 }
 
 async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure> {
-    let Some(first) = events.first() else {
+    if events.is_empty() {
         return Ok(0);
-    };
-    let project_id = first.project_id();
-    debug_assert!(events.iter().all(|e| e.project_id() == project_id));
+    }
     let mut client = pool.get().await?;
     let mut partitions_ensured = false;
     loop {
-        let err = match insert(&mut client, project_id, events).await {
+        let err = match insert(&mut client, events).await {
             Ok(rows) => return Ok(rows),
             Err(err) => err,
         };
@@ -303,46 +305,47 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
 
 /// Whether PostgreSQL refused a statement for the values in it rather than
 /// for the state of the server or the connection: a data exception (class
-/// 22), an integrity constraint (23) other than a foreign key, a program
-/// limit such as a row too large to index (54), or an exception raised by
-/// a trigger or function (P0). Retrying those cannot succeed; splitting
-/// the batch finds them.
+/// 22), an integrity constraint (23), a program limit such as a row too
+/// large to index (54), or an exception raised by a trigger or function
+/// (P0). Retrying those cannot succeed; splitting the batch finds them. The
+/// one foreign key the statement can break is `issues.project_id`: events
+/// of a project deleted meanwhile, which splitting sets apart from the
+/// other projects' events of a batch.
 ///
 /// Everything else is retried whole, as are failures with no SQLSTATE (a
 /// broken connection, a pool timeout): the connection (08), an
 /// administrator's shutdown (57P01-57P03), exhausted resources (53), a
 /// serialization failure or deadlock (40), and a missing table or
-/// privilege (42), which is the operator's fault, not the events'. The one
-/// foreign key the statement can break is `issues.project_id`, the same for
-/// every event of the batch (its project was deleted): no half of the
-/// batch would fare better.
+/// privilege (42), which is the operator's fault, not the events'.
 pub fn refused_for_data(code: &SqlState) -> bool {
-    let code = code.code();
-    code != SqlState::FOREIGN_KEY_VIOLATION.code()
-        && ["22", "23", "54", "P0"]
-            .iter()
-            .any(|class| code.starts_with(class))
+    ["22", "23", "54", "P0"]
+        .iter()
+        .any(|class| code.code().starts_with(class))
 }
 
-async fn insert(
-    conn: &mut EventConnection,
-    project_id: Uuid,
-    events: &[Event],
-) -> Result<u64, PgError> {
+async fn insert(conn: &mut EventConnection, events: &[Event]) -> Result<u64, PgError> {
     fn column<'a, T>(events: &'a [Event], f: impl Fn(&'a Event) -> T) -> Vec<T> {
         events.iter().map(f).collect()
     }
-    // One new id per fingerprint, for the issues this batch may create.
-    let issues: BTreeMap<&str, Uuid> = events
+    // One new id per project and fingerprint, for the issues this batch may
+    // create.
+    let issues: BTreeMap<(Uuid, &str), Uuid> = events
         .iter()
-        .map(|e| (e.fingerprint(), crate::domain::new_id()))
+        .map(|e| ((e.project_id(), e.fingerprint()), crate::domain::new_id()))
         .collect();
-    let (issue_fingerprints, issue_ids): (Vec<&str>, Vec<Uuid>) = issues.into_iter().unzip();
+    let mut issue_ids = Vec::with_capacity(issues.len());
+    let mut issue_projects = Vec::with_capacity(issues.len());
+    let mut issue_fingerprints = Vec::with_capacity(issues.len());
+    for ((project_id, fingerprint), id) in issues {
+        issue_ids.push(id);
+        issue_projects.push(project_id);
+        issue_fingerprints.push(fingerprint);
+    }
     let statement = conn.insert_statement().await?;
     conn.execute(
         &statement,
         &[
-            &project_id,
+            &column(events, Event::project_id),
             &column(events, Event::id),
             &column(events, |e| e.level().as_str()),
             &column(events, Event::message),
@@ -367,6 +370,7 @@ async fn insert(
             &column(events, Event::occurred_at),
             &column(events, Event::received_at),
             &issue_ids,
+            &issue_projects,
             &issue_fingerprints,
         ],
     )
@@ -407,6 +411,7 @@ mod tests {
             "22P02", // invalid_text_representation
             "22P05", // untranslatable_character (\u0000 in jsonb)
             "23502", // not_null_violation
+            "23503", // foreign_key_violation: the event's project is gone
             "23505", // unique_violation: mapped to Error::AlreadyExists
             "23514", // check_violation (once partitions were ensured)
             "54000", // program_limit_exceeded (index row too large)
@@ -418,7 +423,6 @@ mod tests {
             "53100", "53200", "53300", // disk full, out of memory, connections
             "40001", "40P01", // serialization failure, deadlock
             "42501", "42P01", // insufficient privilege, undefined table
-            "23503", // foreign_key_violation: the batch's project is gone
             "55P03", "57014", "XX000", // lock, statement timeout, internal
         ];
         for code in split {

@@ -139,13 +139,6 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
             }
             remove(&spool, batch.id).await
         }
-        Err(Error::NotFound { entity: "project" }) => {
-            log::error!(
-                "dropped a spooled batch of {count} events: project {project_id} no longer exists"
-            );
-            metrics.events_dropped("project_gone", count);
-            remove(&spool, batch.id).await
-        }
         Err(e @ Error::DatabaseUnavailable { .. }) => {
             log::warn!("replaying the spool paused: {}", e.report());
             Next::Tick

@@ -205,3 +205,38 @@ async fn two_writers_on_one_fingerprint_at_once_keep_the_count_exact() {
     futures_util::future::join(write(t.events.clone(), ours), write(other, theirs)).await;
     assert_eq!(counts(&t, project).await, vec![(780, 780)]);
 }
+
+#[actix::test]
+async fn a_batch_of_several_projects_keeps_each_projects_issues_apart() {
+    let t = TestDb::new().await;
+    let (a, b) = (t.new_project().await, t.new_project().await);
+    // The same crash, and even the same event id, in two projects.
+    let shared = crash("profile", 1);
+    let batch = vec![
+        event(a, &shared),
+        event(b, &shared),
+        event(b, &crash("profile", 2)),
+        event(a, &crash("settings", 3)),
+    ];
+    let stored = db::events::insert_batch(&t.events, &batch).await.unwrap();
+    assert_eq!(stored, 4);
+    assert_eq!(counts(&t, a).await, [(1, 1), (1, 1)]);
+    assert_eq!(counts(&t, b).await, [(2, 2)]);
+}
+
+#[actix::test]
+async fn events_of_a_deleted_project_are_refused_and_the_other_projects_stored() {
+    let t = TestDb::new().await;
+    let (kept, deleted) = (t.new_project().await, t.new_project().await);
+    let batch = vec![
+        event(kept, &crash("profile", 1)),
+        event(deleted, &crash("profile", 1)),
+        event(kept, &crash("profile", 2)),
+    ];
+    t.execute(&format!("DELETE FROM projects WHERE id = '{deleted}'"))
+        .await;
+    let stored = db::events::store_batch(&t.events, &batch).await.unwrap();
+    assert_eq!(stored.refused, [batch[1].id()]);
+    assert_eq!(counts(&t, kept).await, [(2, 2)]);
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 2);
+}

@@ -268,9 +268,10 @@ async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure
 /// What [`store_batch`] did with a batch.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stored {
-    /// Events PostgreSQL refused for their data, by id; the rest of the
-    /// batch is stored.
-    pub refused: Vec<Uuid>,
+    /// Events PostgreSQL refused for their data, by position in the batch
+    /// (an id alone is ambiguous in a batch of several projects), in
+    /// order; the rest of the batch is stored.
+    pub refused: Vec<usize>,
 }
 
 /// Stores a batch like [`insert_batch`], except that a batch refused for
@@ -283,18 +284,20 @@ pub struct Stored {
 /// sending an event again harmless.
 pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
     let mut refused = Vec::new();
-    let mut pieces = vec![events];
-    while let Some(piece) = pieces.pop() {
+    // Each piece with the position of its first event.
+    let mut pieces = vec![(0, events)];
+    while let Some((at, piece)) = pieces.pop() {
         match insert_piece(pool, piece).await {
             Ok(_) => {}
             Err(Failure::Data(e)) => match piece {
                 [one] => {
                     log::warn!("PostgreSQL refused event {}: {}", one.id(), e.report());
-                    refused.push(one.id());
+                    refused.push(at);
                 }
                 _ => {
-                    let (left, right) = piece.split_at(piece.len() / 2);
-                    pieces.extend([right, left]);
+                    let half = piece.len() / 2;
+                    let (left, right) = piece.split_at(half);
+                    pieces.extend([(at + half, right), (at, left)]);
                 }
             },
             Err(Failure::Other(e)) => return Err(e),

@@ -6,6 +6,7 @@
 //! handlers parse it into domain types first, so bad input gets a typed
 //! error before any SQL runs.
 
+mod committer;
 mod issue_service;
 mod org_service;
 mod partition_manager;
@@ -16,6 +17,7 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
+pub use committer::{Commit, Committed, Committer};
 pub use issue_service::{
     AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };

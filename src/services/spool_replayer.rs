@@ -131,6 +131,7 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
             metrics.events_replayed(stored);
             metrics.events_stored(stored);
             if !refused.is_empty() {
+                let refused: Vec<_> = refused.iter().map(|&i| events[i].id()).collect();
                 metrics.events_dropped("refused_by_database", refused.len() as u64);
                 log::error!(
                     "project {project_id}: PostgreSQL refused {} replayed event(s), stored the other {stored}: {refused:?}",

@@ -18,9 +18,10 @@
 //! unreachable, a full buffer spills to the spool instead of pushing out
 //! its oldest events. Only a full spool, or none, brings back drop-oldest.
 //!
-//! The database work of a flush (encoding the batch and the COPY) runs on
-//! an I/O arbiter, a thread the registry shares among all writers, not on
-//! the writer's own thread. Two reasons, both seen in the ingest benchmark:
+//! The database work of a flush (encoding the batch and the statement)
+//! runs on an I/O arbiter, a thread the registry shares among all writers,
+//! not on the writer's own thread, through the [`Committer`], which
+//! combines batches that several writers flush at the same moment. Two reasons, both seen in the ingest benchmark:
 //! actix drains a mailbox completely before it polls the actor's spawned
 //! futures, so under a burst a flush future on the writer's thread would
 //! not progress until the burst was consumed (mostly into drops); and
@@ -29,8 +30,9 @@
 //! `Store`, and on the wake-up message the I/O task sends when done, so a
 //! finished flush is noticed even in the middle of a burst.
 
+use super::committer::{Commit, Committed, Committer};
 use crate::config::WriterConfig;
-use crate::db::{self, EventPool};
+use crate::db;
 use crate::domain::Event;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -46,8 +48,8 @@ use uuid::Uuid;
 pub struct StorageWriter {
     /// Whose events these are; named in every log line.
     project_id: Uuid,
-    /// Shared connection pool; a flush holds one connection.
-    pool: EventPool,
+    /// Writes the batches of all writers (see [`Committer`]).
+    committer: Addr<Committer>,
     /// Buffer size, flush triggers and retry delays.
     config: WriterConfig,
     /// Where flushes run (see the module documentation).
@@ -147,17 +149,23 @@ struct Failed {
 /// Writes `batch` to PostgreSQL, or to the spool when PostgreSQL is
 /// unreachable or `retries_spent` (the spool is the batch's last chance).
 async fn land(
-    pool: &EventPool,
+    committer: &Addr<Committer>,
     spool: Option<&Spool>,
-    batch: Vec<Event>,
+    mut batch: Vec<Event>,
     retries_spent: bool,
 ) -> std::result::Result<Landed, Failed> {
     let count = batch.len();
     let spool = match spool {
         Some(spool) if retries_spent || !spool.database_reachable() => spool,
         _ => {
-            let error = match db::events::store_batch(pool, &batch).await {
+            let (back, result) = match committer.send(Commit(batch)).await {
+                Ok(Committed { batch, result }) => (batch, result),
+                Err(e) => (Vec::new(), Err(e.into())),
+            };
+            batch = back;
+            let error = match result {
                 Ok(db::events::Stored { refused }) => {
+                    let refused = refused.iter().map(|&i| batch[i].id()).collect();
                     return Ok(Landed::Stored { count, refused });
                 }
                 Err(error) => error,
@@ -192,7 +200,7 @@ impl StorageWriter {
     /// arbiter will do for a writer that sees no bursts, as in tests).
     pub fn new(
         project_id: Uuid,
-        pool: EventPool,
+        committer: Addr<Committer>,
         config: WriterConfig,
         io: ArbiterHandle,
         metrics: Metrics,
@@ -203,7 +211,7 @@ impl StorageWriter {
             spool,
             spilling: 0,
             project_id,
-            pool,
+            committer,
             buffer: VecDeque::new(),
             config,
             io,
@@ -239,11 +247,11 @@ impl StorageWriter {
         self.in_flight = batch.len();
         let (tx, rx) = oneshot::channel();
         self.outcome = Some(rx);
-        let (pool, spool, me) = (self.pool.clone(), self.spool.clone(), ctx.address());
+        let (committer, spool, me) = (self.committer.clone(), self.spool.clone(), ctx.address());
         let retries_spent = attempt > self.config.retry_backoff.len();
         let spawned = self.io.spawn(async move {
             let start = Instant::now();
-            let result = land(&pool, spool.as_ref(), batch, retries_spent).await;
+            let result = land(&committer, spool.as_ref(), batch, retries_spent).await;
             let _ = tx.send(Outcome {
                 attempt,
                 result,

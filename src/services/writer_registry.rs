@@ -17,6 +17,7 @@
 //! a connection. `DrainAll` lets lookups in progress finish first, so no
 //! event that arrived before it is left behind.
 
+use super::committer::Committer;
 use super::spool::Spool;
 use super::spool_replayer::SpoolReplayer;
 use super::storage_writer::{Admit, Drain, Stats, StorageWriter, Store, WriterStats};
@@ -47,8 +48,10 @@ const EVENTS_PER_TURN: u32 = 1_024;
 
 /// Owns one [`StorageWriter`] per project that has sent events.
 pub struct WriterRegistry {
-    /// Handed to each writer it starts.
+    /// For project lookups.
     pool: EventPool,
+    /// Writes every writer's batches, on the I/O thread.
+    committer: Addr<Committer>,
     /// Handed to each writer it starts.
     config: WriterConfig,
     /// The thread all writers' flushes run on (see [`StorageWriter`]).
@@ -98,6 +101,8 @@ impl WriterRegistry {
         spool: Option<Spool>,
     ) -> Self {
         let io = Arbiter::new();
+        let committer = Committer::new(pool.clone());
+        let committer = Committer::start_in_arbiter(&io.handle(), move |_| committer);
         if let Some(spool) = &spool {
             let replayer = SpoolReplayer::new(spool.clone(), pool.clone(), metrics.clone());
             SpoolReplayer::start_in_arbiter(&io.handle(), move |_| replayer);
@@ -105,6 +110,7 @@ impl WriterRegistry {
         WriterRegistry {
             metrics,
             spool,
+            committer,
             pool,
             config,
             io,
@@ -140,7 +146,7 @@ impl WriterRegistry {
     fn start_writer(&mut self, project_id: Uuid) -> &Addr<StorageWriter> {
         let writer = StorageWriter::new(
             project_id,
-            self.pool.clone(),
+            self.committer.clone(),
             self.config.clone(),
             self.io.handle(),
             self.metrics.clone(),

@@ -12,7 +12,9 @@ use mesher::config::PartitionConfig;
 use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::metrics::Metrics;
-use mesher::services::{EnsurePartitions, PartitionManager, Stats, StorageWriter, Store};
+use mesher::services::{
+    Committer, EnsurePartitions, PartitionManager, Stats, StorageWriter, Store,
+};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -188,7 +190,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
 
     let writer = StorageWriter::new(
         project,
-        t.events.clone(),
+        Committer::new(t.events.clone()).start(),
         t.config().writer,
         Arbiter::current(),
         Metrics::default(),

@@ -12,8 +12,8 @@ use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::metrics::Metrics;
 use mesher::services::{
-    Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats, WriterRegistry,
-    WriterStats,
+    Commit, Committer, Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats,
+    WriterRegistry, WriterStats,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -69,7 +69,7 @@ async fn restore_events_table(t: &TestDb) {
 fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
     StorageWriter::new(
         project,
-        t.events.clone(),
+        Committer::new(t.events.clone()).start(),
         config,
         Arbiter::current(),
         Metrics::default(),
@@ -732,7 +732,7 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
         let metrics = Metrics::default();
         let writer = StorageWriter::new(
             project,
-            t.events.clone(),
+            Committer::new(t.events.clone()).start(),
             config,
             Arbiter::current(),
             metrics.clone(),
@@ -818,4 +818,53 @@ async fn a_server_fault_while_splitting_retries_the_batch_whole() {
         "{s:?}"
     );
     assert_stored_once_but(&t, project, &sent, &poison).await;
+}
+
+#[actix::test]
+async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
+    let t = TestDb::new().await;
+    let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let committer = Committer::new(pool).start();
+    let mut projects = Vec::new();
+    for _ in 0..20 {
+        projects.push(t.new_project().await);
+    }
+    // The first batch's statement waits on this lock while the others
+    // queue behind it for the one connection.
+    let mut holder = t.pool.get().await.unwrap();
+    let hold = holder.transaction().await.unwrap();
+    hold.batch_execute("LOCK TABLE event_ids IN SHARE MODE")
+        .await
+        .unwrap();
+    let replies: Vec<_> = projects
+        .iter()
+        .map(|&p| committer.send(Commit(events(p, 2))))
+        .collect();
+    wait_until("the first statement waits on the lock", async || {
+        t.count(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    hold.commit().await.unwrap();
+    drop(holder);
+
+    for reply in futures_util::future::join_all(replies).await {
+        let committed = reply.unwrap();
+        assert_eq!(committed.batch.len(), 2, "each batch comes back whole");
+        assert_eq!(committed.result.unwrap().refused, Vec::<usize>::new());
+    }
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 40);
+    // One transaction for the first batch, one for the 19 combined.
+    assert_eq!(
+        t.count("SELECT count(DISTINCT xmin::text) FROM events")
+            .await,
+        2
+    );
+    for project in projects {
+        assert_eq!(stored_count(&t, project).await, 2);
+    }
 }

@@ -5,7 +5,7 @@
 //!   compile time and HTML-escaped by default) and its view model.
 //! - [`event`]: a stored event as the issue page shows it (exception
 //!   chain, frames, breadcrumbs, context tables).
-//! - [`format`]: the pure renderings pages share (relative times, the
+//! - [`format`](mod@format): the pure renderings pages share (relative times, the
 //!   sparkline, JSON as text, setup snippets).
 //! - [`assets`]: the stylesheet and script, embedded, served under a
 //!   versioned prefix.

@@ -99,7 +99,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 /// People browse outside `/api`: they get the web UI's 404 page.
 async fn not_found(req: HttpRequest) -> HttpResponse {
     if req.path() != "/api" && !req.path().starts_with("/api/") {
-        return crate::web::not_found_page(&req);
+        return crate::web::not_found_page();
     }
     answer(
         &req,

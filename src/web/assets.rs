@@ -47,7 +47,7 @@ pub fn prefix() -> &'static str {
 pub async fn serve(req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let (version, name) = path.into_inner();
     let Some((_, content_type, bytes)) = FILES.iter().find(|(n, _, _)| *n == name) else {
-        return super::not_found_page(&req);
+        return super::not_found_page();
     };
     let etag = format!("\"{}\"", *VERSION);
     let cache = if version == *VERSION {

@@ -43,7 +43,7 @@ pub mod pages;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use pages::{ErrorPage, Layout, LoginPage, RegisterPage};
 
@@ -82,7 +82,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
 
 /// The 404 page, for an unknown path outside `/api` and for what the
 /// caller may not see.
-pub fn not_found_page(_req: &HttpRequest) -> HttpResponse {
+pub fn not_found_page() -> HttpResponse {
     render(StatusCode::NOT_FOUND, &ErrorPage::not_found(None))
 }
 

@@ -99,13 +99,7 @@ fn login_and_register_pages() {
     assert!(login.contains("action=\"/login\""));
     assert!(!login.contains("Log out"), "no session, no logout");
 
-    let closed = html(&RegisterPage {
-        layout: Layout::new("Create an account", None),
-        email: String::new(),
-        display_name: String::new(),
-        error: None,
-        registration_open: false,
-    });
+    let closed = html(&closed_register());
     assert!(closed.contains("Registration is switched off"));
     assert!(!closed.contains("<form"));
     let open = html(&RegisterPage {

@@ -33,6 +33,8 @@
 //! - [`domain`]: the values and their rules (slugs, emails, passwords,
 //!   keys, events as the SDKs send them), checked once at construction, and
 //!   [`domain::grouping`], Sentry's fingerprint precedence.
+//! - [`web`]: the server-rendered web UI at `/`: askama templates, their
+//!   view models, and the embedded stylesheet and script.
 //! - [`metrics`]: what `/metrics` counts.
 //! - [`config`]: every tunable with its default, and reading them from the
 //!   environment.
@@ -81,6 +83,7 @@ pub mod http;
 pub mod metrics;
 pub mod services;
 pub mod system;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -92,10 +92,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
+    .configure(crate::web::routes)
     .default_service(web::to(not_found));
 }
 
+/// People browse outside `/api`: they get the web UI's 404 page.
 async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path() != "/api" && !req.path().starts_with("/api/") {
+        return crate::web::not_found_page();
+    }
     answer(
         &req,
         Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route"),

@@ -5,6 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+// The headless Chromium the web UI's tests drive.
+mod browser;
 
 // Tenancy through the actors, driven with `addr.send(...)`: every check is
 // one a caller could make (the typed error a message gets, what a later
@@ -25,3 +27,4 @@ mod partitions;
 mod queries;
 mod startup;
 mod storage;
+mod web;

@@ -1,0 +1,113 @@
+//! The web UI: server-rendered HTML pages for the people who fix errors,
+//! served by the same binary at `/` (the API stays under `/api`).
+//!
+//! - [`pages`]: one askama template per page (in `templates/`, checked at
+//!   compile time and HTML-escaped by default) and its view model.
+//! - [`event`]: a stored event as the issue page shows it (exception
+//!   chain, frames, breadcrumbs, context tables).
+//! - [`format`](mod@format): the pure renderings pages share (relative times, the
+//!   sparkline, JSON as text, setup snippets).
+//! - [`assets`]: the stylesheet and script, embedded, served under a
+//!   versioned prefix.
+//!
+//! Every page is plain HTML and CSS; the script only adds copy buttons.
+//! Pages carry a strict Content-Security-Policy (no inline script or
+//! style, nothing from other origins), so even text that escaped escaping
+//! could not run.
+//!
+//! # URLs
+//!
+//! | Path | Page |
+//! |------|------|
+//! | `GET /login`, `GET /register` | [`pages::LoginPage`], [`pages::RegisterPage`] |
+//! | `GET /projects`, `GET /projects/new` | [`pages::ProjectsPage`], [`pages::NewProjectPage`] |
+//! | `GET /projects/{id}/issues` | [`pages::IssuesPage`] (query: [`pages::IssueFilters`]) |
+//! | `GET /projects/{id}/issues/{issue_id}` | [`pages::IssuePage`] |
+//! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
+//! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
+//! | `GET /static/{version}/{file}` | [`assets`] |
+//!
+//! The forms post to: `/login`, `/register`, `/logout`, `/projects/new`,
+//! `/projects/{id}/issues/resolve` (bulk, `issue=<id>` repeated),
+//! `/projects/{id}/issues/{issue_id}/status` (`status`),
+//! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
+//! nobody), `/projects/{id}/keys` (`label`),
+//! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
+//! (`email`, `role`) and `/orgs/{org_id}/members/{user_id}/role` (`role`).
+//! Only the pages that need no session are served yet.
+
+pub mod assets;
+pub mod event;
+pub mod format;
+pub mod pages;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use pages::{ErrorPage, Layout, LoginPage, RegisterPage};
+
+/// The web UI's routes, to mount at `/`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::get().to(login))
+        .route("/register", web::get().to(register))
+        .route("/static/{version}/{name}", web::get().to(assets::serve));
+}
+
+/// What pages may load and where forms may post: this origin only, no
+/// inline script or style, no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `page` as an HTML response with `status`. Pages hold private data:
+/// never cached. A template that fails to render (only a formatting
+/// error can make it) is logged and answered 500.
+pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::build(status)
+            .insert_header(ContentType::html())
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
+            .body(html),
+        Err(e) => {
+            log::error!("cannot render a page: {e}");
+            HttpResponse::InternalServerError()
+                .insert_header(ContentType::plaintext())
+                .body("internal error")
+        }
+    }
+}
+
+/// The 404 page, for an unknown path outside `/api` and for what the
+/// caller may not see.
+pub fn not_found_page() -> HttpResponse {
+    render(StatusCode::NOT_FOUND, &ErrorPage::not_found(None))
+}
+
+/// `GET /login`.
+async fn login() -> HttpResponse {
+    let page = LoginPage {
+        layout: Layout::new("Log in", None),
+        email: String::new(),
+        error: None,
+        registration_open: true,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `GET /register`.
+async fn register() -> HttpResponse {
+    let page = RegisterPage {
+        layout: Layout::new("Create an account", None),
+        email: String::new(),
+        display_name: String::new(),
+        error: None,
+        registration_open: true,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,4 +16,5 @@ base=${DATABASE_URL%%\?*}
 query=${DATABASE_URL#"$base"}
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db"
 trap 'psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
-DATABASE_URL="${base%/*}/$db$query" "${CARGO_TARGET_DIR:-target}/release/examples/ingest_bench"
+# cargo run finds the binary wherever CARGO_TARGET_DIR (or a config) puts it.
+DATABASE_URL="${base%/*}/$db$query" cargo run --quiet --release --example ingest_bench "$@"

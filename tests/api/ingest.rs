@@ -502,6 +502,38 @@ async fn items_that_are_not_events_are_accepted_and_counted() {
     assert_eq!(stored(&t).await, 0);
 }
 
+/// Most bodies are decoded within a small first reservation; one that
+/// expands past it (here an attachment of a few MiB) is decoded again
+/// within the envelope's whole limit, and taken.
+#[actix::test]
+async fn a_compressed_envelope_expanding_past_one_event_is_taken() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let attachment = vec![b'a'; 3 * 1024 * 1024];
+    let mut body = envelope(&event("with a large attachment"));
+    body.extend(
+        format!(
+            "{{\"type\":\"attachment\",\"length\":{},\"filename\":\"big.txt\"}}\n",
+            attachment.len()
+        )
+        .into_bytes(),
+    );
+    body.extend(attachment);
+    body.push(b'\n');
+    let (status, _, answer) = post(
+        &server.envelope_url(),
+        &[
+            ("X-Sentry-Auth", &server.auth()),
+            ("Content-Encoding", "gzip"),
+        ],
+        encode("gzip", &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 1);
+}
+
 #[actix::test]
 async fn health_readiness_and_metrics_answer() {
     let t = TestDb::new().await;

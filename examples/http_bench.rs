@@ -419,7 +419,12 @@ async fn empty_tables(pool: &Pool) -> Result<()> {
 /// included, so the ceiling and the writers are measured alike.
 fn event_pool(url: &str) -> Result<EventPool> {
     let c = mesher::Config::new(url);
-    db::event_pool(url, c.storage_pool_size, c.storage_synchronous_commit)
+    db::event_pool(
+        url,
+        c.storage_pool_size,
+        c.storage_synchronous_commit,
+        Default::default(),
+    )
 }
 
 /// Binary COPY in batches of 5,000 over one connection for `secs`, fed by
@@ -500,10 +505,16 @@ impl Mesher {
             std::env::temp_dir().join(format!("mesher-http-bench-{}.log", std::process::id()));
         let mut log = std::fs::File::create(&log_path)
             .map_err(|e| Error::internal_from("creating the log file", e))?;
+        // A spool of this run's own: one left by another run would be
+        // replayed into this run's database.
+        let spool =
+            std::env::temp_dir().join(format!("mesher-http-bench-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&spool);
         let mut child = Command::new(&bin)
             .arg("serve")
             .env("DATABASE_URL", database_url)
             .env("MESHER_HTTP_ADDR", "127.0.0.1:0")
+            .env("MESHER_SPOOL_DIR", &spool)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

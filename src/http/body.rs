@@ -105,22 +105,28 @@ pub fn decode(encoding: ContentEncoding, body: &[u8], limit: usize) -> Result<Ve
     let decoded = match encoding {
         ContentEncoding::Identity if body.len() > limit => Err(ReadError::TooLarge),
         ContentEncoding::Identity => Ok(body.to_vec()),
-        ContentEncoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(body), limit),
-        ContentEncoding::Deflate if looks_like_zlib(body) => {
-            read_limited(flate2::read::ZlibDecoder::new(body), limit)
+        ContentEncoding::Gzip => {
+            read_limited(flate2::read::MultiGzDecoder::new(body), body.len(), limit)
         }
-        ContentEncoding::Deflate => read_limited(flate2::read::DeflateDecoder::new(body), limit),
+        ContentEncoding::Deflate if looks_like_zlib(body) => {
+            read_limited(flate2::read::ZlibDecoder::new(body), body.len(), limit)
+        }
+        ContentEncoding::Deflate => {
+            read_limited(flate2::read::DeflateDecoder::new(body), body.len(), limit)
+        }
         ContentEncoding::Br if is_large_window_brotli(body) => Err(ReadError::Refused(
             "large-window brotli is not supported, use a window of at most 16 MiB",
         )),
-        ContentEncoding::Br => read_limited(brotli::Decompressor::new(body, 4096), limit),
+        ContentEncoding::Br => {
+            read_limited(brotli::Decompressor::new(body, 4096), body.len(), limit)
+        }
         ContentEncoding::Zstd => zstd::stream::read::Decoder::with_buffer(body)
             .and_then(|mut decoder| {
                 decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
                 Ok(decoder)
             })
             .map_err(ReadError::Io)
-            .and_then(|decoder| read_limited(decoder, limit)),
+            .and_then(|decoder| read_limited(decoder, body.len(), limit)),
     };
     decoded.map_err(|e| match e {
         ReadError::TooLarge => BodyError::TooLarge { limit },
@@ -158,13 +164,15 @@ enum ReadError {
     Refused(&'static str),
 }
 
-/// Reads `decoder` to its end, failing as soon as more than `limit` bytes
-/// come out.
-fn read_limited(decoder: impl Read, limit: usize) -> Result<Vec<u8>, ReadError> {
+/// Reads `decoder` of `compressed` bytes to its end, failing as soon as
+/// more than `limit` bytes come out.
+fn read_limited(decoder: impl Read, compressed: usize, limit: usize) -> Result<Vec<u8>, ReadError> {
     // `take` stops the decoder itself one byte past the limit; the byte
     // past it is how "exactly the limit" is told from "more".
     let mut reader = decoder.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1));
-    let mut out = Vec::new();
+    // JSON compresses about threefold: room for four times the input spares
+    // most bodies every reallocation and its copy.
+    let mut out = Vec::with_capacity(compressed.saturating_mul(4).max(CHUNK).min(limit));
     let mut chunk = [0u8; CHUNK];
     loop {
         let n = match reader.read(&mut chunk) {

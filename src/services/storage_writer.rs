@@ -236,7 +236,10 @@ impl StorageWriter {
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight == 0 && !self.buffer.is_empty() {
             self.flush_requested = false;
-            let batch: Vec<Event> = self.buffer.drain(..).collect();
+            // Taking the buffer whole moves it without a copy, and leaves an
+            // empty one: an idle writer then holds no memory for the burst
+            // it once buffered (thousands of idle writers add up).
+            let batch: Vec<Event> = std::mem::take(&mut self.buffer).into();
             self.write(batch, 0, ctx);
         }
     }
@@ -394,7 +397,7 @@ impl StorageWriter {
         let Some(spool) = self.spool.clone() else {
             return;
         };
-        let events: Vec<Event> = self.buffer.drain(..).collect();
+        let events: Vec<Event> = std::mem::take(&mut self.buffer).into();
         let count = events.len();
         self.spilling += count;
         let (project_id, me) = (self.project_id, ctx.address());

@@ -1010,6 +1010,17 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+fn announce(mesher: &Mesher, knobs: &Knobs) {
+    println!(
+        "mesher: pid {} on {}, log {}; load generator: {} connections on {} threads",
+        mesher.pid(),
+        mesher.addr,
+        mesher.log_path.display(),
+        knobs.connections,
+        knobs.threads
+    );
+}
+
 #[actix::main]
 async fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -1058,15 +1069,8 @@ async fn main() -> Result<()> {
     empty_tables(&pool).await?;
 
     let mesher = Mesher::start(&url)?;
-    println!(
-        "mesher: pid {} on {}, log {}; load generator: {} connections on {} threads",
-        mesher.pid(),
-        mesher.addr,
-        mesher.log_path.display(),
-        knobs.connections,
-        knobs.threads
-    );
-    let bench = Bench {
+    announce(&mesher, &knobs);
+    let mut bench = Bench {
         pool,
         client: awc::Client::default(),
         mesher,
@@ -1078,8 +1082,19 @@ async fn main() -> Result<()> {
     };
 
     let mut knees: BTreeMap<usize, Option<Step>> = BTreeMap::new();
-    let mut rss_most = f64::NAN;
-    for &projects in &bench.knobs.projects {
+    let (mut rss_most, mut peak, mut complaints) = (f64::NAN, 0f64, 0);
+    let project_counts = bench.knobs.projects.clone();
+    for (i, &projects) in project_counts.iter().enumerate() {
+        // Each project count on a fresh process, as a user running that
+        // many projects has: memory a previous phase left to the allocator
+        // must not count against the next.
+        if i > 0 {
+            peak = peak.max(proc_stats(&bench.mesher.pid().to_string(), bench.ticks).peak_rss_mb);
+            complaints += bench.mesher.complaints.load(Ordering::Relaxed);
+            let fresh = Mesher::start(&url)?;
+            announce(&fresh, &bench.knobs);
+            std::mem::replace(&mut bench.mesher, fresh).stop()?;
+        }
         let knee = bench.knee(projects, ceiling).await?;
         match &knee {
             Some(s) => println!("knee {projects} project(s): {:.0} events/s", s.rate),
@@ -1091,8 +1106,8 @@ async fn main() -> Result<()> {
             rss_most = proc_stats(&bench.mesher.pid().to_string(), bench.ticks).rss_mb;
         }
     }
-    let peak = proc_stats(&bench.mesher.pid().to_string(), bench.ticks).peak_rss_mb;
-    let complaints = bench.mesher.complaints.load(Ordering::Relaxed);
+    let peak = peak.max(proc_stats(&bench.mesher.pid().to_string(), bench.ticks).peak_rss_mb);
+    let complaints = complaints + bench.mesher.complaints.load(Ordering::Relaxed);
     let log_path = bench.mesher.log_path.clone();
     bench.mesher.stop()?;
     println!(

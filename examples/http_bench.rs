@@ -507,8 +507,11 @@ impl Mesher {
             .map_err(|e| Error::internal_from("creating the log file", e))?;
         // A spool of this run's own: one left by another run would be
         // replayed into this run's database.
-        let spool =
-            std::env::temp_dir().join(format!("mesher-http-bench-spool-{}", std::process::id()));
+        let spool = std::env::temp_dir().join(format!(
+            "mesher-http-bench-spool-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ));
         let _ = std::fs::remove_dir_all(&spool);
         let mut child = Command::new(&bin)
             .arg("serve")

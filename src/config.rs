@@ -73,6 +73,10 @@ pub struct HttpConfig {
     /// body (`MESHER_HTTP_CLIENT_TIMEOUT_MS`): a slow client is cut off
     /// instead of holding a connection and its buffer.
     pub client_timeout: Duration,
+    /// Whether anyone may register an account through the dashboard
+    /// (`MESHER_ALLOW_REGISTRATION`, default on); off, accounts are made
+    /// with `mesher user create`.
+    pub allow_registration: bool,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +86,7 @@ impl Default for HttpConfig {
             public_url: None,
             shutdown_timeout: Duration::from_secs(10),
             client_timeout: Duration::from_secs(10),
+            allow_registration: true,
         }
     }
 }
@@ -289,6 +294,18 @@ impl Config {
         if let Some(n) = num("MESHER_HTTP_CLIENT_TIMEOUT_MS")? {
             c.http.client_timeout = Duration::from_millis(n);
         }
+        if let Some(v) = get("MESHER_ALLOW_REGISTRATION") {
+            c.http.allow_registration = match v.trim() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => {
+                    return Err(Error::invalid(
+                        "MESHER_ALLOW_REGISTRATION",
+                        "must be on or off",
+                    ));
+                }
+            };
+        }
         if let Some(dir) = get("MESHER_SPOOL_DIR") {
             c.spool.dir = Some(PathBuf::from(dir)).filter(|d| !d.as_os_str().is_empty());
         }
@@ -475,6 +492,7 @@ mod tests {
         assert_eq!(c.partitions.lock_timeout, Duration::from_secs(5));
         assert_eq!(c.spool.dir, Some(PathBuf::from("mesher-spool")));
         assert_eq!(c.spool.max_bytes, 1 << 30);
+        assert!(c.http.allow_registration);
         c.validate().unwrap();
     }
 

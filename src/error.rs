@@ -59,6 +59,17 @@ pub enum Error {
     #[error("database error{}", sqlstate(.0))]
     Database(#[source] tokio_postgres::Error),
 
+    /// The caller belongs to the organization but their role does not
+    /// allow `action` (outsiders get `NotFound` instead: no existence
+    /// leak).
+    #[error("your role does not allow you to {action}")]
+    Forbidden { action: &'static str },
+
+    /// The change would break a rule about the current state, e.g. remove
+    /// an organization's last owner.
+    #[error("{rule}")]
+    Conflict { rule: &'static str },
+
     /// Mesher cannot take more right now (a project's writer is full); the
     /// caller may try again after `retry_after`. Nothing was accepted.
     #[error("overloaded; retry after {}s", retry_after.as_secs())]

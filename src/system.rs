@@ -81,8 +81,19 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         metrics.clone(),
         spool,
     );
+    let users = UserService::new(pool.clone(), config.users.clone()).start();
+    let orgs = OrgService::new(pool.clone()).start();
+    let issues = IssueService::new(pool.clone()).start();
     let state = http::State {
         projects: projects.clone(),
+        users: users.clone(),
+        orgs: orgs.clone(),
+        issues: issues.clone(),
+        dashboard: http::api::Dashboard {
+            allow_registration: config.http.allow_registration,
+            secure_cookies: public_url.is_https(),
+            logins: Default::default(),
+        },
         writers: writers.clone(),
         pool: pool.clone(),
         metrics: metrics.clone(),
@@ -94,10 +105,10 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     actix_rt::spawn(server);
 
     Ok(Mesher {
-        orgs: OrgService::new(pool.clone()).start(),
+        orgs,
         projects,
-        users: UserService::new(pool.clone(), config.users.clone()).start(),
-        issues: IssueService::new(pool.clone()).start(),
+        users,
+        issues,
         writers,
         partitions,
         pool,

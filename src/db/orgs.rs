@@ -68,3 +68,30 @@ pub async fn list(pool: &Pool) -> Result<Vec<Organization>> {
         .await?;
     Ok(rows.iter().map(from_row).collect())
 }
+
+/// Creates an organization with `owner_id` as its owner, both or neither.
+/// Errors: `AlreadyExists { "organization" }` (slug), `NotFound { "user" }`.
+pub async fn insert_with_owner(
+    pool: &Pool,
+    name: &Name,
+    slug: &Slug,
+    owner_id: Uuid,
+) -> Result<Organization> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO organizations (id, name, slug) VALUES ($1, $2, $3)
+             RETURNING id, name, slug, created_at",
+            &[&new_id(), &name.as_str(), &slug.as_str()],
+        )
+        .await?;
+    let org = from_row(&row);
+    tx.execute(
+        "INSERT INTO org_memberships (id, user_id, org_id, role) VALUES ($1, $2, $3, 'owner')",
+        &[&new_id(), &owner_id, &org.id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(org)
+}

@@ -5,6 +5,7 @@
 //! constructor that checks it, so an invalid value never reaches a service's
 //! query or the database. Each rule is unit-tested beside its type.
 
+pub mod access;
 mod alert;
 mod event;
 pub mod grouping;
@@ -26,7 +27,7 @@ pub use issue::{
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};
 pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, PublicUrl};
-pub use user::{Email, NewSession, OrgMembership, Password, Role, Session, User};
+pub use user::{Email, Member, NewSession, OrgMembership, Password, Role, Session, User};
 
 use crate::error::{Error, Result};
 use uuid::Uuid;

@@ -146,6 +146,16 @@ pub struct OrgMembership {
     pub joined_at: DateTime<Utc>,
 }
 
+/// A member as the dashboard lists them: who, and with which role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
 /// A live login session, as validation reports it (the token itself is
 /// not stored, so it is not here either).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

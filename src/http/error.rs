@@ -39,7 +39,7 @@ impl Problem {
         }
     }
 
-    fn retry_after(mut self, after: Duration) -> Self {
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
     }
@@ -84,9 +84,11 @@ impl From<Error> for Problem {
             Error::Overloaded { retry_after } => Problem::new(
                 S::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "too many events; retry later",
+                "too many requests; retry later",
             )
             .retry_after(retry_after),
+            Error::Forbidden { .. } => Problem::new(S::FORBIDDEN, "forbidden", e.to_string()),
+            Error::Conflict { .. } => Problem::new(S::CONFLICT, "conflict", e.to_string()),
             Error::ShuttingDown => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())
                     .retry_after(UNAVAILABLE_RETRY_AFTER)
@@ -106,6 +108,13 @@ impl From<Error> for Problem {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
         }
+    }
+}
+
+/// An actor that is gone: an internal error, as [`Error`] maps it.
+impl From<actix::MailboxError> for Problem {
+    fn from(e: actix::MailboxError) -> Self {
+        Error::from(e).into()
     }
 }
 

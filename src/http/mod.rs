@@ -4,6 +4,8 @@
 //!   routes.
 //! - [`ingest`]: the ingestion handlers (`/api/<id>/envelope/`,
 //!   `/api/<id>/store/`, `/api/v1/events`).
+//! - [`api`]: the dashboard API under `/api/v1` (sessions, organizations,
+//!   projects, keys, issues), with the one access check.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`error`]: the one mapping from errors to statuses and bodies.
 //! - The wire formats, pure functions with their tests: [`body`]
@@ -12,6 +14,7 @@
 //!
 //! Handlers are thin: extract, send a message to an actor, map the reply.
 
+pub mod api;
 pub mod body;
 pub mod envelope;
 pub mod error;
@@ -22,7 +25,7 @@ pub mod server;
 
 use crate::db::Pool;
 use crate::metrics::Metrics;
-use crate::services::{ProjectService, WriterRegistry};
+use crate::services::{IssueService, OrgService, ProjectService, UserService, WriterRegistry};
 use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +34,14 @@ use tokio::sync::Semaphore;
 /// What every handler may use: the actors it talks to and the counters.
 #[derive(Clone)]
 pub struct State {
-    /// Resolves ingest keys (cached).
+    /// Resolves ingest keys (cached); projects and keys for the dashboard.
     pub projects: Addr<ProjectService>,
+    /// Sessions and memberships, for the dashboard.
+    pub users: Addr<UserService>,
+    pub orgs: Addr<OrgService>,
+    pub issues: Addr<IssueService>,
+    /// The dashboard's settings and login limiter.
+    pub dashboard: api::Dashboard,
     /// Takes events (see [`crate::services::Admit`]).
     pub writers: Addr<WriterRegistry>,
     /// For the readiness check.

@@ -92,6 +92,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
+    .service(
+        web::scope("/api/v1")
+            .configure(super::api::routes)
+            .default_service(web::to(not_found)),
+    )
     .configure(crate::web::routes)
     .default_service(web::to(not_found));
 }

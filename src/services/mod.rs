@@ -21,7 +21,7 @@ pub use committer::{Commit, Committed, Committer};
 pub use issue_service::{
     AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
-pub use org_service::{CreateOrg, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
+pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
     CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
@@ -31,8 +31,8 @@ pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;
 pub use storage_writer::{Admit, Drain, Flush, Stats, StorageWriter, Store, WriterStats};
 pub use user_service::{
-    AddMember, GetMembers, GetUser, GetUserOrgs, Login, Logout, Register, UserService,
-    ValidateSession,
+    AddMember, AddMemberByEmail, BCRYPT_SLOTS, ChangeMember, GetMembers, GetRole, GetUser,
+    GetUserOrgs, ListMembers, Login, Logout, Register, UserService, ValidateSession,
 };
 pub use writer_registry::{
     Accepting, DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry,

@@ -30,6 +30,30 @@ pub struct CreateOrg {
     pub slug: String,
 }
 
+/// Creates an organization whose owner is `owner_id`, both or neither (the
+/// dashboard's "create", where the creator becomes owner). Errors as
+/// [`CreateOrg`], and `NotFound { "user" }`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Organization>")]
+pub struct CreateOrgAsOwner {
+    pub name: String,
+    pub slug: String,
+    pub owner_id: uuid::Uuid,
+}
+
+impl Handler<CreateOrgAsOwner> for OrgService {
+    type Result = ResponseFuture<Result<Organization>>;
+
+    fn handle(&mut self, msg: CreateOrgAsOwner, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let name = Name::parse("name", &msg.name)?;
+            let slug = Slug::parse(&msg.slug)?;
+            db::orgs::insert_with_owner(&pool, &name, &slug, msg.owner_id).await
+        })
+    }
+}
+
 /// Reads one organization. Errors: `InvalidInput` (id), `NotFound`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Organization>")]

@@ -7,12 +7,24 @@
 use crate::config::UserConfig;
 use crate::db::{self, Pool};
 use crate::domain::{
-    Email, Name, NewSession, OrgMembership, Organization, Password, Role, Session, SessionToken,
-    User, parse_id,
+    Email, Member, Name, NewSession, OrgMembership, Organization, Password, Role, Session,
+    SessionToken, User, parse_id,
 };
 use crate::error::{Error, Result};
 use actix::prelude::*;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// bcrypt computations allowed at once, running or queued. Past it a
+/// login or registration is refused (429) rather than queued: a flood of
+/// logins then costs at most this many blocking threads, and ingestion,
+/// which shares the blocking pool for decompression, keeps its share.
+pub const BCRYPT_SLOTS: usize = 8;
+
+/// How long a client refused for want of a bcrypt slot is asked to wait.
+const BCRYPT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Registers users, logs them in and out, and manages memberships.
 pub struct UserService {
@@ -24,6 +36,8 @@ pub struct UserService {
     /// login for an unknown email verifies against it, so it costs the same
     /// time as a wrong password and reveals nothing.
     dummy_hash: Arc<OnceLock<String>>,
+    /// Bounds the bcrypt work in progress (see [`BCRYPT_SLOTS`]).
+    bcrypt_slots: Arc<Semaphore>,
 }
 
 impl UserService {
@@ -32,8 +46,21 @@ impl UserService {
             pool,
             config,
             dummy_hash: Arc::default(),
+            bcrypt_slots: Arc::new(Semaphore::new(BCRYPT_SLOTS)),
         }
     }
+}
+
+/// Runs bcrypt work on the blocking pool if a slot is free; `Overloaded`
+/// otherwise.
+async fn bcrypt_off_thread<T: Send + 'static>(
+    slots: &Semaphore,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let _slot = slots.try_acquire().map_err(|_| Error::Overloaded {
+        retry_after: BCRYPT_RETRY_AFTER,
+    })?;
+    off_thread(f).await
 }
 
 impl Actor for UserService {
@@ -150,11 +177,12 @@ impl Handler<Register> for UserService {
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
         let (pool, cost) = (self.pool.clone(), self.config.bcrypt_cost);
+        let slots = self.bcrypt_slots.clone();
         Box::pin(async move {
             let email = Email::parse(&msg.email)?;
             let password = Password::parse(&msg.password)?;
             let display_name = Name::parse("display_name", &msg.display_name)?;
-            let hash = off_thread(move || bcrypt::hash(password.expose(), cost))
+            let hash = bcrypt_off_thread(&slots, move || bcrypt::hash(password.expose(), cost))
                 .await?
                 .map_err(|e| Error::internal_from("bcrypt failed", e))?;
             db::users::insert(&pool, &email, &hash, &display_name).await
@@ -172,6 +200,7 @@ impl Handler<Login> for UserService {
             self.config.bcrypt_cost,
             self.config.session_ttl,
         );
+        let slots = self.bcrypt_slots.clone();
         Box::pin(async move {
             let email = Email::parse(&msg.email)?;
             let password = Password::parse(&msg.password)?;
@@ -180,7 +209,7 @@ impl Handler<Login> for UserService {
                 Some((user, hash)) => (Some(user), hash),
                 None => (None, String::new()),
             };
-            let verified = off_thread(move || {
+            let verified = bcrypt_off_thread(&slots, move || {
                 let hash = if hash.is_empty() {
                     dummy_hash(&dummy, cost)
                 } else {
@@ -270,6 +299,90 @@ impl Handler<GetUserOrgs> for UserService {
         let pool = self.pool.clone();
         Box::pin(async move {
             db::memberships::orgs_of_user(&pool, parse_id("user_id", &msg.user_id)?).await
+        })
+    }
+}
+
+/// The role a user has in an organization; `None` for an outsider (call).
+/// The dashboard's one access check asks this on every request.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Role>>")]
+pub struct GetRole {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+}
+
+impl Handler<GetRole> for UserService {
+    type Result = ResponseFuture<Result<Option<Role>>>;
+
+    fn handle(&mut self, msg: GetRole, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { db::memberships::role_of(&pool, msg.user_id, msg.org_id).await })
+    }
+}
+
+/// An organization's members with their emails and names.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<Member>>")]
+pub struct ListMembers {
+    pub org_id: Uuid,
+}
+
+impl Handler<ListMembers> for UserService {
+    type Result = ResponseFuture<Result<Vec<Member>>>;
+
+    fn handle(&mut self, msg: ListMembers, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { db::memberships::members(&pool, msg.org_id).await })
+    }
+}
+
+/// Adds a registered user, found by email, to an organization. Errors:
+/// `InvalidInput` (email, role), `NotFound { "user" }`,
+/// `AlreadyExists { "membership" }`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<OrgMembership>")]
+pub struct AddMemberByEmail {
+    pub org_id: Uuid,
+    pub email: String,
+    pub role: String,
+}
+
+impl Handler<AddMemberByEmail> for UserService {
+    type Result = ResponseFuture<Result<OrgMembership>>;
+
+    fn handle(&mut self, msg: AddMemberByEmail, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let email = Email::parse(&msg.email)?;
+            let role: Role = msg.role.parse()?;
+            let (user, _) = db::users::credentials_by_email(&pool, &email)
+                .await?
+                .ok_or(Error::NotFound { entity: "user" })?;
+            db::memberships::insert(&pool, user.id, msg.org_id, role).await
+        })
+    }
+}
+
+/// Gives a member another role, or removes them with `role: None`; an
+/// organization never loses its last owner. Errors: `InvalidInput` (role),
+/// `NotFound { "membership" }`, `Conflict`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<()>")]
+pub struct ChangeMember {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Option<String>,
+}
+
+impl Handler<ChangeMember> for UserService {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: ChangeMember, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let role = msg.role.as_deref().map(str::parse).transpose()?;
+            db::memberships::change(&pool, msg.org_id, msg.user_id, role).await
         })
     }
 }

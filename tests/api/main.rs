@@ -19,6 +19,9 @@ mod sessions;
 mod users;
 
 mod binary;
+mod dashboard;
+mod dashboard_access;
+mod dashboard_issues;
 mod grouping;
 mod ingest;
 mod issues;

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use futures_util::future::{Either, join_all, select};
 use mesher::Error;
 use mesher::config::UserConfig;
-use mesher::services::Register;
+use mesher::services::{BCRYPT_SLOTS, Register};
 use std::cell::Cell;
 use std::pin::pin;
 use std::rc::Rc;
@@ -29,13 +29,14 @@ async fn logins_at_default_bcrypt_cost_do_not_stall_other_actors() {
         1
     );
 
-    // All 20 logins are in flight before the GetOrg is sent. The test
+    // As many logins as bcrypt may run at once are in flight before the
+    // GetOrg is sent. The test
     // runs in one System on one thread, the same thread every actor here
     // uses: had a hash run on it, the GetOrg could not be answered until
     // that hash (and those queued before it) had finished.
     let completed = Rc::new(Cell::new(0usize));
     let started = Instant::now();
-    let logins = join_all((0..20).map(|_| {
+    let logins = join_all((0..BCRYPT_SLOTS).map(|_| {
         let reply = s.users.send(login("ann@example.org", PASSWORD));
         let completed = completed.clone();
         async move {
@@ -48,27 +49,45 @@ async fn logins_at_default_bcrypt_cost_do_not_stall_other_actors() {
     let logins = pin!(logins);
     let (got, pending_logins) = match select(pin!(get), logins).await {
         Either::Left((got, pending)) => (got, pending),
-        Either::Right(_) => panic!("all 20 logins finished before GetOrg was answered"),
+        Either::Right(_) => panic!("every login finished before GetOrg was answered"),
     };
     let get_latency = started.elapsed();
     let completed_at_get = completed.get();
-    eprintln!("GetOrg answered after {get_latency:?}, with {completed_at_get}/20 logins done");
+    eprintln!(
+        "GetOrg answered after {get_latency:?}, with {completed_at_get}/{BCRYPT_SLOTS} logins done"
+    );
+    // One login more than bcrypt may run is refused at once, not queued.
+    let extra = s
+        .users
+        .send(login("ann@example.org", PASSWORD))
+        .await
+        .unwrap();
+    assert!(
+        matches!(extra, Err(Error::Overloaded { .. })),
+        "a login past the bcrypt slots is refused: {extra:?}"
+    );
     // Every login needs a whole cost-12 hash before it can reply, GetOrg
     // only one query: unless something stalled it, GetOrg wins outright.
     // "Fewer than 20" alone would not do: with the hash moved onto the
     // actor's thread, GetOrg came after 8 to 15 of the 20 and passed it.
     assert_eq!(
         completed_at_get, 0,
-        "GetOrg was answered only after {completed_at_get} of 20 logins"
+        "GetOrg was answered only after {completed_at_get} logins"
     );
     assert_eq!(got.expect("actor is alive").unwrap(), org);
 
     let results = pending_logins.await;
-    eprintln!("all 20 cost-12 logins took {:?}", started.elapsed());
+    eprintln!(
+        "all {BCRYPT_SLOTS} cost-12 logins took {:?}",
+        started.elapsed()
+    );
     for r in results {
         r.unwrap();
     }
-    assert_eq!(t.count("SELECT count(*) FROM sessions").await, 20);
+    assert_eq!(
+        t.count("SELECT count(*) FROM sessions").await,
+        BCRYPT_SLOTS as i64
+    );
 }
 
 #[actix::test]

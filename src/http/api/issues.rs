@@ -1,0 +1,177 @@
+//! `/api/v1/projects/{id}/issues` and `/events`: what broke, and triage.
+
+use super::caller::Caller;
+use crate::domain::access::Action;
+use crate::error::Error;
+use crate::http::State;
+use crate::http::error::ApiError;
+use crate::services::{
+    AssignIssue, GetEvent, GetIssue, GetRole, ListIssueEvents, ListIssues, UpdateIssueStatus,
+};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// The issue list's query string; each is checked by the issue service.
+#[derive(Deserialize)]
+pub struct IssueQuery {
+    pub status: Option<String>,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    pub query: Option<String>,
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list(
+    state: web::Data<State>,
+    caller: Caller,
+    project_id: web::Path<String>,
+    q: web::Query<IssueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let q = q.into_inner();
+    let page = state
+        .issues
+        .send(ListIssues {
+            project_id: project.id.to_string(),
+            status: q.status,
+            environment: q.environment,
+            release: q.release,
+            query: q.query,
+            sort: q.sort,
+            cursor: q.cursor,
+            limit: q.limit,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+pub async fn get(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let detail = state
+        .issues
+        .send(GetIssue {
+            project_id: project.id.to_string(),
+            issue_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// Triage: `{"status": "resolved"}`, `{"assignee_id": "<user id>"}` (a
+/// member of the organization) or `{"assignee_id": null}`, or both.
+pub async fn update(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Triage).await?;
+    let body = body.into_inner();
+    let status = match body.get("status") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(Error::invalid("status", "must be a string").into()),
+    };
+    let assignee = match body.get("assignee_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => {
+            Some(Some(s.parse::<Uuid>().map_err(|_| {
+                Error::invalid("assignee_id", "must be a user id or null")
+            })?))
+        }
+        Some(_) => return Err(Error::invalid("assignee_id", "must be a user id or null").into()),
+    };
+    if status.is_none() && assignee.is_none() {
+        return Err(Error::invalid("body", "must set status or assignee_id").into());
+    }
+    if let Some(Some(user_id)) = assignee {
+        let member = state
+            .users
+            .send(GetRole {
+                user_id,
+                org_id: project.org_id,
+            })
+            .await??;
+        if member.is_none() {
+            return Err(Error::invalid(
+                "assignee_id",
+                "must be a member of the project's organization",
+            )
+            .into());
+        }
+    }
+    let project_id = project.id.to_string();
+    let mut issue = None;
+    if let Some(status) = status {
+        let msg = UpdateIssueStatus {
+            project_id: project_id.clone(),
+            issue_id: issue_id.clone(),
+            status,
+        };
+        issue = Some(state.issues.send(msg).await??);
+    }
+    if let Some(user) = assignee {
+        let msg = AssignIssue {
+            project_id,
+            issue_id,
+            user_id: user.map(|u| u.to_string()),
+        };
+        issue = Some(state.issues.send(msg).await??);
+    }
+    Ok(HttpResponse::Ok().json(issue))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub async fn events(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let Page { cursor, limit } = page.into_inner();
+    let events = state
+        .issues
+        .send(ListIssueEvents {
+            project_id: project.id.to_string(),
+            issue_id,
+            cursor,
+            limit,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(events))
+}
+
+pub async fn event(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, event_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let event = state
+        .issues
+        .send(GetEvent {
+            project_id: project.id.to_string(),
+            event_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(event))
+}

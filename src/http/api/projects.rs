@@ -1,0 +1,104 @@
+//! `/api/v1/projects/{id}`: one project and its ingest keys.
+
+use super::caller::Caller;
+use crate::domain::access::Action;
+use crate::domain::{ApiKeyInfo, Project};
+use crate::error::Error;
+use crate::http::State;
+use crate::http::error::ApiError;
+use crate::services::{CreateApiKey, ListApiKeys, RevokeApiKey};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A project with its keys' prefixes (never the keys: those are shown
+/// once, when made).
+#[derive(Serialize)]
+pub struct ProjectView {
+    #[serde(flatten)]
+    pub project: Project,
+    pub keys: Vec<ApiKeyInfo>,
+}
+
+pub async fn with_keys(state: &State, project: Project) -> Result<ProjectView, Error> {
+    let keys = state
+        .projects
+        .send(ListApiKeys {
+            project_id: project.id.to_string(),
+        })
+        .await??;
+    Ok(ProjectView { project, keys })
+}
+
+pub async fn get(
+    state: web::Data<State>,
+    caller: Caller,
+    project_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    Ok(HttpResponse::Ok().json(with_keys(&state, project).await?))
+}
+
+#[derive(Deserialize)]
+pub struct NewKey {
+    pub label: Option<String>,
+}
+
+/// Makes a key; the reply holds it in clear, with its DSN, this once.
+pub async fn create_key(
+    state: web::Data<State>,
+    caller: Caller,
+    project_id: web::Path<String>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let project = caller
+        .project(&state, &project_id, Action::ManageKeys)
+        .await?;
+    let key = state
+        .projects
+        .send(CreateApiKey {
+            project_id: project.id.to_string(),
+            label: body.into_inner().label,
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(key))
+}
+
+pub async fn keys(
+    state: web::Data<State>,
+    caller: Caller,
+    project_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let project = caller
+        .project(&state, &project_id, Action::ManageKeys)
+        .await?;
+    Ok(HttpResponse::Ok().json(with_keys(&state, project).await?.keys))
+}
+
+pub async fn revoke_key(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, key_id) = path.into_inner();
+    let project = caller
+        .project(&state, &project_id, Action::ManageKeys)
+        .await?;
+    // Only this project's keys: a key id is no licence to revoke another
+    // project's key.
+    if !with_keys(&state, project)
+        .await?
+        .keys
+        .iter()
+        .any(|k| k.id == key_id)
+    {
+        return Err(Error::NotFound { entity: "api key" }.into());
+    }
+    state
+        .projects
+        .send(RevokeApiKey {
+            key_id: key_id.to_string(),
+        })
+        .await??;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -78,6 +78,15 @@ pub fn event_pool(
     // quickly, so no reconnect backoff in the pool: the spool replayer's
     // probe paces reconnecting during an outage.
     config.connect_timeout(EVENT_CONNECT_TIMEOUT);
+    // A PostgreSQL that vanishes without a reset (a failover, a partition)
+    // must fail the statements waiting on it in seconds, not after the
+    // kernel's two-hour keepalive default: until they fail, their batches
+    // can go neither to PostgreSQL nor to the spool.
+    config
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(20));
     Ok(bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(EVENT_CONNECTION_TIMEOUT)

@@ -95,10 +95,11 @@ async fn write_alone(pool: &EventPool, job: Job) {
     });
 }
 
-/// Writes the jobs' batches as one and answers each. When the combined
-/// statement fails for a reason other than the connection (a lock timeout
-/// on one project's issue, say), each batch is written again alone, so
-/// that one project's fault is not every project's.
+/// Writes the jobs' batches as one statement and answers each. Should it
+/// fail for anything but the connection (an event PostgreSQL refuses, a
+/// lock timeout on one project's issue), each batch is written again
+/// alone, where refused events are split out within their own batch: one
+/// project's fault stays its own, and costs the others one statement.
 async fn write(pool: EventPool, jobs: Vec<Job>) {
     if jobs.len() == 1 {
         for job in jobs {
@@ -113,51 +114,44 @@ async fn write(pool: EventPool, jobs: Vec<Job>) {
         combined.extend(job.batch);
         replies.push(job.reply);
     }
-    let result = db::events::store_batch(&pool, &combined).await;
+    let result = db::events::insert_batch(&pool, &combined).await;
     let mut rest = combined.into_iter();
-    if let Err(e) = &result
-        && !matches!(e, Error::DatabaseUnavailable { .. })
-    {
-        log::warn!(
-            "a combined batch of {} writers failed ({}); writing each alone",
-            sizes.len(),
-            e.report()
-        );
-        for (size, reply) in sizes.into_iter().zip(replies) {
-            let batch = rest.by_ref().take(size).collect();
-            write_alone(&pool, Job { batch, reply }).await;
+    let mut batches = sizes
+        .into_iter()
+        .map(|size| rest.by_ref().take(size).collect::<Vec<_>>());
+    match result {
+        Ok(_) => {
+            for (batch, reply) in batches.by_ref().zip(replies) {
+                let result = Ok(db::events::Stored::default());
+                let _ = reply.send(Committed { batch, result });
+            }
         }
-        return;
-    }
-    let mut start = 0;
-    for (size, reply) in sizes.into_iter().zip(replies) {
-        let batch: Vec<Event> = rest.by_ref().take(size).collect();
-        let result = match &result {
-            Ok(stored) => Ok(db::events::Stored {
-                refused: stored
-                    .refused
-                    .iter()
-                    .filter(|&&i| (start..start + size).contains(&i))
-                    .map(|i| i - start)
-                    .collect(),
-            }),
-            Err(e) => Err(for_each_batch(e)),
-        };
-        start += size;
-        let _ = reply.send(Committed { batch, result });
-    }
-}
-
-/// The failure of a combined statement, as each of its batches gets it:
-/// what the writer acts on (whether PostgreSQL was unreachable) and the
-/// text, without the source, which only one can own.
-fn for_each_batch(e: &Error) -> Error {
-    match e {
-        Error::DatabaseUnavailable { reason, .. } => Error::DatabaseUnavailable {
-            reason: reason.clone(),
-            source: None,
-        },
-        other => Error::internal(format!("a combined batch failed: {}", other.report())),
+        Err(Error::DatabaseUnavailable { reason, .. }) => {
+            for (batch, reply) in batches.by_ref().zip(replies) {
+                // Each gets the failure; the cause, which only one could
+                // own, is in the writers' log line through its reason.
+                let result = Err(Error::DatabaseUnavailable {
+                    reason: reason.clone(),
+                    source: None,
+                });
+                let _ = reply.send(Committed { batch, result });
+            }
+        }
+        Err(e) => {
+            log::warn!(
+                "a combined batch of {} writers failed ({}); writing each alone",
+                replies.len(),
+                e.report()
+            );
+            let alone: Vec<Job> = batches
+                .by_ref()
+                .zip(replies)
+                .map(|(batch, reply)| Job { batch, reply })
+                .collect();
+            for job in alone {
+                write_alone(&pool, job).await;
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Spool: batches kept on local disk while PostgreSQL cannot take them.
 //!
-//! When a writer finds PostgreSQL unreachable (or a batch has used up its
-//! retries), it hands the batch to the spool instead of dropping it, and
+//! When a writer finds PostgreSQL unreachable, it hands the batch to the
+//! spool instead of retrying and then dropping it, and
 //! while PostgreSQL stays unreachable a full buffer spills there instead of
 //! pushing out its oldest events. [`SpoolReplayer`] probes PostgreSQL
 //! meanwhile and, once it answers, replays the spool oldest first; at start
@@ -98,8 +98,9 @@ impl Spool {
             file,
             shared: shared.clone(),
             metrics,
+            usage,
         };
-        store.publish(usage);
+        store.publish();
         // One thread, one connection: SQLite serializes writes anyway. The
         // factory runs once (a SyncArbiter restarts an actor only if it
         // stops itself, which SpoolStore never does).
@@ -161,8 +162,32 @@ impl Spool {
     }
 
     /// Forgets a batch that was replayed (or cannot be).
-    pub(crate) async fn remove(&self, id: i64) -> Result<()> {
-        self.store.send(Remove(id)).await?
+    pub(crate) async fn remove(&self, batch: Spooled) -> Result<()> {
+        self.store
+            .send(Remove {
+                id: batch.id,
+                events: batch.events,
+                bytes: batch.bytes,
+            })
+            .await?
+    }
+}
+
+/// Which spooled batch, and its size, for removing it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spooled {
+    pub id: i64,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+impl Spooled {
+    pub fn of(batch: &SpooledBatch) -> Spooled {
+        Spooled {
+            id: batch.id,
+            events: batch.count,
+            bytes: batch.bytes,
+        }
     }
 }
 
@@ -172,22 +197,19 @@ pub struct SpoolStore {
     shared: Arc<Shared>,
     /// Events spooled, and what the spool holds, are counted here.
     metrics: Metrics,
+    /// What the file holds: read once at open, then kept by each put and
+    /// remove (a scan per change would grow with the spool).
+    usage: Usage,
 }
 
 impl SpoolStore {
-    /// Makes `usage` visible to writers and in the metrics.
-    fn publish(&self, usage: Usage) {
+    /// Makes the usage visible to writers and in the metrics.
+    fn publish(&self) {
+        let usage = self.usage;
         self.shared.bytes.store(usage.bytes, Ordering::Relaxed);
         self.shared.events.store(usage.events, Ordering::Relaxed);
         self.shared.batches.store(usage.batches, Ordering::Relaxed);
         self.metrics.spool_usage(usage.events, usage.bytes);
-    }
-
-    fn refresh(&self) {
-        match self.file.usage() {
-            Ok(usage) => self.publish(usage),
-            Err(e) => log::error!("reading the spool's size failed: {}", e.report()),
-        }
     }
 }
 
@@ -224,7 +246,10 @@ impl Handler<Put> for SpoolStore {
             return Err(Refused { events, error });
         }
         self.metrics.events_spooled(events.len() as u64);
-        self.refresh();
+        self.usage.batches += 1;
+        self.usage.events += events.len() as u64;
+        self.usage.bytes += body.len() as u64;
+        self.publish();
         Ok(())
     }
 }
@@ -243,15 +268,22 @@ impl Handler<Oldest> for SpoolStore {
 
 #[derive(Message)]
 #[rtype(result = "Result<()>")]
-struct Remove(i64);
+struct Remove {
+    id: i64,
+    events: u64,
+    bytes: u64,
+}
 
 impl Handler<Remove> for SpoolStore {
     type Result = Result<()>;
 
-    fn handle(&mut self, Remove(id): Remove, _: &mut Self::Context) -> Self::Result {
-        self.file.remove(id)?;
+    fn handle(&mut self, msg: Remove, _: &mut Self::Context) -> Self::Result {
+        self.file.remove(msg.id)?;
         self.shared.full.store(false, Ordering::Relaxed);
-        self.refresh();
+        self.usage.batches = self.usage.batches.saturating_sub(1);
+        self.usage.events = self.usage.events.saturating_sub(msg.events);
+        self.usage.bytes = self.usage.bytes.saturating_sub(msg.bytes);
+        self.publish();
         Ok(())
     }
 }

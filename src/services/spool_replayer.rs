@@ -12,7 +12,7 @@
 //!
 //! It runs on the registry's I/O thread, like every use of the event pool.
 
-use super::spool::Spool;
+use super::spool::{Spool, Spooled};
 use crate::db::{self, EventPool};
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -111,7 +111,7 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
             return Next::Backoff;
         }
     };
-    let (project_id, count) = (batch.project_id, batch.count);
+    let (project_id, count, spooled) = (batch.project_id, batch.count, Spooled::of(&batch));
     let events = match batch.events {
         Ok(events) => events,
         Err(e) => {
@@ -122,7 +122,7 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
                 e.report()
             );
             metrics.events_dropped("spool_unreadable", count);
-            return remove(&spool, batch.id).await;
+            return remove(&spool, spooled).await;
         }
     };
     match db::events::store_batch(&pool, &events).await {
@@ -138,7 +138,7 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
                     refused.len()
                 );
             }
-            remove(&spool, batch.id).await
+            remove(&spool, spooled).await
         }
         Err(e @ Error::DatabaseUnavailable { .. }) => {
             log::warn!("replaying the spool paused: {}", e.report());
@@ -154,8 +154,8 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
     }
 }
 
-async fn remove(spool: &Spool, id: i64) -> Next {
-    match spool.remove(id).await {
+async fn remove(spool: &Spool, batch: Spooled) -> Next {
+    match spool.remove(batch).await {
         Ok(()) => Next::Now,
         Err(e) => {
             log::error!(

@@ -13,8 +13,9 @@
 //!
 //! With a [`Spool`], an outage loses nothing: a batch that finds
 //! PostgreSQL unreachable goes to the spool at once (no retries: the
-//! replayer's probe decides when PostgreSQL is back), and so does a batch
-//! whose retries ran out for another reason. While PostgreSQL is
+//! replayer's probe decides when PostgreSQL is back). A batch that fails
+//! for another reason is retried as without a spool: replaying it would
+//! fail again, and hold up the spool behind it. While PostgreSQL is
 //! unreachable, a full buffer spills to the spool instead of pushing out
 //! its oldest events. Only a full spool, or none, brings back drop-oldest.
 //!
@@ -95,10 +96,12 @@ pub struct WriterStats {
     pub stored: u64,
     /// Events handed to the spool, safe on local disk.
     pub spooled: u64,
-    /// Oldest events pushed out of a full buffer.
+    /// Oldest events pushed out of a full buffer, and events a full buffer
+    /// spilled that the spool refused (full).
     pub dropped_overflow: u64,
-    /// Events of batches given up: still failing after the last retry, or
-    /// lost with the I/O arbiter at shutdown.
+    /// Events of batches given up: still failing after the last retry
+    /// (the spool full or off, for a connection failure), or lost with the
+    /// storage I/O at shutdown.
     pub dropped_after_retries: u64,
     /// Events PostgreSQL refused for their data (see
     /// [`db::events::store_batch`]); the rest of their batch was stored.
@@ -147,16 +150,15 @@ struct Failed {
 }
 
 /// Writes `batch` to PostgreSQL, or to the spool when PostgreSQL is
-/// unreachable or `retries_spent` (the spool is the batch's last chance).
+/// unreachable.
 async fn land(
     committer: &Addr<Committer>,
     spool: Option<&Spool>,
     mut batch: Vec<Event>,
-    retries_spent: bool,
 ) -> std::result::Result<Landed, Failed> {
     let count = batch.len();
     let spool = match spool {
-        Some(spool) if retries_spent || !spool.database_reachable() => spool,
+        Some(spool) if !spool.database_reachable() => spool,
         _ => {
             let (back, result) = match committer.send(Commit(batch)).await {
                 Ok(Committed { batch, result }) => (batch, result),
@@ -171,8 +173,8 @@ async fn land(
                 Err(error) => error,
             };
             match spool {
-                // The connection broke, or none came: the pool has marked
-                // PostgreSQL unreachable if it is.
+                // The connection broke, or none came in time: spooled. (The
+                // pool marks PostgreSQL unreachable when a connect fails.)
                 Some(spool) if matches!(error, Error::DatabaseUnavailable { .. }) => spool,
                 _ => {
                     return Err(Failed {
@@ -245,16 +247,15 @@ impl StorageWriter {
     }
 
     /// Writes `batch` on the I/O arbiter; `attempt` counts the retries
-    /// already made, and one past the last retry goes to the spool.
+    /// already made.
     fn write(&mut self, batch: Vec<Event>, attempt: usize, ctx: &mut Context<Self>) {
         self.in_flight = batch.len();
         let (tx, rx) = oneshot::channel();
         self.outcome = Some(rx);
         let (committer, spool, me) = (self.committer.clone(), self.spool.clone(), ctx.address());
-        let retries_spent = attempt > self.config.retry_backoff.len();
         let spawned = self.io.spawn(async move {
             let start = Instant::now();
-            let result = land(&committer, spool.as_ref(), batch, retries_spent).await;
+            let result = land(&committer, spool.as_ref(), batch).await;
             let _ = tx.send(Outcome {
                 attempt,
                 result,
@@ -329,7 +330,11 @@ impl StorageWriter {
                 count,
                 error,
             }) => {
-                let retries = self.config.retry_backoff.len();
+                if batch.len() < count {
+                    // The committer or the spool's thread is gone (the
+                    // system is stopping) and the batch with it.
+                    return self.lost(count, &error, ctx);
+                }
                 if let Some(&delay) = self.config.retry_backoff.get(attempt) {
                     self.stats.retries += 1;
                     log::warn!(
@@ -341,14 +346,6 @@ impl StorageWriter {
                     ctx.run_later(delay, move |act, ctx| act.write(batch, attempt + 1, ctx));
                     return;
                 }
-                if attempt == retries && self.spool.is_some() && count == batch.len() {
-                    log::warn!(
-                        "project {}: writing {count} events failed after {retries} retries ({}); spooling them",
-                        self.project_id,
-                        error.report(),
-                    );
-                    return self.write(batch, attempt + 1, ctx);
-                }
                 let reason = match error {
                     Error::Overloaded { .. } => "spool_full",
                     _ => "failed_retries",
@@ -356,7 +353,7 @@ impl StorageWriter {
                 self.stats.dropped_after_retries += count as u64;
                 self.metrics.events_dropped(reason, count as u64);
                 log::error!(
-                    "project {}: dropped a batch of {count} events after {attempt} attempts: {}",
+                    "project {}: dropped a batch of {count} events after {attempt} retries: {}",
                     self.project_id,
                     error.report()
                 );
@@ -376,6 +373,19 @@ impl StorageWriter {
         self.finish_drain_when_empty(ctx);
     }
 
+    /// A batch that went with the storage I/O it was handed to: counted as
+    /// dropped, never retried empty.
+    fn lost(&mut self, count: usize, error: &Error, ctx: &mut Context<Self>) {
+        self.stats.dropped_after_retries += count as u64;
+        self.metrics.events_dropped("storage_stopped", count as u64);
+        log::error!(
+            "project {}: lost a batch of {count} events: {}",
+            self.project_id,
+            error.report()
+        );
+        self.settle(ctx);
+    }
+
     fn finish_drain_when_empty(&mut self, ctx: &mut Context<Self>) {
         let empty = self.in_flight == 0 && self.spilling == 0 && self.buffer.is_empty();
         if !self.drain_waiters.is_empty() && empty {
@@ -385,11 +395,15 @@ impl StorageWriter {
 
     /// Whether a full buffer should spill to the spool rather than refuse
     /// or drop: only while PostgreSQL is unreachable (when it is merely
-    /// slow, the spool's replay would only compete with the writers).
+    /// slow, the spool's replay would only compete with the writers), and
+    /// one spill at a time, so that a spool slower than intake bounds the
+    /// memory waiting for it instead of growing it.
     fn may_spill(&self) -> bool {
-        self.spool
-            .as_ref()
-            .is_some_and(|s| !s.database_reachable() && s.has_room())
+        self.spilling == 0
+            && self
+                .spool
+                .as_ref()
+                .is_some_and(|s| !s.database_reachable() && s.has_room())
     }
 
     /// Sends everything buffered to the spool, beside the batch in flight.

@@ -868,3 +868,55 @@ async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
         assert_eq!(stored_count(&t, project).await, 2);
     }
 }
+
+#[actix::test]
+async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_batch() {
+    let t = TestDb::new().await;
+    install_poison_trigger(&t, "check_violation").await;
+    let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let committer = Committer::new(pool).start();
+    let (first, second, third) = (
+        t.new_project().await,
+        t.new_project().await,
+        t.new_project().await,
+    );
+    // Hold the first statement so that the next three wait and combine.
+    let mut holder = t.pool.get().await.unwrap();
+    let hold = holder.transaction().await.unwrap();
+    hold.batch_execute("LOCK TABLE event_ids IN SHARE MODE")
+        .await
+        .unwrap();
+    let opener = committer.send(Commit(events(first, 1)));
+    let (poisoned, _) = events_with_poison(second, 4, &[2]);
+    let replies = [
+        committer.send(Commit(events(first, 3))),
+        committer.send(Commit(poisoned)),
+        committer.send(Commit(events(third, 3))),
+    ];
+    wait_until("the first statement waits on the lock", async || {
+        t.count(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    hold.commit().await.unwrap();
+    drop(holder);
+
+    opener.await.unwrap().result.unwrap();
+    let refused: Vec<Vec<usize>> = futures_util::future::join_all(replies)
+        .await
+        .into_iter()
+        .map(|reply| reply.unwrap().result.unwrap().refused)
+        .collect();
+    assert_eq!(
+        refused,
+        [vec![], vec![2], vec![]],
+        "positions within each batch"
+    );
+    assert_eq!(stored_count(&t, first).await, 4);
+    assert_eq!(stored_count(&t, second).await, 3);
+    assert_eq!(stored_count(&t, third).await, 3);
+}

@@ -450,3 +450,21 @@ pub async fn get_event(pool: &Pool, project_id: Uuid, event_id: Uuid) -> Result<
         .ok_or(Error::NotFound { entity: "event" })?;
     event_from_row(&row)
 }
+
+/// Unresolved and total issues of each of `project_ids` (projects without
+/// issues are left out).
+pub async fn counts(pool: &Pool, project_ids: &[Uuid]) -> Result<Vec<(Uuid, i64, i64)>> {
+    let rows = pool
+        .get()
+        .await?
+        .query(
+            "SELECT project_id, count(*) FILTER (WHERE status = 'unresolved'), count(*)
+             FROM issues WHERE project_id = ANY($1) GROUP BY project_id",
+            &[&project_ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}

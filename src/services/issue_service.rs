@@ -248,3 +248,20 @@ impl Handler<GetEvent> for IssueService {
         })
     }
 }
+
+/// Unresolved and total issues per project, for a list of projects (call):
+/// `(project, unresolved, total)`; projects without issues are left out.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<(uuid::Uuid, i64, i64)>>")]
+pub struct CountIssues {
+    pub project_ids: Vec<uuid::Uuid>,
+}
+
+impl Handler<CountIssues> for IssueService {
+    type Result = ResponseFuture<Result<Vec<(uuid::Uuid, i64, i64)>>>;
+
+    fn handle(&mut self, msg: CountIssues, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { issues::counts(&pool, &msg.project_ids).await })
+    }
+}

@@ -34,13 +34,16 @@
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
 //! (`email`, `role`) and `/orgs/{org_id}/members/{user_id}/role` (`role`).
-//! Only the pages that need no session are served yet.
+//! Keys and members are managed through the API for now; their pages'
+//! templates exist but are not served yet.
 
 pub mod assets;
 pub mod event;
 pub mod format;
+mod handlers;
 pub mod pages;
 
+use crate::http::State;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
@@ -49,8 +52,30 @@ use pages::{ErrorPage, Layout, LoginPage, RegisterPage};
 
 /// The web UI's routes, to mount at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login", web::get().to(login))
+    use handlers as h;
+    cfg.route("/", web::get().to(h::home))
+        .route("/login", web::get().to(login))
+        .route("/login", web::post().to(h::login))
         .route("/register", web::get().to(register))
+        .route("/register", web::post().to(h::register))
+        .route("/logout", web::post().to(h::logout))
+        .route("/projects", web::get().to(h::projects))
+        .route("/projects/new", web::get().to(h::new_project))
+        .route("/projects/new", web::post().to(h::create_project))
+        .route("/projects/{id}/issues", web::get().to(h::issues))
+        .route(
+            "/projects/{id}/issues/resolve",
+            web::post().to(h::resolve_selected),
+        )
+        .route("/projects/{id}/issues/{issue_id}", web::get().to(h::issue))
+        .route(
+            "/projects/{id}/issues/{issue_id}/status",
+            web::post().to(h::set_status),
+        )
+        .route(
+            "/projects/{id}/issues/{issue_id}/assignee",
+            web::post().to(h::set_assignee),
+        )
         .route("/static/{version}/{name}", web::get().to(assets::serve));
 }
 
@@ -87,24 +112,24 @@ pub fn not_found_page() -> HttpResponse {
 }
 
 /// `GET /login`.
-async fn login() -> HttpResponse {
+async fn login(state: web::Data<State>) -> HttpResponse {
     let page = LoginPage {
         layout: Layout::new("Log in", None),
         email: String::new(),
         error: None,
-        registration_open: true,
+        registration_open: state.dashboard.allow_registration,
     };
     render(StatusCode::OK, &page)
 }
 
 /// `GET /register`.
-async fn register() -> HttpResponse {
+async fn register(state: web::Data<State>) -> HttpResponse {
     let page = RegisterPage {
         layout: Layout::new("Create an account", None),
         email: String::new(),
         display_name: String::new(),
         error: None,
-        registration_open: true,
+        registration_open: state.dashboard.allow_registration,
     };
     render(StatusCode::OK, &page)
 }

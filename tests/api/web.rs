@@ -3,7 +3,7 @@
 //! Chromium, the login page at a laptop's and a phone's width.
 
 use crate::browser::{Browser, DESKTOP, PHONE};
-use crate::common::TestDb;
+use crate::common::{TestDb, wait_until};
 use actix_web::http::StatusCode;
 use fantoccini::Locator;
 use mesher::Mesher;
@@ -114,6 +114,166 @@ async fn the_login_page_in_a_real_browser() {
         assert!(std::fs::metadata(&shot).unwrap().len() > 0, "{shot:?}");
     }
 
+    browser.close().await;
+    mesher.shutdown().await.unwrap();
+}
+
+/// The flow the issue asks for, in a real headless Chromium: register, log
+/// in, create a project, send an error with the `sentry` crate to the DSN
+/// the page shows, find it in the issue list, read its stack trace, and
+/// resolve it; screenshots of the list and the issue page.
+#[actix::test]
+async fn from_a_new_account_to_a_resolved_issue_in_a_real_browser() {
+    let t = TestDb::new().await;
+    let mesher = start(&t).await;
+    let base = format!("http://{}", mesher.http_addr);
+    let browser = Browser::start("flow").await;
+    let client = &browser.client;
+    let fill = async |css: &str, text: &str| {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap();
+    };
+    let click = async |css: &str| {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    };
+
+    client.goto(&format!("{base}/register")).await.unwrap();
+    fill("#email", "dev@example.org").await;
+    fill("#display_name", "Dev").await;
+    fill("#password", "correct horse battery").await;
+    click("main button[type=submit]").await;
+    wait_until("the projects page", async || {
+        client.title().await.unwrap().starts_with("Projects")
+    })
+    .await;
+
+    // Log out and in again through the forms.
+    click("form.logout button").await;
+    wait_until("the login page", async || {
+        client.title().await.unwrap().starts_with("Log in")
+    })
+    .await;
+    fill("#email", "dev@example.org").await;
+    fill("#password", "correct horse battery").await;
+    click("main button[type=submit]").await;
+    wait_until("the projects page again", async || {
+        client.title().await.unwrap().starts_with("Projects")
+    })
+    .await;
+
+    // The organization, through the API with the browser's own session.
+    let cookie = client.get_named_cookie("mesher_session").await.unwrap();
+    let made = awc::Client::default()
+        .post(format!("{base}/api/v1/orgs"))
+        .insert_header(("Authorization", format!("Bearer {}", cookie.value())))
+        .send_json(&serde_json::json!({"name": "Acme", "slug": "acme"}))
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+
+    client.goto(&format!("{base}/projects/new")).await.unwrap();
+    fill("#name", "checkout").await;
+    fill("#platform", "rust").await;
+    click("main button[type=submit]").await;
+    wait_until("the new project's page", async || {
+        client
+            .title()
+            .await
+            .unwrap()
+            .starts_with("checkout is ready")
+    })
+    .await;
+    let page = client.source().await.unwrap();
+    let dsn = page
+        .split(&format!("@{}/", mesher.http_addr))
+        .next()
+        .and_then(|before| before.rsplit("http://").next())
+        .map(|key| format!("http://{key}@{}/", mesher.http_addr))
+        .expect("the page shows the DSN");
+    let public_id = t.count("SELECT public_id FROM projects").await;
+    let dsn = format!("{dsn}{public_id}");
+
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut options = sentry::ClientOptions::default();
+        options.dsn = Some(dsn.parse().expect("the page's DSN parses"));
+        let client = std::sync::Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+        let hub = sentry::Hub::new(
+            Some(client.clone()),
+            std::sync::Arc::new(sentry::Scope::default()),
+        );
+        let error = "seventeen".parse::<u32>().unwrap_err();
+        let mut event = sentry::event_from_error(&error);
+        if let Some(raised) = event.exception.values.last_mut() {
+            raised.stacktrace = sentry::integrations::backtrace::current_stacktrace();
+        }
+        hub.capture_event(event);
+        client.flush(Some(std::time::Duration::from_secs(10)))
+    });
+    assert!(sent.await.unwrap(), "the SDK sent the event");
+    wait_until("the event is stored", async || {
+        t.count("SELECT count(*) FROM events").await == 1
+    })
+    .await;
+
+    let project: uuid::Uuid = {
+        let db = t.pool.get().await.unwrap();
+        db.query_one("SELECT id FROM projects", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    client
+        .goto(&format!("{base}/projects/{project}/issues"))
+        .await
+        .unwrap();
+    let title = "ParseIntError: invalid digit found in string";
+    let link = client
+        .find(Locator::LinkText(title))
+        .await
+        .expect("the issue is listed");
+    for (size, name) in [(DESKTOP, "issues-desktop"), (PHONE, "issues-phone")] {
+        browser.resize(size).await;
+        browser.screenshot(name).await;
+    }
+    browser.resize(DESKTOP).await;
+    link.click().await.unwrap();
+    wait_until("the issue page", async || {
+        client.title().await.unwrap().starts_with(title)
+    })
+    .await;
+    let frames = client.source().await.unwrap();
+    assert!(
+        frames.contains("from_a_new_account_to_a_resolved_issue_in_a_real_browser"),
+        "the stack trace shows the test's own frame"
+    );
+    for (size, name) in [(DESKTOP, "issue-desktop"), (PHONE, "issue-phone")] {
+        browser.resize(size).await;
+        assert!(
+            !browser.overflows_horizontally().await,
+            "issue page at {size:?}"
+        );
+        browser.screenshot(name).await;
+    }
+    browser.resize(DESKTOP).await;
+
+    click("button[name=status][value=resolved]").await;
+    wait_until("the issue is resolved", async || {
+        t.count("SELECT count(*) FROM issues WHERE status = 'resolved'")
+            .await
+            == 1
+    })
+    .await;
     browser.close().await;
     mesher.shutdown().await.unwrap();
 }

@@ -72,10 +72,7 @@ impl Caller {
     /// 415 for a state-changing request authenticated by the cookie alone
     /// without a JSON content type (see the module documentation).
     pub async fn of(req: &HttpRequest) -> Result<Caller, ApiError> {
-        let state = req
-            .app_data::<web::Data<State>>()
-            .ok_or_else(|| ApiError::from(Error::internal("no state")))?;
-        let (token, cookie_only) = token_of(req).ok_or_else(unauthenticated)?;
+        let cookie_only = token_of(req).is_some_and(|(_, cookie_only)| cookie_only);
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if cookie_only && !safe && !is_json(req) {
             return Err(ApiError(Problem::new(
@@ -84,6 +81,17 @@ impl Caller {
                 "a request authenticated by the session cookie must send Content-Type: application/json",
             )));
         }
+        Caller::session(req).await
+    }
+
+    /// The caller of `req` by its session alone, without the API's
+    /// content-type rule: for the web pages, whose forms are guarded by an
+    /// origin check instead. 401 without a valid session.
+    pub async fn session(req: &HttpRequest) -> Result<Caller, ApiError> {
+        let state = req
+            .app_data::<web::Data<State>>()
+            .ok_or_else(|| ApiError::from(Error::internal("no state")))?;
+        let (token, _) = token_of(req).ok_or_else(unauthenticated)?;
         let session = state
             .users
             .send(ValidateSession {

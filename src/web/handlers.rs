@@ -8,6 +8,7 @@
 //! cookie's SameSite=Lax, another site can neither read a page nor submit
 //! a form with the user's session.
 
+use super::format::RelTime;
 use super::format::Setup;
 use super::pages::*;
 use super::render;
@@ -18,8 +19,9 @@ use crate::http::State;
 use crate::http::api::Caller;
 use crate::http::api::orgs::my_orgs;
 use crate::services::{
-    AssignIssue, CountIssues, CreateApiKey, CreateProject, GetIssue, GetOrg, GetUser, ListIssues,
-    ListMembers, ListProjectsByOrg, Login, Register, UpdateIssueStatus,
+    AddMemberByEmail, AssignIssue, ChangeMember, CountIssues, CreateApiKey, CreateProject,
+    GetIssue, GetOrg, GetUser, ListApiKeys, ListIssues, ListMembers, ListProjectsByOrg, Login,
+    Register, RevokeApiKey, UpdateIssueStatus,
 };
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::{StatusCode, header};
@@ -736,6 +738,302 @@ pub async fn set_assignee(
     };
     match done.await {
         Ok(back) => see_other(&back),
+        Err(e) => error_page(e, Some(reader.nav)),
+    }
+}
+
+/// The keys page of a project, after an action's `created` key or `error`.
+async fn keys_page(
+    state: &State,
+    reader: &Reader,
+    project_id: &str,
+    created: Option<Setup>,
+    error: Option<String>,
+) -> Result<KeysPage, Error> {
+    let (project, header) = reader
+        .project(state, project_id, Action::ManageKeys)
+        .await?;
+    let now = Utc::now();
+    let keys = state
+        .projects
+        .send(ListApiKeys {
+            project_id: project.id.to_string(),
+        })
+        .await??
+        .into_iter()
+        .map(|k| KeyRow {
+            id: k.id.to_string(),
+            label: k.label,
+            prefix: k.prefix,
+            created: RelTime::new(k.created_at, now),
+            revoked: k.revoked_at.map(|at| RelTime::new(at, now)),
+        })
+        .collect();
+    Ok(KeysPage {
+        layout: Layout::new(format!("Keys · {}", project.name), Some(reader.nav.clone())),
+        project: header,
+        keys,
+        created,
+        error,
+    })
+}
+
+fn page_or_error(
+    page: Result<impl askama::Template, Error>,
+    status: StatusCode,
+    nav: Nav,
+) -> HttpResponse {
+    match page {
+        Ok(page) => render(status, &page),
+        Err(e) => error_page(e, Some(nav)),
+    }
+}
+
+/// `GET /projects/{id}/keys` (admins).
+pub async fn keys(
+    req: HttpRequest,
+    state: web::Data<State>,
+    project_id: web::Path<String>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let page = keys_page(&state, &reader, &project_id, None, None).await;
+    page_or_error(page, StatusCode::OK, reader.nav)
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    label: String,
+}
+
+/// `POST /projects/{id}/keys`: a new key, its DSN shown this once.
+pub async fn create_key(
+    req: HttpRequest,
+    state: web::Data<State>,
+    project_id: web::Path<String>,
+    form: web::Form<KeyForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let created = async {
+        let (project, _) = reader
+            .project(&state, &project_id, Action::ManageKeys)
+            .await?;
+        let label = Some(form.into_inner().label.trim().to_owned()).filter(|l| !l.is_empty());
+        state
+            .projects
+            .send(CreateApiKey {
+                project_id: project.id.to_string(),
+                label,
+            })
+            .await?
+    };
+    let (setup, error, status) = match created.await {
+        Ok(key) => (Some(Setup::new(&key.dsn)), None, StatusCode::CREATED),
+        Err(e @ Error::InvalidInput { .. }) => (None, Some(e.to_string()), StatusCode::BAD_REQUEST),
+        Err(e) => return error_page(e, Some(reader.nav)),
+    };
+    let page = keys_page(&state, &reader, &project_id, setup, error).await;
+    page_or_error(page, status, reader.nav)
+}
+
+/// `POST /projects/{id}/keys/{key_id}/revoke`.
+pub async fn revoke_key(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<(String, Uuid)>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let (project_id, key_id) = path.into_inner();
+    let done = async {
+        let (project, _) = reader
+            .project(&state, &project_id, Action::ManageKeys)
+            .await?;
+        // Only this project's keys, as in the API.
+        let keys = state
+            .projects
+            .send(ListApiKeys {
+                project_id: project.id.to_string(),
+            })
+            .await??;
+        if !keys.iter().any(|k| k.id == key_id) {
+            return Err(Error::NotFound { entity: "api key" });
+        }
+        state
+            .projects
+            .send(RevokeApiKey {
+                key_id: key_id.to_string(),
+            })
+            .await??;
+        Ok(format!("/projects/{}/keys", project.id))
+    };
+    match done.await {
+        Ok(back) => see_other(&back),
+        Err(e) => error_page(e, Some(reader.nav)),
+    }
+}
+
+/// The members page of an organization (admins), after an action's
+/// refusal.
+async fn members_page(
+    state: &State,
+    reader: &Reader,
+    org_id: Uuid,
+    email: String,
+    error: Option<String>,
+) -> Result<MembersPage, Error> {
+    let role = reader
+        .caller
+        .require(state, org_id, Action::ManageMembers, "organization")
+        .await?;
+    let org = state
+        .orgs
+        .send(GetOrg {
+            id: org_id.to_string(),
+        })
+        .await??;
+    let now = Utc::now();
+    let owner = role.may(Action::ManageOwners);
+    let members = state
+        .users
+        .send(ListMembers { org_id })
+        .await??
+        .into_iter()
+        .map(|m| MemberRow {
+            user_id: m.user_id.to_string(),
+            display_name: m.display_name,
+            email: m.email,
+            role: m.role.as_str(),
+            joined: RelTime::new(m.joined_at, now),
+            editable: owner || m.role != Role::Owner,
+        })
+        .collect();
+    Ok(MembersPage {
+        layout: Layout::new(format!("Members · {}", org.name), Some(reader.nav.clone())),
+        org: OrgHeader {
+            id: org.id.to_string(),
+            name: org.name,
+            slug: org.slug,
+            role: role.as_str(),
+            can_admin: true,
+        },
+        members,
+        roles: if owner {
+            vec!["member", "admin", "owner"]
+        } else {
+            vec!["member", "admin"]
+        },
+        email,
+        error,
+    })
+}
+
+/// `GET /orgs/{org_id}/members` (admins).
+pub async fn members(
+    req: HttpRequest,
+    state: web::Data<State>,
+    org_id: web::Path<Uuid>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let page = members_page(&state, &reader, *org_id, String::new(), None).await;
+    page_or_error(page, StatusCode::OK, reader.nav)
+}
+
+#[derive(Deserialize)]
+pub struct MemberForm {
+    email: String,
+    role: String,
+}
+
+/// `POST /orgs/{org_id}/members`: adds a registered user by email.
+pub async fn add_member(
+    req: HttpRequest,
+    state: web::Data<State>,
+    org_id: web::Path<Uuid>,
+    form: web::Form<MemberForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let org_id = org_id.into_inner();
+    let MemberForm { email, role } = form.into_inner();
+    let added = async {
+        let needed = match role.parse::<Role>()? {
+            Role::Owner => Action::ManageOwners,
+            _ => Action::ManageMembers,
+        };
+        reader
+            .caller
+            .require(&state, org_id, needed, "organization")
+            .await?;
+        state
+            .users
+            .send(AddMemberByEmail {
+                org_id,
+                email: email.clone(),
+                role: role.clone(),
+            })
+            .await??;
+        Ok::<_, Error>(())
+    };
+    match added.await {
+        Ok(()) => see_other(&format!("/orgs/{org_id}/members")),
+        Err(
+            e @ (Error::InvalidInput { .. }
+            | Error::AlreadyExists { .. }
+            | Error::NotFound { entity: "user" }),
+        ) => {
+            let page = members_page(&state, &reader, org_id, email, Some(e.to_string())).await;
+            page_or_error(page, StatusCode::BAD_REQUEST, reader.nav)
+        }
+        Err(e) => error_page(e, Some(reader.nav)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    role: String,
+}
+
+/// `POST /orgs/{org_id}/members/{user_id}/role`.
+pub async fn change_role(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<(Uuid, Uuid)>,
+    form: web::Form<RoleForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let (org_id, user_id) = path.into_inner();
+    let changed = async {
+        let role: Role = form.into_inner().role.parse()?;
+        reader
+            .caller
+            .require(&state, org_id, Action::ManageMembers, "organization")
+            .await?;
+        let current = state
+            .users
+            .send(crate::services::GetRole { user_id, org_id })
+            .await??;
+        if current == Some(Role::Owner) || role == Role::Owner {
+            reader
+                .caller
+                .require(&state, org_id, Action::ManageOwners, "organization")
+                .await?;
+        }
+        state
+            .users
+            .send(ChangeMember {
+                org_id,
+                user_id,
+                role: Some(role.as_str().to_owned()),
+            })
+            .await??;
+        Ok::<_, Error>(())
+    };
+    match changed.await {
+        Ok(()) => see_other(&format!("/orgs/{org_id}/members")),
+        Err(e @ (Error::Conflict { .. } | Error::InvalidInput { .. })) => {
+            let page =
+                members_page(&state, &reader, org_id, String::new(), Some(e.to_string())).await;
+            page_or_error(page, StatusCode::CONFLICT, reader.nav)
+        }
         Err(e) => error_page(e, Some(reader.nav)),
     }
 }

@@ -34,8 +34,8 @@
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
 //! (`email`, `role`) and `/orgs/{org_id}/members/{user_id}/role` (`role`).
-//! Keys and members are managed through the API for now; their pages'
-//! templates exist but are not served yet.
+//! Every page but log in and register needs a session; an outsider gets
+//! the 404 page for anything in an organization.
 
 pub mod assets;
 pub mod event;
@@ -75,6 +75,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/projects/{id}/issues/{issue_id}/assignee",
             web::post().to(h::set_assignee),
+        )
+        .route("/projects/{id}/keys", web::get().to(h::keys))
+        .route("/projects/{id}/keys", web::post().to(h::create_key))
+        .route(
+            "/projects/{id}/keys/{key_id}/revoke",
+            web::post().to(h::revoke_key),
+        )
+        .route("/orgs/{org_id}/members", web::get().to(h::members))
+        .route("/orgs/{org_id}/members", web::post().to(h::add_member))
+        .route(
+            "/orgs/{org_id}/members/{user_id}/role",
+            web::post().to(h::change_role),
         )
         .route("/static/{version}/{name}", web::get().to(assets::serve));
 }

@@ -277,3 +277,101 @@ async fn from_a_new_account_to_a_resolved_issue_in_a_real_browser() {
     browser.close().await;
     mesher.shutdown().await.unwrap();
 }
+
+/// Each page's answer to each kind of visitor: the login page for no
+/// session, the 404 page for an outsider, 403 for a member short of the
+/// role, and no form accepted from another site.
+#[actix::test]
+async fn pages_answer_each_visitor_as_the_roles_say() {
+    use crate::dashboard::Dash;
+    use serde_json::json;
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let owner = dash.user("owner@example.org").await;
+    let org = dash
+        .post(
+            "/api/v1/orgs",
+            &owner,
+            json!({"name": "Acme", "slug": "acme"}),
+        )
+        .await;
+    let org = org.body["id"].as_str().unwrap().to_owned();
+    let project = dash
+        .post(
+            &format!("/api/v1/orgs/{org}/projects"),
+            &owner,
+            json!({"name": "web"}),
+        )
+        .await;
+    let project = project.body["id"].as_str().unwrap().to_owned();
+    let member = dash.user("member@example.org").await;
+    dash.post(
+        &format!("/api/v1/orgs/{org}/members"),
+        &owner,
+        json!({"email": "member@example.org", "role": "member"}),
+    )
+    .await;
+    let outsider = dash.user("outsider@example.org").await;
+
+    let client = awc::Client::builder().disable_redirects().finish();
+    let get = async |path: &str, token: Option<&str>| {
+        let mut request = client.get(dash.url(path));
+        if let Some(token) = token {
+            request = request.insert_header(("Cookie", format!("mesher_session={token}")));
+        }
+        let mut res = request.send().await.unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            res.headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let pages = [
+        format!("/projects/{project}/issues"),
+        format!("/projects/{project}/keys"),
+        format!("/orgs/{org}/members"),
+    ];
+    for page in &pages {
+        let (status, location, _) = get(page, None).await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (303, Some("/login")),
+            "{page}"
+        );
+        let (status, _, body) = get(page, Some(&outsider)).await;
+        assert_eq!(status, 404, "{page}");
+        assert!(body.contains("Page not found"), "{page}");
+    }
+    assert_eq!(get(&pages[0], Some(&member)).await.0, 200);
+    assert_eq!(get(&pages[1], Some(&member)).await.0, 403);
+    assert_eq!(get(&pages[2], Some(&member)).await.0, 403);
+    assert_eq!(get(&pages[1], Some(&owner)).await.0, 200);
+    assert_eq!(get(&pages[2], Some(&owner)).await.0, 200);
+
+    // A key made on the keys page shows its DSN once; the same form posted
+    // from another site is refused and makes nothing.
+    let post = async |origin: &str| {
+        let mut res = client
+            .post(dash.url(&format!("/projects/{project}/keys")))
+            .insert_header(("Cookie", format!("mesher_session={owner}")))
+            .insert_header(("Origin", origin))
+            .send_form(&[("label", "ci")])
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let (status, body) = post("https://evil.example").await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("mshr_"));
+    let (status, body) = post(&format!("http://{}", dash.mesher.http_addr)).await;
+    assert_eq!(status, 201);
+    assert!(body.contains("mshr_"), "the new key's DSN is shown");
+    assert_eq!(t.count("SELECT count(*) FROM api_keys").await, 1);
+}

@@ -17,19 +17,20 @@ use crate::domain::{Project, Role};
 use crate::error::Error;
 use crate::http::State;
 use crate::http::api::Caller;
-use crate::http::api::orgs::my_orgs;
+use crate::http::api::auth::{LoginRefused, open_session, removal_cookie};
+use crate::http::api::issues::check_assignee;
+use crate::http::api::orgs::{change_needs, my_orgs};
+use crate::http::api::projects::revoke_project_key;
 use crate::services::{
     AddMemberByEmail, AssignIssue, ChangeMember, CountIssues, CreateApiKey, CreateProject,
-    GetIssue, GetOrg, GetUser, ListApiKeys, ListIssues, ListMembers, ListProjectsByOrg, Login,
-    Register, RevokeApiKey, UpdateIssueStatus,
+    GetIssue, GetOrg, GetUser, ListApiKeys, ListIssues, ListMembers, ListProjectsByOrg, Register,
+    UpdateIssueStatus,
 };
-use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::time::Instant;
 use uuid::Uuid;
 
 /// Where a page sends the reader: `303 See Other`, so a reload does not
@@ -180,59 +181,33 @@ pub struct LoginForm {
     password: String,
 }
 
-fn session_cookie(state: &State, token: &str, lifetime: i64) -> Cookie<'static> {
-    Cookie::build(crate::http::api::SESSION_COOKIE, token.to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.dashboard.secure_cookies)
-        .max_age(time::Duration::seconds(lifetime.max(0)))
-        .finish()
-}
-
-/// Logs in and opens a session, as the API does (same limiter, same
-/// cookie), then goes to the projects.
+/// Logs in as the API does (same limits, same cookie), then goes to the
+/// projects; or the status and message for the form.
 async fn log_in(
     req: &HttpRequest,
     state: &State,
     email: String,
     password: String,
 ) -> Result<HttpResponse, (StatusCode, String)> {
-    let account = email.trim().to_lowercase();
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    if state
-        .dashboard
-        .logins
-        .blocked(&account, &address, Instant::now())
-        .is_some()
-    {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed logins; wait a few minutes before trying again.".into(),
-        ));
-    }
-    match state.users.send(Login { email, password }).await {
-        Ok(Ok(new)) => {
-            state.dashboard.logins.succeeded(&account);
-            let lifetime = (new.session.expires_at - Utc::now()).num_seconds();
+    match open_session(req, state, email, password).await {
+        Ok((_, cookie)) => {
             let mut response = see_other("/projects");
             response
-                .add_cookie(&session_cookie(state, new.token.expose(), lifetime))
+                .add_cookie(&cookie)
                 .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "cookie".to_owned()))?;
             Ok(response)
         }
-        Ok(Err(Error::InvalidCredentials)) => {
-            state
-                .dashboard
-                .logins
-                .failed(&account, &address, Instant::now());
+        Err(LoginRefused::Limited(_)) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins; wait a few minutes before trying again.".into(),
+        )),
+        Err(LoginRefused::Failed(Error::InvalidCredentials)) => {
             Err((StatusCode::UNAUTHORIZED, "Wrong email or password.".into()))
         }
-        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, e.to_string())),
-        Err(_) => Err((
+        Err(LoginRefused::Failed(e @ Error::InvalidInput { .. })) => {
+            Err((StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(LoginRefused::Failed(_)) => Err((
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again in a moment.".into(),
         )),
@@ -342,12 +317,8 @@ pub async fn logout(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             token: reader.caller.token,
         })
         .await;
-    let mut gone = Cookie::build(crate::http::api::SESSION_COOKIE, "")
-        .path("/")
-        .finish();
-    gone.make_removal();
     let mut response = see_other("/login");
-    let _ = response.add_cookie(&gone);
+    let _ = response.add_cookie(&removal_cookie());
     response
 }
 
@@ -709,22 +680,7 @@ pub async fn set_assignee(
             let user_id: Uuid = user
                 .parse()
                 .map_err(|_| Error::invalid("user_id", "must be a UUID"))?;
-            // Only a member may be assigned: the same check as the API's.
-            reader
-                .caller
-                .require(&state, project.org_id, Action::Read, "project")
-                .await?;
-            let role: Option<Role> = state
-                .users
-                .send(crate::services::GetRole {
-                    user_id,
-                    org_id: project.org_id,
-                })
-                .await??;
-            role.ok_or(Error::invalid(
-                "user_id",
-                "must be a member of the project's organization",
-            ))?;
+            check_assignee(&state, project.org_id, user_id, "user_id").await?;
         }
         state
             .issues
@@ -848,23 +804,9 @@ pub async fn revoke_key(
         let (project, _) = reader
             .project(&state, &project_id, Action::ManageKeys)
             .await?;
-        // Only this project's keys, as in the API.
-        let keys = state
-            .projects
-            .send(ListApiKeys {
-                project_id: project.id.to_string(),
-            })
-            .await??;
-        if !keys.iter().any(|k| k.id == key_id) {
-            return Err(Error::NotFound { entity: "api key" });
-        }
-        state
-            .projects
-            .send(RevokeApiKey {
-                key_id: key_id.to_string(),
-            })
-            .await??;
-        Ok(format!("/projects/{}/keys", project.id))
+        let back = format!("/projects/{}/keys", project.id);
+        revoke_project_key(&state, project, key_id).await?;
+        Ok::<_, Error>(back)
     };
     match done.await {
         Ok(back) => see_other(&back),
@@ -1007,16 +949,11 @@ pub async fn change_role(
             .caller
             .require(&state, org_id, Action::ManageMembers, "organization")
             .await?;
-        let current = state
-            .users
-            .send(crate::services::GetRole { user_id, org_id })
-            .await??;
-        if current == Some(Role::Owner) || role == Role::Owner {
-            reader
-                .caller
-                .require(&state, org_id, Action::ManageOwners, "organization")
-                .await?;
-        }
+        let needed = change_needs(&state, &reader.caller, org_id, user_id, Some(role)).await?;
+        reader
+            .caller
+            .require(&state, org_id, needed, "organization")
+            .await?;
         state
             .users
             .send(ChangeMember {

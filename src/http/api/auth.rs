@@ -2,6 +2,7 @@
 
 use super::caller::{Caller, SESSION_COOKIE};
 use super::orgs::my_orgs;
+use crate::domain::NewSession;
 use crate::error::Error;
 use crate::http::State;
 use crate::http::error::{ApiError, Problem};
@@ -11,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Deserialize)]
 pub struct Registration {
@@ -63,37 +64,61 @@ pub async fn login(
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
+    let (new, cookie) = open_session(&req, &state, email, password)
+        .await
+        .map_err(|refused| match refused {
+            LoginRefused::Limited(wait) => ApiError(
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_logins",
+                    "too many failed logins; wait before trying again",
+                )
+                .retry_after(wait),
+            ),
+            LoginRefused::Failed(e) => e.into(),
+        })?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+        "token": new.token.expose(),
+        "user_id": new.session.user_id,
+        "expires_at": new.session.expires_at,
+    })))
+}
+
+/// Why [`open_session`] opened none.
+pub enum LoginRefused {
+    /// Too many failed logins lately; try again after this long.
+    Limited(Duration),
+    /// The login itself failed (wrong credentials, bad input, overload).
+    Failed(Error),
+}
+
+/// Logs in, applying the failed-login limits, and makes the session
+/// cookie: what the API's and the web UI's login share.
+pub async fn open_session(
+    req: &HttpRequest,
+    state: &State,
+    email: String,
+    password: String,
+) -> Result<(NewSession, Cookie<'static>), LoginRefused> {
     let account = email.trim().to_lowercase();
     let address = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if let Some(wait) = state
-        .dashboard
-        .logins
-        .blocked(&account, &address, Instant::now())
-    {
-        return Err(ApiError(
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_logins",
-                "too many failed logins; wait before trying again",
-            )
-            .retry_after(wait),
-        ));
+    let logins = &state.dashboard.logins;
+    if let Some(wait) = logins.blocked(&account, &address, Instant::now()) {
+        return Err(LoginRefused::Limited(wait));
     }
-    let new = match state.users.send(Login { email, password }).await? {
-        Ok(new) => new,
-        Err(e @ Error::InvalidCredentials) => {
-            state
-                .dashboard
-                .logins
-                .failed(&account, &address, Instant::now());
-            return Err(e.into());
+    let new = match state.users.send(Login { email, password }).await {
+        Ok(Ok(new)) => new,
+        Ok(Err(e @ Error::InvalidCredentials)) => {
+            logins.failed(&account, &address, Instant::now());
+            return Err(LoginRefused::Failed(e));
         }
-        Err(e) => return Err(e.into()),
+        Ok(Err(e)) => return Err(LoginRefused::Failed(e)),
+        Err(e) => return Err(LoginRefused::Failed(e.into())),
     };
-    state.dashboard.logins.succeeded(&account);
+    logins.succeeded(&account);
     let lifetime = (new.session.expires_at - chrono::Utc::now()).num_seconds();
     let cookie = Cookie::build(SESSION_COOKIE, new.token.expose().to_owned())
         .path("/")
@@ -102,11 +127,14 @@ pub async fn login(
         .secure(state.dashboard.secure_cookies)
         .max_age(time::Duration::seconds(lifetime.max(0)))
         .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
-        "token": new.token.expose(),
-        "user_id": new.session.user_id,
-        "expires_at": new.session.expires_at,
-    })))
+    Ok((new, cookie))
+}
+
+/// The cookie that ends the session cookie in the browser.
+pub fn removal_cookie() -> Cookie<'static> {
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    gone
 }
 
 /// Ends the caller's session and clears the cookie.
@@ -117,9 +145,7 @@ pub async fn logout(state: web::Data<State>, caller: Caller) -> Result<HttpRespo
             token: caller.token,
         })
         .await??;
-    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    gone.make_removal();
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    Ok(HttpResponse::NoContent().cookie(removal_cookie()).finish())
 }
 
 /// The caller and the organizations they belong to, with their roles.

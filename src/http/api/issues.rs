@@ -96,20 +96,7 @@ pub async fn update(
         return Err(Error::invalid("body", "must set status or assignee_id").into());
     }
     if let Some(Some(user_id)) = assignee {
-        let member = state
-            .users
-            .send(GetRole {
-                user_id,
-                org_id: project.org_id,
-            })
-            .await??;
-        if member.is_none() {
-            return Err(Error::invalid(
-                "assignee_id",
-                "must be a member of the project's organization",
-            )
-            .into());
-        }
+        check_assignee(&state, project.org_id, user_id, "assignee_id").await?;
     }
     let project_id = project.id.to_string();
     let mut issue = None;
@@ -130,6 +117,21 @@ pub async fn update(
         issue = Some(state.issues.send(msg).await??);
     }
     Ok(HttpResponse::Ok().json(issue))
+}
+
+/// Only a member of the organization may be assigned its issues;
+/// `InvalidInput` naming `field` otherwise.
+pub async fn check_assignee(
+    state: &State,
+    org_id: Uuid,
+    user_id: Uuid,
+    field: &'static str,
+) -> Result<(), Error> {
+    let member = state.users.send(GetRole { user_id, org_id }).await??;
+    member.map(|_| ()).ok_or(Error::invalid(
+        field,
+        "must be a member of the project's organization",
+    ))
 }
 
 #[derive(Deserialize)]

@@ -148,7 +148,7 @@ pub struct RoleChange {
 /// What changing `user_id`'s membership to `role` (`None`: removing it)
 /// asks of the caller: anything touching an owner is an owner's to do;
 /// leaving is anyone's.
-async fn change_needs(
+pub async fn change_needs(
     state: &State,
     caller: &Caller,
     org_id: Uuid,

@@ -84,15 +84,25 @@ pub async fn revoke_key(
     let project = caller
         .project(&state, &project_id, Action::ManageKeys)
         .await?;
-    // Only this project's keys: a key id is no licence to revoke another
-    // project's key.
-    if !with_keys(&state, project)
+    revoke_project_key(&state, project, key_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes `key_id` if it is one of `project`'s keys: a key id is no
+/// licence to revoke another project's key. `NotFound { "api key" }`
+/// otherwise.
+pub async fn revoke_project_key(
+    state: &State,
+    project: Project,
+    key_id: Uuid,
+) -> Result<(), Error> {
+    if !with_keys(state, project)
         .await?
         .keys
         .iter()
         .any(|k| k.id == key_id)
     {
-        return Err(Error::NotFound { entity: "api key" }.into());
+        return Err(Error::NotFound { entity: "api key" });
     }
     state
         .projects
@@ -100,5 +110,5 @@ pub async fn revoke_key(
             key_id: key_id.to_string(),
         })
         .await??;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }

@@ -21,6 +21,7 @@ mod users;
 mod binary;
 mod grouping;
 mod ingest;
+mod issue_activity;
 mod issues;
 mod outages;
 mod partitions;

@@ -4,7 +4,7 @@
 
 use super::Severity;
 use crate::error::{Error, Result};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::{fmt, str::FromStr};
@@ -129,10 +129,92 @@ pub struct IssueDetail {
     /// Events received per UTC day, oldest day first: the last
     /// [`DAILY_COUNT_DAYS`] days up to today, days without events included.
     pub daily_counts: Vec<(NaiveDate, i64)>,
+    /// Distinct users among all its stored events (see [`IssueActivity::users`]).
+    pub users: i64,
 }
 
 /// How many days [`IssueDetail::daily_counts`] covers, today included.
 pub const DAILY_COUNT_DAYS: u32 = 14;
+
+/// The [`DAILY_COUNT_DAYS`] UTC days ending with a given day: the span of
+/// the daily counts, and the `received_at` bounds that keep their query
+/// to those days' partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayWindow {
+    /// The oldest day counted.
+    pub first: NaiveDate,
+    /// The day after the last one counted: the exclusive upper bound.
+    pub end: NaiveDate,
+}
+
+impl DayWindow {
+    /// The window ending with `today`; `None` only at the ends of the
+    /// calendar chrono can represent.
+    pub fn ending(today: NaiveDate) -> Option<Self> {
+        Some(DayWindow {
+            first: today.checked_sub_days(Days::new((DAILY_COUNT_DAYS - 1).into()))?,
+            end: today.checked_add_days(Days::new(1))?,
+        })
+    }
+
+    /// When the first day starts (inclusive bound).
+    pub fn start_time(&self) -> DateTime<Utc> {
+        day_start(self.first)
+    }
+
+    /// When the day after the window starts (exclusive bound).
+    pub fn end_time(&self) -> DateTime<Utc> {
+        day_start(self.end)
+    }
+
+    /// Every day of the window, oldest first, with its count in `counted`
+    /// or zero.
+    pub fn fill(&self, counted: impl Fn(NaiveDate) -> Option<i64>) -> Vec<(NaiveDate, i64)> {
+        self.first
+            .iter_days()
+            .take_while(|day| *day < self.end)
+            .map(|day| (day, counted(day).unwrap_or(0)))
+            .collect()
+    }
+}
+
+/// The start of UTC day `day`.
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// What an issue list shows of an issue beyond its row: how it went over
+/// the last days and whom it hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueActivity {
+    pub issue_id: Uuid,
+    /// As [`IssueDetail::daily_counts`]: every day of the window, zeros too.
+    pub daily_counts: Vec<(NaiveDate, i64)>,
+    /// Distinct users among all its stored events, a user being the first
+    /// of the event's user `id`, `email`, `ip_address` and `username` that
+    /// is set. Events that name nobody are not counted: 0 means no event
+    /// said whom it hit, not that it hit nobody.
+    pub users: i64,
+}
+
+/// A project's issue counts, for the projects page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueCounts {
+    pub project_id: Uuid,
+    pub unresolved: i64,
+    /// Every issue, whatever its status.
+    pub total: i64,
+}
+
+/// The events beside one event of an issue, in the order Mesher received
+/// them (`received_at`, then id): the issue page's newer/older links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventNeighbours {
+    /// The next newer event; `None` at the newest.
+    pub newer: Option<Uuid>,
+    /// The next older event; `None` at the oldest still stored.
+    pub older: Option<Uuid>,
+}
 
 /// The order of an issue list. Every order is descending, ties broken by
 /// id, descending too.
@@ -345,6 +427,36 @@ mod tests {
             "last_seen; DROP TABLE issues".parse::<IssueSort>(),
             Err(Error::InvalidInput { field: "sort", .. })
         ));
+    }
+
+    #[test]
+    fn day_window_spans_fourteen_utc_days_ending_today() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        for (today, first) in [
+            ("2026-03-14", "2026-03-01"),
+            // Across a month, a year, and a leap day.
+            ("2026-03-05", "2026-02-20"),
+            ("2026-01-03", "2025-12-21"),
+            ("2024-03-05", "2024-02-21"),
+        ] {
+            let w = DayWindow::ending(d(today)).unwrap();
+            assert_eq!(w.first, d(first), "{today}");
+            assert_eq!(w.end, d(today).succ_opt().unwrap(), "{today}");
+            assert_eq!(
+                w.start_time().to_rfc3339(),
+                format!("{first}T00:00:00+00:00")
+            );
+            let days = w.fill(|_| None);
+            assert_eq!(days.len(), DAILY_COUNT_DAYS as usize, "{today}");
+            assert_eq!(days.first().unwrap(), &(d(first), 0));
+            assert_eq!(days.last().unwrap(), &(d(today), 0));
+        }
+        let w = DayWindow::ending(d("2026-03-14")).unwrap();
+        let days = w.fill(|day| (day == d("2026-03-10")).then_some(7));
+        assert_eq!(days[9], (d("2026-03-10"), 7));
+        assert_eq!(days.iter().map(|(_, n)| n).sum::<i64>(), 7);
+        assert!(DayWindow::ending(NaiveDate::MIN).is_none());
+        assert!(DayWindow::ending(NaiveDate::MAX).is_none());
     }
 
     #[test]

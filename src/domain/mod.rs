@@ -21,8 +21,9 @@ pub use event::{
     MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
 };
 pub use issue::{
-    Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, EventPage, Issue, IssueDetail, IssuePage,
-    IssueSort, IssueStatus, MAX_PAGE_LIMIT, StoredEvent, contains_pattern, filter_text, page_limit,
+    Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, DayWindow, EventNeighbours, EventPage, Issue,
+    IssueActivity, IssueCounts, IssueDetail, IssuePage, IssueSort, IssueStatus, MAX_PAGE_LIMIT,
+    StoredEvent, contains_pattern, filter_text, page_limit,
 };
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};

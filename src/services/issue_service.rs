@@ -5,17 +5,22 @@
 //! ever found through it (it is `NotFound`, like something that does not
 //! exist), so the dashboard layer checks the caller's access to the
 //! project once and passes the project on.
+//!
+//! Ids a caller types or a URL carries come as text and are checked here
+//! (`InvalidInput` naming the field); ids that only ever come from another
+//! reply (a page's issues, my projects) come typed.
 
 use crate::db::issues::{self, IssueFilter};
 use crate::db::{self, Pool};
 use crate::domain::{
-    Cursor, EventPage, Issue, IssueDetail, IssuePage, IssueSort, IssueStatus, StoredEvent,
-    filter_text, page_limit, parse_id,
+    Cursor, EventNeighbours, EventPage, Issue, IssueActivity, IssueCounts, IssueDetail, IssuePage,
+    IssueSort, IssueStatus, MAX_PAGE_LIMIT, StoredEvent, filter_text, page_limit, parse_id,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// What the service takes as "now": the UTC day of the daily counts.
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -136,6 +141,42 @@ pub struct GetEvent {
     pub event_id: String,
 }
 
+/// The issue counts of each of `project_ids` (unresolved, and all of
+/// them), in the order given, for the projects page; the ids come from a
+/// reply (the caller's projects), hence typed. Errors:
+/// `NotFound { "project" }` when one of them does not exist.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<IssueCounts>>")]
+pub struct CountIssues {
+    pub project_ids: Vec<Uuid>,
+}
+
+/// What an issue list shows beside each issue: its events per UTC day over
+/// the last 14 days, today included (as [`GetIssue`]'s), and the distinct
+/// users among its events. One entry per id, in the order given; the ids
+/// are a page of [`ListIssues`], at most 100. Errors: `InvalidInput`
+/// (project_id, issue_ids), `NotFound { "issue" }` when one of them is not
+/// the project's.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<IssueActivity>>")]
+pub struct GetIssueActivity {
+    pub project_id: String,
+    pub issue_ids: Vec<Uuid>,
+}
+
+/// The issue's events just newer and just older than one of its events,
+/// by the time Mesher received them (ties by id): the issue page's
+/// navigation. Errors: `InvalidInput` (project_id, issue_id, event_id),
+/// `NotFound { "issue" }`, `NotFound { "event" }` (not stored, or another
+/// issue's).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<EventNeighbours>")]
+pub struct GetEventNeighbours {
+    pub project_id: String,
+    pub issue_id: String,
+    pub event_id: String,
+}
+
 /// An optional filter text, checked.
 fn optional_filter(field: &'static str, text: Option<&str>) -> Result<Option<String>> {
     text.map(|t| filter_text(field, t)).transpose()
@@ -249,19 +290,41 @@ impl Handler<GetEvent> for IssueService {
     }
 }
 
-/// Unresolved and total issues per project, for a list of projects (call):
-/// `(project, unresolved, total)`; projects without issues are left out.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Vec<(uuid::Uuid, i64, i64)>>")]
-pub struct CountIssues {
-    pub project_ids: Vec<uuid::Uuid>,
-}
-
 impl Handler<CountIssues> for IssueService {
-    type Result = ResponseFuture<Result<Vec<(uuid::Uuid, i64, i64)>>>;
+    type Result = ResponseFuture<Result<Vec<IssueCounts>>>;
 
     fn handle(&mut self, msg: CountIssues, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move { issues::counts(&pool, &msg.project_ids).await })
+        Box::pin(async move { issues::count_by_project(&pool, &msg.project_ids).await })
+    }
+}
+
+impl Handler<GetIssueActivity> for IssueService {
+    type Result = ResponseFuture<Result<Vec<IssueActivity>>>;
+
+    fn handle(&mut self, msg: GetIssueActivity, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let today = (self.clock)().date_naive();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            if msg.issue_ids.len() > MAX_PAGE_LIMIT as usize {
+                return Err(Error::invalid("issue_ids", "must be at most 100"));
+            }
+            issues::activity(&pool, project_id, &msg.issue_ids, today).await
+        })
+    }
+}
+
+impl Handler<GetEventNeighbours> for IssueService {
+    type Result = ResponseFuture<Result<EventNeighbours>>;
+
+    fn handle(&mut self, msg: GetEventNeighbours, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            let event_id = parse_id("event_id", &msg.event_id)?;
+            issues::neighbours(&pool, project_id, issue_id, event_id).await
+        })
     }
 }

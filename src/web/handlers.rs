@@ -13,7 +13,7 @@ use super::format::Setup;
 use super::pages::*;
 use super::render;
 use crate::domain::access::Action;
-use crate::domain::{Project, Role};
+use crate::domain::{EventNeighbours, Project, Role};
 use crate::error::Error;
 use crate::http::State;
 use crate::http::api::Caller;
@@ -22,15 +22,14 @@ use crate::http::api::issues::check_assignee;
 use crate::http::api::orgs::{change_needs, my_orgs};
 use crate::http::api::projects::revoke_project_key;
 use crate::services::{
-    AddMemberByEmail, AssignIssue, ChangeMember, CountIssues, CreateApiKey, CreateProject,
-    GetIssue, GetOrg, GetUser, ListApiKeys, ListIssues, ListMembers, ListProjectsByOrg, Register,
-    UpdateIssueStatus,
+    AddMemberByEmail, AssignIssue, ChangeMember, CountIssues, CreateApiKey, CreateOrgAsOwner,
+    CreateProject, GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity, GetOrg, GetUser,
+    ListApiKeys, ListIssues, ListMembers, ListProjectsByOrg, Register, UpdateIssueStatus,
 };
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Where a page sends the reader: `303 See Other`, so a reload does not
@@ -334,28 +333,16 @@ pub async fn projects(req: HttpRequest, state: web::Data<State>) -> HttpResponse
                     org_id: mine.org.id.to_string(),
                 })
                 .await??;
-            let counts: HashMap<Uuid, (i64, i64)> = state
+            let counts = state
                 .issues
                 .send(CountIssues {
                     project_ids: listed.iter().map(|p| p.id).collect(),
                 })
-                .await??
-                .into_iter()
-                .map(|(id, open, all)| (id, (open, all)))
-                .collect();
+                .await??;
             let projects = listed
-                .into_iter()
-                .map(|p| {
-                    let (unresolved_issues, total_issues) =
-                        counts.get(&p.id).copied().unwrap_or_default();
-                    ProjectRow {
-                        id: p.id.to_string(),
-                        name: p.name,
-                        platform: p.platform,
-                        unresolved_issues,
-                        total_issues,
-                    }
-                })
+                .iter()
+                .zip(&counts)
+                .map(|(p, c)| ProjectRow::new(p, c))
                 .collect();
             orgs.push(OrgProjects {
                 org: OrgHeader {
@@ -390,6 +377,60 @@ async fn admin_orgs(state: &State, caller: &Caller) -> Result<Vec<OrgOption>, Er
             name: m.org.name,
         })
         .collect())
+}
+
+/// `GET /orgs/new`.
+pub async fn new_org(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let reader = reader!(req, state);
+    render(
+        StatusCode::OK,
+        &NewOrgPage {
+            layout: Layout::new("New organization", Some(reader.nav)),
+            name: String::new(),
+            slug: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct NewOrgForm {
+    name: String,
+    slug: String,
+}
+
+/// `POST /orgs/new`: the organization, with me as its owner; then the
+/// projects page, where it is listed.
+pub async fn create_org(
+    req: HttpRequest,
+    state: web::Data<State>,
+    form: web::Form<NewOrgForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let NewOrgForm { name, slug } = form.into_inner();
+    let created = state
+        .orgs
+        .send(CreateOrgAsOwner {
+            name: name.clone(),
+            slug: slug.clone(),
+            owner_id: reader.caller.user_id,
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|r| r);
+    match created {
+        Ok(_) => see_other("/projects"),
+        Err(e @ (Error::InvalidInput { .. } | Error::AlreadyExists { .. })) => render(
+            StatusCode::BAD_REQUEST,
+            &NewOrgPage {
+                layout: Layout::new("New organization", Some(reader.nav)),
+                name,
+                slug,
+                error: Some(e.to_string()),
+            },
+        ),
+        Err(e) => error_page(e, Some(reader.nav)),
+    }
 }
 
 /// `GET /projects/new`.
@@ -515,8 +556,14 @@ pub async fn issues(
                 limit: None,
             })
             .await??;
-        let now = Utc::now();
-        let rows = page.issues.iter().map(|i| IssueRow::new(i, now)).collect();
+        let activity = state
+            .issues
+            .send(GetIssueActivity {
+                project_id: project.id.to_string(),
+                issue_ids: page.issues.iter().map(|i| i.id).collect(),
+            })
+            .await??;
+        let rows = IssueRow::page(&page.issues, &activity, Utc::now());
         Ok::<_, Error>(IssuesPage::new(
             Layout::new(
                 format!("Issues · {}", project.name),
@@ -563,11 +610,20 @@ pub async fn resolve_selected(
     }
 }
 
-/// `GET /projects/{id}/issues/{issue_id}`: the issue and its latest event.
+#[derive(Deserialize)]
+pub struct EventChoice {
+    /// The event to show; the latest when absent.
+    event: Option<String>,
+}
+
+/// `GET /projects/{id}/issues/{issue_id}[?event=<id>]`: the issue and one
+/// of its events (the latest unless asked), with links to the events just
+/// newer and older.
 pub async fn issue(
     req: HttpRequest,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
+    choice: web::Query<EventChoice>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
     let (project_id, issue_id) = path.into_inner();
@@ -577,9 +633,40 @@ pub async fn issue(
             .issues
             .send(GetIssue {
                 project_id: project.id.to_string(),
-                issue_id,
+                issue_id: issue_id.clone(),
             })
             .await??;
+        // The neighbours' query also checks that the event is this issue's.
+        let shown = choice
+            .event
+            .clone()
+            .or_else(|| detail.latest_event.as_ref().map(|e| e.id.to_string()));
+        let neighbours = match &shown {
+            Some(event_id) => {
+                state
+                    .issues
+                    .send(GetEventNeighbours {
+                        project_id: project.id.to_string(),
+                        issue_id,
+                        event_id: event_id.clone(),
+                    })
+                    .await??
+            }
+            None => EventNeighbours::default(),
+        };
+        let event = match &choice.event {
+            Some(event_id) => Some(
+                state
+                    .issues
+                    .send(GetEvent {
+                        project_id: project.id.to_string(),
+                        event_id: event_id.clone(),
+                    })
+                    .await??,
+            ),
+            None => detail.latest_event.clone(),
+        };
+        let (newer_event, older_event) = IssuePage::event_links(&neighbours);
         let members = state
             .users
             .send(ListMembers {
@@ -605,19 +692,16 @@ pub async fn issue(
         Ok::<_, Error>(IssuePage {
             layout: Layout::new(detail.issue.title.clone(), Some(reader.nav.clone())),
             project: header,
-            issue: IssueRow::new(&detail.issue, now),
+            issue: IssueRow::of_detail(&detail, now),
             sparkline: super::format::Sparkline::new(&detail.daily_counts),
             resolved: detail
                 .issue
                 .resolved_at
                 .map(|at| super::format::RelTime::new(at, now)),
             assignee,
-            event: detail
-                .latest_event
-                .as_ref()
-                .map(|e| super::event::EventView::new(e, now)),
-            newer_event: None,
-            older_event: None,
+            event: event.as_ref().map(|e| super::event::EventView::new(e, now)),
+            newer_event,
+            older_event,
         })
     };
     match page.await {

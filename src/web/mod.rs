@@ -22,12 +22,14 @@
 //! | `GET /login`, `GET /register` | [`pages::LoginPage`], [`pages::RegisterPage`] |
 //! | `GET /projects`, `GET /projects/new` | [`pages::ProjectsPage`], [`pages::NewProjectPage`] |
 //! | `GET /projects/{id}/issues` | [`pages::IssuesPage`] (query: [`pages::IssueFilters`]) |
-//! | `GET /projects/{id}/issues/{issue_id}` | [`pages::IssuePage`] |
+//! | `GET /projects/{id}/issues/{issue_id}` | [`pages::IssuePage`] (query: `event=<id>`, else the latest) |
 //! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
+//! | `GET /orgs/new` | [`pages::NewOrgPage`] |
 //! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
 //! | `GET /static/{version}/{file}` | [`assets`] |
 //!
-//! The forms post to: `/login`, `/register`, `/logout`, `/projects/new`,
+//! The forms post to: `/login`, `/register`, `/logout`, `/orgs/new`
+//! (`name`, `slug`), `/projects/new`,
 //! `/projects/{id}/issues/resolve` (bulk, `issue=<id>` repeated),
 //! `/projects/{id}/issues/{issue_id}/status` (`status`),
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
@@ -82,6 +84,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/projects/{id}/keys/{key_id}/revoke",
             web::post().to(h::revoke_key),
         )
+        .route("/orgs/new", web::get().to(h::new_org))
+        .route("/orgs/new", web::post().to(h::create_org))
         .route("/orgs/{org_id}/members", web::get().to(h::members))
         .route("/orgs/{org_id}/members", web::post().to(h::add_member))
         .route(

@@ -6,10 +6,14 @@
 use super::assets;
 use super::event::EventView;
 use super::format::{RelTime, Setup, Sparkline};
-use crate::domain::{Issue, IssueSort, IssueStatus};
+use crate::domain::{
+    EventNeighbours, Issue, IssueActivity, IssueCounts, IssueDetail, IssueSort, IssueStatus,
+    Project,
+};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// What every page's frame needs: its title, who is logged in (for the
 /// header), and where the assets are.
@@ -107,6 +111,19 @@ pub struct ProjectRow {
     pub total_issues: i64,
 }
 
+impl ProjectRow {
+    /// The row of `project` with its issue counts (from `CountIssues`).
+    pub fn new(project: &Project, counts: &IssueCounts) -> Self {
+        ProjectRow {
+            id: project.id.to_string(),
+            name: project.name.clone(),
+            platform: project.platform.clone(),
+            unresolved_issues: counts.unresolved,
+            total_issues: counts.total,
+        }
+    }
+}
+
 /// A project as the heading of its pages (issues, keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectHeader {
@@ -129,6 +146,18 @@ pub struct NewProjectPage {
     pub org_id: String,
     pub name: String,
     pub platform: String,
+    pub error: Option<String>,
+}
+
+/// `GET /orgs/new`: the form to create an organization (its creator
+/// becomes its owner).
+#[derive(Debug, Template)]
+#[template(path = "org_new.html")]
+pub struct NewOrgPage {
+    pub layout: Layout,
+    /// What was submitted, kept after a refusal.
+    pub name: String,
+    pub slug: String,
     pub error: Option<String>,
 }
 
@@ -323,6 +352,46 @@ impl IssueRow {
             sparkline: None,
         }
     }
+
+    /// This row with the user count and sparkline of `activity` (from
+    /// `GetIssueActivity`).
+    pub fn with_activity(self, activity: &IssueActivity) -> Self {
+        IssueRow {
+            users: known_users(activity.users),
+            sparkline: Some(Sparkline::new(&activity.daily_counts)),
+            ..self
+        }
+    }
+
+    /// The rows of a page of issues, each with its entry of `activity`
+    /// when there is one.
+    pub fn page(issues: &[Issue], activity: &[IssueActivity], now: DateTime<Utc>) -> Vec<Self> {
+        issues
+            .iter()
+            .map(|issue| {
+                let row = IssueRow::new(issue, now);
+                match activity.iter().find(|a| a.issue_id == issue.id) {
+                    Some(a) => row.with_activity(a),
+                    None => row,
+                }
+            })
+            .collect()
+    }
+
+    /// The issue page's heading row of `detail`, with its user count (the
+    /// page shows the sparkline apart, from the same daily counts).
+    pub fn of_detail(detail: &IssueDetail, now: DateTime<Utc>) -> Self {
+        IssueRow {
+            users: known_users(detail.users),
+            ..IssueRow::new(&detail.issue, now)
+        }
+    }
+}
+
+/// A user count as the pages show it: 0 means no event said whom it hit
+/// (the SDK sends no user), which is "unknown", not "nobody".
+fn known_users(users: i64) -> Option<i64> {
+    (users > 0).then_some(users)
 }
 
 /// `GET /projects/{project_id}/issues/{issue_id}`.
@@ -346,6 +415,13 @@ pub struct IssuePage {
 }
 
 impl IssuePage {
+    /// The newer and older links of [`IssuePage`] for the event shown,
+    /// from its neighbours (from `GetEventNeighbours`).
+    pub fn event_links(neighbours: &EventNeighbours) -> (Option<String>, Option<String>) {
+        let link = |id: Option<Uuid>| id.map(|id| format!("?event={id}"));
+        (link(neighbours.newer), link(neighbours.older))
+    }
+
     /// The status changes offered: every status but the current one.
     pub fn status_actions(&self) -> Vec<(&'static str, &'static str)> {
         [

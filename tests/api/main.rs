@@ -24,6 +24,7 @@ mod dashboard_access;
 mod dashboard_issues;
 mod grouping;
 mod ingest;
+mod issue_activity;
 mod issues;
 mod outages;
 mod partitions;

@@ -172,15 +172,24 @@ async fn from_a_new_account_to_a_resolved_issue_in_a_real_browser() {
     })
     .await;
 
-    // The organization, through the API with the browser's own session.
-    let cookie = client.get_named_cookie("mesher_session").await.unwrap();
-    let made = awc::Client::default()
-        .post(format!("{base}/api/v1/orgs"))
-        .insert_header(("Authorization", format!("Bearer {}", cookie.value())))
-        .send_json(&serde_json::json!({"name": "Acme", "slug": "acme"}))
-        .await
-        .unwrap();
-    assert_eq!(made.status(), StatusCode::CREATED);
+    // The organization, from the empty projects page's link.
+    click("main .empty a[href='/orgs/new']").await;
+    wait_until("the organization form", async || {
+        client
+            .title()
+            .await
+            .unwrap()
+            .starts_with("New organization")
+    })
+    .await;
+    fill("#name", "Acme").await;
+    fill("#slug", "acme").await;
+    click("main button[type=submit]").await;
+    wait_until("the projects page listing it", async || {
+        client.title().await.unwrap().starts_with("Projects")
+            && client.source().await.unwrap().contains("acme · owner")
+    })
+    .await;
 
     client.goto(&format!("{base}/projects/new")).await.unwrap();
     fill("#name", "checkout").await;
@@ -374,4 +383,192 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     assert_eq!(status, 201);
     assert!(body.contains("mshr_"), "the new key's DSN is shown");
     assert_eq!(t.count("SELECT count(*) FROM api_keys").await, 1);
+}
+
+/// The `href` of the link whose text is `text`, if the page has one.
+fn link_to(body: &str, text: &str) -> Option<String> {
+    let end = body.find(&format!(">{text}</a>"))?;
+    let start = body[..end].rfind("href=\"")? + "href=\"".len();
+    Some(body[start..end].split('"').next()?.replace("&#61;", "="))
+}
+
+#[actix::test]
+async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_events() {
+    use crate::dashboard::Dash;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let owner = dash.user("owner@example.org").await;
+    let org = dash
+        .post(
+            "/api/v1/orgs",
+            &owner,
+            json!({"name": "Acme", "slug": "acme"}),
+        )
+        .await;
+    let org = org.body["id"].as_str().unwrap().to_owned();
+    let project = dash
+        .post(
+            &format!("/api/v1/orgs/{org}/projects"),
+            &owner,
+            json!({"name": "shop"}),
+        )
+        .await;
+    let project = project.body["id"].as_str().unwrap().to_owned();
+    let key = dash
+        .post(
+            &format!("/api/v1/projects/{project}/keys"),
+            &owner,
+            json!({"label": "sdk"}),
+        )
+        .await;
+    let dsn = key.body["dsn"].as_str().unwrap().to_owned();
+
+    // One failure hitting alice, then bob, then alice again: one issue,
+    // three events, two users. Each is flushed before the next, so they
+    // arrive in this order.
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut options = sentry::ClientOptions::default();
+        options.dsn = Some(dsn.parse().unwrap());
+        let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
+        let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
+        ["alice", "bob", "alice"]
+            .into_iter()
+            .map(|who| {
+                let id = hub.capture_event(sentry::protocol::Event {
+                    message: Some("checkout failed".into()),
+                    level: sentry::Level::Error,
+                    user: Some(sentry::User {
+                        id: Some(who.into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                assert!(client.flush(Some(Duration::from_secs(10))));
+                std::thread::sleep(Duration::from_millis(20));
+                id.to_string()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    wait_until("the three events are stored", async || {
+        t.count("SELECT count(*) FROM events").await == 3
+    })
+    .await;
+    let issues = dash
+        .get(&format!("/api/v1/projects/{project}/issues"), &owner)
+        .await;
+    let issue = issues.body["issues"][0]["id"].as_str().unwrap().to_owned();
+    let detail = dash
+        .get(
+            &format!("/api/v1/projects/{project}/issues/{issue}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(detail.body["users"], json!(2), "the API counts them too");
+
+    let client = awc::Client::default();
+    let page = async |path: &str| {
+        let mut res = client
+            .get(dash.url(path))
+            .insert_header(("Cookie", format!("mesher_session={owner}")))
+            .send()
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+
+    let (status, list) = page(&format!("/projects/{project}/issues")).await;
+    assert_eq!(status, 200);
+    assert!(list.contains(r#"<td class="num">3</td>"#), "three events");
+    assert!(list.contains(r#"<td class="num wide">2</td>"#), "two users");
+    assert!(
+        list.contains(r#"aria-label="3 events in the last 14 days""#),
+        "a sparkline of the three"
+    );
+
+    // The issue page opens on the newest event and walks back to the
+    // oldest, then forward again.
+    let issue_page = format!("/projects/{project}/issues/{issue}");
+    let (_, newest) = page(&issue_page).await;
+    assert!(newest.contains(&sent[2]), "the newest event is shown");
+    assert!(newest.contains("Newest event") && !newest.contains(">Newer event</a>"));
+    assert!(newest.contains("<dd>2</dd>"), "the issue's two users");
+    let mut shown = vec![sent[2].clone()];
+    let mut body = newest;
+    while let Some(older) = link_to(&body, "Older event") {
+        let (status, next) = page(&format!("{issue_page}{older}")).await;
+        assert_eq!(status, 200);
+        body = next;
+        shown.push(older.trim_start_matches("?event=").to_owned());
+        assert!(body.contains(&shown[shown.len() - 1]), "{older} is shown");
+        assert!(shown.len() <= 3, "the walk ends");
+    }
+    assert_eq!(shown, [sent[2].clone(), sent[1].clone(), sent[0].clone()]);
+    assert!(body.contains("Oldest event"));
+    let newer = link_to(&body, "Newer event").expect("a newer link on the oldest");
+    assert_eq!(newer, format!("?event={}", sent[1]));
+
+    // An event that is not this issue's (or not anybody's) is the 404 page.
+    assert_eq!(
+        page(&format!("{issue_page}?event={}", uuid::Uuid::now_v7()))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(page(&format!("{issue_page}?event=nonsense")).await.0, 400);
+}
+
+#[actix::test]
+async fn an_organization_made_from_its_form_is_mine_and_a_bad_one_is_explained() {
+    use crate::dashboard::Dash;
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let me = dash.user("owner@example.org").await;
+    let client = awc::Client::builder().disable_redirects().finish();
+    let origin = format!("http://{}", dash.mesher.http_addr);
+    let post = async |origin: &str, name: &str, slug: &str| {
+        let mut res = client
+            .post(dash.url("/orgs/new"))
+            .insert_header(("Cookie", format!("mesher_session={me}")))
+            .insert_header(("Origin", origin))
+            .send_form(&[("name", name), ("slug", slug)])
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            res.headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+
+    let (status, location, _) = post(&origin, "Acme", "acme").await;
+    assert_eq!((status, location.as_deref()), (303, Some("/projects")));
+    let orgs = dash.get("/api/v1/orgs", &me).await;
+    assert_eq!(orgs.body[0]["slug"], "acme");
+    assert_eq!(orgs.body[0]["role"], "owner");
+
+    // Refusals re-show the form with what was typed and why.
+    let (status, _, body) = post(&origin, "Acme again", "acme").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("already exists"), "{body}");
+    assert!(body.contains(r#"value="Acme again""#));
+    let (status, _, body) = post(&origin, "Shouting", "ACME").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("may only contain a-z, 0-9 and"), "{body}");
+
+    // From another site: refused, nothing made.
+    let (status, _, _) = post("https://evil.example", "Evil", "evil").await;
+    assert_eq!(status, 403);
+    assert_eq!(t.count("SELECT count(*) FROM organizations").await, 1);
 }

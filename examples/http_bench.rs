@@ -649,6 +649,10 @@ fn proc_stats(pid: &str, ticks: f64) -> ProcStats {
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
     stored: f64,
+    /// Batches written, and the seconds they took in all: what a writer
+    /// that falls behind (and so answers 429) was waiting for.
+    batches: f64,
+    batch_secs: f64,
     dropped: f64,
     refused: f64,
 }
@@ -677,6 +681,8 @@ async fn counters(client: &awc::Client, addr: &str) -> Result<Counters> {
     let text = String::from_utf8_lossy(&body);
     Ok(Counters {
         stored: metric_sum(&text, "mesher_events_stored_total"),
+        batches: metric_sum(&text, "mesher_batches_total"),
+        batch_secs: metric_sum(&text, "mesher_batch_duration_seconds_sum"),
         dropped: metric_sum(&text, "mesher_events_dropped_total"),
         refused: metric_sum(&text, "mesher_events_refused_total"),
     })
@@ -888,6 +894,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(100)).await;
             rows = stored_rows(&self.pool).await?;
         }
+        let settled_secs = settle.elapsed().as_secs_f64();
         let after = counters(&self.client, &self.mesher.addr).await?;
         let proc = proc_stats(&pid, self.ticks);
         let cpu = proc.cpu - cpu_before;
@@ -910,8 +917,11 @@ impl Bench {
             && ok == total
             && p99 < P99_LIMIT_MS;
         let cpu_ms_per_1k = cpu.as_secs_f64() * 1000.0 / (ok.max(1) as f64 / 1000.0);
+        let batches = (after.batches - before.batches).max(1.0);
+        let batch_size = (after.stored - before.stored) / batches;
+        let batch_ms = (after.batch_secs - before.batch_secs) * 1000.0 / batches;
         println!(
-            "{label}: offered {rate:.0} ev/s for {secs} s: {ok}/{total} answered 200 ({:.0}/s), other {other}, errors {}, dropped {dropped}, refused {refused}, stored {rows}; latency p50 {p50:.1} ms p99 {p99:.1} ms (generator lag p99 {lag99:.1} ms); mesher {cpu_ms_per_1k:.0} CPU ms/1k ev, rss {:.0} MiB; generator {:.0}% CPU; load {}: {}",
+            "{label}: offered {rate:.0} ev/s for {secs} s: {ok}/{total} answered 200 ({:.0}/s), other {other}, errors {}, dropped {dropped}, refused {refused}, stored {rows}; latency p50 {p50:.1} ms p99 {p99:.1} ms (generator lag p99 {lag99:.1} ms); batches of {batch_size:.0} in {batch_ms:.0} ms on average, the last stored {settled_secs:.1} s after the load; mesher {cpu_ms_per_1k:.0} CPU ms/1k ev, rss {:.0} MiB; generator {:.0}% CPU; load {}: {}",
             ok as f64 / load_secs,
             seen.errors,
             proc.rss_mb,

@@ -114,6 +114,14 @@ pub struct WriterConfig {
     /// Wait before each retry of a failed flush; its length is the number
     /// of retries (`MESHER_WRITER_RETRY_MS`, comma-separated).
     pub retry_backoff: Vec<Duration>,
+    /// Batch writes running at once, all writers together
+    /// (`MESHER_WRITER_CONCURRENT_WRITES`, at most the storage pool's
+    /// size). Batches that wait meanwhile are combined into the next
+    /// statement, so a few writes carry any rate; more of them only
+    /// compete for PostgreSQL's CPU and the same issue rows, and on a
+    /// machine Mesher shares with PostgreSQL, for the cores that answer
+    /// requests (see the README's benchmark section).
+    pub concurrent_writes: usize,
 }
 
 /// Tuning for [`crate::services::PartitionManager`].
@@ -145,6 +153,7 @@ impl Default for WriterConfig {
             batch_size: 50,
             flush_interval: Duration::from_secs(5),
             retry_backoff: [100, 500, 2000].map(Duration::from_millis).to_vec(),
+            concurrent_writes: 2,
         }
     }
 }
@@ -251,6 +260,9 @@ impl Config {
         if let Some(n) = num("MESHER_WRITER_BUFFER")? {
             c.writer.buffer_capacity = size("MESHER_WRITER_BUFFER", n)?;
         }
+        if let Some(n) = num("MESHER_WRITER_CONCURRENT_WRITES")? {
+            c.writer.concurrent_writes = size("MESHER_WRITER_CONCURRENT_WRITES", n)?;
+        }
         if let Some(n) = num("MESHER_WRITER_BATCH")? {
             c.writer.batch_size = size("MESHER_WRITER_BATCH", n)?;
         }
@@ -332,6 +344,13 @@ impl Config {
         // bb8 panics on a pool of size zero.
         positive("MESHER_POOL_SIZE", self.pool_size.into())?;
         positive("MESHER_STORAGE_POOL_SIZE", self.storage_pool_size.into())?;
+        // Each write holds a storage connection for its whole statement.
+        if self.writer.concurrent_writes > self.storage_pool_size as usize {
+            return Err(Error::invalid(
+                "MESHER_WRITER_CONCURRENT_WRITES",
+                "must not exceed MESHER_STORAGE_POOL_SIZE",
+            ));
+        }
         // Zero is fine: one attempt, no waiting.
         at_most_a_year("MESHER_DB_WAIT_SECS", self.database_wait)?;
         self.users.validate()?;
@@ -407,6 +426,10 @@ impl WriterConfig {
             ));
         }
         timer("MESHER_WRITER_FLUSH_MS", self.flush_interval)?;
+        positive(
+            "MESHER_WRITER_CONCURRENT_WRITES",
+            self.concurrent_writes as u64,
+        )?;
         for &delay in &self.retry_backoff {
             timer("MESHER_WRITER_RETRY_MS", delay)?;
         }
@@ -630,7 +653,7 @@ mod tests {
     #[test]
     fn configurations_built_in_code_are_checked_like_the_environment() {
         let ms = Duration::from_millis;
-        let cases: [(&str, Spoil); 20] = [
+        let cases: [(&str, Spoil); 22] = [
             ("DATABASE_URL", |c| c.database_url = "not a url".into()),
             ("MESHER_POOL_SIZE", |c| c.pool_size = 0),
             ("MESHER_STORAGE_POOL_SIZE", |c| c.storage_pool_size = 0),
@@ -645,6 +668,12 @@ mod tests {
             }),
             ("MESHER_WRITER_BUFFER", |c| c.writer.buffer_capacity = 0),
             ("MESHER_WRITER_BATCH", |c| c.writer.batch_size = 0),
+            ("MESHER_WRITER_CONCURRENT_WRITES", |c| {
+                c.writer.concurrent_writes = 0
+            }),
+            ("MESHER_WRITER_CONCURRENT_WRITES", |c| {
+                c.writer.concurrent_writes = c.storage_pool_size as usize + 1
+            }),
             ("MESHER_WRITER_BATCH", |c| c.writer.batch_size = 501),
             ("MESHER_WRITER_FLUSH_MS", |c| {
                 c.writer.flush_interval = Duration::ZERO
@@ -699,6 +728,7 @@ mod tests {
             "MESHER_SESSION_TTL_SECS",
             "MESHER_WRITER_BUFFER",
             "MESHER_WRITER_BATCH",
+            "MESHER_WRITER_CONCURRENT_WRITES",
             "MESHER_WRITER_FLUSH_MS",
             "MESHER_WRITER_RETRY_MS",
             "MESHER_PARTITION_CHECK_SECS",

@@ -101,7 +101,7 @@ impl WriterRegistry {
         spool: Option<Spool>,
     ) -> Self {
         let io = Arbiter::new();
-        let committer = Committer::new(pool.clone());
+        let committer = Committer::new(pool.clone(), config.concurrent_writes);
         let committer = Committer::start_in_arbiter(&io.handle(), move |_| committer);
         if let Some(spool) = &spool {
             let replayer = SpoolReplayer::new(spool.clone(), pool.clone(), metrics.clone());

@@ -190,7 +190,7 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
 
     let writer = StorageWriter::new(
         project,
-        Committer::new(t.events.clone()).start(),
+        Committer::new(t.events.clone(), 2).start(),
         t.config().writer,
         Arbiter::current(),
         Metrics::default(),

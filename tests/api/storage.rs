@@ -69,7 +69,7 @@ async fn restore_events_table(t: &TestDb) {
 fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
     StorageWriter::new(
         project,
-        Committer::new(t.events.clone()).start(),
+        Committer::new(t.events.clone(), 2).start(),
         config,
         Arbiter::current(),
         Metrics::default(),
@@ -732,7 +732,7 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
         let metrics = Metrics::default();
         let writer = StorageWriter::new(
             project,
-            Committer::new(t.events.clone()).start(),
+            Committer::new(t.events.clone(), 2).start(),
             config,
             Arbiter::current(),
             metrics.clone(),
@@ -824,7 +824,7 @@ async fn a_server_fault_while_splitting_retries_the_batch_whole() {
 async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
     let t = TestDb::new().await;
     let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
-    let committer = Committer::new(pool).start();
+    let committer = Committer::new(pool, 1).start();
     let mut projects = Vec::new();
     for _ in 0..20 {
         projects.push(t.new_project().await);
@@ -874,7 +874,7 @@ async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_bat
     let t = TestDb::new().await;
     install_poison_trigger(&t, "check_violation").await;
     let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
-    let committer = Committer::new(pool).start();
+    let committer = Committer::new(pool, 1).start();
     let (first, second, third) = (
         t.new_project().await,
         t.new_project().await,

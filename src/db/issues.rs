@@ -10,8 +10,11 @@
 //!
 //! Lists are keyset-paginated, never by OFFSET: a page asks for the rows
 //! strictly after the last row of the page before, in the list's order
-//! (`sort key DESC, id DESC`), using the indexes that order them. What a
-//! walk over the pages guarantees while events keep arriving:
+//! (`sort key DESC, id DESC`). `first_seen` has an index in that order;
+//! `last_seen` and `event_count`, which every stored event changes, have
+//! none, so that ingestion's issue updates stay HOT (see `schema.sql`),
+//! and a page sorted by them sorts the project's issues of its status.
+//! What a walk over the pages guarantees while events keep arriving:
 //!
 //! - a row whose sort key did not change during the walk is returned
 //!   exactly once, in order among the other such rows;

@@ -143,6 +143,37 @@ impl Dash {
         .await
     }
 
+    /// A new organization owned by `token`'s user; its id.
+    pub async fn org(&self, token: &str, name: &str, slug: &str) -> String {
+        let made = self
+            .post("/api/v1/orgs", token, json!({"name": name, "slug": slug}))
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        made.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new project of `org`; its id.
+    pub async fn project(&self, token: &str, org: &str, body: Value) -> String {
+        let made = self
+            .post(&format!("/api/v1/orgs/{org}/projects"), token, body)
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        made.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new key of `project`: the reply's body, with `key` and `dsn`.
+    pub async fn key(&self, token: &str, project: &str) -> Value {
+        let made = self
+            .post(
+                &format!("/api/v1/projects/{project}/keys"),
+                token,
+                json!({"label": "sdk"}),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        made.body
+    }
+
     pub async fn user_id(&self, token: &str) -> String {
         self.get("/api/v1/auth/me", token).await.body["user"]["id"]
             .as_str()

@@ -20,35 +20,16 @@ struct Setup {
 
 async fn setup(dash: &Dash) -> Setup {
     let owner = dash.user("owner@example.org").await;
-    let org = dash
-        .post(
-            "/api/v1/orgs",
-            &owner,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org = org.body["id"].as_str().unwrap();
+    let org = dash.org(&owner, "Acme", "acme").await;
     let project = dash
-        .post(
-            &format!("/api/v1/orgs/{org}/projects"),
-            &owner,
-            json!({"name": "api", "platform": "rust"}),
-        )
+        .project(&owner, &org, json!({"name": "api", "platform": "rust"}))
         .await;
-    let project = project.body["id"].as_str().unwrap().to_owned();
-    let key = dash
-        .post(
-            &format!("/api/v1/projects/{project}/keys"),
-            &owner,
-            json!({"label": "sdk"}),
-        )
-        .await;
-    assert_eq!(key.status, 201);
+    let key = dash.key(&owner, &project).await;
     Setup {
         owner,
         project,
-        key: key.body["key"].as_str().unwrap().to_owned(),
-        dsn: key.body["dsn"].as_str().unwrap().to_owned(),
+        key: key["key"].as_str().unwrap().to_owned(),
+        dsn: key["dsn"].as_str().unwrap().to_owned(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! of the daily counts comes from a clock the test injects, never from
 //! racing midnight.
 
-use crate::common::TestDb;
+use crate::common::{TestDb, assert_invalid, assert_not_found};
 use actix::prelude::*;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use mesher::Error;
@@ -130,22 +130,6 @@ async fn walk(addr: &Addr<IssueService>, msg: ListIssues) -> Vec<Vec<Uuid>> {
             None => return pages,
         }
         assert!(pages.len() < 100, "the walk does not end");
-    }
-}
-
-#[track_caller]
-fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Error>, expected: &str) {
-    match result {
-        Err(Error::InvalidInput { field, .. }) if field == expected => {}
-        other => panic!("expected InvalidInput {{ field: {expected:?} }}, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, expected: &str) {
-    match result {
-        Err(Error::NotFound { entity }) if entity == expected => {}
-        other => panic!("expected NotFound {{ entity: {expected:?} }}, got {other:?}"),
     }
 }
 

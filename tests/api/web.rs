@@ -297,22 +297,8 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
     let owner = dash.user("owner@example.org").await;
-    let org = dash
-        .post(
-            "/api/v1/orgs",
-            &owner,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org = org.body["id"].as_str().unwrap().to_owned();
-    let project = dash
-        .post(
-            &format!("/api/v1/orgs/{org}/projects"),
-            &owner,
-            json!({"name": "web"}),
-        )
-        .await;
-    let project = project.body["id"].as_str().unwrap().to_owned();
+    let org = dash.org(&owner, "Acme", "acme").await;
+    let project = dash.project(&owner, &org, json!({"name": "web"})).await;
     let member = dash.user("member@example.org").await;
     dash.post(
         &format!("/api/v1/orgs/{org}/members"),
@@ -401,30 +387,12 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
     let owner = dash.user("owner@example.org").await;
-    let org = dash
-        .post(
-            "/api/v1/orgs",
-            &owner,
-            json!({"name": "Acme", "slug": "acme"}),
-        )
-        .await;
-    let org = org.body["id"].as_str().unwrap().to_owned();
-    let project = dash
-        .post(
-            &format!("/api/v1/orgs/{org}/projects"),
-            &owner,
-            json!({"name": "shop"}),
-        )
-        .await;
-    let project = project.body["id"].as_str().unwrap().to_owned();
-    let key = dash
-        .post(
-            &format!("/api/v1/projects/{project}/keys"),
-            &owner,
-            json!({"label": "sdk"}),
-        )
-        .await;
-    let dsn = key.body["dsn"].as_str().unwrap().to_owned();
+    let org = dash.org(&owner, "Acme", "acme").await;
+    let project = dash.project(&owner, &org, json!({"name": "shop"})).await;
+    let dsn = dash.key(&owner, &project).await["dsn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // One failure hitting alice, then bob, then alice again: one issue,
     // three events, two users. Each is flushed before the next, so they

@@ -193,3 +193,21 @@ pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
 }
+
+/// Panics unless `result` is `InvalidInput` naming `field`.
+#[track_caller]
+pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, mesher::Error>, field: &str) {
+    match result {
+        Err(mesher::Error::InvalidInput { field: f, .. }) if f == field => {}
+        other => panic!("expected InvalidInput {{ field: {field:?} }}, got {other:?}"),
+    }
+}
+
+/// Panics unless `result` is `NotFound` naming `entity`.
+#[track_caller]
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, mesher::Error>, entity: &str) {
+    match result {
+        Err(mesher::Error::NotFound { entity: e }) if e == entity => {}
+        other => panic!("expected NotFound {{ entity: {entity:?} }}, got {other:?}"),
+    }
+}

@@ -19,7 +19,7 @@ use crate::http::State;
 use crate::http::api::Caller;
 use crate::http::api::auth::{LoginRefused, open_session, removal_cookie};
 use crate::http::api::issues::check_assignee;
-use crate::http::api::orgs::{change_needs, my_orgs};
+use crate::http::api::orgs::{NewOrg, change_needs, my_orgs};
 use crate::http::api::projects::revoke_project_key;
 use crate::services::{
     AddMemberByEmail, AssignIssue, ChangeMember, CountIssues, CreateApiKey, CreateOrgAsOwner,
@@ -393,32 +393,27 @@ pub async fn new_org(req: HttpRequest, state: web::Data<State>) -> HttpResponse 
     )
 }
 
-#[derive(Deserialize)]
-pub struct NewOrgForm {
-    name: String,
-    slug: String,
-}
-
-/// `POST /orgs/new`: the organization, with me as its owner; then the
-/// projects page, where it is listed.
+/// `POST /orgs/new` (the API's `NewOrg` fields, as a form): the
+/// organization, with me as its owner; then the projects page, where it is
+/// listed.
 pub async fn create_org(
     req: HttpRequest,
     state: web::Data<State>,
-    form: web::Form<NewOrgForm>,
+    form: web::Form<NewOrg>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
-    let NewOrgForm { name, slug } = form.into_inner();
-    let created = state
-        .orgs
-        .send(CreateOrgAsOwner {
-            name: name.clone(),
-            slug: slug.clone(),
-            owner_id: reader.caller.user_id,
-        })
-        .await
-        .map_err(Error::from)
-        .and_then(|r| r);
-    match created {
+    let NewOrg { name, slug } = form.into_inner();
+    let created = async {
+        state
+            .orgs
+            .send(CreateOrgAsOwner {
+                name: name.clone(),
+                slug: slug.clone(),
+                owner_id: reader.caller.user_id,
+            })
+            .await?
+    };
+    match created.await {
         Ok(_) => see_other("/projects"),
         Err(e @ (Error::InvalidInput { .. } | Error::AlreadyExists { .. })) => render(
             StatusCode::BAD_REQUEST,

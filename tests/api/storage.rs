@@ -140,10 +140,10 @@ async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
 
     writer.do_send(Flush);
     wait_until("Flush stores the rest", async || {
-        stored_count(&t, project).await == 9
+        stats(&writer).await.stored == 9
     })
     .await;
-    assert_eq!(stats(&writer).await.stored, 9);
+    assert_eq!(stored_count(&t, project).await, 9);
 }
 
 #[actix::test]
@@ -179,12 +179,14 @@ async fn a_partial_batch_is_flushed_by_the_timer() {
     let writer = start_writer(&t, project, config);
 
     send_all(&writer, &events(project, 3));
+    // The writer hears of the commit a moment after the rows are visible.
     wait_until("the timer flushes 3 events", async || {
-        stored_count(&t, project).await == 3
+        stats(&writer).await.stored == 3
     })
     .await;
     let s = stats(&writer).await;
     assert_eq!((s.stored, s.buffered, s.in_flight), (3, 0, 0), "{s:?}");
+    assert_eq!(stored_count(&t, project).await, 3);
 }
 
 #[actix::test]
@@ -594,12 +596,15 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
     );
     restore_events_table(&t).await;
 
+    // The rows are visible at commit, a moment before the writer hears of
+    // it: wait for the writer's count, then check the rows.
     wait_until("both batches are stored", async || {
-        stored_count(&t, project).await == 7
+        stats(&writer).await.stored == 7
     })
     .await;
     let s = stats(&writer).await;
     assert_eq!((s.stored, s.buffered, s.in_flight), (7, 0, 0), "{s:?}");
+    assert_eq!(stored_count(&t, project).await, 7);
 }
 
 #[actix::test]

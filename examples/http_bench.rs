@@ -429,7 +429,7 @@ fn event_pool(url: &str) -> Result<EventPool> {
     let c = mesher::Config::new(url);
     db::event_pool(
         url,
-        c.storage_pool_size,
+        c.writer.event_pool_size(),
         c.storage_synchronous_commit,
         Default::default(),
     )

@@ -13,12 +13,10 @@ use std::time::Duration;
 pub struct Config {
     /// Where PostgreSQL is (`DATABASE_URL`).
     pub database_url: String,
-    /// Pooled connections shared by the tenancy and partition services
-    /// (`MESHER_POOL_SIZE`).
+    /// Pooled connections shared by the tenancy, dashboard and partition
+    /// services (`MESHER_POOL_SIZE`). Storage has a pool of its own, sized
+    /// by [`WriterConfig::event_pool_size`].
     pub pool_size: u32,
-    /// Pooled connections the storage writers share, a pool of their own
-    /// (`MESHER_STORAGE_POOL_SIZE`): each holds one while a batch is written.
-    pub storage_pool_size: u32,
     /// Whether event batches wait for the WAL flush at commit
     /// (`MESHER_STORAGE_SYNCHRONOUS_COMMIT`, default on; see
     /// [`crate::db::event_pool`] for the trade-off).
@@ -122,6 +120,22 @@ pub struct WriterConfig {
     /// machine Mesher shares with PostgreSQL, for the cores that answer
     /// requests (see the README's benchmark section).
     pub concurrent_writes: usize,
+    /// How long a writer with nothing buffered or in flight lives on
+    /// (`MESHER_WRITER_IDLE_SECS`): past it, it stops, with its timer, and
+    /// the project's next event starts a new one. Thousands of quiet
+    /// projects then cost no wake-ups.
+    pub idle_timeout: Duration,
+}
+
+impl WriterConfig {
+    /// The storage pool's connections: one per concurrent write, for the
+    /// committer, and one for the spool replayer, so that replaying after
+    /// an outage never waits behind the writers nor they behind it.
+    pub fn event_pool_size(&self) -> u32 {
+        u32::try_from(self.concurrent_writes)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
+    }
 }
 
 /// Tuning for [`crate::services::PartitionManager`].
@@ -154,6 +168,7 @@ impl Default for WriterConfig {
             flush_interval: Duration::from_secs(5),
             retry_backoff: [100, 500, 2000].map(Duration::from_millis).to_vec(),
             concurrent_writes: 2,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -173,7 +188,6 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &"<redacted>")
             .field("pool_size", &self.pool_size)
-            .field("storage_pool_size", &self.storage_pool_size)
             .field(
                 "storage_synchronous_commit",
                 &self.storage_synchronous_commit,
@@ -194,7 +208,6 @@ impl Config {
         Config {
             database_url: database_url.into(),
             pool_size: 16,
-            storage_pool_size: 8,
             storage_synchronous_commit: true,
             database_wait: Duration::from_secs(30),
             users: UserConfig::default(),
@@ -233,9 +246,6 @@ impl Config {
         if let Some(n) = num("MESHER_POOL_SIZE")? {
             c.pool_size = small("MESHER_POOL_SIZE", n)?;
         }
-        if let Some(n) = num("MESHER_STORAGE_POOL_SIZE")? {
-            c.storage_pool_size = small("MESHER_STORAGE_POOL_SIZE", n)?;
-        }
         if let Some(v) = get("MESHER_STORAGE_SYNCHRONOUS_COMMIT") {
             c.storage_synchronous_commit = match v.trim() {
                 "on" | "true" | "1" => true,
@@ -268,6 +278,9 @@ impl Config {
         }
         if let Some(n) = num("MESHER_WRITER_FLUSH_MS")? {
             c.writer.flush_interval = Duration::from_millis(n);
+        }
+        if let Some(n) = num("MESHER_WRITER_IDLE_SECS")? {
+            c.writer.idle_timeout = Duration::from_secs(n);
         }
         if let Some(list) = get("MESHER_WRITER_RETRY_MS") {
             c.writer.retry_backoff = list
@@ -343,14 +356,6 @@ impl Config {
         }
         // bb8 panics on a pool of size zero.
         positive("MESHER_POOL_SIZE", self.pool_size.into())?;
-        positive("MESHER_STORAGE_POOL_SIZE", self.storage_pool_size.into())?;
-        // Each write holds a storage connection for its whole statement.
-        if self.writer.concurrent_writes > self.storage_pool_size as usize {
-            return Err(Error::invalid(
-                "MESHER_WRITER_CONCURRENT_WRITES",
-                "must not exceed MESHER_STORAGE_POOL_SIZE",
-            ));
-        }
         // Zero is fine: one attempt, no waiting.
         at_most_a_year("MESHER_DB_WAIT_SECS", self.database_wait)?;
         self.users.validate()?;
@@ -430,6 +435,15 @@ impl WriterConfig {
             "MESHER_WRITER_CONCURRENT_WRITES",
             self.concurrent_writes as u64,
         )?;
+        // Each write holds a connection of PostgreSQL's, whose default
+        // max_connections is 100.
+        if self.concurrent_writes > 64 {
+            return Err(Error::invalid(
+                "MESHER_WRITER_CONCURRENT_WRITES",
+                "must be at most 64",
+            ));
+        }
+        timer("MESHER_WRITER_IDLE_SECS", self.idle_timeout)?;
         for &delay in &self.retry_backoff {
             timer("MESHER_WRITER_RETRY_MS", delay)?;
         }
@@ -656,7 +670,6 @@ mod tests {
         let cases: [(&str, Spoil); 22] = [
             ("DATABASE_URL", |c| c.database_url = "not a url".into()),
             ("MESHER_POOL_SIZE", |c| c.pool_size = 0),
-            ("MESHER_STORAGE_POOL_SIZE", |c| c.storage_pool_size = 0),
             ("MESHER_DB_WAIT_SECS", |c| c.database_wait = Duration::MAX),
             ("MESHER_BCRYPT_COST", |c| c.users.bcrypt_cost = 3),
             ("MESHER_BCRYPT_COST", |c| c.users.bcrypt_cost = 32),
@@ -672,7 +685,10 @@ mod tests {
                 c.writer.concurrent_writes = 0
             }),
             ("MESHER_WRITER_CONCURRENT_WRITES", |c| {
-                c.writer.concurrent_writes = c.storage_pool_size as usize + 1
+                c.writer.concurrent_writes = 65
+            }),
+            ("MESHER_WRITER_IDLE_SECS", |c| {
+                c.writer.idle_timeout = Duration::ZERO
             }),
             ("MESHER_WRITER_BATCH", |c| c.writer.batch_size = 501),
             ("MESHER_WRITER_FLUSH_MS", |c| {
@@ -724,12 +740,12 @@ mod tests {
     fn zeros_from_the_environment_are_refused_where_they_cannot_work() {
         for key in [
             "MESHER_POOL_SIZE",
-            "MESHER_STORAGE_POOL_SIZE",
             "MESHER_SESSION_TTL_SECS",
             "MESHER_WRITER_BUFFER",
             "MESHER_WRITER_BATCH",
             "MESHER_WRITER_CONCURRENT_WRITES",
             "MESHER_WRITER_FLUSH_MS",
+            "MESHER_WRITER_IDLE_SECS",
             "MESHER_WRITER_RETRY_MS",
             "MESHER_PARTITION_CHECK_SECS",
             "MESHER_PARTITION_LOCK_TIMEOUT_MS",

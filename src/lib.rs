@@ -22,7 +22,9 @@
 //!   [`services::ProjectService`] (with the ingest key cache),
 //!   [`services::UserService`], [`services::IssueService`], the per-project
 //!   [`services::StorageWriter`], the [`services::WriterRegistry`] that
-//!   routes events to writers and supervises them, the
+//!   starts, retires and supervises them, the [`services::Intake`] through
+//!   which every request's events reach them, the [`services::Committer`]
+//!   that lands their batches, the
 //!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
 //!   is unreachable and the [`services::SpoolReplayer`] that replays them,
 //!   and the [`services::PartitionManager`].
@@ -46,14 +48,12 @@
 //!
 //! # Threads
 //!
-//! The tenancy services, the issue service and the partition manager run
-//! on the System's arbiter; the HTTP server on worker threads of its own.
-//! The writer registry and its per-project writers run on an arbiter of
-//! their own, so a burst of events cannot delay a login; their database
-//! work runs on a third, the storage I/O arbiter, with a pool of its own,
-//! where the spool replayer runs too; the spool's file is written on a
-//! thread of its own (a `SyncArbiter`).
-//! bcrypt and request-body decompression run on tokio's blocking pool.
+//! Each busy path has a thread of its own (the table is in [`system`]):
+//! the tenancy services on the System's arbiter, key lookups and the
+//! dashboard's reads on one each, the writer registry, the writers and the
+//! storage I/O on three more, the spool's file on a fifth, and the HTTP
+//! server on worker threads of its own. bcrypt, request-body decompression
+//! and the parsing of large events run on tokio's blocking pool.
 //!
 //! # Embedding
 //!

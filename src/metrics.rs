@@ -1,12 +1,39 @@
 //! What Mesher counts, in the Prometheus text format served at `/metrics`.
 //!
-//! One [`Metrics`] is made by the wiring and handed to whoever counts: the
-//! HTTP layer (requests, events received, accepted and refused, ignored
-//! envelope items) and the storage writers (stored, dropped, batches and
-//! their latency, writers running), and the spool (events spooled and
-//! replayed, what it holds). Every event answered 200 ends up in `stored`
-//! or in `dropped` with its reason, or waits in a buffer or the spool;
-//! nothing leaves silently.
+//! One [`Metrics`] is made by the wiring and handed to whoever counts. The
+//! event counters are outcomes, as in Relay: every event that enters Mesher
+//! ends in exactly one of them, or still waits somewhere that a gauge
+//! shows, so the books always balance:
+//!
+//! ```text
+//! received = refused + accepted
+//! accepted = stored + duplicate + dropped + buffered + in_flight
+//!            + spooled - replayed
+//! ```
+//!
+//! - `received`: events that reached the intake (read from a request, or
+//!   handed to `Store`); a request refused before its events could be read
+//!   counts as one.
+//! - `refused{reason}`: never accepted: the client got an error (or, for
+//!   `Store`, the event was turned away before any buffer took it).
+//! - `accepted`: taken by a writer's buffer (answered 200 over HTTP).
+//! - `stored`: rows inserted into `events` — exactly the rows, so that
+//!   `stored = count(*) from events` on a database Mesher alone fills.
+//! - `duplicate`: skipped because the project already stored that event id
+//!   (an SDK's retry, a replayed batch that had committed).
+//! - `dropped{reason}`: accepted, then given up (a full buffer under
+//!   `Store`'s drop-oldest, retries exhausted, PostgreSQL refusing an
+//!   event's data, a corrupt spool row...), each logged where it happens.
+//! - `buffered`, `in_flight` (gauges): waiting in a writer's buffer, or in
+//!   a batch being written or spilled.
+//! - `spooled`, `replayed`: put in the local spool, and taken out of it
+//!   again (each replayed event then lands in `stored`, `duplicate` or
+//!   `dropped`).
+//!
+//! Counting happens where the fact is known: the HTTP layer counts what it
+//! receives and refuses, writers what they accept and drop, the statement's
+//! caller what PostgreSQL inserted or skipped (even when the writer that
+//! asked is gone), the spool what it holds.
 
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
@@ -48,7 +75,10 @@ struct Inner {
     accepted: Counter,
     refused: Family<Reason, Counter>,
     stored: Counter,
+    duplicate: Counter,
     dropped: Family<Reason, Counter>,
+    buffered: Gauge,
+    in_flight: Gauge,
     ignored_items: Family<ItemTypeName, Counter>,
     batches: Counter,
     batch_seconds: Histogram,
@@ -68,7 +98,10 @@ impl Default for Metrics {
             accepted: Counter::default(),
             refused: Family::default(),
             stored: Counter::default(),
+            duplicate: Counter::default(),
             dropped: Family::default(),
+            buffered: Gauge::default(),
+            in_flight: Gauge::default(),
             ignored_items: Family::default(),
             batches: Counter::default(),
             // 1 ms to about 16 s.
@@ -81,31 +114,77 @@ impl Default for Metrics {
             spool_bytes: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "events_received",
-            "Events read from requests",
-            inner.received.clone(),
-        );
-        registry.register(
-            "events_accepted",
-            "Events answered 200 and handed to a writer",
-            inner.accepted.clone(),
-        );
+        let counters: [(&str, &str, &Counter); 6] = [
+            (
+                "events_received",
+                "Events that reached the intake",
+                &inner.received,
+            ),
+            (
+                "events_accepted",
+                "Events a writer took (answered 200 over HTTP)",
+                &inner.accepted,
+            ),
+            (
+                "events_stored",
+                "Events inserted into PostgreSQL: the rows",
+                &inner.stored,
+            ),
+            (
+                "events_duplicate",
+                "Events skipped as already stored (SDK retries, replays)",
+                &inner.duplicate,
+            ),
+            (
+                "events_spooled",
+                "Events written to the local spool while PostgreSQL could not take them",
+                &inner.spooled,
+            ),
+            (
+                "events_replayed",
+                "Events taken out of the spool again",
+                &inner.replayed,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "events_refused",
-            "Events answered with an error, by reason",
+            "Events never accepted, by reason",
             inner.refused.clone(),
-        );
-        registry.register(
-            "events_stored",
-            "Events committed to PostgreSQL",
-            inner.stored.clone(),
         );
         registry.register(
             "events_dropped",
             "Accepted events given up, by reason",
             inner.dropped.clone(),
         );
+        let gauges: [(&str, &str, &Gauge); 5] = [
+            (
+                "events_buffered",
+                "Events waiting in writers' buffers",
+                &inner.buffered,
+            ),
+            (
+                "events_in_flight",
+                "Events in batches being written or spilled",
+                &inner.in_flight,
+            ),
+            ("writers_running", "Storage writers running", &inner.writers),
+            (
+                "spool_events",
+                "Events waiting in the spool",
+                &inner.spool_events,
+            ),
+            (
+                "spool_bytes",
+                "Bytes the spooled batches take",
+                &inner.spool_bytes,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "envelope_items_ignored",
             "Envelope items accepted but not stored, by type",
@@ -122,54 +201,84 @@ impl Default for Metrics {
             "HTTP requests by route and status",
             inner.http_requests.clone(),
         );
-        registry.register(
-            "writers_running",
-            "Storage writers running",
-            inner.writers.clone(),
-        );
-        registry.register(
-            "events_spooled",
-            "Events written to the local spool while PostgreSQL could not take them",
-            inner.spooled.clone(),
-        );
-        registry.register(
-            "events_replayed",
-            "Spooled events since committed to PostgreSQL",
-            inner.replayed.clone(),
-        );
-        registry.register(
-            "spool_events",
-            "Events waiting in the spool",
-            inner.spool_events.clone(),
-        );
-        registry.register(
-            "spool_bytes",
-            "Bytes the spooled batches take",
-            inner.spool_bytes.clone(),
-        );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
 }
 
 impl Metrics {
-    pub fn events_received(&self, n: u64) {
+    /// `n` events refused before any buffer took them (received, then
+    /// refused: both counted here, so the two never disagree).
+    pub fn events_refused(&self, reason: &'static str, n: u64) {
         self.0.received.inc_by(n);
+        self.0.refused.get_or_create(&Reason { reason }).inc_by(n);
     }
 
+    /// `n` events taken into a writer's buffer (received, then accepted).
     pub fn events_accepted(&self, n: u64) {
+        self.0.received.inc_by(n);
         self.0.accepted.inc_by(n);
+        self.0.buffered.inc_by(n as i64);
     }
 
-    pub fn event_refused(&self, reason: &'static str) {
-        self.0.refused.get_or_create(&Reason { reason }).inc();
+    /// `n` buffered events left their buffer for a batch (written or
+    /// spilled).
+    pub fn events_batched(&self, n: u64) {
+        self.0.buffered.dec_by(n as i64);
+        self.0.in_flight.inc_by(n as i64);
     }
 
-    pub fn events_stored(&self, n: u64) {
-        self.0.stored.inc_by(n);
+    /// What became of a batch of `stored + duplicate + refused` events that
+    /// was in flight: inserted, skipped, or refused by PostgreSQL for its
+    /// data (dropped).
+    pub fn batch_landed(&self, stored: u64, duplicate: u64, refused: u64) {
+        self.0
+            .in_flight
+            .dec_by((stored + duplicate + refused) as i64);
+        self.events_inserted(stored, duplicate, refused);
     }
 
+    /// Rows inserted and skipped, and events refused for their data, by a
+    /// statement whose events were not in flight (a replay).
+    pub fn events_inserted(&self, stored: u64, duplicate: u64, refused: u64) {
+        self.0.stored.inc_by(stored);
+        self.0.duplicate.inc_by(duplicate);
+        if refused > 0 {
+            self.0
+                .dropped
+                .get_or_create(&Reason {
+                    reason: "refused_by_database",
+                })
+                .inc_by(refused);
+        }
+    }
+
+    /// `n` events in flight reached the spool.
+    pub fn in_flight_spooled(&self, n: u64) {
+        self.0.in_flight.dec_by(n as i64);
+        self.0.spooled.inc_by(n);
+    }
+
+    /// `n` events in flight given up.
+    pub fn in_flight_dropped(&self, reason: &'static str, n: u64) {
+        self.0.in_flight.dec_by(n as i64);
+        self.events_dropped(reason, n);
+    }
+
+    /// `n` buffered events given up (pushed out of a full buffer).
+    pub fn buffered_dropped(&self, reason: &'static str, n: u64) {
+        self.0.buffered.dec_by(n as i64);
+        self.events_dropped(reason, n);
+    }
+
+    /// `n` events given up that no gauge held (a spooled batch that cannot
+    /// be replayed: it left `spooled` through `replayed`).
     pub fn events_dropped(&self, reason: &'static str, n: u64) {
         self.0.dropped.get_or_create(&Reason { reason }).inc_by(n);
+    }
+
+    /// `n` events taken out of the spool to be written (or given up).
+    pub fn events_replayed(&self, n: u64) {
+        self.0.replayed.inc_by(n);
     }
 
     pub fn item_ignored(&self, item_type: &'static str) {
@@ -198,14 +307,6 @@ impl Metrics {
 
     pub fn writer_stopped(&self) {
         self.0.writers.dec();
-    }
-
-    pub fn events_spooled(&self, n: u64) {
-        self.0.spooled.inc_by(n);
-    }
-
-    pub fn events_replayed(&self, n: u64) {
-        self.0.replayed.inc_by(n);
     }
 
     /// What the spool holds now.

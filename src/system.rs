@@ -3,16 +3,39 @@
 //! Both the binary and embedders call [`start`] (or [`run`], which adds
 //! waiting for a shutdown signal). It must be called from inside a running
 //! actix System, e.g. under `#[actix::main]` or `System::new().block_on`.
+//!
+//! # Threads
+//!
+//! Each busy path gets a thread of its own, so that one cannot hold up the
+//! others:
+//!
+//! | thread | what runs there |
+//! |---|---|
+//! | the System's | [`OrgService`], [`UserService`] (bcrypt on tokio's blocking pool), [`PartitionManager`] |
+//! | `lookups` | [`ProjectService`]: ingest keys the [`KeyCache`] missed, projects and keys |
+//! | `dashboard` | [`IssueService`]: the reads behind the API and the pages |
+//! | `intake` | [`WriterRegistry`]: starting, retiring and draining writers; the embedding API's `Store` |
+//! | `writers` | every [`StorageWriter`](crate::services::StorageWriter) |
+//! | `storage` | [`Committer`] and [`SpoolReplayer`], the only users of the event pool |
+//! | the spool's | [`SpoolStore`]'s file (a `SyncArbiter`: every call blocks on disk) |
+//! | HTTP workers | actix-web's, one per core; body decoding and large events go to the blocking pool |
+//!
+//! An envelope's way from the socket to a commit: an HTTP worker reads,
+//! decodes and parses it and resolves its key (from the [`KeyCache`]), then
+//! sends one `Admit` to its project's writer (found in the registry's
+//! directory); the writer's batch goes to the committer in one `Commit`,
+//! which answers when PostgreSQL (or the spool) has it.
 
-use crate::config::Config;
-use crate::db::{self, Pool};
+use crate::config::{Config, WriterConfig};
+use crate::db::{self, EventPool, Pool};
 use crate::domain::PublicUrl;
 use crate::error::Result;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
-    DrainAll, EnsurePartitions, IssueService, OrgService, PartitionManager, ProjectService,
-    RegistryStats, Spool, UserService, WriterRegistry,
+    Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, OrgService,
+    PartitionManager, ProjectService, RegistryStats, Spool, SpoolReplayer, SpoolStore, UserService,
+    WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -30,6 +53,8 @@ pub struct Mesher {
     pub users: Addr<UserService>,
     /// Send events here (`Store`); it routes them to per-project writers.
     pub writers: Addr<WriterRegistry>,
+    /// The path HTTP requests take into the writers (see [`Intake`]).
+    pub intake: Intake,
     pub partitions: Addr<PartitionManager>,
     /// Issues and their events: listing, reading, triage.
     pub issues: Addr<IssueService>,
@@ -41,6 +66,61 @@ pub struct Mesher {
     pub public_url: PublicUrl,
     /// Stops the HTTP server (see [`Mesher::shutdown`]).
     http: ServerHandle,
+    /// The threads started here, stopped after the last drain.
+    threads: Vec<Arbiter>,
+}
+
+/// The storage side, started by [`start_storage`].
+pub struct Storage {
+    /// Starts, retires and drains the writers; takes `Store`.
+    pub registry: Addr<WriterRegistry>,
+    /// The path a request's events take (see [`Intake`]).
+    pub intake: Intake,
+    /// The threads it runs on (intake, writers, storage I/O), to stop once
+    /// the registry has drained.
+    pub threads: Vec<Arbiter>,
+}
+
+/// Starts the storage side on threads of its own: the committer and, with
+/// a spool, its store and replayer; the registry; and the intake in front
+/// of them. The event pool is the committer's and the replayer's alone:
+/// give it `config.concurrent_writes + 1` connections (see
+/// [`db::event_pool`]). `projects` answers the registry's question whether
+/// a project that `Store` names exists.
+pub fn start_storage(
+    pool: EventPool,
+    projects: Addr<ProjectService>,
+    config: WriterConfig,
+    metrics: Metrics,
+    spool: Option<Spool>,
+) -> Storage {
+    let (io, intake, writers) = (Arbiter::new(), Arbiter::new(), Arbiter::new());
+    let committer = Committer::new(
+        pool.clone(),
+        spool.clone(),
+        metrics.clone(),
+        config.concurrent_writes,
+    );
+    let committer = Committer::start_in_arbiter(&io.handle(), move |_| committer);
+    if let Some(spool) = &spool {
+        let replayer = SpoolReplayer::new(spool.clone(), pool, metrics.clone());
+        SpoolReplayer::start_in_arbiter(&io.handle(), move |_| replayer);
+    }
+    let registry = WriterRegistry::new(
+        committer,
+        projects,
+        config,
+        writers.handle(),
+        metrics,
+        spool,
+    );
+    let directory = registry.directory();
+    let registry = WriterRegistry::start_in_arbiter(&intake.handle(), move |_| registry);
+    Storage {
+        intake: Intake::new(registry.clone(), directory),
+        registry,
+        threads: vec![intake, writers, io],
+    }
 }
 
 /// Checks the configuration ([`Config::validate`]), connects (waiting up to
@@ -67,25 +147,35 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let public_url = config.http.public_url(http_addr)?;
 
     let metrics = Metrics::default();
+    let (lookups, dashboard) = (Arbiter::new(), Arbiter::new());
+    let project_service = ProjectService::new(pool.clone(), public_url.clone());
+    let keys: KeyCache = project_service.key_cache();
+    let projects = ProjectService::start_in_arbiter(&lookups.handle(), move |_| project_service);
+    let issue_service = IssueService::new(pool.clone());
+    let issues = IssueService::start_in_arbiter(&dashboard.handle(), move |_| issue_service);
+    let users = UserService::new(pool.clone(), config.users.clone()).start();
+    let orgs = OrgService::new(pool.clone()).start();
+
     let reachability = db::Reachability::default();
-    let spool = Spool::open(&config.spool, reachability.clone(), metrics.clone())?;
-    let projects = ProjectService::new(pool.clone(), public_url.clone()).start();
-    let writers = WriterRegistry::start_on_own_thread(
-        db::event_pool(
-            &config.database_url,
-            config.storage_pool_size,
-            config.storage_synchronous_commit,
-            reachability,
-        )?,
+    let event_pool = db::event_pool(
+        &config.database_url,
+        config.writer.event_pool_size(),
+        config.storage_synchronous_commit,
+        reachability.clone(),
+    )?;
+    let spool = SpoolStore::open(&config.spool, metrics.clone())?
+        .map(|store| Spool::start(store, reachability));
+    let storage = start_storage(
+        event_pool,
+        projects.clone(),
         config.writer.clone(),
         metrics.clone(),
         spool,
     );
-    let users = UserService::new(pool.clone(), config.users.clone()).start();
-    let orgs = OrgService::new(pool.clone()).start();
-    let issues = IssueService::new(pool.clone()).start();
+
     let state = http::State {
         projects: projects.clone(),
+        keys,
         users: users.clone(),
         orgs: orgs.clone(),
         issues: issues.clone(),
@@ -94,7 +184,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             secure_cookies: public_url.is_https(),
             logins: Default::default(),
         },
-        writers: writers.clone(),
+        intake: storage.intake.clone(),
+        writers: storage.registry.clone(),
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
@@ -104,25 +195,30 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let http = server.handle();
     actix_rt::spawn(server);
 
+    let mut threads = storage.threads;
+    threads.extend([lookups, dashboard]);
     Ok(Mesher {
         orgs,
         projects,
         users,
         issues,
-        writers,
+        writers: storage.registry,
+        intake: storage.intake,
         partitions,
         pool,
         metrics,
         http_addr,
         public_url,
         http,
+        threads,
     })
 }
 
 impl Mesher {
     /// Stops the HTTP server (no new connections; requests in progress
-    /// finish within `http.shutdown_timeout`), then stops taking events and
-    /// writes every buffered one. Returns the writers' final counters.
+    /// finish within `http.shutdown_timeout`), then stops taking events,
+    /// writes every buffered one, and stops the threads the services ran
+    /// on. Returns the writers' final counters.
     pub async fn shutdown(self) -> Result<RegistryStats> {
         self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
@@ -135,14 +231,18 @@ impl Mesher {
             stats.totals.dropped_after_retries,
             stats.spool.events
         );
+        for thread in &self.threads {
+            thread.stop();
+        }
         Ok(stats)
     }
 }
 
 /// Starts Mesher, logs "ready", runs until `shutdown` completes, then
 /// drains every writer. A shutdown during start-up (say, while waiting for
-/// PostgreSQL) returns at once with empty counters: nothing was buffered. The caller decides what shutdown means (a signal
-/// for the binary, anything for an embedder or a test).
+/// PostgreSQL) returns at once with empty counters: nothing was buffered.
+/// The caller decides what shutdown means (a signal for the binary,
+/// anything for an embedder or a test).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<RegistryStats> {
     let mut shutdown = std::pin::pin!(shutdown);
     // A signal while still waiting for PostgreSQL ends the wait: there is

@@ -15,7 +15,7 @@ use super::partitions;
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -27,13 +27,25 @@ use uuid::Uuid;
 /// The arrays `$1..$24` hold one element per event (`$1` its project),
 /// `$25..$27` one new issue id per project and fingerprint in the batch
 /// (used only for an issue that does not exist yet). Rows are taken in key
-/// order so that
-/// two batches sharing keys lock them in the same order and cannot
-/// deadlock, and an event twice in one batch is taken once. An issue takes
-/// its title, culprit and level from its latest event. A resolved issue
-/// that gets an event received after it was resolved is unresolved again,
-/// and the time of that regression kept; an event that waited in a buffer
-/// while someone resolved the issue does not reopen it.
+/// order so that two batches sharing keys lock them in the same order and
+/// cannot deadlock, and an event twice in one batch is taken once. An
+/// issue takes its title, culprit and level from its latest event.
+///
+/// A resolved issue that gets a new event is unresolved again, and the
+/// time of that regression kept. Both times are PostgreSQL's: the issue's
+/// row lock orders this statement after the resolution it sees, so an
+/// event stored after an issue was resolved reopens it, whenever it was
+/// received. (Comparing Mesher's `received_at` with the database's
+/// `resolved_at` would mix two clocks, which may disagree by more than the
+/// few seconds an event waits in a buffer.)
+///
+/// It returns, per project, the batch's events that are stored: those it
+/// inserted, and those an earlier attempt at the same batch inserted (a
+/// commit whose answer was lost, a spooled batch that had committed): the
+/// same event id received at the same moment. (`earlier` reads `event_ids`
+/// as the statement's snapshot saw it, before its own inserts.) The rest
+/// of a project's events were received before, separately, and are
+/// duplicates (an SDK's retry).
 const INSERT_SQL: &str = "
 WITH batch AS (
     SELECT DISTINCT ON (project_id, id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
@@ -81,22 +93,29 @@ grouped AS (
             ELSE i.culprit END,
         level = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.level
             ELSE i.level END,
-        status = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN 'unresolved' ELSE i.status END,
-        resolved_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN NULL ELSE i.resolved_at END,
-        regressed_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN excluded.last_seen ELSE i.regressed_at END
+        status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
+        resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
+        regressed_at = CASE WHEN i.status = 'resolved' THEN now() ELSE i.regressed_at END
     RETURNING i.id, i.project_id, i.fingerprint
+),
+inserted AS (
+    INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
+        breadcrumbs, tags, extra, user_context, contexts, request, other, sdk_name, sdk_version,
+        platform, release, environment, transaction, occurred_at, received_at)
+    SELECT e.id, e.project_id, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
+        e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
+        e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
+        e.received_at
+    FROM new_events e JOIN grouped g USING (project_id, fingerprint)
+    RETURNING project_id
+),
+earlier AS (
+    SELECT b.project_id FROM batch b JOIN event_ids e USING (project_id, id)
+    WHERE e.received_at = b.received_at
 )
-INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
-    breadcrumbs, tags, extra, user_context, contexts, request, other, sdk_name, sdk_version,
-    platform, release, environment, transaction, occurred_at, received_at)
-SELECT e.id, e.project_id, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
-    e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
-    e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
-    e.received_at
-FROM new_events e JOIN grouped g USING (project_id, fingerprint)";
+SELECT project_id, count(*) FROM (
+    SELECT project_id FROM inserted UNION ALL SELECT project_id FROM earlier
+) stored GROUP BY project_id";
 
 /// A pool of connections for writing events, made by
 /// [`super::event_pool`]; cheap to clone.
@@ -185,18 +204,43 @@ impl bb8::ManageConnection for EventConnections {
     }
 }
 
+/// A batch's events that are stored, by project: inserted by the
+/// statement, or by an earlier attempt at the same batch (the same event
+/// id received at the same moment). A project's events that are not counted here were
+/// received before, separately: duplicates.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Inserted(HashMap<Uuid, u64>);
+
+impl Inserted {
+    /// The events of `project_id` stored.
+    pub fn of(&self, project_id: Uuid) -> u64 {
+        self.0.get(&project_id).copied().unwrap_or(0)
+    }
+
+    /// The events stored in all.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
 /// Stores a batch of events, of one project or several, in one statement,
-/// grouped into
-/// their issues: all of it commits or none does, so a failed batch can be
-/// retried whole, and an event already stored is skipped (and not counted
-/// again). Returns the events newly stored.
+/// grouped into their issues: all of it commits or none does, so a failed
+/// batch can be retried whole, and an event already stored is skipped (and
+/// not counted again). Returns the events stored per project (see
+/// [`Inserted`]).
 ///
 /// A row whose day has no partition yet (the clock passed the pre-created
 /// range, or the partition manager has not run) is repaired here: the
 /// batch's days get partitions and the batch goes again, so no event is
 /// lost to a missing partition.
-pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<u64> {
-    insert_piece(pool, events)
+pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<Inserted> {
+    insert_batches(pool, &[events]).await
+}
+
+/// Stores several batches (of different projects, say) as one statement,
+/// like [`insert_batch`].
+pub async fn insert_batches(pool: &EventPool, batches: &[&[Event]]) -> Result<Inserted> {
+    insert_piece(pool, batches)
         .await
         .map_err(Failure::into_error)
 }
@@ -232,15 +276,16 @@ impl From<bb8::RunError<PgError>> for Failure {
     }
 }
 
-async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure> {
-    if events.is_empty() {
-        return Ok(0);
+async fn insert_piece(pool: &EventPool, batches: &[&[Event]]) -> Result<Inserted, Failure> {
+    let events = || batches.iter().flat_map(|b| b.iter());
+    if events().next().is_none() {
+        return Ok(Inserted::default());
     }
     let mut client = pool.get().await?;
     let mut partitions_ensured = false;
     loop {
-        let err = match insert(&mut client, events).await {
-            Ok(rows) => return Ok(rows),
+        let err = match insert(&mut client, batches).await {
+            Ok(inserted) => return Ok(inserted),
             Err(err) => err,
         };
         match err.code() {
@@ -248,10 +293,7 @@ async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure
             // not the message (which follows the server's language): creating
             // existing partitions is a no-op, and a second failure surfaces.
             Some(&SqlState::CHECK_VIOLATION) if !partitions_ensured => {
-                let days: BTreeSet<_> = events
-                    .iter()
-                    .map(|e| e.received_at().date_naive())
-                    .collect();
+                let days: BTreeSet<_> = events().map(|e| e.received_at().date_naive()).collect();
                 log::info!(
                     "creating event partitions for {} day(s) on demand",
                     days.len()
@@ -265,30 +307,37 @@ async fn insert_piece(pool: &EventPool, events: &[Event]) -> Result<u64, Failure
     }
 }
 
-/// What [`store_batch`] did with a batch.
+/// What [`store_batch`] did with a batch of one project: every event is
+/// in exactly one of `stored`, `duplicate` and `refused`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stored {
-    /// Events PostgreSQL refused for their data, by position in the batch
-    /// (an id alone is ambiguous in a batch of several projects), in
-    /// order; the rest of the batch is stored.
+    /// Events stored (see [`Inserted`]).
+    pub stored: u64,
+    /// Events skipped because the project had stored their id from an
+    /// earlier receipt.
+    pub duplicate: u64,
+    /// Events PostgreSQL refused for their data, by position in the batch,
+    /// in order; the rest of the batch is stored.
     pub refused: Vec<usize>,
 }
 
-/// Stores a batch like [`insert_batch`], except that a batch refused for
-/// its data (see [`refused_for_data`]) is split in halves, again and again,
-/// until the events PostgreSQL refuses are found: the others are stored
-/// and the refused ones named in the reply. A failure of any other kind
-/// (the connection, a lock, a missing table) fails the whole call, to be
-/// retried whole; pieces stored before it are then skipped as already
-/// stored, since each piece commits on its own and `event_ids` makes
-/// sending an event again harmless.
+/// Stores one project's batch like [`insert_batch`], except that a batch
+/// refused for its data (see [`refused_for_data`]) is split in halves,
+/// again and again, until the events PostgreSQL refuses are found: the
+/// others are stored and the refused ones named in the reply. A failure of
+/// any other kind (the connection, a lock, a missing table) fails the whole
+/// call, to be retried whole; pieces stored before it are then skipped as
+/// already stored, since each piece commits on its own and `event_ids`
+/// makes sending an event again harmless (the retry counts them as stored,
+/// once: the failed call counted nothing).
 pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
     let mut refused = Vec::new();
+    let mut stored = 0;
     // Each piece with the position of its first event.
     let mut pieces = vec![(0, events)];
     while let Some((at, piece)) = pieces.pop() {
-        match insert_piece(pool, piece).await {
-            Ok(_) => {}
+        match insert_piece(pool, &[piece]).await {
+            Ok(inserted) => stored += inserted.total(),
             Err(Failure::Data(e)) => match piece {
                 [one] => {
                     log::warn!("PostgreSQL refused event {}: {}", one.id(), e.report());
@@ -303,7 +352,13 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
             Err(Failure::Other(e)) => return Err(e),
         }
     }
-    Ok(Stored { refused })
+    refused.sort_unstable();
+    let duplicate = (events.len() - refused.len()) as u64 - stored;
+    Ok(Stored {
+        stored,
+        duplicate,
+        refused,
+    })
 }
 
 /// Whether PostgreSQL refused a statement for the values in it rather than
@@ -326,14 +381,14 @@ pub fn refused_for_data(code: &SqlState) -> bool {
         .any(|class| code.code().starts_with(class))
 }
 
-async fn insert(conn: &mut EventConnection, events: &[Event]) -> Result<u64, PgError> {
-    fn column<'a, T>(events: &'a [Event], f: impl Fn(&'a Event) -> T) -> Vec<T> {
-        events.iter().map(f).collect()
+async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inserted, PgError> {
+    fn column<'a, T>(batches: &[&'a [Event]], f: impl Fn(&'a Event) -> T) -> Vec<T> {
+        batches.iter().flat_map(|b| b.iter()).map(f).collect()
     }
+    let events = || batches.iter().flat_map(|b| b.iter());
     // One new id per project and fingerprint, for the issues this batch may
     // create.
-    let issues: BTreeMap<(Uuid, &str), Uuid> = events
-        .iter()
+    let issues: BTreeMap<(Uuid, &str), Uuid> = events()
         .map(|e| ((e.project_id(), e.fingerprint()), crate::domain::new_id()))
         .collect();
     let mut issue_ids = Vec::with_capacity(issues.len());
@@ -345,39 +400,45 @@ async fn insert(conn: &mut EventConnection, events: &[Event]) -> Result<u64, PgE
         issue_fingerprints.push(fingerprint);
     }
     let statement = conn.insert_statement().await?;
-    conn.execute(
-        &statement,
-        &[
-            &column(events, Event::project_id),
-            &column(events, Event::id),
-            &column(events, |e| e.level().as_str()),
-            &column(events, Event::message),
-            &column(events, Event::fingerprint),
-            &column(events, Event::title),
-            &column(events, Event::culprit),
-            &column(events, Event::exception),
-            &column(events, Event::stacktrace),
-            &column(events, Event::breadcrumbs),
-            &column(events, Event::tags),
-            &column(events, Event::extra),
-            &column(events, Event::user),
-            &column(events, Event::contexts),
-            &column(events, Event::request),
-            &column(events, Event::other),
-            &column(events, Event::sdk_name),
-            &column(events, Event::sdk_version),
-            &column(events, Event::platform),
-            &column(events, Event::release),
-            &column(events, Event::environment),
-            &column(events, Event::transaction),
-            &column(events, Event::occurred_at),
-            &column(events, Event::received_at),
-            &issue_ids,
-            &issue_projects,
-            &issue_fingerprints,
-        ],
-    )
-    .await
+    let rows = conn
+        .query(
+            &statement,
+            &[
+                &column(batches, Event::project_id),
+                &column(batches, Event::id),
+                &column(batches, |e| e.level().as_str()),
+                &column(batches, Event::message),
+                &column(batches, Event::fingerprint),
+                &column(batches, Event::title),
+                &column(batches, Event::culprit),
+                &column(batches, Event::exception),
+                &column(batches, Event::stacktrace),
+                &column(batches, Event::breadcrumbs),
+                &column(batches, Event::tags),
+                &column(batches, Event::extra),
+                &column(batches, Event::user),
+                &column(batches, Event::contexts),
+                &column(batches, Event::request),
+                &column(batches, Event::other),
+                &column(batches, Event::sdk_name),
+                &column(batches, Event::sdk_version),
+                &column(batches, Event::platform),
+                &column(batches, Event::release),
+                &column(batches, Event::environment),
+                &column(batches, Event::transaction),
+                &column(batches, Event::occurred_at),
+                &column(batches, Event::received_at),
+                &issue_ids,
+                &issue_projects,
+                &issue_fingerprints,
+            ],
+        )
+        .await?;
+    let counts = rows
+        .iter()
+        .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
+        .collect();
+    Ok(Inserted(counts))
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

@@ -81,9 +81,12 @@ impl From<Error> for Problem {
             Error::SessionExpired => {
                 Problem::new(S::UNAUTHORIZED, "session_expired", e.to_string())
             }
+            // Storage cannot take more for now (a full buffer, a full
+            // spool, no memory left for bodies): not a rate limit of the
+            // client's, which has its own code.
             Error::Overloaded { retry_after } => Problem::new(
                 S::TOO_MANY_REQUESTS,
-                "rate_limited",
+                "overloaded",
                 "too many requests; retry later",
             )
             .retry_after(retry_after),

@@ -8,7 +8,7 @@
 //!
 //! Each request is read (bounded in time and size), decoded, authenticated
 //! and parsed before anything is handed on; its events are then admitted
-//! all together or not at all (see [`Admit`]), so a 200 means every event
+//! all together or not at all (see [`Intake::admit`]), so a 200 means every event
 //! in it was taken, and a 429 that none was.
 
 use super::State;
@@ -16,9 +16,11 @@ use super::body::{self, ContentEncoding};
 use super::envelope::{self, ItemType};
 use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
-use crate::domain::{Event, MAX_EVENT_BYTES, Project};
+use crate::domain::{Event, EventPayload, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
-use crate::services::{Admit, GetProjectByApiKey};
+#[cfg(doc)]
+use crate::services::Intake;
+use crate::services::resolve_key;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -44,6 +46,8 @@ pub async fn envelope(
     payload: web::Payload,
     state: web::Data<State>,
 ) -> Result<HttpResponse, SentryError> {
+    // A request refused before its events are read counts as one.
+    let mut held = 1;
     let outcome = async {
         let public_id = public_id(&path)?;
         let mut keys = sentry_keys(&req)?;
@@ -68,10 +72,25 @@ pub async fn envelope(
             }
             None => authenticate(&state, keys, Some(public_id)).await?,
         };
-        let mut events = Vec::new();
+        // An SDK that puts the id only in the envelope's header retries
+        // with the same header: the event keeps that id, so the retry is
+        // known for one.
+        let header_id = envelope
+            .header
+            .event_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok());
+        held = envelope
+            .items
+            .iter()
+            .filter(|i| i.kind == ItemType::Event)
+            .count();
+        let mut events = Vec::with_capacity(held);
         for item in &envelope.items {
             match &item.kind {
-                ItemType::Event => events.push(parse_event(project.id, item.payload)?),
+                ItemType::Event => {
+                    events.push(parse_event(project.id, item.payload, header_id).await?)
+                }
                 other => state.metrics.item_ignored(other.as_str()),
             }
         }
@@ -85,10 +104,11 @@ pub async fn envelope(
             Some(event) => json!({ "id": event.id().simple().to_string() }),
             None => json!({}),
         };
-        let count = admit(&state, events).await?;
-        Ok((count, body))
+        admit(&state, project.id, events).await?;
+        Ok(body)
     };
-    respond(&state, outcome.await).map_err(SentryError)
+    let outcome = outcome.await;
+    respond(&state, outcome, held).map_err(SentryError)
 }
 
 /// `POST /api/<public id>/store/`.
@@ -102,13 +122,13 @@ pub async fn store(
         let public_id = public_id(&path)?;
         let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
         let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
-        let event = parse_event(project.id, &body)?;
+        let event = parse_event(project.id, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
-        let count = admit(&state, vec![event]).await?;
-        Ok((count, json!({ "id": id })))
+        admit(&state, project.id, vec![event]).await?;
+        Ok(json!({ "id": id }))
     };
-    respond(&state, outcome.await).map_err(SentryError)
+    respond(&state, outcome.await, 1).map_err(SentryError)
 }
 
 /// `POST /api/v1/events`: one event object, or an array of them.
@@ -117,6 +137,7 @@ pub async fn native(
     payload: web::Payload,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut held = 1;
     let outcome = async {
         let key = req
             .headers()
@@ -126,54 +147,51 @@ pub async fn native(
             .map(str::to_owned);
         let project = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
-        let (events, is_array) = native_events(project.id, &body)?;
+        let (events, is_array) = native_events(project.id, &body).await?;
         drop(body);
+        held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
-        let count = admit(&state, events).await?;
+        admit(&state, project.id, events).await?;
         let body = if is_array {
             json!({ "ids": ids })
         } else {
             json!({ "id": ids.first() })
         };
-        Ok((count, body))
+        Ok(body)
     };
-    respond(&state, outcome.await).map_err(ApiError)
+    let outcome = outcome.await;
+    respond(&state, outcome, held).map_err(ApiError)
 }
 
 /// The events of a native request: one object, or an array of at most
 /// [`MAX_NATIVE_EVENTS`]; and whether it was an array.
-fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Problem> {
+async fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Problem> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
-        return Ok((vec![parse_event(project_id, body)?], false));
+        return Ok((vec![parse_event(project_id, body, None).await?], false));
     }
     let payloads: Vec<&RawValue> = serde_json::from_slice(body)
         .map_err(|_| Error::invalid("events", "must be a JSON event or an array of events"))?;
     if payloads.len() > MAX_NATIVE_EVENTS {
         return Err(Error::invalid("events", "must hold at most 100 events").into());
     }
-    let events = payloads
-        .iter()
-        .map(|raw| parse_event(project_id, raw.get().as_bytes()))
-        .collect::<Result<_, _>>()?;
+    let mut events = Vec::with_capacity(payloads.len());
+    for raw in payloads {
+        events.push(parse_event(project_id, raw.get().as_bytes(), None).await?);
+    }
     Ok((events, true))
 }
 
-/// Counts the request's events as accepted or refused and builds the 200.
+/// Builds the 200, or counts the request's `held` events as refused.
+/// (Accepted events are counted by the writer that took them.)
 fn respond(
     state: &State,
-    outcome: Result<(usize, serde_json::Value), Problem>,
+    outcome: Result<serde_json::Value, Problem>,
+    held: usize,
 ) -> Result<HttpResponse, Problem> {
     match outcome {
-        Ok((count, body)) => {
-            state.metrics.events_received(count as u64);
-            state.metrics.events_accepted(count as u64);
-            Ok(HttpResponse::Ok().json(body))
-        }
+        Ok(body) => Ok(HttpResponse::Ok().json(body)),
         Err(problem) => {
-            // A refused request counts as one refused event: how many it
-            // held is often unknown (an undecodable body, a bad key).
-            state.metrics.events_received(1);
-            state.metrics.event_refused(problem.code);
+            state.metrics.events_refused(problem.code, held as u64);
             Err(problem)
         }
     }
@@ -354,17 +372,7 @@ async fn authenticate(
     public_id: Option<i64>,
 ) -> Result<Project, Problem> {
     let key = sentry_auth::one_key(keys)?;
-    let project = match state
-        .projects
-        .send(GetProjectByApiKey { key })
-        .await
-        .map_err(Error::from)?
-    {
-        Ok(project) => project,
-        // A key that is not even shaped like one is just as unknown.
-        Err(Error::InvalidInput { .. }) => return Err(Error::InvalidCredentials.into()),
-        Err(e) => return Err(e.into()),
-    };
+    let project = resolve_key(&state.keys, &state.projects, key).await?;
     match public_id {
         Some(id) if id != project.public_id => Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -375,8 +383,20 @@ async fn authenticate(
     }
 }
 
-/// One event payload; 413 past [`MAX_EVENT_BYTES`].
-fn parse_event(project_id: Uuid, payload: &[u8]) -> Result<Event, Problem> {
+/// Payloads larger than this are parsed on the blocking pool rather than
+/// on the HTTP worker: parsing a large event takes long enough to hold up
+/// the other requests of the worker's connections, while for the usual
+/// few kilobytes the hand-over would cost more than the parse.
+const PARSE_OFF_WORKER_BYTES: usize = 64 * 1024;
+
+/// One event payload; 413 past [`MAX_EVENT_BYTES`]. `fallback_id` (the
+/// envelope header's `event_id`) is the event's id when the payload names
+/// none.
+async fn parse_event(
+    project_id: Uuid,
+    payload: &[u8],
+    fallback_id: Option<Uuid>,
+) -> Result<Event, Problem> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -384,18 +404,24 @@ fn parse_event(project_id: Uuid, payload: &[u8]) -> Result<Event, Problem> {
             "an event must be at most 1 MiB",
         ));
     }
-    Ok(Event::from_json(project_id, payload)?)
+    let parse = move |bytes: &[u8]| {
+        let mut payload = EventPayload::from_json(bytes)?;
+        if payload.event_id.is_none() {
+            payload.event_id = fallback_id;
+        }
+        Event::from_payload(project_id, payload)
+    };
+    if payload.len() <= PARSE_OFF_WORKER_BYTES {
+        return Ok(parse(payload)?);
+    }
+    let owned = payload.to_vec();
+    let parsed = web::block(move || parse(&owned))
+        .await
+        .map_err(|e| Error::internal_from("parsing an event", e))?;
+    Ok(parsed?)
 }
 
-/// Hands the events to their writer; how many were taken.
-async fn admit(state: &State, events: Vec<Event>) -> Result<usize, Problem> {
-    let count = events.len();
-    if count > 0 {
-        state
-            .writers
-            .send(Admit(events))
-            .await
-            .map_err(Error::from)??;
-    }
-    Ok(count)
+/// Hands a request's events to their writer, all or none.
+async fn admit(state: &State, project_id: Uuid, events: Vec<Event>) -> Result<(), Problem> {
+    Ok(state.intake.admit(project_id, events).await?)
 }

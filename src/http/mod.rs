@@ -25,7 +25,9 @@ pub mod server;
 
 use crate::db::Pool;
 use crate::metrics::Metrics;
-use crate::services::{IssueService, OrgService, ProjectService, UserService, WriterRegistry};
+use crate::services::{
+    Intake, IssueService, KeyCache, OrgService, ProjectService, UserService, WriterRegistry,
+};
 use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +44,12 @@ pub struct State {
     pub issues: Addr<IssueService>,
     /// The dashboard's settings and login limiter.
     pub dashboard: api::Dashboard,
-    /// Takes events (see [`crate::services::Admit`]).
+    /// Ingest keys resolved lately, read without a message (see
+    /// [`crate::services::resolve_key`]).
+    pub keys: KeyCache,
+    /// Takes a request's events (see [`Intake::admit`]).
+    pub intake: Intake,
+    /// For the readiness check: whether the writers take events.
     pub writers: Addr<WriterRegistry>,
     /// For the readiness check.
     pub pool: Pool,

@@ -6,8 +6,11 @@
 //! handlers parse it into domain types first, so bad input gets a typed
 //! error before any SQL runs.
 
+mod batch;
 mod committer;
+mod intake;
 mod issue_service;
+mod key_cache;
 mod org_service;
 mod partition_manager;
 mod project_service;
@@ -17,11 +20,14 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
-pub use committer::{Commit, Committed, Committer};
+pub use batch::Batch;
+pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
+pub use intake::Intake;
 pub use issue_service::{
     AssignIssue, CountIssues, GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity,
     IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
+pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
@@ -30,11 +36,14 @@ pub use project_service::{
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;
-pub use storage_writer::{Admit, Drain, Flush, Stats, StorageWriter, Store, WriterStats};
+pub use storage_writer::{
+    Admit, Drain, Flush, Idle, Overflow, Retire, Stats, StorageWriter, WriterStats,
+};
 pub use user_service::{
     AddMember, AddMemberByEmail, BCRYPT_SLOTS, ChangeMember, GetMembers, GetRole, GetUser,
     GetUserOrgs, ListMembers, Login, Logout, Register, UserService, ValidateSession,
 };
 pub use writer_registry::{
-    Accepting, DrainAll, GetWriter, RegistryStats, TotalStats, WriterRegistry,
+    Accepting, Directory, DrainAll, GetWriter, RegistryStats, Store, TotalStats, WriterFor,
+    WriterRegistry,
 };

@@ -1,24 +1,15 @@
 //! ProjectService: projects and their `mshr_` API keys.
 //!
-//! Every ingested event presents a key, so resolved keys are cached here,
-//! known and unknown alike, for [`KEY_CACHE_TTL`]: revoking a key through
-//! this service forgets it at once, and another process that cached it
-//! stops accepting it within that time.
+//! Every ingested event presents a key; resolved keys are kept in a
+//! [`KeyCache`] the HTTP layer reads without a message, so this service
+//! only sees the misses (see [`super::key_cache`]). Revoking a key here
+//! forgets it there at once.
 
+use super::key_cache::KeyCache;
 use crate::db::{self, Pool};
 use crate::domain::{ApiKey, ApiKeyInfo, Name, NewApiKey, Project, PublicUrl, parse_id};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use actix::prelude::*;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use uuid::Uuid;
-
-/// How long a resolved key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
-
-/// Keys remembered, of each kind. Known and unknown keys are bounded
-/// apart, so a flood of made-up keys cannot push out the real ones.
-const KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// Creates and reads projects; issues, resolves and revokes API keys.
 pub struct ProjectService {
@@ -26,7 +17,7 @@ pub struct ProjectService {
     pool: Pool,
     /// Where DSNs point (see [`PublicUrl::dsn`]).
     public_url: PublicUrl,
-    /// Recently resolved keys (see the module documentation).
+    /// Recently resolved keys, shared with the HTTP layer.
     keys: KeyCache,
 }
 
@@ -38,63 +29,11 @@ impl ProjectService {
             keys: KeyCache::default(),
         }
     }
-}
 
-/// Key hashes resolved recently, with when they were.
-#[derive(Default)]
-struct KeyCache {
-    known: HashMap<Vec<u8>, (Project, Instant)>,
-    unknown: HashMap<Vec<u8>, Instant>,
-    /// Counts revocations, so that a lookup that started before one does
-    /// not put a key it just revoked back in the cache.
-    revocations: u64,
-}
-
-impl KeyCache {
-    /// `Some(Ok)` for a fresh known key, `Some(Err)` for a fresh unknown
-    /// one, `None` when the database must be asked.
-    fn get(&self, hash: &[u8]) -> Option<Result<Project>> {
-        let fresh = |at: &Instant| at.elapsed() < KEY_CACHE_TTL;
-        if let Some((project, _)) = self.known.get(hash).filter(|(_, at)| fresh(at)) {
-            return Some(Ok(project.clone()));
-        }
-        self.unknown
-            .get(hash)
-            .filter(|at| fresh(at))
-            .map(|_| Err(Error::InvalidCredentials))
-    }
-
-    fn remember(&mut self, hash: Vec<u8>, resolved: &Result<Project>) {
-        let now = Instant::now();
-        match resolved {
-            Ok(project) => {
-                bound(&mut self.known, |(_, at)| at);
-                self.known.insert(hash, (project.clone(), now));
-            }
-            Err(Error::InvalidCredentials) => {
-                bound(&mut self.unknown, |at| at);
-                self.unknown.insert(hash, now);
-            }
-            // Not an answer about the key (say, the database is down).
-            Err(_) => {}
-        }
-    }
-
-    /// Forgets every key of a project, so a revoked one stops resolving.
-    fn forget_project(&mut self, project_id: Uuid) {
-        self.revocations += 1;
-        self.known.retain(|_, (p, _)| p.id != project_id);
-    }
-}
-
-/// Makes room for one more entry: drops the stale ones, and everything when
-/// all are fresh (rare, and costing only repeated lookups).
-fn bound<V>(map: &mut HashMap<Vec<u8>, V>, at: impl Fn(&V) -> &Instant) {
-    if map.len() >= KEY_CACHE_CAPACITY {
-        map.retain(|_, v| at(v).elapsed() < KEY_CACHE_TTL);
-        if map.len() >= KEY_CACHE_CAPACITY {
-            map.clear();
-        }
+    /// The cache this service fills, for the HTTP layer to read (see
+    /// [`super::resolve_key`]).
+    pub fn key_cache(&self) -> KeyCache {
+        self.keys.clone()
     }
 }
 
@@ -235,12 +174,11 @@ impl Handler<GetProjectByApiKey> for ProjectService {
         if let Some(cached) = self.keys.get(&hash) {
             return Box::pin(fut::ready(cached));
         }
-        let (pool, revocations) = (self.pool.clone(), self.keys.revocations);
-        let lookup = async move { db::api_keys::project_by_key(&pool, &key).await };
-        Box::pin(lookup.into_actor(self).map(move |resolved, act, _| {
-            if act.keys.revocations == revocations {
-                act.keys.remember(hash, &resolved);
-            }
+        let (pool, keys) = (self.pool.clone(), self.keys.clone());
+        let revocations = keys.revocations();
+        Box::pin(fut::wrap_future(async move {
+            let resolved = db::api_keys::project_by_key(&pool, &key).await;
+            keys.remember(hash, &resolved, revocations);
             resolved
         }))
     }

@@ -19,6 +19,7 @@
 //!
 //! [`SpoolReplayer`]: super::SpoolReplayer
 
+use super::batch::Batch;
 use crate::config::SpoolConfig;
 use crate::db::Reachability;
 use crate::db::spool::{SpoolFile, SpooledBatch, Usage};
@@ -29,7 +30,6 @@ use actix::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// A handle on the spool; cheap to clone.
 #[derive(Clone)]
@@ -58,7 +58,7 @@ struct Shared {
 /// A batch the spool would not take, handed back to its writer.
 #[derive(Debug)]
 pub struct Refused {
-    pub events: Vec<Event>,
+    pub batch: Batch,
     /// `Overloaded` when the spool is full; otherwise why the file refused.
     pub error: Error,
 }
@@ -67,42 +67,12 @@ pub struct Refused {
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Spool {
-    /// Opens the spool `config` names, or `None` when it is turned off.
-    /// Fails when the directory or file cannot be opened: an operator who
-    /// asked for a spool must not silently run without one.
-    pub fn open(
-        config: &SpoolConfig,
-        reachability: Reachability,
-        metrics: Metrics,
-    ) -> Result<Option<Spool>> {
-        let Some(dir) = config.dir.clone() else {
-            return Ok(None);
-        };
-        let file = SpoolFile::open(&dir)?;
-        let usage = file.usage()?;
-        if usage.batches > 0 {
-            log::info!(
-                "spool {} holds {} events from an earlier run; replaying them",
-                dir.display(),
-                usage.events
-            );
-        }
-        let shared = Arc::new(Shared {
-            max_bytes: config.max_bytes,
-            bytes: AtomicU64::new(0),
-            events: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            full: AtomicBool::new(false),
-        });
-        let store = SpoolStore {
-            file,
-            shared: shared.clone(),
-            metrics,
-            usage,
-        };
-        store.publish();
-        // One thread, one connection: SQLite serializes writes anyway. The
-        // factory runs once (a SyncArbiter restarts an actor only if it
+    /// Starts `store` on a thread of its own (one thread, one connection:
+    /// SQLite serializes writes anyway) and returns the handle writers
+    /// hold; `reachability` is the event pool's.
+    pub fn start(store: SpoolStore, reachability: Reachability) -> Spool {
+        let shared = store.shared.clone();
+        // The factory runs once (a SyncArbiter restarts an actor only if it
         // stops itself, which SpoolStore never does).
         let store = Mutex::new(Some(store));
         let store = SyncArbiter::start(1, move || {
@@ -112,11 +82,11 @@ impl Spool {
                 .take()
                 .expect("the spool store is created once")
         });
-        Ok(Some(Spool {
+        Spool {
             store,
             shared,
             reachability,
-        }))
+        }
     }
 
     /// Whether writers should try PostgreSQL (see [`Reachability`]).
@@ -139,21 +109,12 @@ impl Spool {
         }
     }
 
-    /// Writes one project's batch to disk; durable once this returns `Ok`.
-    pub async fn put(
-        &self,
-        project_id: Uuid,
-        events: Vec<Event>,
-    ) -> std::result::Result<(), Refused> {
-        match self.store.send(Put { project_id, events }).await {
-            Ok(result) => result,
-            // The store's thread is gone (the system is stopping), and the
-            // message with it; nothing to hand back.
-            Err(e) => Err(Refused {
-                events: Vec::new(),
-                error: e.into(),
-            }),
-        }
+    /// Writes one project's batch to disk, settling it as spooled; durable
+    /// once this returns `Ok`.
+    pub async fn put(&self, batch: Batch) -> std::result::Result<(), Refused> {
+        // The store's thread gone (the system is stopping) takes the batch
+        // with it, counted as lost by its Drop.
+        self.store.send(Put(batch)).await.unwrap_or(Ok(()))
     }
 
     /// The batch spooled first, if any, for replay.
@@ -203,6 +164,39 @@ pub struct SpoolStore {
 }
 
 impl SpoolStore {
+    /// Opens the spool `config` names, or `None` when it is turned off.
+    /// Fails when the directory or file cannot be opened: an operator who
+    /// asked for a spool must not silently run without one.
+    pub fn open(config: &SpoolConfig, metrics: Metrics) -> Result<Option<SpoolStore>> {
+        let Some(dir) = config.dir.clone() else {
+            return Ok(None);
+        };
+        let file = SpoolFile::open(&dir)?;
+        let usage = file.usage()?;
+        if usage.batches > 0 {
+            log::info!(
+                "spool {} holds {} events from an earlier run; replaying them",
+                dir.display(),
+                usage.events
+            );
+        }
+        let shared = Arc::new(Shared {
+            max_bytes: config.max_bytes,
+            bytes: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            full: AtomicBool::new(false),
+        });
+        let store = SpoolStore {
+            file,
+            shared,
+            metrics,
+            usage,
+        };
+        store.publish();
+        Ok(Some(store))
+    }
+
     /// Makes the usage visible to writers and in the metrics.
     fn publish(&self) {
         let usage = self.usage;
@@ -219,35 +213,33 @@ impl Actor for SpoolStore {
 
 #[derive(Message)]
 #[rtype(result = "std::result::Result<(), Refused>")]
-struct Put {
-    project_id: Uuid,
-    events: Vec<Event>,
-}
+struct Put(Batch);
 
 impl Handler<Put> for SpoolStore {
     type Result = std::result::Result<(), Refused>;
 
-    fn handle(&mut self, Put { project_id, events }: Put, _: &mut Self::Context) -> Self::Result {
-        let body = match Event::encode_batch(&events) {
+    fn handle(&mut self, Put(batch): Put, _: &mut Self::Context) -> Self::Result {
+        let body = match Event::encode_batch(batch.events()) {
             Ok(body) => body,
-            Err(error) => return Err(Refused { events, error }),
+            Err(error) => return Err(Refused { batch, error }),
         };
         let used = self.shared.bytes.load(Ordering::Relaxed);
         if used + body.len() as u64 > self.shared.max_bytes {
             self.shared.full.store(true, Ordering::Relaxed);
             return Err(Refused {
-                events,
+                batch,
                 error: Error::Overloaded {
                     retry_after: FULL_RETRY_AFTER,
                 },
             });
         }
-        if let Err(error) = self.file.put(project_id, events.len(), &body) {
-            return Err(Refused { events, error });
+        let count = batch.len();
+        if let Err(error) = self.file.put(batch.project_id(), count, &body) {
+            return Err(Refused { batch, error });
         }
-        self.metrics.events_spooled(events.len() as u64);
+        batch.spooled();
         self.usage.batches += 1;
-        self.usage.events += events.len() as u64;
+        self.usage.events += count as u64;
         self.usage.bytes += body.len() as u64;
         self.publish();
         Ok(())

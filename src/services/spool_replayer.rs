@@ -34,7 +34,8 @@ pub struct SpoolReplayer {
     spool: Spool,
     /// The writers' pool (see [`crate::db::event_pool`]).
     pool: EventPool,
-    /// Replayed events count as stored; refused ones as dropped.
+    /// Replayed events are counted as such, then as stored, duplicate or
+    /// dropped.
     metrics: Metrics,
     /// The wait after a batch that failed for a reason other than the
     /// connection; doubles up to [`MAX_BACKOFF`], reset by a success.
@@ -121,18 +122,21 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
                 "dropped a spooled batch of {count} events of project {project_id}: it does not decode: {}",
                 e.report()
             );
+            metrics.events_replayed(count);
             metrics.events_dropped("spool_unreadable", count);
             return remove(&spool, spooled).await;
         }
     };
     match db::events::store_batch(&pool, &events).await {
-        Ok(db::events::Stored { refused }) => {
-            let stored = events.len() as u64 - refused.len() as u64;
-            metrics.events_replayed(stored);
-            metrics.events_stored(stored);
+        Ok(db::events::Stored {
+            stored,
+            duplicate,
+            refused,
+        }) => {
+            metrics.events_replayed(events.len() as u64);
+            metrics.events_inserted(stored, duplicate, refused.len() as u64);
             if !refused.is_empty() {
                 let refused: Vec<_> = refused.iter().map(|&i| events[i].id()).collect();
-                metrics.events_dropped("refused_by_database", refused.len() as u64);
                 log::error!(
                     "project {project_id}: PostgreSQL refused {} replayed event(s), stored the other {stored}: {refused:?}",
                     refused.len()

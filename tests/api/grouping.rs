@@ -4,9 +4,9 @@
 //! instances writing the same fingerprint at once.
 
 use crate::common::TestDb;
-use chrono::SubsecRound;
+use chrono::{DateTime, Utc};
 use mesher::db::{self, EventPool};
-use mesher::domain::Event;
+use mesher::domain::{Event, EventPayload};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -92,26 +92,50 @@ async fn the_same_crash_on_other_lines_is_one_issue_and_another_function_another
 async fn a_batch_sent_again_and_events_already_stored_are_not_counted_twice() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
-    let first: Vec<Event> = (0..5)
-        .map(|i| event(project, &crash("profile", i)))
-        .collect();
-    assert_eq!(
-        db::events::insert_batch(&t.events, &first).await.unwrap(),
-        5
-    );
-    // The same batch again, as after a commit whose reply was lost.
-    assert_eq!(
-        db::events::insert_batch(&t.events, &first).await.unwrap(),
-        0
-    );
-    // Three stored events with two new ones.
-    let mut mixed = first[..3].to_vec();
+    let payloads: Vec<Value> = (0..5).map(|i| crash("profile", i)).collect();
+    let first: Vec<Event> = payloads.iter().map(|p| event(project, p)).collect();
+    let stored = async |batch: &[Event]| {
+        db::events::insert_batch(&t.events, batch)
+            .await
+            .unwrap()
+            .total()
+    };
+    assert_eq!(stored(&first).await, 5);
+    // The same batch again, as after a commit whose reply was lost: its
+    // events are stored (by the first attempt), once.
+    assert_eq!(stored(&first).await, 5);
+    assert_eq!(counts(&t, project).await, vec![(5, 5)]);
+    // The same event ids received again (an SDK's retry): duplicates,
+    // not stored.
+    let retried: Vec<Event> = payloads.iter().map(|p| event(project, p)).collect();
+    assert_eq!(stored(&retried).await, 0);
+    // Three retried events with two new ones.
+    let mut mixed = retried[..3].to_vec();
     mixed.extend((0..2).map(|i| event(project, &crash("profile", 100 + i))));
-    assert_eq!(
-        db::events::insert_batch(&t.events, &mixed).await.unwrap(),
-        2
-    );
+    assert_eq!(stored(&mixed).await, 2);
     assert_eq!(counts(&t, project).await, vec![(7, 7)]);
+}
+
+/// The issue's status, regression time and resolution time.
+async fn resolution(t: &TestDb) -> (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let row = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT status, regressed_at, resolved_at FROM issues", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+async fn database_now(t: &TestDb) -> DateTime<Utc> {
+    let client = t.pool.get().await.unwrap();
+    client
+        .query_one("SELECT clock_timestamp()", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[actix::test]
@@ -123,39 +147,40 @@ async fn a_resolved_issue_that_gets_an_event_is_unresolved_again_with_the_time()
         .unwrap();
     t.execute("UPDATE issues SET status = 'resolved', resolved_at = now()")
         .await;
+    let (_, _, resolved_at) = resolution(&t).await;
     let again = event(project, &crash("profile", 2));
     db::events::insert_batch(&t.events, std::slice::from_ref(&again))
         .await
         .unwrap();
-    let row = t
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT status, regressed_at, resolved_at, last_seen FROM issues",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>("status"), "unresolved");
-    let regressed: Option<chrono::DateTime<chrono::Utc>> = row.get("regressed_at");
-    // PostgreSQL keeps microseconds.
-    let received = again.received_at().trunc_subsecs(6);
-    assert_eq!(regressed, Some(received));
-    assert_eq!(
-        row.get::<_, Option<chrono::DateTime<chrono::Utc>>>("resolved_at"),
-        None
+    let after = database_now(&t).await;
+    let (status, regressed_at, still_resolved_at) = resolution(&t).await;
+    assert_eq!(status, "unresolved");
+    // PostgreSQL's clock, like the resolution's: after it, and by the time
+    // the batch was stored.
+    let regressed_at = regressed_at.expect("the regression's time is kept");
+    assert!(
+        resolved_at.unwrap() <= regressed_at && regressed_at <= after,
+        "{resolved_at:?} <= {regressed_at} <= {after}"
     );
+    assert_eq!(still_resolved_at, None);
     assert_eq!(counts(&t, project).await, vec![(2, 2)]);
 }
 
+/// Whether an event regresses an issue does not depend on Mesher's clock
+/// agreeing with PostgreSQL's: an event stamped an hour before the
+/// resolution (a host whose clock is behind, or an event that waited in a
+/// buffer or the spool) but stored after it reopens the issue.
 #[actix::test]
-async fn an_event_received_before_the_issue_was_resolved_does_not_reopen_it() {
+async fn an_event_stored_after_the_resolution_reopens_the_issue_whatever_its_clock_said() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
-    // Received, then held in a buffer while someone resolves the issue.
-    let late = event(project, &crash("profile", 2));
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let late = Event::from_payload_received_at(
+        project,
+        EventPayload::from_json(crash("profile", 2).to_string().as_bytes()).unwrap(),
+        an_hour_ago,
+    )
+    .unwrap();
     db::events::insert_batch(&t.events, &[event(project, &crash("profile", 1))])
         .await
         .unwrap();
@@ -164,17 +189,10 @@ async fn an_event_received_before_the_issue_was_resolved_does_not_reopen_it() {
     db::events::insert_batch(&t.events, std::slice::from_ref(&late))
         .await
         .unwrap();
-    let status: String = t
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT status FROM issues", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(status, "resolved");
-    assert_eq!(counts(&t, project).await, vec![(2, 2)], "but it counts");
+    let (status, regressed_at, _) = resolution(&t).await;
+    assert_eq!(status, "unresolved");
+    assert!(regressed_at.is_some());
+    assert_eq!(counts(&t, project).await, vec![(2, 2)]);
 }
 
 #[actix::test]
@@ -219,7 +237,7 @@ async fn a_batch_of_several_projects_keeps_each_projects_issues_apart() {
         event(a, &crash("settings", 3)),
     ];
     let stored = db::events::insert_batch(&t.events, &batch).await.unwrap();
-    assert_eq!(stored, 4);
+    assert_eq!((stored.of(a), stored.of(b)), (2, 2));
     assert_eq!(counts(&t, a).await, [(1, 1), (1, 1)]);
     assert_eq!(counts(&t, b).await, [(2, 2)]);
 }

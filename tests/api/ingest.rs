@@ -1,6 +1,7 @@
 //! Ingestion over HTTP: a real server on a real socket, fed by the real
 //! Sentry SDK for Rust and by hand-made requests for every bad input.
 
+use crate::common::outcomes::Metrics;
 use crate::common::{TestDb, wait_until};
 use actix_web::http::StatusCode;
 use mesher::domain::{NewApiKey, Project};
@@ -234,8 +235,50 @@ async fn the_same_event_id_sent_twice_is_answered_200_and_stored_once() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["id"], payload["event_id"]);
     }
+    let metrics = server.mesher.metrics.clone();
     server.mesher.shutdown().await.unwrap();
     assert_eq!(stored(&t).await, 1);
+    let metrics = Metrics::of(&metrics);
+    assert_eq!(
+        (
+            metrics.counter("events_accepted"),
+            metrics.counter("events_stored"),
+            metrics.counter("events_duplicate")
+        ),
+        (2, 1, 1),
+        "the retry is counted as a duplicate, not as stored"
+    );
+    metrics.assert_settled_and_equal_to_rows(&t).await;
+}
+
+/// An SDK that names its event only in the envelope's header (the event
+/// payload has no `event_id`) and retries: the retry is the same event.
+#[actix::test]
+async fn an_event_named_only_in_the_envelope_header_is_stored_once() {
+    let t = TestDb::new().await;
+    let server = Server::start(&t).await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let body = format!(
+        "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\"}}\n{}\n",
+        json!({ "message": "named in the header" })
+    );
+    for _ in 0..2 {
+        let (status, _, answer) = post(
+            &server.envelope_url(),
+            &[("X-Sentry-Auth", &server.auth())],
+            body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["id"], id.as_str(), "the header's id is the event's");
+    }
+    server.mesher.shutdown().await.unwrap();
+    assert_eq!(stored(&t).await, 1);
+    assert_eq!(
+        t.count(&format!("SELECT count(*) FROM events WHERE id = '{id}'"))
+            .await,
+        1
+    );
 }
 
 /// `body` in the Content-Encoding `name`.
@@ -489,15 +532,15 @@ async fn items_that_are_not_events_are_accepted_and_counted() {
         .body()
         .await
         .unwrap();
-    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
-    assert!(
-        metrics.contains("mesher_envelope_items_ignored_total{item_type=\"session\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("mesher_envelope_items_ignored_total{item_type=\"client_report\"} 1"),
-        "{metrics}"
-    );
+    let metrics = Metrics::parse(std::str::from_utf8(&metrics).unwrap());
+    for item_type in ["session", "client_report"] {
+        assert_eq!(
+            metrics.counter_with("envelope_items_ignored", "item_type", item_type),
+            1,
+            "{item_type}"
+        );
+    }
+    assert_eq!(metrics.counter("events_received"), 0, "no event in it");
     server.mesher.shutdown().await.unwrap();
     assert_eq!(stored(&t).await, 0);
 }
@@ -550,31 +593,36 @@ async fn health_readiness_and_metrics_answer() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    wait_until("the event is stored", async || stored(&t).await == 1).await;
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
-    for line in [
-        "mesher_events_received_total 1",
-        "mesher_events_accepted_total 1",
-        "mesher_events_stored_total 1",
-        "mesher_writers_running 1",
-        "mesher_batches_total 1",
-    ] {
-        assert!(metrics.contains(line), "{line} in {metrics}");
-    }
-    assert!(
-        metrics.contains(
-            "mesher_http_requests_total{route=\"/api/{project_id}/envelope/\",status=\"200\"} 1"
+    // The rows are visible a moment before the writer counts them: wait for
+    // the count, as a client reading /metrics would.
+    let scrape = async || {
+        let body = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .body()
+            .await
+            .unwrap();
+        Metrics::parse(std::str::from_utf8(&body).unwrap())
+    };
+    wait_until("the event is counted as stored", async || {
+        scrape().await.counter("events_stored") == 1
+    })
+    .await;
+    let metrics = scrape().await;
+    assert_eq!(metrics.counter("events_received"), 1);
+    assert_eq!(metrics.counter("events_accepted"), 1);
+    assert_eq!(metrics.gauge("writers_running"), 1);
+    assert_eq!(metrics.counter("batches"), 1);
+    assert_eq!(
+        metrics.value(
+            "mesher_http_requests",
+            &[("route", "/api/{project_id}/envelope/"), ("status", "200")]
         ),
-        "{metrics}"
+        1.0
     );
+    metrics.assert_settled_and_equal_to_rows(&t).await;
     server.mesher.shutdown().await.unwrap();
 }
 
@@ -629,12 +677,20 @@ async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
     }
     assert!(refused > 0, "a full writer refused some events");
     locker.batch_execute("COMMIT").await.unwrap();
+    let metrics = server.mesher.metrics.clone();
     server.mesher.shutdown().await.unwrap();
     assert_eq!(
         stored(&t).await,
         accepted,
         "every event answered 200 is stored"
     );
+    let metrics = Metrics::of(&metrics);
+    assert_eq!(
+        metrics.counter_with("events_refused", "reason", "overloaded"),
+        refused as u64
+    );
+    assert_eq!(metrics.counter("events_accepted"), accepted as u64);
+    metrics.assert_settled_and_equal_to_rows(&t).await;
 }
 
 #[actix::test]

@@ -3,11 +3,11 @@
 //! restores: no event Mesher took may be lost or stored twice.
 
 use crate::binary::{free_port, log_lines, mesher as mesher_binary, wait_for_line};
+use crate::common::outcomes::Metrics;
 use crate::common::proxy::Proxy;
 use crate::common::{TestDb, wait_until};
 use crate::helpers::Services;
 use mesher::domain::Event;
-use mesher::metrics::Metrics;
 use mesher::services::{Store, TotalStats};
 use mesher::{Config, Mesher};
 use serde_json::json;
@@ -30,19 +30,6 @@ async fn start_behind(t: &TestDb, proxy: &Proxy, tune: impl FnOnce(&mut Config))
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     tune(&mut config);
     mesher::start(&config).await.expect("start mesher")
-}
-
-/// The value of the sample `name` (labels included, if any) in the
-/// Prometheus text `metrics`; 0 when absent.
-fn sample(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
-fn counter(metrics: &Metrics, name: &str) -> u64 {
-    sample(&metrics.encode(), name)
 }
 
 async fn stored(t: &TestDb) -> i64 {
@@ -96,6 +83,7 @@ async fn a_three_second_outage_at_1000_events_a_second_loses_nothing() {
             // The accounting identity holds at any moment, outage or not.
             let s = mesher.writers.send(TotalStats).await.unwrap().totals;
             let placed = s.stored
+                + s.duplicate
                 + s.spooled
                 + s.dropped_overflow
                 + s.dropped_after_retries
@@ -103,6 +91,7 @@ async fn a_three_second_outage_at_1000_events_a_second_loses_nothing() {
                 + s.buffered
                 + s.in_flight;
             assert_eq!(s.received, placed, "at tick {tick}: {s:?}");
+            Metrics::of(&mesher.metrics).assert_balanced();
         }
         // How soon the writers store to PostgreSQL again (reported, not
         // asserted: no test times the machine).
@@ -134,16 +123,14 @@ async fn a_three_second_outage_at_1000_events_a_second_loses_nothing() {
     );
     assert!(totals.spooled > 0, "the outage went through the spool");
     assert_eq!(totals.stored + totals.spooled, totals.received);
-    let metrics = mesher.metrics.encode();
+    let metrics = Metrics::of(&mesher.metrics);
+    assert_eq!(metrics.counter("events_replayed"), totals.spooled);
     assert_eq!(
-        sample(&metrics, "mesher_events_replayed_total"),
-        totals.spooled
-    );
-    assert_eq!(
-        sample(&metrics, "mesher_events_stored_total"),
+        metrics.counter("events_stored"),
         sent as u64,
         "stored counts the writers' and the replayed events"
     );
+    metrics.assert_settled_and_equal_to_rows(&t).await;
     mesher.shutdown().await.unwrap();
 }
 
@@ -175,10 +162,9 @@ async fn a_spool_left_by_an_earlier_run_is_replayed_at_start() {
     })
     .await;
     assert_each_stored_once(&t, 300).await;
-    assert_eq!(
-        counter(&second.metrics, "mesher_events_replayed_total"),
-        300
-    );
+    let metrics = Metrics::of(&second.metrics);
+    assert_eq!(metrics.counter("events_replayed"), 300);
+    metrics.assert_settled_and_equal_to_rows(&t).await;
     second.shutdown().await.unwrap();
 }
 
@@ -262,16 +248,21 @@ async fn a_full_spool_refuses_events_with_429_and_counts_what_it_could_not_keep(
     let accepted = accepted + 1;
 
     proxy.restore();
-    let dropped = || {
-        let m = mesher.metrics.encode();
-        sample(&m, "mesher_events_dropped_total{reason=\"spool_full\"}")
-    };
+    let dropped =
+        || Metrics::of(&mesher.metrics).counter_with("events_dropped", "reason", "spool_full");
     wait_until(
         "every accepted event is stored or counted as dropped",
         async || stored(&t).await as u64 + dropped() == accepted,
     )
     .await;
     assert_each_stored_once(&t, accepted as i64 - dropped() as i64).await;
+    wait_until("nothing is in flight", async || {
+        Metrics::of(&mesher.metrics).gauge("events_in_flight") == 0
+    })
+    .await;
+    Metrics::of(&mesher.metrics)
+        .assert_settled_and_equal_to_rows(&t)
+        .await;
     mesher.shutdown().await.unwrap();
 }
 
@@ -309,10 +300,7 @@ async fn mesher_killed_mid_replay_loses_nothing_and_stores_nothing_twice() {
             .body()
             .await
             .unwrap();
-        sample(
-            std::str::from_utf8(&body).unwrap(),
-            "mesher_events_spooled_total",
-        )
+        Metrics::parse(std::str::from_utf8(&body).unwrap()).counter("events_spooled")
     };
 
     let (mut first, _lines) = run();

@@ -13,7 +13,7 @@ use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::metrics::Metrics;
 use mesher::services::{
-    Committer, EnsurePartitions, PartitionManager, Stats, StorageWriter, Store,
+    Admit, Committer, EnsurePartitions, PartitionManager, Stats, StorageWriter,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -188,16 +188,10 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
     let name = db::partitions::partition_name(day);
     assert!(!partition_exists(&t, &name).await);
 
-    let writer = StorageWriter::new(
-        project,
-        Committer::new(t.events.clone(), 2).start(),
-        t.config().writer,
-        Arbiter::current(),
-        Metrics::default(),
-        None,
-    )
-    .start();
-    writer.do_send(Store(event.clone()));
+    let metrics = Metrics::default();
+    let committer = Committer::new(t.events.clone(), None, metrics.clone(), 2).start();
+    let writer = StorageWriter::new(project, committer, t.config().writer, metrics, None).start();
+    writer.do_send(Admit::all_or_none(vec![event.clone()]));
     wait_until("the event is stored", async || {
         writer.send(Stats).await.unwrap().stored == 1
     })

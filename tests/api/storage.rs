@@ -5,15 +5,16 @@
 //! the configuration; no assertion depends on how long something took. The
 //! only time bound is the liveness bound of `common::wait_until`.
 
+use crate::common::outcomes;
 use crate::common::{TestDb, wait_until};
 use actix::prelude::*;
 use mesher::config::WriterConfig;
 use mesher::db;
-use mesher::domain::{Event, EventPayload};
+use mesher::domain::{Event, EventPayload, PublicUrl};
 use mesher::metrics::Metrics;
 use mesher::services::{
-    Commit, Committer, Drain, DrainAll, Flush, GetWriter, Stats, StorageWriter, Store, TotalStats,
-    WriterRegistry, WriterStats,
+    Admit, Batch, Commit, Committer, Drain, DrainAll, Flush, GetWriter, Landed, Overflow,
+    ProjectService, Stats, StorageWriter, Store, TotalStats, WriterRegistry, WriterStats,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -64,23 +65,42 @@ async fn restore_events_table(t: &TestDb) {
     t.execute("ALTER TABLE events_off RENAME TO events").await;
 }
 
-/// A writer on its own, outside any registry; its flushes run on the test's
-/// arbiter, which is enough for the few events a test sends.
-fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
-    StorageWriter::new(
-        project,
-        Committer::new(t.events.clone(), 2).start(),
-        config,
-        Arbiter::current(),
-        Metrics::default(),
-        None,
-    )
-    .start()
+/// A writer on its own, outside any registry, on the test's arbiter with a
+/// committer of its own, counting into `metrics`.
+fn start_writer_counting(
+    t: &TestDb,
+    project: Uuid,
+    config: WriterConfig,
+    metrics: &Metrics,
+) -> Addr<StorageWriter> {
+    let committer = Committer::new(t.events.clone(), None, metrics.clone(), 2).start();
+    StorageWriter::new(project, committer, config, metrics.clone(), None).start()
 }
 
+fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
+    start_writer_counting(t, project, config, &Metrics::default())
+}
+
+/// A registry as the wiring starts it (writers on a thread of their own),
+/// with a project service to look projects up.
+fn start_registry(t: &TestDb, config: WriterConfig) -> Addr<WriterRegistry> {
+    let projects = ProjectService::new(
+        t.pool.clone(),
+        PublicUrl::parse("http://127.0.0.1:8000").unwrap(),
+    )
+    .start();
+    mesher::system::start_storage(t.events.clone(), projects, config, Metrics::default(), None)
+        .registry
+}
+
+/// Each event admitted on its own under drop-oldest, as the embedding
+/// API's `Store` admits them.
 fn send_all(writer: &Addr<StorageWriter>, events: &[Event]) {
     for e in events {
-        writer.do_send(Store(e.clone()));
+        writer.do_send(Admit {
+            events: vec![e.clone()],
+            overflow: Overflow::DropOldest,
+        });
     }
 }
 
@@ -91,6 +111,8 @@ async fn stats(writer: &Addr<StorageWriter>) -> WriterStats {
     assert_eq!(
         s.received,
         s.stored
+            + s.duplicate
+            + s.spooled
             + s.dropped_overflow
             + s.dropped_after_retries
             + s.refused_by_database
@@ -147,25 +169,26 @@ async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
 }
 
 #[actix::test]
-async fn events_that_arrive_together_go_in_one_batch() {
+async fn events_that_arrive_while_a_batch_is_written_go_in_the_next_one() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.batch_size = 5;
     let writer = start_writer(&t, project, config);
 
-    // Queued before the writer runs: the batch trigger fires on the fifth,
-    // but the flush waits for the other 35 already in the mailbox.
+    // The batch trigger fires on the fifth; the other 35 arrive while that
+    // batch is in flight and go together once it is settled, not in
+    // batches of 5.
     send_all(&writer, &events(project, 40));
     wait_until("the burst is stored", async || {
-        stored_count(&t, project).await == 40
+        stats(&writer).await.stored == 40
     })
     .await;
     // A batch is one transaction, so its rows share one xmin.
     let batches = t
         .count("SELECT count(DISTINCT xmin::text) FROM events")
         .await;
-    assert_eq!(batches, 1, "40 events arriving together were split");
+    assert_eq!(batches, 2, "the first 5, then the 35 that came meanwhile");
 }
 
 #[actix::test]
@@ -273,6 +296,7 @@ async fn stats_account_for_every_event_received() {
             buffered: 3,
             in_flight: 0,
             stored: 5,
+            duplicate: 0,
             spooled: 0,
             dropped_overflow: 2,
             dropped_after_retries: 10,
@@ -372,7 +396,7 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     // Project A retries for as long as the fault lasts (bounded well past
     // the liveness bound), so it is still failing when B is checked.
     config.retry_backoff = vec![Duration::from_millis(20); 1000];
-    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default(), None).start();
+    let registry = start_registry(&t, config);
 
     // A's events go first, so B's cannot simply be ahead of them.
     for e in events(a, 5).into_iter().chain(events(b, 5)) {
@@ -416,13 +440,7 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
 #[actix::test]
 async fn events_of_an_unknown_project_are_refused_and_counted() {
     let t = TestDb::new().await;
-    let registry = WriterRegistry::new(
-        t.events.clone(),
-        t.config().writer,
-        Metrics::default(),
-        None,
-    )
-    .start();
+    let registry = start_registry(&t, t.config().writer);
     let unknown = Uuid::now_v7();
 
     for e in events(unknown, 4) {
@@ -442,13 +460,7 @@ async fn events_of_an_unknown_project_are_refused_and_counted() {
 async fn a_stopped_writer_is_replaced_on_the_next_event() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
-    let registry = WriterRegistry::new(
-        t.events.clone(),
-        t.config().writer,
-        Metrics::default(),
-        None,
-    )
-    .start();
+    let registry = start_registry(&t, t.config().writer);
 
     let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
     registry.do_send(Store(first));
@@ -482,7 +494,7 @@ async fn draining_the_registry_stores_every_buffered_event() {
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 1000;
     config.batch_size = 1000;
-    let registry = WriterRegistry::new(t.events.clone(), config, Metrics::default(), None).start();
+    let registry = start_registry(&t, config);
 
     let sent: Vec<Event> = projects.iter().flat_map(|&p| events(p, 40)).collect();
     for e in &sent {
@@ -558,9 +570,9 @@ async fn events_already_stored_are_skipped_not_dropped_with_their_batch() {
     .await;
     let s = stats(&writer).await;
     assert_eq!(
-        (s.stored, s.dropped_after_retries, s.retries),
-        (10, 0, 0),
-        "{s:?}"
+        (s.stored, s.duplicate, s.dropped_after_retries, s.retries),
+        (10, 0, 0, 0),
+        "the 4 the first attempt stored count once, now: {s:?}"
     );
     let expected: BTreeSet<Uuid> = batch.iter().map(|e| e.id()).collect();
     assert_eq!(stored_ids(&t, project).await, expected);
@@ -611,13 +623,7 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
 async fn a_slow_project_lookup_holds_back_only_that_project() {
     let t = TestDb::new().await;
     let (a, b) = (t.new_project().await, t.new_project().await);
-    let registry = WriterRegistry::new(
-        t.events.clone(),
-        t.config().writer,
-        Metrics::default(),
-        None,
-    )
-    .start();
+    let registry = start_registry(&t, t.config().writer);
     registry.do_send(Store(events(b, 1).remove(0)));
     wait_until("B's writer is running", async || {
         stored_count(&t, b).await == 1
@@ -735,15 +741,7 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
         let mut config = no_timer(t.config().writer);
         config.batch_size = 20;
         let metrics = Metrics::default();
-        let writer = StorageWriter::new(
-            project,
-            Committer::new(t.events.clone(), 2).start(),
-            config,
-            Arbiter::current(),
-            metrics.clone(),
-            None,
-        )
-        .start();
+        let writer = start_writer_counting(&t, project, config, &metrics);
         let (sent, poison) = events_with_poison(project, 20, &[3, 17]);
         send_all(&writer, &sent);
         wait_until("the batch is settled", async || {
@@ -764,12 +762,12 @@ async fn events_postgresql_refuses_are_split_out_and_the_rest_stored() {
             "{errcode}: {s:?}"
         );
         assert_stored_once_but(&t, project, &sent, &poison).await;
-        let text = metrics.encode();
-        assert!(
-            text.contains("mesher_events_dropped_total{reason=\"refused_by_database\"} 2"),
-            "{text}"
+        let m = outcomes::Metrics::of(&metrics);
+        assert_eq!(
+            m.counter_with("events_dropped", "reason", "refused_by_database"),
+            2
         );
-        assert!(text.contains("mesher_events_stored_total 18"), "{text}");
+        m.assert_settled_and_equal_to_rows(&t).await;
     }
 }
 
@@ -818,9 +816,14 @@ async fn a_server_fault_while_splitting_retries_the_batch_whole() {
     .await;
     let s = stats(&writer).await;
     assert_eq!(
-        (s.stored, s.refused_by_database, s.dropped_after_retries),
-        (18, 2, 0),
-        "{s:?}"
+        (
+            s.stored,
+            s.duplicate,
+            s.refused_by_database,
+            s.dropped_after_retries
+        ),
+        (18, 0, 2, 0),
+        "the two stored before the fault count once: {s:?}"
     );
     assert_stored_once_but(&t, project, &sent, &poison).await;
 }
@@ -829,7 +832,8 @@ async fn a_server_fault_while_splitting_retries_the_batch_whole() {
 async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
     let t = TestDb::new().await;
     let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
-    let committer = Committer::new(pool, 1).start();
+    let metrics = Metrics::default();
+    let committer = Committer::new(pool, None, metrics.clone(), 1).start();
     let mut projects = Vec::new();
     for _ in 0..20 {
         projects.push(t.new_project().await);
@@ -843,7 +847,7 @@ async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
         .unwrap();
     let replies: Vec<_> = projects
         .iter()
-        .map(|&p| committer.send(Commit(events(p, 2))))
+        .map(|&p| committer.send(Commit(Batch::take(p, events(p, 2), metrics.clone()))))
         .collect();
     wait_until("the first statement waits on the lock", async || {
         t.count(
@@ -858,9 +862,14 @@ async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
     drop(holder);
 
     for reply in futures_util::future::join_all(replies).await {
-        let committed = reply.unwrap();
-        assert_eq!(committed.batch.len(), 2, "each batch comes back whole");
-        assert_eq!(committed.result.unwrap().refused, Vec::<usize>::new());
+        match reply.unwrap() {
+            Landed::Stored {
+                stored: 2,
+                duplicate: 0,
+                refused,
+            } if refused.is_empty() => {}
+            other => panic!("each batch is stored whole, got {other:?}"),
+        }
     }
     assert_eq!(t.count("SELECT count(*) FROM events").await, 40);
     // One transaction for the first batch, one for the 19 combined.
@@ -879,7 +888,9 @@ async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_bat
     let t = TestDb::new().await;
     install_poison_trigger(&t, "check_violation").await;
     let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
-    let committer = Committer::new(pool, 1).start();
+    let metrics = Metrics::default();
+    let committer = Committer::new(pool, None, metrics.clone(), 1).start();
+    let batch = |p: Uuid, events: Vec<Event>| Commit(Batch::take(p, events, metrics.clone()));
     let (first, second, third) = (
         t.new_project().await,
         t.new_project().await,
@@ -891,12 +902,12 @@ async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_bat
     hold.batch_execute("LOCK TABLE event_ids IN SHARE MODE")
         .await
         .unwrap();
-    let opener = committer.send(Commit(events(first, 1)));
-    let (poisoned, _) = events_with_poison(second, 4, &[2]);
+    let opener = committer.send(batch(first, events(first, 1)));
+    let (poisoned, poison) = events_with_poison(second, 4, &[2]);
     let replies = [
-        committer.send(Commit(events(first, 3))),
-        committer.send(Commit(poisoned)),
-        committer.send(Commit(events(third, 3))),
+        committer.send(batch(first, events(first, 3))),
+        committer.send(batch(second, poisoned)),
+        committer.send(batch(third, events(third, 3))),
     ];
     wait_until("the first statement waits on the lock", async || {
         t.count(
@@ -910,18 +921,86 @@ async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_bat
     hold.commit().await.unwrap();
     drop(holder);
 
-    opener.await.unwrap().result.unwrap();
-    let refused: Vec<Vec<usize>> = futures_util::future::join_all(replies)
+    assert!(matches!(
+        opener.await.unwrap(),
+        Landed::Stored { stored: 1, .. }
+    ));
+    let refused: Vec<BTreeSet<Uuid>> = futures_util::future::join_all(replies)
         .await
         .into_iter()
-        .map(|reply| reply.unwrap().result.unwrap().refused)
+        .map(|reply| match reply.unwrap() {
+            Landed::Stored { refused, .. } => refused.into_iter().collect(),
+            other => panic!("expected the batch stored, got {other:?}"),
+        })
         .collect();
     assert_eq!(
         refused,
-        [vec![], vec![2], vec![]],
-        "positions within each batch"
+        [BTreeSet::new(), poison, BTreeSet::new()],
+        "each batch's own refusals"
     );
     assert_eq!(stored_count(&t, first).await, 4);
     assert_eq!(stored_count(&t, second).await, 3);
     assert_eq!(stored_count(&t, third).await, 3);
+}
+
+/// A writer with nothing to do retires after its idle timeout (its timer
+/// with it), and the project's next event starts a new one: quiet projects
+/// cost no wake-ups, and nothing sent afterwards is lost.
+#[actix::test]
+async fn an_idle_writer_retires_and_the_next_event_starts_another() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let mut config = t.config().writer;
+    config.flush_interval = Duration::from_millis(20);
+    config.idle_timeout = Duration::from_millis(100);
+    let metrics = Metrics::default();
+    let projects = ProjectService::new(
+        t.pool.clone(),
+        PublicUrl::parse("http://127.0.0.1:8000").unwrap(),
+    )
+    .start();
+    let storage =
+        mesher::system::start_storage(t.events.clone(), projects, config, metrics.clone(), None);
+    let running = || outcomes::Metrics::of(&metrics).gauge("writers_running");
+
+    let [first, second]: [Event; 2] = events(project, 2).try_into().unwrap();
+    storage.intake.admit(project, vec![first]).await.unwrap();
+    let writer = storage
+        .registry
+        .send(GetWriter(project))
+        .await
+        .unwrap()
+        .expect("a writer runs");
+    wait_until("the idle writer has retired", async || {
+        !writer.connected() && running() == 0
+    })
+    .await;
+    assert_eq!(
+        stored_count(&t, project).await,
+        1,
+        "it wrote before it left"
+    );
+    assert!(
+        storage
+            .registry
+            .send(GetWriter(project))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    storage.intake.admit(project, vec![second]).await.unwrap();
+    let again = storage.registry.send(GetWriter(project)).await.unwrap();
+    assert!(again.is_some_and(|w| w != writer), "a new writer took it");
+    wait_until("the second event is stored", async || {
+        stored_count(&t, project).await == 2
+    })
+    .await;
+    wait_until("the new writer has counted it", async || {
+        outcomes::Metrics::of(&metrics).counter("events_stored") == 2
+    })
+    .await;
+    outcomes::Metrics::of(&metrics)
+        .assert_settled_and_equal_to_rows(&t)
+        .await;
 }

@@ -8,6 +8,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod outcomes;
 pub mod proxy;
 
 use mesher::Config;

@@ -262,9 +262,15 @@ impl Event {
         Ok(events)
     }
 
-    /// The rules every event obeys: at most 1 MiB in all, no NUL. A NUL is
-    /// reported under the part that holds it.
-    fn check(&self) -> Result<()> {
+    /// The event's text and JSON parts, each with the field a fault in it
+    /// is reported under.
+    #[allow(clippy::type_complexity)]
+    fn parts(
+        &self,
+    ) -> (
+        [(&'static str, Option<&str>); 9],
+        [(&'static str, Option<&RawJson>); 9],
+    ) {
         let texts = [
             ("platform", self.platform.as_deref()),
             ("release", self.release.as_deref()),
@@ -287,7 +293,14 @@ impl Event {
             ("request", self.request.as_ref()),
             ("event", self.other.as_ref()),
         ];
-        let size: usize = texts
+        (texts, jsons)
+    }
+
+    /// The bytes of the event's text and JSON parts: roughly what storing
+    /// it carries.
+    pub fn size(&self) -> usize {
+        let (texts, jsons) = self.parts();
+        texts
             .iter()
             .filter_map(|(_, t)| *t)
             .map(str::len)
@@ -296,7 +309,14 @@ impl Event {
                 .iter()
                 .filter_map(|(_, j)| *j)
                 .map(|j| j.get().len())
-                .sum::<usize>();
+                .sum::<usize>()
+    }
+
+    /// The rules every event obeys: at most 1 MiB in all, no NUL. A NUL is
+    /// reported under the part that holds it.
+    fn check(&self) -> Result<()> {
+        let (texts, jsons) = self.parts();
+        let size = self.size();
         if size > MAX_EVENT_BYTES {
             return Err(Error::invalid("event", "must be at most 1 MiB"));
         }

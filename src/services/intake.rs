@@ -1,0 +1,52 @@
+//! Intake: the one way a request's events enter storage.
+//!
+//! The HTTP layer (and the ingest benchmark, which measures the path
+//! production takes) hands a request's events to [`Intake::admit`], which
+//! finds the project's writer in the registry's [`Directory`] and sends it
+//! one [`Admit`]: one message, one hop from the request's thread to the
+//! writers' thread. The [`WriterRegistry`] is asked only when no writer
+//! runs for the project (its first event since start, or since its writer
+//! retired). It holds no state of its own, so it is a plain async function
+//! over the registry's directory rather than an actor of its own.
+
+use super::storage_writer::Admit;
+use super::writer_registry::{Directory, WriterFor, WriterRegistry};
+use crate::domain::Event;
+use crate::error::Result;
+use actix::Addr;
+use uuid::Uuid;
+
+/// Admits requests' events to their writers; cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    /// Starts a project's writer when none runs.
+    registry: Addr<WriterRegistry>,
+    /// The running writers (see [`Directory`]).
+    directory: Directory,
+}
+
+impl Intake {
+    pub fn new(registry: Addr<WriterRegistry>, directory: Directory) -> Self {
+        Intake {
+            registry,
+            directory,
+        }
+    }
+
+    /// Buffers one request's events (all of `project_id`, which the caller
+    /// vouches for) in the project's writer, all or none: `Ok` once the
+    /// writer holds them, `Err(Overloaded)` when they do not fit,
+    /// `Err(ShuttingDown)` once the system drains. A writer that stopped
+    /// just now (it retired, or failed) loses the message and the request
+    /// gets an error it may retry; nothing was accepted.
+    pub async fn admit(&self, project_id: Uuid, events: Vec<Event>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let writer = match self.directory.get(project_id) {
+            Some(writer) => writer,
+            None => self.registry.send(WriterFor(project_id)).await??,
+        };
+        writer.send(Admit::all_or_none(events)).await?
+    }
+}

@@ -214,72 +214,56 @@ pub enum ItemType {
     Other(String),
 }
 
+/// Every `type` Mesher knows, with its variant: parsing and
+/// [`ItemType::as_str`] both read this one table. A variant's first entry
+/// is its name; a later one is an alias parsing accepts.
+const ITEM_TYPES: &[(&str, ItemType)] = &[
+    ("event", ItemType::Event),
+    ("transaction", ItemType::Transaction),
+    ("security", ItemType::Security),
+    ("raw_security", ItemType::RawSecurity),
+    ("nel", ItemType::Nel),
+    ("attachment", ItemType::Attachment),
+    ("form_data", ItemType::FormData),
+    ("unreal_report", ItemType::UnrealReport),
+    ("user_report", ItemType::UserReport),
+    ("feedback", ItemType::Feedback),
+    ("session", ItemType::Session),
+    ("sessions", ItemType::Sessions),
+    ("statsd", ItemType::Statsd),
+    ("metric_buckets", ItemType::MetricBuckets),
+    ("client_report", ItemType::ClientReport),
+    ("profile", ItemType::Profile),
+    ("profile_chunk", ItemType::ProfileChunk),
+    // Android SDK 8.10 and 8.11 send the `_ui` spelling; relay takes it as
+    // an alias.
+    ("profile_chunk_ui", ItemType::ProfileChunk),
+    ("replay_event", ItemType::ReplayEvent),
+    ("replay_recording", ItemType::ReplayRecording),
+    ("replay_video", ItemType::ReplayVideo),
+    ("check_in", ItemType::CheckIn),
+    ("log", ItemType::Log),
+    ("span", ItemType::Span),
+    ("otel_span", ItemType::OtelSpan),
+    ("trace_metric", ItemType::TraceMetric),
+];
+
 impl ItemType {
     /// The type for a `type` value; unknown names become [`ItemType::Other`].
     pub fn from_name(name: &str) -> Self {
-        match name {
-            "event" => Self::Event,
-            "transaction" => Self::Transaction,
-            "security" => Self::Security,
-            "raw_security" => Self::RawSecurity,
-            "nel" => Self::Nel,
-            "attachment" => Self::Attachment,
-            "form_data" => Self::FormData,
-            "unreal_report" => Self::UnrealReport,
-            "user_report" => Self::UserReport,
-            "feedback" => Self::Feedback,
-            "session" => Self::Session,
-            "sessions" => Self::Sessions,
-            "statsd" => Self::Statsd,
-            "metric_buckets" => Self::MetricBuckets,
-            "client_report" => Self::ClientReport,
-            "profile" => Self::Profile,
-            // Android SDK 8.10 and 8.11 send the `_ui` spelling; relay
-            // takes it as an alias.
-            "profile_chunk" | "profile_chunk_ui" => Self::ProfileChunk,
-            "replay_event" => Self::ReplayEvent,
-            "replay_recording" => Self::ReplayRecording,
-            "replay_video" => Self::ReplayVideo,
-            "check_in" => Self::CheckIn,
-            "log" => Self::Log,
-            "span" => Self::Span,
-            "otel_span" => Self::OtelSpan,
-            "trace_metric" => Self::TraceMetric,
-            other => Self::Other(other.to_owned()),
-        }
+        ITEM_TYPES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map_or_else(|| Self::Other(name.to_owned()), |(_, kind)| kind.clone())
     }
 
     /// The type's name, fit for a metrics label: every [`ItemType::Other`]
     /// is `"unknown"`, so clients cannot grow the label set.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Event => "event",
-            Self::Transaction => "transaction",
-            Self::Security => "security",
-            Self::RawSecurity => "raw_security",
-            Self::Nel => "nel",
-            Self::Attachment => "attachment",
-            Self::FormData => "form_data",
-            Self::UnrealReport => "unreal_report",
-            Self::UserReport => "user_report",
-            Self::Feedback => "feedback",
-            Self::Session => "session",
-            Self::Sessions => "sessions",
-            Self::Statsd => "statsd",
-            Self::MetricBuckets => "metric_buckets",
-            Self::ClientReport => "client_report",
-            Self::Profile => "profile",
-            Self::ProfileChunk => "profile_chunk",
-            Self::ReplayEvent => "replay_event",
-            Self::ReplayRecording => "replay_recording",
-            Self::ReplayVideo => "replay_video",
-            Self::CheckIn => "check_in",
-            Self::Log => "log",
-            Self::Span => "span",
-            Self::OtelSpan => "otel_span",
-            Self::TraceMetric => "trace_metric",
-            Self::Other(_) => "unknown",
-        }
+        ITEM_TYPES
+            .iter()
+            .find(|(_, kind)| kind == self)
+            .map_or("unknown", |(name, _)| name)
     }
 }
 

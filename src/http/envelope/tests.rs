@@ -547,6 +547,7 @@ fn type_names() {
         ("otel_span", ItemType::OtelSpan),
         ("trace_metric", ItemType::TraceMetric),
     ];
+    let known_count = known.len();
     for (name, kind) in known {
         assert_eq!(ItemType::from_name(name), kind);
         assert_eq!(kind.as_str(), name);
@@ -565,4 +566,10 @@ fn type_names() {
         assert_eq!(ItemType::from_name(name), kind);
         assert_eq!(kind.as_str(), label);
     }
+    // A name twice in the table would make its second variant unreachable.
+    let mut names: Vec<&str> = ITEM_TYPES.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), ITEM_TYPES.len());
+    assert_eq!(names.len(), known_count + 1, "every name tested, one alias");
 }

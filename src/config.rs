@@ -224,6 +224,9 @@ impl Config {
                 })
                 .transpose()
         };
+        let switch = |key: &'static str| -> Result<Option<bool>> {
+            get(key).map(|v| parse_switch(key, &v)).transpose()
+        };
         let small = |key: &'static str, n: u64| {
             u32::try_from(n).map_err(|_| Error::invalid(key, "is too large"))
         };
@@ -236,17 +239,8 @@ impl Config {
         if let Some(n) = num("MESHER_STORAGE_POOL_SIZE")? {
             c.storage_pool_size = small("MESHER_STORAGE_POOL_SIZE", n)?;
         }
-        if let Some(v) = get("MESHER_STORAGE_SYNCHRONOUS_COMMIT") {
-            c.storage_synchronous_commit = match v.trim() {
-                "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                _ => {
-                    return Err(Error::invalid(
-                        "MESHER_STORAGE_SYNCHRONOUS_COMMIT",
-                        "must be on or off",
-                    ));
-                }
-            };
+        if let Some(on) = switch("MESHER_STORAGE_SYNCHRONOUS_COMMIT")? {
+            c.storage_synchronous_commit = on;
         }
         if let Some(n) = num("MESHER_DB_WAIT_SECS")? {
             c.database_wait = Duration::from_secs(n);
@@ -306,17 +300,8 @@ impl Config {
         if let Some(n) = num("MESHER_HTTP_CLIENT_TIMEOUT_MS")? {
             c.http.client_timeout = Duration::from_millis(n);
         }
-        if let Some(v) = get("MESHER_ALLOW_REGISTRATION") {
-            c.http.allow_registration = match v.trim() {
-                "1" | "true" | "on" | "yes" => true,
-                "0" | "false" | "off" | "no" => false,
-                _ => {
-                    return Err(Error::invalid(
-                        "MESHER_ALLOW_REGISTRATION",
-                        "must be on or off",
-                    ));
-                }
-            };
+        if let Some(on) = switch("MESHER_ALLOW_REGISTRATION")? {
+            c.http.allow_registration = on;
         }
         if let Some(dir) = get("MESHER_SPOOL_DIR") {
             c.spool.dir = Some(PathBuf::from(dir)).filter(|d| !d.as_os_str().is_empty());
@@ -358,6 +343,25 @@ impl Config {
         self.partitions.validate()?;
         positive("MESHER_SPOOL_MAX_MB", self.spool.max_bytes)?;
         self.http.validate()
+    }
+}
+
+/// A switch's value, read one way for every variable: on/off, true/false,
+/// 1/0 or yes/no, in any case, spaces around it ignored.
+fn parse_switch(key: &'static str, value: &str) -> Result<bool> {
+    const ON: [&str; 4] = ["on", "true", "1", "yes"];
+    const OFF: [&str; 4] = ["off", "false", "0", "no"];
+    let value = value.trim();
+    let is = |words: [&str; 4]| words.iter().any(|w| w.eq_ignore_ascii_case(value));
+    if is(ON) {
+        Ok(true)
+    } else if is(OFF) {
+        Ok(false)
+    } else {
+        Err(Error::invalid(
+            key,
+            "must be on or off (or true/false, 1/0, yes/no)",
+        ))
     }
 }
 

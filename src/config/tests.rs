@@ -264,3 +264,46 @@ fn zeros_from_the_environment_are_refused_where_they_cannot_work() {
     assert!(c.writer.retry_backoff.is_empty(), "no retries");
     assert_eq!(c.partitions.lock_timeout, Duration::from_millis(250));
 }
+
+#[test]
+fn switches_read_one_set_of_words_for_every_variable() {
+    let cases = [
+        ("on", Some(true)),
+        ("off", Some(false)),
+        ("true", Some(true)),
+        ("false", Some(false)),
+        ("1", Some(true)),
+        ("0", Some(false)),
+        ("yes", Some(true)),
+        ("no", Some(false)),
+        ("ON", Some(true)),
+        ("False", Some(false)),
+        (" yes ", Some(true)),
+        ("", None),
+        ("2", None),
+        ("enabled", None),
+        ("y", None),
+        ("o n", None),
+    ];
+    for key in [
+        "MESHER_STORAGE_SYNCHRONOUS_COMMIT",
+        "MESHER_ALLOW_REGISTRATION",
+    ] {
+        for (value, expected) in cases {
+            let read = from(&[("DATABASE_URL", "postgres://x"), (key, value)]);
+            match (expected, read) {
+                (Some(on), Ok(c)) => {
+                    let got = match key {
+                        "MESHER_STORAGE_SYNCHRONOUS_COMMIT" => c.storage_synchronous_commit,
+                        _ => c.http.allow_registration,
+                    };
+                    assert_eq!(got, on, "{key}={value:?}");
+                }
+                (None, Err(Error::InvalidInput { field, .. })) => {
+                    assert_eq!(field, key, "{key}={value:?}")
+                }
+                (expected, read) => panic!("{key}={value:?}: expected {expected:?}, got {read:?}"),
+            }
+        }
+    }
+}

@@ -76,6 +76,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             config.storage_pool_size,
             config.storage_synchronous_commit,
             reachability,
+            config.partitions.lock_timeout,
         )?,
         config.writer.clone(),
         metrics.clone(),

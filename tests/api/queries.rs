@@ -388,7 +388,14 @@ async fn event_connections_prepare_the_insert_once_and_keep_it() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     // One connection, so that every batch runs where the statement is seen.
-    let events = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let events = db::event_pool(
+        &t.url,
+        1,
+        false,
+        Default::default(),
+        t.config().partitions.lock_timeout,
+    )
+    .unwrap();
     let prepared_inserts = async || -> Vec<String> {
         events
             .get()

@@ -41,6 +41,8 @@ pub struct Mesher {
     pub public_url: PublicUrl,
     /// Stops the HTTP server (see [`Mesher::shutdown`]).
     http: ServerHandle,
+    /// Closed at shutdown, letting its directory go for the next process.
+    spool: Option<Spool>,
 }
 
 /// Checks the configuration ([`Config::validate`]), connects (waiting up to
@@ -68,7 +70,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
 
     let metrics = Metrics::default();
     let reachability = db::Reachability::default();
-    let spool = Spool::open(&config.spool, reachability.clone(), metrics.clone())?;
+    let spool = Spool::open(&config.spool, &pool, reachability.clone(), metrics.clone()).await?;
     let projects = ProjectService::new(pool.clone(), public_url.clone()).start();
     let writers = WriterRegistry::start_on_own_thread(
         db::event_pool(
@@ -80,7 +82,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         )?,
         config.writer.clone(),
         metrics.clone(),
-        spool,
+        spool.clone(),
     );
     let users = UserService::new(pool.clone(), config.users.clone()).start();
     let orgs = OrgService::new(pool.clone()).start();
@@ -117,16 +119,21 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         http_addr,
         public_url,
         http,
+        spool,
     })
 }
 
 impl Mesher {
     /// Stops the HTTP server (no new connections; requests in progress
     /// finish within `http.shutdown_timeout`), then stops taking events and
-    /// writes every buffered one. Returns the writers' final counters.
+    /// writes every buffered one, then closes the spool. Returns the
+    /// writers' final counters.
     pub async fn shutdown(self) -> Result<RegistryStats> {
         self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
+        if let Some(spool) = &self.spool {
+            spool.close().await;
+        }
         log::info!(
             "drained {} storage writer(s): {} events stored, {} spooled, {} dropped on overflow, {} dropped after retries; the spool holds {} events",
             stats.writers,

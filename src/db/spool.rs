@@ -8,21 +8,100 @@
 //! reading the oldest batch and deleting it after replay are plain
 //! statements, not offsets to keep consistent by hand.
 //!
-//! Everything here blocks on disk: call it only from the spool's own
-//! thread.
+//! The file belongs to one process and one database:
+//! - an exclusive lock on [`LOCK_FILE_NAME`] beside it is held for as long
+//!   as the file is open, so a second process given the same directory
+//!   refuses to start instead of sharing the file. A lock, unlike a pid
+//!   file, goes with the process that held it: one that crashed leaves
+//!   nothing to clean up.
+//! - the file records which PostgreSQL database its batches are for
+//!   ([`DatabaseIdentity`]), and refuses to open for another while it holds
+//!   batches. An empty spool is taken over by whichever database opens it.
+//!
+//! Everything here but [`database_identity`] blocks on disk: call it only
+//! from the spool's own thread (or a blocking one).
 
+use super::Pool;
 use crate::domain::Event;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::fmt;
+use std::fs::{File, TryLockError};
+use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
 /// The file's name inside `MESHER_SPOOL_DIR`.
 pub const FILE_NAME: &str = "spool.sqlite3";
 
+/// The lock file's name inside `MESHER_SPOOL_DIR`. It holds the pid of the
+/// process that has the spool open, for people; the lock on it, not its
+/// contents, is what keeps a second process out.
+pub const LOCK_FILE_NAME: &str = "spool.lock";
+
+/// Which PostgreSQL database a spool's batches are for.
+///
+/// The cluster's `system_identifier` and the database's oid, rather than
+/// the URL (one database has many URLs) or a mark of Mesher's own in the
+/// database (a dump restored elsewhere, a staging copy of production,
+/// would carry it too). A physical standby promoted by a failover keeps
+/// both, so a spool replays into it; a dump restored into another cluster,
+/// or a major-version upgrade with `pg_upgrade`, gets a new
+/// `system_identifier`, so a spool holding batches then refuses to open
+/// and the operator decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseIdentity {
+    /// `pg_control_system()`'s, made by `initdb`: tells clusters apart.
+    pub system_identifier: i64,
+    /// Tells the databases of one cluster apart, and a database dropped
+    /// and made again under its old name from the old one.
+    pub oid: u32,
+    /// For people reading a refusal; a renamed database is the same one.
+    pub name: String,
+}
+
+impl DatabaseIdentity {
+    /// Whether both name the same database, whatever it is called now.
+    pub fn same_database(&self, other: &DatabaseIdentity) -> bool {
+        self.system_identifier == other.system_identifier && self.oid == other.oid
+    }
+}
+
+impl fmt::Display for DatabaseIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "database \"{}\" (oid {}) of the PostgreSQL cluster with system identifier {}",
+            self.name, self.oid, self.system_identifier
+        )
+    }
+}
+
+/// The identity of the database `pool` connects to. `pg_control_system()`
+/// is executable by every role in PostgreSQL 15 (no grant needed).
+pub async fn database_identity(pool: &Pool) -> Result<DatabaseIdentity> {
+    let row = pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), d.oid, d.datname
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .await?;
+    Ok(DatabaseIdentity {
+        system_identifier: row.get(0),
+        oid: row.get(1),
+        name: row.get(2),
+    })
+}
+
 /// The open spool file.
 pub struct SpoolFile {
     conn: Connection,
+    /// The lock file, locked for as long as this is open. Declared after
+    /// `conn`, so the connection closes before the lock is let go.
+    _lock: File,
 }
 
 /// One spooled batch, as read back for replay.
@@ -55,21 +134,26 @@ fn sqlite(e: rusqlite::Error) -> Error {
 }
 
 impl SpoolFile {
-    /// Opens (creating if needed) the spool in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens (creating if needed) the spool in `dir` for the database
+    /// `owner`. Fails with [`Error::Setup`] when another process has the
+    /// directory, or when the spool holds batches of another database.
+    pub fn open(dir: &Path, owner: &DatabaseIdentity) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::internal_from(
                 format!("cannot create spool directory {}", dir.display()),
                 e,
             )
         })?;
+        // Before touching the file: a second process must not so much as
+        // change its journal mode.
+        let lock = lock(dir)?;
         let path = dir.join(FILE_NAME);
         let conn = Connection::open(&path).map_err(|e| {
             Error::internal_from(format!("cannot open spool file {}", path.display()), e)
         })?;
         // WAL: a reader (replay) and the writer (spooling) do not block
         // each other. FULL: a commit is on disk before it returns. The busy
-        // timeout covers a second process sharing the directory.
+        // timeout covers a tool (sqlite3, say) reading the file meanwhile.
         conn.pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
@@ -81,11 +165,79 @@ impl SpoolFile {
                          events INTEGER NOT NULL,
                          bytes INTEGER NOT NULL,
                          body BLOB NOT NULL
-                     )",
+                     );
+                     -- One row: the database the batches are for.
+                     CREATE TABLE IF NOT EXISTS owner (
+                         id INTEGER PRIMARY KEY CHECK (id = 1),
+                         system_identifier INTEGER NOT NULL,
+                         database_oid INTEGER NOT NULL,
+                         database_name TEXT NOT NULL
+                     );",
                 )
             })
             .map_err(sqlite)?;
-        Ok(SpoolFile { conn })
+        let mut file = SpoolFile { conn, _lock: lock };
+        file.claim(dir, owner)?;
+        Ok(file)
+    }
+
+    /// Records `owner` as the database the spool is for, unless it holds
+    /// batches of another.
+    fn claim(&mut self, dir: &Path, owner: &DatabaseIdentity) -> Result<()> {
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let recorded = tx
+            .query_row(
+                "SELECT system_identifier, database_oid, database_name FROM owner",
+                [],
+                |row| {
+                    Ok(DatabaseIdentity {
+                        system_identifier: row.get(0)?,
+                        oid: row.get(1)?,
+                        name: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sqlite)?;
+        let (batches, events): (i64, i64) = tx
+            .query_row(
+                "SELECT count(*), coalesce(sum(events), 0) FROM batches",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(sqlite)?;
+        if batches > 0 {
+            match recorded {
+                Some(recorded) if !recorded.same_database(owner) => {
+                    return Err(Error::Setup {
+                        reason: format!(
+                            "spool directory {} holds {events} events spooled for {recorded}, \
+                             but DATABASE_URL names {owner}; replaying them there would store them \
+                             in the wrong database. To replay them, start Mesher on that database \
+                             again; otherwise move the directory away (keeping its events) or set \
+                             MESHER_SPOOL_DIR to another one",
+                            dir.display()
+                        ),
+                    });
+                }
+                Some(_) => {}
+                // Spooled by a Mesher that did not record its database yet:
+                // the database it is started on is the best guess there is.
+                None => log::warn!(
+                    "spool {} holds {events} events that do not say which database they are for; replaying them into {owner}",
+                    dir.display()
+                ),
+            }
+        }
+        tx.execute(
+            "INSERT INTO owner (id, system_identifier, database_oid, database_name)
+             VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET system_identifier = excluded.system_identifier,
+                 database_oid = excluded.database_oid, database_name = excluded.database_name",
+            params![owner.system_identifier, owner.oid, owner.name],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)
     }
 
     /// Appends a batch of `count` events of one project, encoded by
@@ -154,68 +306,44 @@ impl SpoolFile {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::EventPayload;
-
-    fn event(project_id: Uuid, message: &str) -> Event {
-        let payload: EventPayload =
-            serde_json::from_value(serde_json::json!({ "message": message })).unwrap();
-        Event::from_payload(project_id, payload).unwrap()
-    }
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mesher-spool-unit-{name}-{}", Uuid::now_v7()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
-    #[test]
-    fn batches_come_back_oldest_first_and_survive_reopening() {
-        let dir = temp_dir("order");
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let first = vec![event(a, "one"), event(a, "two")];
-        let second = vec![event(b, "three")];
-        {
-            let file = SpoolFile::open(&dir).unwrap();
-            for (project, batch) in [(a, &first), (b, &second)] {
-                let body = Event::encode_batch(batch).unwrap();
-                file.put(project, batch.len(), &body).unwrap();
-            }
+/// Takes the directory's lock, or says who has it.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::internal_from(format!("cannot open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                .map(|pid| format!(" (process {pid})"))
+                .unwrap_or_default();
+            return Err(Error::Setup {
+                reason: format!(
+                    "spool directory {} is in use by another Mesher{holder}: each Mesher needs a \
+                     MESHER_SPOOL_DIR of its own",
+                    dir.display()
+                ),
+            });
         }
-        let file = SpoolFile::open(&dir).unwrap();
-        let usage = file.usage().unwrap();
-        assert_eq!((usage.batches, usage.events), (2, 3));
-        assert!(usage.bytes > 0);
-
-        let oldest = file.oldest().unwrap().unwrap();
-        assert_eq!(oldest.project_id, a);
-        assert_eq!(oldest.count, 2);
-        assert_eq!(oldest.events.unwrap(), first);
-        file.remove(oldest.id).unwrap();
-
-        let next = file.oldest().unwrap().unwrap();
-        assert_eq!(next.events.unwrap(), second);
-        file.remove(next.id).unwrap();
-        assert!(file.oldest().unwrap().is_none());
-        assert_eq!(file.usage().unwrap(), Usage::default());
-        std::fs::remove_dir_all(&dir).unwrap();
+        Err(TryLockError::Error(e)) => {
+            return Err(Error::internal_from(
+                format!("cannot lock {}", path.display()),
+                e,
+            ));
+        }
     }
-
-    #[test]
-    fn a_row_that_does_not_decode_is_reported_not_replayed() {
-        let dir = temp_dir("corrupt");
-        let file = SpoolFile::open(&dir).unwrap();
-        file.conn
-            .execute(
-                "INSERT INTO batches (project_id, events, bytes, body) VALUES (?1, 1, 3, x'7b7b7b')",
-                [Uuid::now_v7().as_bytes()],
-            )
-            .unwrap();
-        let batch = file.oldest().unwrap().unwrap();
-        assert_eq!(batch.count, 1);
-        assert!(batch.events.is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| Error::internal_from(format!("cannot write {}", path.display()), e))?;
+    Ok(file)
 }
+
+#[cfg(test)]
+mod tests;

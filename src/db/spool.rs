@@ -18,13 +18,17 @@
 //!   ([`DatabaseIdentity`]), and refuses to open for another while it holds
 //!   batches. An empty spool is taken over by whichever database opens it.
 //!
+//! A row that no longer decodes is moved, bytes and all, to the
+//! `quarantine` table of the same file, for an operator to look at.
+//!
 //! Everything here but [`database_identity`] blocks on disk: call it only
 //! from the spool's own thread (or a blocking one).
 
 use super::Pool;
 use crate::domain::Event;
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::fmt;
 use std::fs::{File, TryLockError};
 use std::io::Write;
@@ -109,16 +113,16 @@ pub struct SpoolFile {
 pub struct SpooledBatch {
     /// Its row, to delete once replayed.
     pub id: i64,
-    pub project_id: Uuid,
-    /// The batch's size on disk, for the spool's bound.
+    /// The batch's size on disk, for the spool's bound (0 if the row does
+    /// not say).
     pub bytes: u64,
-    /// `Err` when the row no longer decodes into events (a corrupt or
-    /// foreign file); the caller drops it, counted, rather than replaying it
-    /// forever.
-    pub events: Result<Vec<Event>>,
     /// How many events the row says it holds, for counting even when
-    /// `events` does not decode.
+    /// `contents` does not decode (0 if the row does not say).
     pub count: u64,
+    /// The batch's project and its events; `Err` when the row no longer
+    /// decodes (a corrupt file, a foreign one): the caller sets it aside,
+    /// counted, rather than replaying it forever or stalling behind it.
+    pub contents: Result<(Uuid, Vec<Event>)>,
 }
 
 /// What the spool holds.
@@ -172,6 +176,18 @@ impl SpoolFile {
                          system_identifier INTEGER NOT NULL,
                          database_oid INTEGER NOT NULL,
                          database_name TEXT NOT NULL
+                     );
+                     -- Rows of batches that did not decode, as they were
+                     -- (no types or NOT NULL: whatever was there is kept).
+                     CREATE TABLE IF NOT EXISTS quarantine (
+                         id INTEGER PRIMARY KEY,
+                         project_id,
+                         events,
+                         bytes,
+                         body,
+                         reason TEXT NOT NULL,
+                         set_aside_at TEXT NOT NULL
+                             DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
                      );",
                 )
             })
@@ -252,40 +268,42 @@ impl SpoolFile {
         Ok(())
     }
 
-    /// The batch spooled first, if any.
-    pub fn oldest(&self) -> Result<Option<SpooledBatch>> {
+    /// The batch spooled first among those after row `after`, if any. Row
+    /// ids only grow (`AUTOINCREMENT` never reuses one), so a caller that
+    /// passes the last row it dealt with walks the spool oldest first, past
+    /// rows it could not remove.
+    pub fn oldest_after(&self, after: i64) -> Result<Option<SpooledBatch>> {
         self.conn
             .query_row(
-                "SELECT id, project_id, events, bytes, body FROM batches ORDER BY id LIMIT 1",
-                [],
-                |row| {
-                    let project: Vec<u8> = row.get(1)?;
-                    let body: Vec<u8> = row.get(4)?;
-                    Ok((row.get(0)?, project, row.get(2)?, row.get(3)?, body))
-                },
+                "SELECT id, project_id, events, bytes, body FROM batches
+                 WHERE id > ?1 ORDER BY id LIMIT 1",
+                [after],
+                SpooledBatch::read,
             )
             .optional()
             .map_err(sqlite)
-            .map(|row| {
-                row.map(|(id, project, count, bytes, body): (i64, _, i64, i64, _)| {
-                    let project_id = Uuid::from_slice(&project).unwrap_or_default();
-                    SpooledBatch {
-                        id,
-                        project_id,
-                        bytes: bytes as u64,
-                        count: count as u64,
-                        events: Event::decode_batch(project_id, &body),
-                    }
-                })
-            })
     }
 
-    /// Deletes a replayed (or undecodable) batch.
+    /// Deletes a replayed batch.
     pub fn remove(&self, id: i64) -> Result<()> {
         self.conn
             .execute("DELETE FROM batches WHERE id = ?1", [id])
             .map_err(sqlite)?;
         Ok(())
+    }
+
+    /// Moves a batch that does not decode to the `quarantine` table, bytes
+    /// unchanged, with why.
+    pub fn set_aside(&mut self, id: i64, reason: &str) -> Result<()> {
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        tx.execute(
+            "INSERT INTO quarantine (id, project_id, events, bytes, body, reason)
+             SELECT id, project_id, events, bytes, body, ?2 FROM batches WHERE id = ?1",
+            params![id, reason],
+        )
+        .and_then(|_| tx.execute("DELETE FROM batches WHERE id = ?1", [id]))
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)
     }
 
     /// What the file holds now.
@@ -302,6 +320,16 @@ impl SpoolFile {
                     })
                 },
             )
+            .map_err(sqlite)
+    }
+
+    /// How many batches were set aside, for a reminder at start.
+    pub fn quarantined(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM quarantine", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
             .map_err(sqlite)
     }
 }
@@ -343,6 +371,35 @@ fn lock(dir: &Path) -> Result<File> {
         .and_then(|()| writeln!(file, "{}", std::process::id()))
         .map_err(|e| Error::internal_from(format!("cannot write {}", path.display()), e))?;
     Ok(file)
+}
+
+impl SpooledBatch {
+    /// A row of `batches`, read without trusting it: a column of the wrong
+    /// type or an undecodable body makes `contents` an error, not the read.
+    fn read(row: &Row<'_>) -> rusqlite::Result<SpooledBatch> {
+        let number = |i| match row.get_ref(i) {
+            Ok(ValueRef::Integer(n)) => u64::try_from(n).ok(),
+            _ => None,
+        };
+        Ok(SpooledBatch {
+            id: row.get(0)?,
+            count: number(2).unwrap_or(0),
+            bytes: number(3).unwrap_or(0),
+            contents: decode(row.get_ref(1)?, row.get_ref(4)?),
+        })
+    }
+}
+
+fn decode(project: ValueRef<'_>, body: ValueRef<'_>) -> Result<(Uuid, Vec<Event>)> {
+    let ValueRef::Blob(project) = project else {
+        return Err(Error::internal("its project id is not a blob"));
+    };
+    let project_id = Uuid::from_slice(project)
+        .map_err(|e| Error::internal_from("its project id is not a UUID", e))?;
+    let ValueRef::Blob(body) = body else {
+        return Err(Error::internal("its body is not a blob"));
+    };
+    Ok((project_id, Event::decode_batch(project_id, body)?))
 }
 
 #[cfg(test)]

@@ -90,12 +90,18 @@ impl Spool {
         let owner = db::spool::database_identity(pool).await?;
         let (file, usage) = tokio::task::spawn_blocking(move || {
             let file = SpoolFile::open(&dir, &owner)?;
-            let usage = file.usage()?;
+            let (usage, quarantined) = (file.usage()?, file.quarantined()?);
             if usage.batches > 0 {
                 log::info!(
                     "spool {} holds {} events from an earlier run; replaying them",
                     dir.display(),
                     usage.events
+                );
+            }
+            if quarantined > 0 {
+                log::warn!(
+                    "spool {} holds {quarantined} batch(es) set aside as undecodable, in its quarantine table",
+                    dir.display()
                 );
             }
             Ok::<_, Error>((file, usage))
@@ -171,14 +177,21 @@ impl Spool {
         }
     }
 
-    /// The batch spooled first, if any, for replay.
-    pub(crate) async fn oldest(&self) -> Result<Option<SpooledBatch>> {
-        self.store.send(Oldest).await?
+    /// The batch spooled first after row `after`, if any, for replay (see
+    /// [`SpoolFile::oldest_after`]).
+    pub(crate) async fn oldest_after(&self, after: i64) -> Result<Option<SpooledBatch>> {
+        self.store.send(OldestAfter(after)).await?
     }
 
-    /// Forgets a batch that was replayed (or cannot be).
+    /// Forgets a batch that was replayed.
     pub(crate) async fn remove(&self, batch: Spooled) -> Result<()> {
         self.store.send(Remove(batch)).await?
+    }
+
+    /// Moves a batch that does not decode out of the way of replay, into
+    /// the file's quarantine table, with `reason`.
+    pub(crate) async fn set_aside(&self, batch: Spooled, reason: String) -> Result<()> {
+        self.store.send(SetAside { batch, reason }).await?
     }
 
     /// Closes the file and lets the directory go, for the next process.
@@ -290,14 +303,14 @@ impl Handler<Put> for SpoolStore {
 
 #[derive(Message)]
 #[rtype(result = "Result<Option<SpooledBatch>>")]
-struct Oldest;
+struct OldestAfter(i64);
 
-impl Handler<Oldest> for SpoolStore {
+impl Handler<OldestAfter> for SpoolStore {
     type Result = Result<Option<SpooledBatch>>;
 
-    fn handle(&mut self, _: Oldest, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, OldestAfter(after): OldestAfter, _: &mut Self::Context) -> Self::Result {
         match &self.file {
-            Some(file) => file.oldest(),
+            Some(file) => file.oldest_after(after),
             // Closed: nothing more to replay in this process.
             None => Ok(None),
         }
@@ -313,6 +326,27 @@ impl Handler<Remove> for SpoolStore {
 
     fn handle(&mut self, Remove(batch): Remove, _: &mut Self::Context) -> Self::Result {
         self.file()?.remove(batch.id)?;
+        self.forget(batch);
+        Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+struct SetAside {
+    batch: Spooled,
+    reason: String,
+}
+
+impl Handler<SetAside> for SpoolStore {
+    type Result = Result<()>;
+
+    fn handle(
+        &mut self,
+        SetAside { batch, reason }: SetAside,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.file()?.set_aside(batch.id, &reason)?;
         self.forget(batch);
         Ok(())
     }

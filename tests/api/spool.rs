@@ -1,5 +1,7 @@
-//! The spool's ownership, with real spool files and real databases: one
-//! process and one database per spool directory.
+//! The spool's ownership and replay, with real spool files and real
+//! databases: one process and one database per spool directory; a row that
+//! does not decode is set aside, counted and skipped; a replayed batch that
+//! cannot be removed is never replayed or counted again.
 
 use crate::binary::{free_port, log_lines, mesher as mesher_binary, wait_for_line};
 use crate::common::{TestDb, wait_until};
@@ -84,6 +86,16 @@ fn rows(dir: &Path, sql: &str) -> Vec<i64> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
+}
+
+/// The value of the sample `name` (labels included) in `metrics`; 0 when
+/// absent.
+fn counter(metrics: &Metrics, name: &str) -> u64 {
+    metrics
+        .encode()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 async fn stored(t: &TestDb) -> i64 {
@@ -196,5 +208,88 @@ async fn a_spool_holding_one_databases_batches_refuses_another_and_loses_nothing
 
     // Empty, the spool may be taken over.
     let mesher = start(&on_a_spool).await;
+    mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_corrupt_spooled_batch_is_set_aside_and_counted_and_replay_goes_on() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let ids = spool_batches(&t, project, &[3, 2, 4]).await;
+    let garbage: &[u8] = b"[{\"id\": \x00\xff truncated";
+    spool_file(&t.spool_dir())
+        .execute(
+            "UPDATE batches SET body = ?1 WHERE id = ?2",
+            rusqlite::params![garbage, ids[1]],
+        )
+        .unwrap();
+
+    let mesher = start(&config(&t)).await;
+    wait_until("the spool is worked through", async || {
+        spool_empty(&mesher).await
+    })
+    .await;
+    assert_eq!(stored(&t).await, 7, "the batches on both sides are stored");
+    assert_eq!(counter(&mesher.metrics, "mesher_events_replayed_total"), 7);
+    assert_eq!(
+        counter(
+            &mesher.metrics,
+            "mesher_events_dropped_total{reason=\"spool_corrupt\"}"
+        ),
+        2
+    );
+    // Set aside whole, for an operator.
+    let conn = spool_file(&t.spool_dir());
+    let (id, events, body, reason): (i64, i64, Vec<u8>, String) = conn
+        .query_row(
+            "SELECT id, events, body, reason FROM quarantine",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!((id, events, body.as_slice()), (ids[1], 2, garbage));
+    assert!(reason.contains("decoding a spooled batch"), "{reason}");
+    assert!(rows(&t.spool_dir(), "SELECT id FROM batches").is_empty());
+    mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_replayed_batch_that_cannot_be_removed_is_not_replayed_again() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let ids = spool_batches(&t, project, &[3, 2]).await;
+    // The file refuses to delete the first batch, as a full disk or a
+    // failing one would, until the test lets it.
+    spool_file(&t.spool_dir())
+        .execute_batch(&format!(
+            "CREATE TRIGGER keep_first BEFORE DELETE ON batches WHEN old.id = {}
+             BEGIN SELECT RAISE(ABORT, 'the disk refuses'); END;",
+            ids[0]
+        ))
+        .unwrap();
+
+    let mesher = start(&config(&t)).await;
+    // The second batch comes after the first one's failed removal.
+    wait_until("the second batch is replayed and removed", async || {
+        rows(&t.spool_dir(), "SELECT id FROM batches") == [ids[0]]
+    })
+    .await;
+    assert_eq!(stored(&t).await, 5);
+    assert_eq!(counter(&mesher.metrics, "mesher_events_replayed_total"), 5);
+
+    spool_file(&t.spool_dir())
+        .execute_batch("DROP TRIGGER keep_first")
+        .unwrap();
+    wait_until("the first batch is removed", async || {
+        spool_empty(&mesher).await
+    })
+    .await;
+    assert!(rows(&t.spool_dir(), "SELECT id FROM batches").is_empty());
+    assert_eq!(counter(&mesher.metrics, "mesher_events_replayed_total"), 5);
+    assert_eq!(stored(&t).await, 5);
+    assert_eq!(
+        t.count("SELECT sum(event_count)::bigint FROM issues").await,
+        5
+    );
     mesher.shutdown().await.unwrap();
 }

@@ -55,33 +55,133 @@ fn batches_come_back_oldest_first_and_survive_reopening() {
     assert_eq!((usage.batches, usage.events), (2, 3));
     assert!(usage.bytes > 0);
 
-    let oldest = file.oldest().unwrap().unwrap();
-    assert_eq!(oldest.project_id, a);
+    let oldest = file.oldest_after(0).unwrap().unwrap();
     assert_eq!(oldest.count, 2);
-    assert_eq!(oldest.events.unwrap(), first);
+    assert_eq!(oldest.contents.unwrap(), (a, first));
+    // Past a row not yet removed, the next one.
+    let next = file.oldest_after(oldest.id).unwrap().unwrap();
+    assert_eq!(next.contents.unwrap(), (b, second));
+    assert!(file.oldest_after(next.id).unwrap().is_none());
     file.remove(oldest.id).unwrap();
-
-    let next = file.oldest().unwrap().unwrap();
-    assert_eq!(next.events.unwrap(), second);
     file.remove(next.id).unwrap();
-    assert!(file.oldest().unwrap().is_none());
+    assert!(file.oldest_after(0).unwrap().is_none());
     assert_eq!(file.usage().unwrap(), Usage::default());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn a_row_that_does_not_decode_is_reported_not_replayed() {
-    let dir = temp_dir("corrupt");
-    let file = SpoolFile::open(&dir, &ours()).unwrap();
+fn rows_that_do_not_decode_are_reported_not_replayed() {
+    let project = Uuid::now_v7();
+    let good = Event::encode_batch(&[event(project, "fine")]).unwrap();
+    let other_project = Event::encode_batch(&[event(Uuid::now_v7(), "elsewhere")]).unwrap();
+    // (what is wrong, project_id, events, body, the count read back)
+    type Row = (&'static str, rusqlite::types::Value, rusqlite::types::Value);
+    use rusqlite::types::Value::{Blob, Integer, Text};
+    let cases: [(Row, rusqlite::types::Value, u64); 6] = [
+        (
+            (
+                "body not JSON",
+                Blob(project.as_bytes().to_vec()),
+                Integer(1),
+            ),
+            Blob(b"{{{".to_vec()),
+            1,
+        ),
+        (
+            (
+                "body as text",
+                Blob(project.as_bytes().to_vec()),
+                Integer(1),
+            ),
+            Text(String::from_utf8(good.clone()).unwrap()),
+            1,
+        ),
+        (
+            ("project id too short", Blob(vec![1, 2, 3]), Integer(1)),
+            Blob(good.clone()),
+            1,
+        ),
+        (
+            ("project id a number", Integer(7), Integer(1)),
+            Blob(good.clone()),
+            1,
+        ),
+        (
+            (
+                "events of another project",
+                Blob(project.as_bytes().to_vec()),
+                Integer(1),
+            ),
+            Blob(other_project),
+            1,
+        ),
+        (
+            (
+                "count not a number",
+                Blob(project.as_bytes().to_vec()),
+                Text("one".into()),
+            ),
+            Blob(b"[".to_vec()),
+            0,
+        ),
+    ];
+    for ((what, project_id, events), body, count) in cases {
+        let dir = temp_dir("corrupt");
+        let file = SpoolFile::open(&dir, &ours()).unwrap();
+        file.conn
+            .execute(
+                "INSERT INTO batches (project_id, events, bytes, body) VALUES (?1, ?2, 3, ?3)",
+                params![project_id, events, body],
+            )
+            .unwrap();
+        let batch = file.oldest_after(0).unwrap().unwrap();
+        assert_eq!(batch.count, count, "{what}");
+        assert!(batch.contents.is_err(), "{what}: {:?}", batch.contents);
+        drop(file);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn a_batch_set_aside_keeps_its_bytes_and_leaves_the_batches() {
+    let dir = temp_dir("set-aside");
+    let mut file = SpoolFile::open(&dir, &ours()).unwrap();
+    let project = Uuid::now_v7();
+    put(&file, project, &[event(project, "before")]);
+    let corrupt: &[u8] = b"\x00not json\xff";
     file.conn
         .execute(
-            "INSERT INTO batches (project_id, events, bytes, body) VALUES (?1, 1, 3, x'7b7b7b')",
-            [Uuid::now_v7().as_bytes()],
+            "INSERT INTO batches (project_id, events, bytes, body) VALUES (?1, 4, 11, ?2)",
+            params![project.as_bytes(), corrupt],
         )
         .unwrap();
-    let batch = file.oldest().unwrap().unwrap();
-    assert_eq!(batch.count, 1);
-    assert!(batch.events.is_err());
+    put(&file, project, &[event(project, "after")]);
+    let first = file.oldest_after(0).unwrap().unwrap();
+    let bad = file.oldest_after(first.id).unwrap().unwrap();
+    assert!(bad.contents.is_err());
+
+    file.set_aside(bad.id, "it does not decode").unwrap();
+    let (id, events, body, reason): (i64, i64, Vec<u8>, String) = file
+        .conn
+        .query_row(
+            "SELECT id, events, body, reason FROM quarantine",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (id, events, body.as_slice(), reason.as_str()),
+        (bad.id, 4, corrupt, "it does not decode")
+    );
+    assert_eq!(file.quarantined().unwrap(), 1);
+    let usage = file.usage().unwrap();
+    assert_eq!(
+        (usage.batches, usage.events),
+        (2, 2),
+        "the good batches stay"
+    );
+    let next = file.oldest_after(first.id).unwrap().unwrap();
+    assert_eq!(next.contents.unwrap().1[0].message(), "after");
     drop(file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -137,8 +237,8 @@ fn batches_of_one_database_are_never_opened_for_another() {
     }
     // Nothing was lost to the refusals; a rename is the same database.
     let file = SpoolFile::open(&dir, &renamed).unwrap();
-    let batch = file.oldest().unwrap().unwrap();
-    assert!(batch.events.is_ok());
+    let batch = file.oldest_after(0).unwrap().unwrap();
+    assert!(batch.contents.is_ok());
 
     // Emptied, the spool is taken over by whichever database opens it,
     // and then belongs to that one.

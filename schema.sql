@@ -5,6 +5,12 @@
 
 BEGIN;
 
+-- Applied at every start, where each IF NOT EXISTS below that finds its
+-- object would send a NOTICE ("already exists, skipping"): some forty-five
+-- lines in the log of every start, saying nothing. Warnings and errors
+-- still come through; LOCAL ends with this transaction.
+SET LOCAL client_min_messages = warning;
+
 -- Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs;
 -- one transaction-scoped advisory lock makes concurrent starts take turns.
 -- The key is shared with the partition manager's ('mesher-schema').

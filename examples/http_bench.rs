@@ -432,6 +432,7 @@ fn event_pool(url: &str) -> Result<EventPool> {
         c.writer.event_pool_size(),
         c.storage_synchronous_commit,
         Default::default(),
+        c.partitions.lock_timeout,
     )
 }
 
@@ -1063,6 +1064,7 @@ async fn main() -> Result<()> {
         &pool,
         today,
         mesher::config::PartitionConfig::default().days_ahead,
+        mesher::config::PartitionConfig::default().lock_timeout,
     )
     .await?;
     let made = Instant::now();

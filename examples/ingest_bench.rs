@@ -178,6 +178,7 @@ fn event_pool(url: &str) -> Result<EventPool> {
         c.writer.event_pool_size(),
         c.storage_synchronous_commit,
         Default::default(),
+        c.partitions.lock_timeout,
     )
 }
 
@@ -463,7 +464,12 @@ async fn main() -> Result<()> {
     let pool = db::pool(&url, 16)?;
     db::apply_schema(&pool).await?;
     let today = chrono::Utc::now().date_naive();
-    db::partitions::ensure_range(&pool, today, PartitionConfig::default().days_ahead).await?;
+    let PartitionConfig {
+        days_ahead,
+        lock_timeout,
+        ..
+    } = PartitionConfig::default();
+    db::partitions::ensure_range(&pool, today, days_ahead, lock_timeout).await?;
     let one = make_projects(&pool, 1).await?;
     let hundred = make_projects(&pool, 100).await?;
 

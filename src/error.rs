@@ -79,6 +79,13 @@ pub enum Error {
     #[error("shutting down")]
     ShuttingDown,
 
+    /// Mesher cannot run as it was set up, and an operator must act: a
+    /// spool directory another process holds, or a spool holding another
+    /// database's events. Never caused by a request; start-up stops with
+    /// it, and the text says what to do.
+    #[error("{reason}")]
+    Setup { reason: String },
+
     /// A bug or a broken invariant inside Mesher (a panicked blocking task,
     /// an actor that is gone, a corrupt row). Never caused by user input.
     #[error("internal error: {reason}")]

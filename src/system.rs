@@ -68,6 +68,8 @@ pub struct Mesher {
     http: ServerHandle,
     /// The threads started here, stopped after the last drain.
     threads: Vec<Arbiter>,
+    /// Closed at shutdown, letting its directory go for the next process.
+    spool: Option<Spool>,
 }
 
 /// The storage side, started by [`start_storage`].
@@ -162,15 +164,17 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         config.writer.event_pool_size(),
         config.storage_synchronous_commit,
         reachability.clone(),
+        config.partitions.lock_timeout,
     )?;
-    let spool = SpoolStore::open(&config.spool, metrics.clone())?
+    let spool = SpoolStore::open(&config.spool, &pool, metrics.clone())
+        .await?
         .map(|store| Spool::start(store, reachability));
     let storage = start_storage(
         event_pool,
         projects.clone(),
         config.writer.clone(),
         metrics.clone(),
-        spool,
+        spool.clone(),
     );
 
     let state = http::State {
@@ -211,17 +215,21 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         public_url,
         http,
         threads,
+        spool,
     })
 }
 
 impl Mesher {
     /// Stops the HTTP server (no new connections; requests in progress
     /// finish within `http.shutdown_timeout`), then stops taking events,
-    /// writes every buffered one, and stops the threads the services ran
-    /// on. Returns the writers' final counters.
+    /// writes every buffered one, closes the spool, and stops the threads
+    /// the services ran on. Returns the writers' final counters.
     pub async fn shutdown(self) -> Result<RegistryStats> {
         self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
+        if let Some(spool) = &self.spool {
+            spool.close().await;
+        }
         log::info!(
             "drained {} storage writer(s): {} events stored, {} spooled, {} dropped on overflow, {} dropped after retries; the spool holds {} events",
             stats.writers,

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
@@ -131,16 +132,20 @@ pub struct EventConnections {
     manager: PostgresConnectionManager<NoTls>,
     /// Told whether each attempt to connect succeeded.
     reachability: super::Reachability,
+    /// Handed to each connection (see [`EventConnection`]).
+    partition_lock_timeout: Duration,
 }
 
 impl EventConnections {
     pub(super) fn new(
         manager: PostgresConnectionManager<NoTls>,
         reachability: super::Reachability,
+        partition_lock_timeout: Duration,
     ) -> Self {
         EventConnections {
             manager,
             reachability,
+            partition_lock_timeout,
         }
     }
 }
@@ -150,6 +155,10 @@ pub struct EventConnection {
     client: Client,
     /// [`INSERT_SQL`], once prepared on this connection.
     insert: Option<Statement>,
+    /// How long creating a missing partition on demand waits for a lock:
+    /// the configured [`crate::config::PartitionConfig::lock_timeout`],
+    /// as the partition manager uses it.
+    partition_lock_timeout: Duration,
 }
 
 impl EventConnection {
@@ -192,6 +201,7 @@ impl bb8::ManageConnection for EventConnections {
         Ok(EventConnection {
             client,
             insert: None,
+            partition_lock_timeout: self.partition_lock_timeout,
         })
     }
 
@@ -298,7 +308,8 @@ async fn insert_piece(pool: &EventPool, batches: &[&[Event]]) -> Result<Inserted
                     "creating event partitions for {} day(s) on demand",
                     days.len()
                 );
-                partitions::ensure_days(&mut client, days).await?;
+                let lock_timeout = client.partition_lock_timeout;
+                partitions::ensure_days(&mut client, days, lock_timeout).await?;
                 partitions_ensured = true;
             }
             Some(code) if refused_for_data(code) => return Err(Failure::Data(err.into())),

@@ -58,12 +58,16 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool> {
 /// `wal_writer_delay`, 600 ms by default) that Mesher had already counted
 /// as stored and answered 200 for are lost; nothing is corrupted.
 ///
-/// Its connections report to `reachability` whether PostgreSQL answers.
+/// Its connections report to `reachability` whether PostgreSQL answers,
+/// and wait `partition_lock_timeout` for a lock when a batch needs a
+/// partition that does not exist yet (see
+/// [`crate::config::PartitionConfig::lock_timeout`]).
 pub fn event_pool(
     url: &str,
     max_size: u32,
     synchronous_commit: bool,
     reachability: Reachability,
+    partition_lock_timeout: Duration,
 ) -> Result<EventPool> {
     let mut config = parse_url(url)?;
     if !synchronous_commit {
@@ -95,6 +99,7 @@ pub fn event_pool(
         .build_unchecked(events::EventConnections::new(
             PostgresConnectionManager::new(config, NoTls),
             reachability,
+            partition_lock_timeout,
         )))
 }
 

@@ -2,7 +2,6 @@
 //! `[day 00:00 UTC, next day 00:00 UTC)`.
 
 use super::Pool;
-use crate::config::PartitionConfig;
 use crate::error::Result;
 use chrono::{Days, NaiveDate};
 use std::time::Duration;
@@ -14,39 +13,24 @@ pub fn partition_name(day: NaiveDate) -> String {
 }
 
 /// Ensures partitions for `first` and the `days_ahead` days after it,
-/// waiting for locks as long as the default
-/// [`PartitionConfig::lock_timeout`]. Returns the names of the partitions
-/// this call created (empty when all existed).
-pub async fn ensure_range(pool: &Pool, first: NaiveDate, days_ahead: u32) -> Result<Vec<String>> {
-    let lock_timeout = PartitionConfig::default().lock_timeout;
-    ensure_range_with_lock_timeout(pool, first, days_ahead, lock_timeout).await
-}
-
-/// [`ensure_range`], giving up on a lock after `lock_timeout`.
-pub async fn ensure_range_with_lock_timeout(
+/// giving up on a lock after `lock_timeout` (the caller's
+/// [`crate::config::PartitionConfig::lock_timeout`]). Returns the names of
+/// the partitions this call created (empty when all existed).
+pub async fn ensure_range(
     pool: &Pool,
     first: NaiveDate,
     days_ahead: u32,
     lock_timeout: Duration,
 ) -> Result<Vec<String>> {
     let days = (0..=u64::from(days_ahead)).filter_map(|d| first.checked_add_days(Days::new(d)));
-    ensure_days_with_lock_timeout(&mut *pool.get().await?, days, lock_timeout).await
-}
-
-/// [`ensure_days_with_lock_timeout`] with the default lock timeout.
-pub(crate) async fn ensure_days(
-    client: &mut Client,
-    days: impl IntoIterator<Item = NaiveDate>,
-) -> Result<Vec<String>> {
-    let lock_timeout = PartitionConfig::default().lock_timeout;
-    ensure_days_with_lock_timeout(client, days, lock_timeout).await
+    ensure_days(&mut *pool.get().await?, days, lock_timeout).await
 }
 
 /// Creates the missing partitions among `days`, in one transaction that
 /// holds the schema's advisory lock, so that several processes doing this
 /// at once take turns (two creating one table at once can otherwise fail
 /// on a catalog unique index).
-async fn ensure_days_with_lock_timeout(
+pub(crate) async fn ensure_days(
     client: &mut Client,
     days: impl IntoIterator<Item = NaiveDate>,
     lock_timeout: Duration,

@@ -106,7 +106,7 @@ impl From<Error> for Problem {
                 .retry_after(UNAVAILABLE_RETRY_AFTER)
             }
             // Details stay in the log: they may name tables or values.
-            Error::Database(_) | Error::Internal { .. } => {
+            Error::Database(_) | Error::Internal { .. } | Error::Setup { .. } => {
                 log::error!("answering 500: {}", e.report());
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }

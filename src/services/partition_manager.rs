@@ -57,10 +57,7 @@ impl PartitionManager {
             lock_timeout,
             ..
         } = self.config;
-        async move {
-            db::partitions::ensure_range_with_lock_timeout(&pool, first, days_ahead, lock_timeout)
-                .await
-        }
+        async move { db::partitions::ensure_range(&pool, first, days_ahead, lock_timeout).await }
     }
 
     fn check_and_rearm(&mut self, ctx: &mut Context<Self>) {

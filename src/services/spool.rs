@@ -17,12 +17,17 @@
 //! reachable ([`Reachability`], kept by the event pool), both of which a
 //! writer reads on every event without a message.
 //!
+//! The spool belongs to one process and one database (see
+//! [`crate::db::spool`]): [`SpoolStore::open`] fails with a message saying so
+//! when another process has the directory, or when it holds batches of
+//! another database; [`Spool::close`] lets the directory go at shutdown.
+//!
 //! [`SpoolReplayer`]: super::SpoolReplayer
 
 use super::batch::Batch;
 use crate::config::SpoolConfig;
-use crate::db::Reachability;
 use crate::db::spool::{SpoolFile, SpooledBatch, Usage};
+use crate::db::{self, Pool, Reachability};
 use crate::domain::Event;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -117,20 +122,29 @@ impl Spool {
         self.store.send(Put(batch)).await.unwrap_or(Ok(()))
     }
 
-    /// The batch spooled first, if any, for replay.
-    pub(crate) async fn oldest(&self) -> Result<Option<SpooledBatch>> {
-        self.store.send(Oldest).await?
+    /// The batch spooled first after row `after`, if any, for replay (see
+    /// [`SpoolFile::oldest_after`]).
+    pub(crate) async fn oldest_after(&self, after: i64) -> Result<Option<SpooledBatch>> {
+        self.store.send(OldestAfter(after)).await?
     }
 
-    /// Forgets a batch that was replayed (or cannot be).
+    /// Forgets a batch that was replayed.
     pub(crate) async fn remove(&self, batch: Spooled) -> Result<()> {
-        self.store
-            .send(Remove {
-                id: batch.id,
-                events: batch.events,
-                bytes: batch.bytes,
-            })
-            .await?
+        self.store.send(Remove(batch)).await?
+    }
+
+    /// Moves a batch that does not decode out of the way of replay, into
+    /// the file's quarantine table, with `reason`.
+    pub(crate) async fn set_aside(&self, batch: Spooled, reason: String) -> Result<()> {
+        self.store.send(SetAside { batch, reason }).await?
+    }
+
+    /// Closes the file and lets the directory go, for the next process.
+    /// Batches put after this are refused as [`Error::ShuttingDown`]; what
+    /// the spool held stays on disk for the next start.
+    pub async fn close(&self) {
+        // A store already gone has let the directory go with it.
+        let _ = self.store.send(Close).await;
     }
 }
 
@@ -154,7 +168,8 @@ impl Spooled {
 
 /// Owns the spool file (see the module documentation).
 pub struct SpoolStore {
-    file: SpoolFile,
+    /// `None` once closed ([`Spool::close`]).
+    file: Option<SpoolFile>,
     shared: Arc<Shared>,
     /// Events spooled, and what the spool holds, are counted here.
     metrics: Metrics,
@@ -164,22 +179,41 @@ pub struct SpoolStore {
 }
 
 impl SpoolStore {
-    /// Opens the spool `config` names, or `None` when it is turned off.
-    /// Fails when the directory or file cannot be opened: an operator who
-    /// asked for a spool must not silently run without one.
-    pub fn open(config: &SpoolConfig, metrics: Metrics) -> Result<Option<SpoolStore>> {
+    /// Opens the spool `config` names for the database `pool` connects
+    /// to, or `None` when it is turned off. Fails when the directory or
+    /// file cannot be opened, with [`Error::Setup`] when another process
+    /// has the directory or the spool holds another database's batches:
+    /// an operator who asked for a spool must not silently run without
+    /// one, nor have its events replayed into the wrong database.
+    pub async fn open(
+        config: &SpoolConfig,
+        pool: &Pool,
+        metrics: Metrics,
+    ) -> Result<Option<SpoolStore>> {
         let Some(dir) = config.dir.clone() else {
             return Ok(None);
         };
-        let file = SpoolFile::open(&dir)?;
-        let usage = file.usage()?;
-        if usage.batches > 0 {
-            log::info!(
-                "spool {} holds {} events from an earlier run; replaying them",
-                dir.display(),
-                usage.events
-            );
-        }
+        let owner = db::spool::database_identity(pool).await?;
+        let (file, usage) = tokio::task::spawn_blocking(move || {
+            let file = SpoolFile::open(&dir, &owner)?;
+            let (usage, quarantined) = (file.usage()?, file.quarantined()?);
+            if usage.batches > 0 {
+                log::info!(
+                    "spool {} holds {} events from an earlier run; replaying them",
+                    dir.display(),
+                    usage.events
+                );
+            }
+            if quarantined > 0 {
+                log::warn!(
+                    "spool {} holds {quarantined} batch(es) set aside as undecodable, in its quarantine table",
+                    dir.display()
+                );
+            }
+            Ok::<_, Error>((file, usage))
+        })
+        .await
+        .map_err(|e| Error::internal_from("opening the spool", e))??;
         let shared = Arc::new(Shared {
             max_bytes: config.max_bytes,
             bytes: AtomicU64::new(0),
@@ -188,7 +222,7 @@ impl SpoolStore {
             full: AtomicBool::new(false),
         });
         let store = SpoolStore {
-            file,
+            file: Some(file),
             shared,
             metrics,
             usage,
@@ -204,6 +238,19 @@ impl SpoolStore {
         self.shared.events.store(usage.events, Ordering::Relaxed);
         self.shared.batches.store(usage.batches, Ordering::Relaxed);
         self.metrics.spool_usage(usage.events, usage.bytes);
+    }
+
+    fn file(&mut self) -> Result<&mut SpoolFile> {
+        self.file.as_mut().ok_or(Error::ShuttingDown)
+    }
+
+    /// Counts `batch` as gone from the file.
+    fn forget(&mut self, batch: Spooled) {
+        self.shared.full.store(false, Ordering::Relaxed);
+        self.usage.batches = self.usage.batches.saturating_sub(1);
+        self.usage.events = self.usage.events.saturating_sub(batch.events);
+        self.usage.bytes = self.usage.bytes.saturating_sub(batch.bytes);
+        self.publish();
     }
 }
 
@@ -234,7 +281,10 @@ impl Handler<Put> for SpoolStore {
             });
         }
         let count = batch.len();
-        if let Err(error) = self.file.put(batch.project_id(), count, &body) {
+        let put = self
+            .file()
+            .and_then(|file| file.put(batch.project_id(), count, &body));
+        if let Err(error) = put {
             return Err(Refused { batch, error });
         }
         batch.spooled();
@@ -248,34 +298,64 @@ impl Handler<Put> for SpoolStore {
 
 #[derive(Message)]
 #[rtype(result = "Result<Option<SpooledBatch>>")]
-struct Oldest;
+struct OldestAfter(i64);
 
-impl Handler<Oldest> for SpoolStore {
+impl Handler<OldestAfter> for SpoolStore {
     type Result = Result<Option<SpooledBatch>>;
 
-    fn handle(&mut self, _: Oldest, _: &mut Self::Context) -> Self::Result {
-        self.file.oldest()
+    fn handle(&mut self, OldestAfter(after): OldestAfter, _: &mut Self::Context) -> Self::Result {
+        match &self.file {
+            Some(file) => file.oldest_after(after),
+            // Closed: nothing more to replay in this process.
+            None => Ok(None),
+        }
     }
 }
 
 #[derive(Message)]
 #[rtype(result = "Result<()>")]
-struct Remove {
-    id: i64,
-    events: u64,
-    bytes: u64,
-}
+struct Remove(Spooled);
 
 impl Handler<Remove> for SpoolStore {
     type Result = Result<()>;
 
-    fn handle(&mut self, msg: Remove, _: &mut Self::Context) -> Self::Result {
-        self.file.remove(msg.id)?;
-        self.shared.full.store(false, Ordering::Relaxed);
-        self.usage.batches = self.usage.batches.saturating_sub(1);
-        self.usage.events = self.usage.events.saturating_sub(msg.events);
-        self.usage.bytes = self.usage.bytes.saturating_sub(msg.bytes);
-        self.publish();
+    fn handle(&mut self, Remove(batch): Remove, _: &mut Self::Context) -> Self::Result {
+        self.file()?.remove(batch.id)?;
+        self.forget(batch);
         Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<()>")]
+struct SetAside {
+    batch: Spooled,
+    reason: String,
+}
+
+impl Handler<SetAside> for SpoolStore {
+    type Result = Result<()>;
+
+    fn handle(
+        &mut self,
+        SetAside { batch, reason }: SetAside,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.file()?.set_aside(batch.id, &reason)?;
+        self.forget(batch);
+        Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Close;
+
+impl Handler<Close> for SpoolStore {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, _: &mut Self::Context) {
+        // Dropping the file closes SQLite, then releases the lock.
+        self.file = None;
     }
 }

@@ -10,6 +10,14 @@
 //! which skips events already stored: a batch committed just before a
 //! crash, and so still in the spool, is harmless to replay.
 //!
+//! Each batch is settled once: replayed and counted, or, when its row no
+//! longer decodes, set aside in the spool's quarantine table and counted
+//! as dropped (`spool_corrupt`). Should removing a settled row from the
+//! spool fail, the replayer remembers the row and retries only the
+//! removal, going on with the batches after it meanwhile: a settled batch
+//! is never replayed or counted again by this process, and a bad row never
+//! stalls the ones behind it.
+//!
 //! It runs on the registry's I/O thread, like every use of the event pool.
 
 use super::spool::{Spool, Spooled};
@@ -17,6 +25,7 @@ use crate::db::{self, EventPool};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use actix::prelude::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How often the spool and PostgreSQL are looked at when there is nothing
@@ -25,8 +34,9 @@ use std::time::Duration;
 const TICK: Duration = Duration::from_millis(200);
 
 /// The longest wait after a batch failed for a reason other than the
-/// connection (say, a revoked grant), so that a fault an operator is fixing
-/// is retried promptly once fixed, without a log line every tick.
+/// connection (say, a revoked grant), or while a settled batch cannot be
+/// removed, so that a fault an operator is fixing is retried promptly once
+/// fixed, without a log line every tick.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Replays the spool (see the module documentation).
@@ -40,6 +50,74 @@ pub struct SpoolReplayer {
     /// The wait after a batch that failed for a reason other than the
     /// connection; doubles up to [`MAX_BACKOFF`], reset by a success.
     backoff: Duration,
+    /// What has been settled; handed to each step and back, so that a
+    /// step is the only one to touch it.
+    progress: Option<Progress>,
+}
+
+/// How far replay has got.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The last row settled. Rows only get larger ids, so the next batch
+    /// to replay is the first after this one.
+    settled: i64,
+    /// Settled rows whose removal failed, oldest first, with how to remove
+    /// them: retried at each step, never replayed or counted again.
+    unremoved: BTreeMap<i64, (Spooled, Removal)>,
+}
+
+/// How a settled row leaves the spool's batches.
+#[derive(Debug, Clone)]
+enum Removal {
+    /// Replayed: deleted.
+    Delete,
+    /// Undecodable: moved to the quarantine table, with why.
+    SetAside(String),
+}
+
+impl Removal {
+    async fn apply(&self, spool: &Spool, batch: Spooled) -> crate::Result<()> {
+        match self {
+            Removal::Delete => spool.remove(batch).await,
+            Removal::SetAside(reason) => spool.set_aside(batch, reason.clone()).await,
+        }
+    }
+}
+
+impl Progress {
+    /// Records `batch` as settled (already counted), then removes it; a
+    /// removal that fails is kept for [`Progress::retry_removals`].
+    async fn settle(&mut self, spool: &Spool, batch: Spooled, removal: Removal) {
+        self.settled = batch.id;
+        if let Err(e) = removal.apply(spool, batch).await {
+            log::error!(
+                "spooled batch {} is settled but could not be removed from the spool; \
+                 retrying the removal, not the batch: {}",
+                batch.id,
+                e.report()
+            );
+            self.unremoved.insert(batch.id, (batch, removal));
+        }
+    }
+
+    /// Retries the removals that failed, oldest first; `false` when one
+    /// still fails.
+    async fn retry_removals(&mut self, spool: &Spool) -> bool {
+        while let Some(entry) = self.unremoved.first_entry() {
+            let (batch, removal) = entry.get().clone();
+            if let Err(e) = removal.apply(spool, batch).await {
+                log::debug!(
+                    "removing settled batch {} from the spool failed again: {}",
+                    batch.id,
+                    e.report()
+                );
+                return false;
+            }
+            log::info!("removed settled batch {} from the spool", batch.id);
+            entry.remove();
+        }
+        true
+    }
 }
 
 impl SpoolReplayer {
@@ -49,13 +127,21 @@ impl SpoolReplayer {
             pool,
             metrics,
             backoff: TICK,
+            progress: Some(Progress::default()),
         }
     }
 
     /// Does one step and re-arms for the next.
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        let step = step(self.spool.clone(), self.pool.clone(), self.metrics.clone());
-        ctx.spawn(step.into_actor(self).map(|next, act, ctx| {
+        let progress = self.progress.take().unwrap_or_default();
+        let step = step(
+            self.spool.clone(),
+            self.pool.clone(),
+            self.metrics.clone(),
+            progress,
+        );
+        ctx.spawn(step.into_actor(self).map(|(next, progress), act, ctx| {
+            act.progress = Some(progress);
             let delay = match next {
                 Next::Now => {
                     act.backoff = TICK;
@@ -83,16 +169,34 @@ impl Actor for SpoolReplayer {
 
 /// When to take the next step.
 enum Next {
-    /// At once: a batch was replayed, or PostgreSQL just answered.
+    /// At once: a batch was settled, or PostgreSQL just answered.
     Now,
     /// After a [`TICK`]: nothing to do, or PostgreSQL is away.
     Tick,
     /// After the growing backoff: the oldest batch failed for another
-    /// reason.
+    /// reason, or nothing is left but removals that keep failing.
     Backoff,
 }
 
-async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
+async fn step(
+    spool: Spool,
+    pool: EventPool,
+    metrics: Metrics,
+    mut progress: Progress,
+) -> (Next, Progress) {
+    let next = replay_next(&spool, &pool, &metrics, &mut progress).await;
+    (next, progress)
+}
+
+async fn replay_next(
+    spool: &Spool,
+    pool: &EventPool,
+    metrics: &Metrics,
+    progress: &mut Progress,
+) -> Next {
+    // Needs no PostgreSQL; a removal still failing holds up no batch.
+    let removed = progress.retry_removals(spool).await;
+    let idle = if removed { Next::Tick } else { Next::Backoff };
     if !spool.database_reachable() {
         // A connection of the event pool marks PostgreSQL reachable again
         // as it opens.
@@ -104,30 +208,37 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
     if spool.usage().batches == 0 {
         return Next::Tick;
     }
-    let batch = match spool.oldest().await {
+    let batch = match spool.oldest_after(progress.settled).await {
         Ok(Some(batch)) => batch,
-        Ok(None) => return Next::Tick,
+        Ok(None) => return idle,
         Err(e) => {
             log::error!("reading the spool failed: {}", e.report());
             return Next::Backoff;
         }
     };
-    let (project_id, count, spooled) = (batch.project_id, batch.count, Spooled::of(&batch));
-    let events = match batch.events {
-        Ok(events) => events,
+    let spooled = Spooled::of(&batch);
+    let (project_id, events) = match batch.contents {
+        Ok(contents) => contents,
         Err(e) => {
-            // Replaying it again would fail again; keeping it would stall
-            // every batch behind it.
+            // Replaying it again would fail again; keeping it in the way
+            // would stall every batch behind it. Its bytes are kept for an
+            // operator.
+            let reason = e.report().to_string();
             log::error!(
-                "dropped a spooled batch of {count} events of project {project_id}: it does not decode: {}",
-                e.report()
+                "spooled batch {} ({} events) does not decode; set aside in the spool's \
+                 quarantine table and counted as dropped: {reason}",
+                spooled.id,
+                spooled.events
             );
-            metrics.events_replayed(count);
-            metrics.events_dropped("spool_unreadable", count);
-            return remove(&spool, spooled).await;
+            metrics.events_replayed(spooled.events);
+            metrics.events_dropped("spool_corrupt", spooled.events);
+            progress
+                .settle(spool, spooled, Removal::SetAside(reason))
+                .await;
+            return Next::Now;
         }
     };
-    match db::events::store_batch(&pool, &events).await {
+    match db::events::store_batch(pool, &events).await {
         Ok(db::events::Stored {
             stored,
             duplicate,
@@ -142,7 +253,8 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
                     refused.len()
                 );
             }
-            remove(&spool, spooled).await
+            progress.settle(spool, spooled, Removal::Delete).await;
+            Next::Now
         }
         Err(e @ Error::DatabaseUnavailable { .. }) => {
             log::warn!("replaying the spool paused: {}", e.report());
@@ -150,20 +262,9 @@ async fn step(spool: Spool, pool: EventPool, metrics: Metrics) -> Next {
         }
         Err(e) => {
             log::warn!(
-                "replaying a spooled batch of {count} events of project {project_id} failed; will retry: {}",
-                e.report()
-            );
-            Next::Backoff
-        }
-    }
-}
-
-async fn remove(spool: &Spool, batch: Spooled) -> Next {
-    match spool.remove(batch).await {
-        Ok(()) => Next::Now,
-        Err(e) => {
-            log::error!(
-                "removing a replayed batch from the spool failed: {}",
+                "replaying spooled batch {} ({} events of project {project_id}) failed; will retry: {}",
+                spooled.id,
+                spooled.events,
                 e.report()
             );
             Next::Backoff

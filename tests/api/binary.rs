@@ -10,6 +10,10 @@ use std::time::Duration;
 /// Generous bound on start-up (cold PostgreSQL caches, a loaded machine).
 const STARTUP_BOUND: Duration = Duration::from_secs(60);
 
+/// The binary with a test's settings. A test that starts a server gives it
+/// a spool directory of its own (`MESHER_SPOOL_DIR`, say
+/// [`TestDb::spool_dir`]): the default, under the working directory, is
+/// one for every test, and a spool refuses a second process.
 pub(crate) fn mesher(database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesher"));
     cmd.env("DATABASE_URL", database_url)
@@ -56,7 +60,10 @@ fn starts_on_an_empty_database_and_exits_cleanly_on_sigterm() {
         .unwrap();
     let t = rt.block_on(TestDb::empty());
     let first_day = Utc::now().date_naive();
-    let mut child = mesher(&t.url).spawn().expect("start mesher");
+    let mut child = mesher(&t.url)
+        .env("MESHER_SPOOL_DIR", t.spool_dir())
+        .spawn()
+        .expect("start mesher");
     let lines = log_lines(&mut child);
     wait_for_line(&lines, "ready");
 
@@ -232,6 +239,7 @@ fn a_fresh_install_is_set_up_from_the_command_line_and_stores_what_an_sdk_sends_
 
     let mut child = mesher(&t.url)
         .env("MESHER_HTTP_ADDR", &addr)
+        .env("MESHER_SPOOL_DIR", t.spool_dir())
         .spawn()
         .expect("start mesher");
     let lines = log_lines(&mut child);

@@ -200,7 +200,14 @@ async fn two_writers_on_one_fingerprint_at_once_keep_the_count_exact() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     // Two pools: two sets of connections, as two Mesher processes have.
-    let other: EventPool = db::event_pool(&t.url, 4, false, Default::default()).unwrap();
+    let other: EventPool = db::event_pool(
+        &t.url,
+        4,
+        false,
+        Default::default(),
+        t.config().partitions.lock_timeout,
+    )
+    .unwrap();
     let batches = |n: u32| -> Vec<Vec<Event>> {
         (0..n)
             .map(|b| {

@@ -879,9 +879,11 @@ async fn two_mesher_instances_writing_one_fingerprint_keep_exact_counts() {
     let t = TestDb::new().await;
     let first = Server::start(&t).await;
     // A second instance on the same database: its own server, key cache,
-    // writers and pools, as a second process behind a load balancer has.
+    // writers, pools and spool, as a second process behind a load
+    // balancer has.
     let mut config = t.config();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.spool.dir = Some(t.spool_dir().join("second"));
     let second = mesher::start(&config).await.unwrap();
     let urls = [
         first.envelope_url(),

@@ -28,9 +28,14 @@ fn day_start(day: NaiveDate) -> DateTime<Utc> {
 /// service whose "now" is noon today.
 async fn setup(t: &TestDb) -> (NaiveDate, Addr<IssueService>) {
     let today = Utc::now().date_naive();
-    db::partitions::ensure_range(&t.pool, today - Days::new(20), 21)
-        .await
-        .unwrap();
+    db::partitions::ensure_range(
+        &t.pool,
+        today - Days::new(20),
+        21,
+        t.config().partitions.lock_timeout,
+    )
+    .await
+    .unwrap();
     let noon = day_start(today) + Duration::hours(12);
     (
         today,

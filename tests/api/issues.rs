@@ -32,7 +32,7 @@ fn day_start(day: NaiveDate) -> DateTime<Utc> {
 /// received at `today_start + a few seconds` always have one.
 async fn today_start(t: &TestDb) -> DateTime<Utc> {
     let today = Utc::now().date_naive();
-    db::partitions::ensure_range(&t.pool, today, 1)
+    db::partitions::ensure_range(&t.pool, today, 1, t.config().partitions.lock_timeout)
         .await
         .unwrap();
     day_start(today)
@@ -900,7 +900,7 @@ async fn daily_counts_cover_fourteen_utc_days_with_zeros() {
     let t = TestDb::new().await;
     let today = Utc::now().date_naive();
     let day = |back: u64| today.checked_sub_days(Days::new(back)).unwrap();
-    db::partitions::ensure_range(&t.pool, day(15), 16)
+    db::partitions::ensure_range(&t.pool, day(15), 16, t.config().partitions.lock_timeout)
         .await
         .unwrap();
     let project = t.new_project().await;

@@ -29,6 +29,7 @@ mod issues;
 mod outages;
 mod partitions;
 mod queries;
+mod spool;
 mod startup;
 mod storage;
 mod web;

@@ -96,9 +96,10 @@ async fn the_manager_creates_today_and_the_next_seven_days() {
 async fn ensuring_the_range_reports_what_it_created_and_nothing_the_second_time() {
     let t = TestDb::new().await;
     let first = today();
-    let created = db::partitions::ensure_range(&t.pool, first, 7)
-        .await
-        .unwrap();
+    let created =
+        db::partitions::ensure_range(&t.pool, first, 7, t.config().partitions.lock_timeout)
+            .await
+            .unwrap();
     let expected: Vec<String> = expected_partitions(first).into_keys().collect();
     assert_eq!(created, expected);
 
@@ -139,7 +140,9 @@ async fn managers_running_at_once_do_not_fail() {
 async fn concurrent_range_checks_create_each_partition_once() {
     let t = TestDb::new().await;
     let first = today();
-    let runs = (0..4).map(|_| db::partitions::ensure_range(&t.pool, first, 7));
+    let runs = (0..4).map(|_| {
+        db::partitions::ensure_range(&t.pool, first, 7, t.config().partitions.lock_timeout)
+    });
     let mut created: Vec<String> = Vec::new();
     for result in futures_util::future::join_all(runs).await {
         created.extend(result.unwrap());
@@ -283,7 +286,9 @@ async fn creating_a_partition_gives_up_rather_than_queue_behind_a_lock() {
     // timeout: the manager's own start-up check, blocked until now too, may
     // hold the advisory lock for a moment, longer than 100 ms on a busy
     // machine; which of the two creates the partition does not matter.)
-    db::partitions::ensure_range(&t.pool, far, 0).await.unwrap();
+    db::partitions::ensure_range(&t.pool, far, 0, t.config().partitions.lock_timeout)
+        .await
+        .unwrap();
     let name = db::partitions::partition_name(far);
     assert!(partition_exists(&t, &name).await);
 }

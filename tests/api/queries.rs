@@ -38,6 +38,49 @@ async fn schema_applies_again_without_change() {
     assert_eq!(tables, 10);
 }
 
+/// Every start applies the schema ([`db::apply_schema`] runs
+/// [`db::SCHEMA_SQL`] as one batch); on a database that has it, each
+/// `IF NOT EXISTS` would send a NOTICE that the log shows. None may come,
+/// while a warning raised inside the script still does, and the quiet
+/// ends with it.
+#[actix::test]
+async fn applying_the_schema_sends_no_notices_and_hides_no_warnings() {
+    let t = TestDb::empty().await;
+    let (client, mut connection) = tokio_postgres::connect(&t.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let messages = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message.unwrap() {
+                seen.push(format!("{}: {}", notice.severity(), notice.message()));
+            }
+        }
+        seen
+    });
+    // Once on the empty database, once more on the full one; then once
+    // with a warning of its own just before the script commits.
+    client.batch_execute(db::SCHEMA_SQL).await.unwrap();
+    client.batch_execute(db::SCHEMA_SQL).await.unwrap();
+    let (script, commit) = db::SCHEMA_SQL.rsplit_once("COMMIT;").unwrap();
+    client
+        .batch_execute(&format!(
+            "{script} DO $$ BEGIN RAISE WARNING 'inside the script'; END $$; COMMIT;{commit}"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute("DO $$ BEGIN RAISE NOTICE 'after the script'; END $$")
+        .await
+        .unwrap();
+    drop(client);
+    assert_eq!(
+        messages.await.unwrap(),
+        ["WARNING: inside the script", "NOTICE: after the script"]
+    );
+}
+
 #[actix::test]
 async fn concurrent_schema_application_succeeds() {
     let t = TestDb::empty().await;
@@ -345,7 +388,14 @@ async fn event_connections_prepare_the_insert_once_and_keep_it() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     // One connection, so that every batch runs where the statement is seen.
-    let events = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let events = db::event_pool(
+        &t.url,
+        1,
+        false,
+        Default::default(),
+        t.config().partitions.lock_timeout,
+    )
+    .unwrap();
     let prepared_inserts = async || -> Vec<String> {
         events
             .get()

@@ -376,9 +376,14 @@ async fn a_project_whose_writes_fail_does_not_hold_back_another() {
     // not one of the data, which would be split out and refused. Make the
     // cloned trigger certain: a row trigger on the partitioned table is
     // cloned to partitions, existing or created later.
-    db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
-        .await
-        .unwrap();
+    db::partitions::ensure_range(
+        &t.pool,
+        chrono::Utc::now().date_naive(),
+        1,
+        t.config().partitions.lock_timeout,
+    )
+    .await
+    .unwrap();
     t.execute(&format!(
         "CREATE FUNCTION refuse_project_a() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
@@ -663,9 +668,14 @@ async fn a_slow_project_lookup_holds_back_only_that_project() {
 /// contains `poison`, and also `admin_shutdown` for every row while
 /// `fault_on` has a row: a fault of the server, not of the data.
 async fn install_poison_trigger(t: &TestDb, errcode: &str) {
-    db::partitions::ensure_range(&t.pool, chrono::Utc::now().date_naive(), 1)
-        .await
-        .unwrap();
+    db::partitions::ensure_range(
+        &t.pool,
+        chrono::Utc::now().date_naive(),
+        1,
+        t.config().partitions.lock_timeout,
+    )
+    .await
+    .unwrap();
     t.execute(&format!(
         "CREATE TABLE fault_on (on_ boolean);
          CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -831,7 +841,14 @@ async fn a_server_fault_while_splitting_retries_the_batch_whole() {
 #[actix::test]
 async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
     let t = TestDb::new().await;
-    let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let pool = db::event_pool(
+        &t.url,
+        1,
+        false,
+        Default::default(),
+        t.config().partitions.lock_timeout,
+    )
+    .unwrap();
     let metrics = Metrics::default();
     let committer = Committer::new(pool, None, metrics.clone(), 1).start();
     let mut projects = Vec::new();
@@ -887,7 +904,14 @@ async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
 async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_batch() {
     let t = TestDb::new().await;
     install_poison_trigger(&t, "check_violation").await;
-    let pool = db::event_pool(&t.url, 1, false, Default::default()).unwrap();
+    let pool = db::event_pool(
+        &t.url,
+        1,
+        false,
+        Default::default(),
+        t.config().partitions.lock_timeout,
+    )
+    .unwrap();
     let metrics = Metrics::default();
     let committer = Committer::new(pool, None, metrics.clone(), 1).start();
     let batch = |p: Uuid, events: Vec<Event>| Commit(Batch::take(p, events, metrics.clone()));

@@ -12,6 +12,7 @@ pub mod outcomes;
 pub mod proxy;
 
 use mesher::Config;
+use mesher::config::PartitionConfig;
 use mesher::db::{self, EventPool, Pool};
 use mesher::domain::{Name, Slug};
 use std::time::{Duration, Instant};
@@ -84,7 +85,14 @@ impl TestDb {
         admin_execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let url = with_database(&admin_url, &name);
         let pool = db::pool(&url, 8).expect("pool");
-        let events = db::event_pool(&url, 8, false, Default::default()).expect("event pool");
+        let events = db::event_pool(
+            &url,
+            8,
+            false,
+            Default::default(),
+            PartitionConfig::default().lock_timeout,
+        )
+        .expect("event pool");
         if with_schema {
             db::apply_schema(&pool).await.expect("apply schema");
         }

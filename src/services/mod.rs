@@ -25,8 +25,8 @@ pub use issue_service::{
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
-    CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
-    ProjectService, RevokeApiKey,
+    CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
+    ListProjectsByOrg, ProjectService, RevokeApiKey,
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;

@@ -4,6 +4,7 @@
 //! waiting for a shutdown signal). It must be called from inside a running
 //! actix System, e.g. under `#[actix::main]` or `System::new().block_on`.
 
+use crate::app;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::domain::PublicUrl;
@@ -84,12 +85,12 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let users = UserService::new(pool.clone(), config.users.clone()).start();
     let orgs = OrgService::new(pool.clone()).start();
     let issues = IssueService::new(pool.clone()).start();
-    let state = http::State {
+    let state = app::State {
         projects: projects.clone(),
         users: users.clone(),
         orgs: orgs.clone(),
         issues: issues.clone(),
-        dashboard: http::api::Dashboard {
+        dashboard: app::Dashboard {
             allow_registration: config.http.allow_registration,
             secure_cookies: public_url.is_https(),
             logins: Default::default(),

@@ -368,7 +368,11 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     let (status, body) = post(&format!("http://{}", dash.mesher.http_addr)).await;
     assert_eq!(status, 201);
     assert!(body.contains("mshr_"), "the new key's DSN is shown");
-    assert_eq!(t.count("SELECT count(*) FROM api_keys").await, 1);
+    assert_eq!(
+        t.count("SELECT count(*) FROM api_keys WHERE label = 'ci'")
+            .await,
+        1
+    );
 }
 
 /// The `href` of the link whose text is `text`, if the page has one.

@@ -13,6 +13,21 @@ pub struct Dash {
     client: awc::Client,
 }
 
+/// A project made through the API: its id, and its first key and DSN
+/// (shown this once).
+pub struct NewProject {
+    pub id: String,
+    pub key: String,
+    pub dsn: String,
+}
+
+/// A user's session, their organization, and its project.
+pub struct Owned {
+    pub owner: String,
+    pub org: String,
+    pub project: NewProject,
+}
+
 /// What a request got back.
 pub struct Reply {
     pub status: StatusCode,
@@ -38,11 +53,8 @@ impl Dash {
     }
 
     pub async fn start_with(t: &TestDb, tune: impl FnOnce(&mut Config)) -> Dash {
-        let mut config = t.config();
-        config.http.addr = "127.0.0.1:0".parse().unwrap();
-        tune(&mut config);
         Dash {
-            mesher: mesher::start(&config).await.expect("start mesher"),
+            mesher: t.start_with(tune).await,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
@@ -152,26 +164,33 @@ impl Dash {
         made.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// A new project of `org`; its id.
-    pub async fn project(&self, token: &str, org: &str, body: Value) -> String {
+    /// A new project of `org`, with its first key.
+    pub async fn project(&self, token: &str, org: &str, body: Value) -> NewProject {
         let made = self
             .post(&format!("/api/v1/orgs/{org}/projects"), token, body)
             .await;
         assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-        made.body["id"].as_str().unwrap().to_owned()
+        let text = |v: &Value| v.as_str().unwrap().to_owned();
+        NewProject {
+            id: text(&made.body["id"]),
+            key: text(&made.body["key"]["key"]),
+            dsn: text(&made.body["key"]["dsn"]),
+        }
     }
 
-    /// A new key of `project`: the reply's body, with `key` and `dsn`.
-    pub async fn key(&self, token: &str, project: &str) -> Value {
-        let made = self
-            .post(
-                &format!("/api/v1/projects/{project}/keys"),
-                token,
-                json!({"label": "sdk"}),
-            )
+    /// A registered user owning an organization with one project: what
+    /// most tests start from.
+    pub async fn owner_with_project(&self, email: &str, project: &str) -> Owned {
+        let owner = self.user(email).await;
+        let org = self.org(&owner, "Acme", "acme").await;
+        let project = self
+            .project(&owner, &org, json!({"name": project, "platform": "rust"}))
             .await;
-        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-        made.body
+        Owned {
+            owner,
+            org,
+            project,
+        }
     }
 
     pub async fn user_id(&self, token: &str) -> String {

@@ -314,6 +314,37 @@ async fn failed_logins_are_limited_per_account_with_retry_after() {
     assert!((1..=900).contains(&wait), "{wait}");
 }
 
+/// Guesses sent at once are checked against the limit before any of them
+/// is answered: with bcrypt slow enough that each wave's guesses all
+/// arrive before the first is counted, a limit that checked first and
+/// counted later would let every guess of the second wave through.
+#[actix::test]
+async fn concurrent_wrong_passwords_never_pass_the_account_limit() {
+    use mesher::app::limiter::PER_ACCOUNT;
+    use mesher::services::BCRYPT_SLOTS;
+    let t = TestDb::new().await;
+    let dash = Dash::start_with(&t, |c| c.users.bcrypt_cost = 8).await;
+    dash.user("ann@example.org").await;
+    let mut answers = Vec::new();
+    // Waves of as many guesses as bcrypt takes at once, so that none is
+    // refused for overload instead.
+    for _ in 0..3 {
+        let wave = (0..BCRYPT_SLOTS).map(|_| dash.login("ann@example.org", "wrong password"));
+        for reply in futures_util::future::join_all(wave).await {
+            let code = reply.body["error"]["code"].as_str().unwrap().to_owned();
+            answers.push((reply.status.as_u16(), code));
+        }
+    }
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(checked, PER_ACCOUNT as usize, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, code)| *status == 401 || (*status == 429 && code == "too_many_logins")),
+        "{answers:?}"
+    );
+}
+
 #[actix::test]
 async fn bad_bodies_get_typed_errors_naming_the_field() {
     let t = TestDb::new().await;

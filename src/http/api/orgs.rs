@@ -4,8 +4,8 @@ use super::projects::{ProjectView, with_keys};
 use crate::app::orgs::{self, MyOrg, NewMember, NewOrg, ORG};
 use crate::app::projects::{self, NewProject};
 use crate::app::{Caller, State};
-use crate::domain::Role;
 use crate::domain::access::Action;
+use crate::domain::{NewApiKey, Role};
 use crate::http::error::ApiError;
 use crate::services::{GetOrg, ListMembers, ListProjectsByOrg};
 use actix_web::{HttpResponse, web};
@@ -99,7 +99,8 @@ pub async fn remove_member(
 pub struct CreatedProject {
     #[serde(flatten)]
     pub view: ProjectView,
-    pub key: crate::domain::NewApiKey,
+    /// Shown in clear this once.
+    pub key: NewApiKey,
 }
 
 /// Creates a project with its first key (see [`projects::create`]).

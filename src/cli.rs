@@ -6,10 +6,11 @@
 
 use crate::config::Config;
 use crate::db;
+use crate::domain::ProjectWithKey;
 use crate::error::{Error, Result};
 use crate::services::{
-    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrgBySlug, GetProject, ListApiKeys,
-    OrgService, ProjectService, Register, UserService,
+    AddMember, CreateApiKey, CreateOrg, CreateProjectWithKey, GetOrgBySlug, GetProject,
+    ListApiKeys, OrgService, ProjectService, Register, UserService,
 };
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
@@ -165,18 +166,12 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
             output,
         }) => {
             let org = s.orgs.send(GetOrgBySlug { slug: org }).await??;
-            let project = s
+            let ProjectWithKey { project, key } = s
                 .projects
-                .send(CreateProject {
+                .send(CreateProjectWithKey {
                     org_id: org.id.to_string(),
                     name,
                     platform,
-                })
-                .await??;
-            let key = s
-                .projects
-                .send(CreateApiKey {
-                    project_id: project.id.to_string(),
                     label: None,
                 })
                 .await??;

@@ -45,6 +45,11 @@ pub enum Error {
     #[error("session expired")]
     SessionExpired,
 
+    /// The request carries no session token, or one Mesher does not know
+    /// (malformed, made up, or logged out): the caller must log in.
+    #[error("not logged in")]
+    Unauthenticated,
+
     /// PostgreSQL could not be reached, or no pooled connection became free
     /// in time. Retrying later may succeed.
     #[error("database unavailable: {reason}")]
@@ -85,9 +90,17 @@ pub enum Error {
     /// it, and the text says what to do.
     #[error("{reason}")]
     Setup { reason: String },
+    /// A service inside Mesher did not answer: its actor has stopped (its
+    /// mailbox is closed) or did not reply in time. Nothing was done;
+    /// retrying later may succeed, as with [`Error::DatabaseUnavailable`].
+    #[error("service unavailable")]
+    ServiceUnavailable {
+        #[source]
+        source: actix::MailboxError,
+    },
 
     /// A bug or a broken invariant inside Mesher (a panicked blocking task,
-    /// an actor that is gone, a corrupt row). Never caused by user input.
+    /// a corrupt row). Never caused by user input.
     #[error("internal error: {reason}")]
     Internal {
         reason: String,
@@ -229,9 +242,11 @@ impl From<bb8::RunError<tokio_postgres::Error>> for Error {
     }
 }
 
+/// An actor that is gone is a service unavailable, not a bug: it answers
+/// 503 with a wait, wherever it is met.
 impl From<actix::MailboxError> for Error {
-    fn from(e: actix::MailboxError) -> Self {
-        Error::internal_from("actor unavailable", e)
+    fn from(source: actix::MailboxError) -> Self {
+        Error::ServiceUnavailable { source }
     }
 }
 
@@ -271,18 +286,12 @@ mod tests {
     }
 
     #[test]
-    fn mailbox_errors_keep_their_cause() {
+    fn mailbox_errors_are_an_unavailable_service_with_their_cause() {
         let e = Error::from(actix::MailboxError::Closed);
-        assert!(matches!(
-            e,
-            Error::Internal {
-                source: Some(_),
-                ..
-            }
-        ));
+        assert!(matches!(e, Error::ServiceUnavailable { .. }));
         assert_eq!(
             e.report().to_string(),
-            "internal error: actor unavailable: Mailbox has closed"
+            "service unavailable: Mailbox has closed"
         );
     }
 }

@@ -26,6 +26,7 @@
 //! directory); the writer's batch goes to the committer in one `Commit`,
 //! which answers when PostgreSQL (or the spool) has it.
 
+use crate::app;
 use crate::config::{Config, WriterConfig};
 use crate::db::{self, EventPool, Pool};
 use crate::domain::PublicUrl;
@@ -55,6 +56,8 @@ pub struct Mesher {
     pub writers: Addr<WriterRegistry>,
     /// The path HTTP requests take into the writers (see [`Intake`]).
     pub intake: Intake,
+    /// Ingest keys resolved lately, which the HTTP layer reads.
+    pub keys: KeyCache,
     pub partitions: Addr<PartitionManager>,
     /// Issues and their events: listing, reading, triage.
     pub issues: Addr<IssueService>,
@@ -177,13 +180,14 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         spool.clone(),
     );
 
-    let state = http::State {
+    let state_keys = keys.clone();
+    let state = app::State {
         projects: projects.clone(),
         keys,
         users: users.clone(),
         orgs: orgs.clone(),
         issues: issues.clone(),
-        dashboard: http::api::Dashboard {
+        dashboard: app::Dashboard {
             allow_registration: config.http.allow_registration,
             secure_cookies: public_url.is_https(),
             logins: Default::default(),
@@ -208,6 +212,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         issues,
         writers: storage.registry,
         intake: storage.intake,
+        keys: state_keys,
         partitions,
         pool,
         metrics,

@@ -3,7 +3,7 @@
 use super::{Pool, exists};
 use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, new_id};
 use crate::error::{Error, Result};
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 const INFO_COLUMNS: &str = "id, project_id, key_prefix, label, created_at, revoked_at";
@@ -27,13 +27,21 @@ pub async fn insert(
     key: &ApiKey,
     label: &Name,
 ) -> Result<ApiKeyInfo> {
+    insert_on(&*pool.get().await?, project_id, key, label).await
+}
+
+/// [`insert`] on `client`, which may be a transaction under way.
+pub(super) async fn insert_on(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    key: &ApiKey,
+    label: &Name,
+) -> Result<ApiKeyInfo> {
     let sql = format!(
         "INSERT INTO api_keys (id, project_id, key_hash, key_prefix, label) VALUES ($1, $2, $3, $4, $5)
          RETURNING {INFO_COLUMNS}"
     );
-    let row = pool
-        .get()
-        .await?
+    let row = client
         .query_one(
             &sql,
             &[

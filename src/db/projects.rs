@@ -1,9 +1,9 @@
 //! `projects`.
 
-use super::{EventPool, Pool, exists};
-use crate::domain::{Name, Project, new_id};
+use super::{EventPool, Pool, api_keys, exists};
+use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, new_id};
 use crate::error::{Error, Result};
-use tokio_postgres::Row;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 /// The columns [`from_row`] reads, for every query returning projects.
@@ -28,12 +28,38 @@ pub async fn insert(
     name: &Name,
     platform: Option<&Name>,
 ) -> Result<Project> {
+    insert_on(&*pool.get().await?, org_id, name, platform).await
+}
+
+/// A project and its first key, both or neither: a project is never left
+/// without a key to send to it with. Errors as [`insert`] and
+/// [`api_keys::insert`].
+pub async fn insert_with_key(
+    pool: &Pool,
+    org_id: Uuid,
+    name: &Name,
+    platform: Option<&Name>,
+    key: &ApiKey,
+    label: &Name,
+) -> Result<(Project, ApiKeyInfo)> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let project = insert_on(&tx, org_id, name, platform).await?;
+    let info = api_keys::insert_on(&tx, project.id, key, label).await?;
+    tx.commit().await?;
+    Ok((project, info))
+}
+
+async fn insert_on(
+    client: &impl GenericClient,
+    org_id: Uuid,
+    name: &Name,
+    platform: Option<&Name>,
+) -> Result<Project> {
     let sql = format!(
         "INSERT INTO projects (id, org_id, name, platform) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     );
-    let row = pool
-        .get()
-        .await?
+    let row = client
         .query_one(
             &sql,
             &[

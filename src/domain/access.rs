@@ -1,6 +1,6 @@
 //! Who may do what in an organization: the one policy every dashboard
 //! route (JSON or HTML) applies, through
-//! [`crate::http::api::Caller::require`].
+//! [`crate::app::Caller::require`].
 //!
 //! A member reads and triages; an admin also manages projects, keys and
 //! members; an owner also manages owners. Someone outside an organization

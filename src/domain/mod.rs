@@ -27,7 +27,7 @@ pub use issue::{
 };
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};
-pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, PublicUrl};
+pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, ProjectWithKey, PublicUrl};
 pub use user::{Email, Member, NewSession, OrgMembership, Password, Role, Session, User};
 
 use crate::error::{Error, Result};

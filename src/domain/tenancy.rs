@@ -52,6 +52,14 @@ pub struct NewApiKey {
     pub info: ApiKeyInfo,
 }
 
+/// A project just created with its first key, made together so that no
+/// project is ever left without one: the key, in clear, is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectWithKey {
+    pub project: Project,
+    pub key: NewApiKey,
+}
+
 /// The address applications reach Mesher at (`MESHER_PUBLIC_URL`), from
 /// which DSNs are built: `http` or `https`, a host, an optional port and
 /// path; no user, query or fragment. Kept without a trailing slash.

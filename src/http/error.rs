@@ -16,7 +16,8 @@ use serde_json::json;
 use std::fmt;
 use std::time::Duration;
 
-/// How long a client is asked to wait when the database is unreachable.
+/// How long a client is asked to wait when the database is unreachable or
+/// a service is not answering.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A failed request: its status, a machine-readable code, a message for
@@ -44,8 +45,9 @@ impl Problem {
         self
     }
 
-    /// The value of `Retry-After`: whole seconds, at least one.
-    fn retry_after_secs(&self) -> Option<u64> {
+    /// The value of `Retry-After`: whole seconds, at least one. The web
+    /// pages send it too.
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
             .map(|s| s.max(1))
@@ -81,6 +83,11 @@ impl From<Error> for Problem {
             Error::SessionExpired => {
                 Problem::new(S::UNAUTHORIZED, "session_expired", e.to_string())
             }
+            Error::Unauthenticated => Problem::new(
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "log in first: send the session token as a Bearer token or cookie",
+            ),
             // Storage cannot take more for now (a full buffer, a full
             // spool, no memory left for bodies): not a rate limit of the
             // client's, which has its own code.
@@ -105,6 +112,11 @@ impl From<Error> for Problem {
                 )
                 .retry_after(UNAVAILABLE_RETRY_AFTER)
             }
+            Error::ServiceUnavailable { .. } => {
+                log::warn!("answering 503: {}", e.report());
+                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+                    .retry_after(UNAVAILABLE_RETRY_AFTER)
+            }
             // Details stay in the log: they may name tables or values.
             Error::Database(_) | Error::Internal { .. } | Error::Setup { .. } => {
                 log::error!("answering 500: {}", e.report());
@@ -114,7 +126,7 @@ impl From<Error> for Problem {
     }
 }
 
-/// An actor that is gone: an internal error, as [`Error`] maps it.
+/// An actor that is gone: a service unavailable, as [`Error`] maps it.
 impl From<actix::MailboxError> for Problem {
     fn from(e: actix::MailboxError) -> Self {
         Error::from(e).into()
@@ -215,6 +227,7 @@ mod tests {
             (Error::invalid("level", "bad"), S::BAD_REQUEST),
             (Error::InvalidCredentials, S::UNAUTHORIZED),
             (Error::SessionExpired, S::UNAUTHORIZED),
+            (Error::Unauthenticated, S::UNAUTHORIZED),
             (
                 Error::Overloaded {
                     retry_after: Duration::from_millis(1500),
@@ -226,10 +239,19 @@ mod tests {
                 Error::unavailable("down", std::io::Error::other("refused")),
                 S::SERVICE_UNAVAILABLE,
             ),
+            (
+                Error::from(actix::MailboxError::Closed),
+                S::SERVICE_UNAVAILABLE,
+            ),
             (Error::internal("bug"), S::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
-            assert_eq!(Problem::from(error).status, status);
+            let text = error.to_string();
+            let problem = Problem::from(error);
+            assert_eq!(problem.status, status, "{text}");
+            // Whoever is told to wait is told how long.
+            let waits = [S::TOO_MANY_REQUESTS, S::SERVICE_UNAVAILABLE].contains(&status);
+            assert_eq!(problem.retry_after.is_some(), waits, "{text}");
         }
     }
 

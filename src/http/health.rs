@@ -1,7 +1,7 @@
 //! `/healthz` (the process answers), `/readyz` (PostgreSQL reachable and
 //! the writers accepting) and `/metrics` (Prometheus text format).
 
-use super::State;
+use crate::app::State;
 use crate::services::Accepting;
 use actix_web::{HttpResponse, web};
 use serde_json::json;

@@ -11,11 +11,11 @@
 //! all together or not at all (see [`Intake::admit`]), so a 200 means every event
 //! in it was taken, and a 429 that none was.
 
-use super::State;
 use super::body::{self, ContentEncoding};
 use super::envelope::{self, ItemType};
 use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
+use crate::app::State;
 use crate::domain::{Event, EventPayload, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
 #[cfg(doc)]

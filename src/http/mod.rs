@@ -5,14 +5,16 @@
 //! - [`ingest`]: the ingestion handlers (`/api/<id>/envelope/`,
 //!   `/api/<id>/store/`, `/api/v1/events`).
 //! - [`api`]: the dashboard API under `/api/v1` (sessions, organizations,
-//!   projects, keys, issues), with the one access check.
+//!   projects, keys, issues), over the application layer ([`crate::app`])
+//!   it shares with the web pages.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`error`]: the one mapping from errors to statuses and bodies.
 //! - The wire formats, pure functions with their tests: [`body`]
 //!   (content encodings, size limits), [`envelope`] (Sentry envelopes),
 //!   [`sentry_auth`] (where a request carries its key).
 //!
-//! Handlers are thin: extract, send a message to an actor, map the reply.
+//! Handlers are thin: extract, send a message to an actor (or call the
+//! application layer), map the reply.
 
 pub mod api;
 pub mod body;
@@ -22,45 +24,6 @@ pub mod health;
 pub mod ingest;
 pub mod sentry_auth;
 pub mod server;
-
-use crate::db::Pool;
-use crate::metrics::Metrics;
-use crate::services::{
-    Intake, IssueService, KeyCache, OrgService, ProjectService, UserService, WriterRegistry,
-};
-use actix::Addr;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::Semaphore;
-
-/// What every handler may use: the actors it talks to and the counters.
-#[derive(Clone)]
-pub struct State {
-    /// Resolves ingest keys (cached); projects and keys for the dashboard.
-    pub projects: Addr<ProjectService>,
-    /// Sessions and memberships, for the dashboard.
-    pub users: Addr<UserService>,
-    pub orgs: Addr<OrgService>,
-    pub issues: Addr<IssueService>,
-    /// The dashboard's settings and login limiter.
-    pub dashboard: api::Dashboard,
-    /// Ingest keys resolved lately, read without a message (see
-    /// [`crate::services::resolve_key`]).
-    pub keys: KeyCache,
-    /// Takes a request's events (see [`Intake::admit`]).
-    pub intake: Intake,
-    /// For the readiness check: whether the writers take events.
-    pub writers: Addr<WriterRegistry>,
-    /// For the readiness check.
-    pub pool: Pool,
-    pub metrics: Metrics,
-    /// How long a client may take to send a body.
-    pub body_timeout: Duration,
-    /// The memory, in KiB, that request bodies being read and decoded may
-    /// hold together ([`BODY_MEMORY_KIB`]): each request is bounded, and
-    /// this bounds them all, whatever the number of connections.
-    pub body_memory: Arc<Semaphore>,
-}
 
 /// 256 MiB for request bodies in all, a dozen envelopes at the largest.
 pub const BODY_MEMORY_KIB: usize = 256 * 1024;

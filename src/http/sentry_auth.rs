@@ -100,7 +100,9 @@ pub fn key_from_dsn(dsn: &str) -> Result<String, AuthError> {
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (scheme
-/// case-insensitive), or `None` for another scheme or no token.
+/// case-insensitive), or `None` for another scheme or no token. The one
+/// `Bearer` parser: ingestion's keys and the dashboard's session tokens
+/// ([`crate::app::session`]) are both read with it.
 pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = split_scheme(value);
     let valid = scheme.eq_ignore_ascii_case("bearer")

@@ -6,7 +6,8 @@
 //! in progress finish within the configured bound, then the writers.
 
 use super::error::{ApiError, Problem, SentryError};
-use super::{State, health, ingest};
+use super::{health, ingest};
+use crate::app::State;
 use crate::config::HttpConfig;
 use crate::error::{Error, Result};
 use actix_cors::Cors;

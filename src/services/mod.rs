@@ -31,8 +31,8 @@ pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
-    CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
-    ProjectService, RevokeApiKey,
+    CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
+    ListProjectsByOrg, ProjectService, RevokeApiKey,
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;

@@ -7,9 +7,12 @@
 
 use super::key_cache::KeyCache;
 use crate::db::{self, Pool};
-use crate::domain::{ApiKey, ApiKeyInfo, Name, NewApiKey, Project, PublicUrl, parse_id};
+use crate::domain::{
+    ApiKey, ApiKeyInfo, Name, NewApiKey, Project, ProjectWithKey, PublicUrl, parse_id,
+};
 use crate::error::Result;
 use actix::prelude::*;
+use uuid::Uuid;
 
 /// Creates and reads projects; issues, resolves and revokes API keys.
 pub struct ProjectService {
@@ -49,6 +52,21 @@ pub struct CreateProject {
     pub org_id: String,
     pub name: String,
     pub platform: Option<String>,
+}
+
+/// Creates a project with its first key, both or neither (one
+/// transaction): what the dashboard and the command line make, so that no
+/// project is left without a key to send to it with. The reply holds the
+/// key in clear with its DSN, the only time it exists outside the client.
+/// `label` defaults to "default". Errors as [`CreateProject`] and
+/// [`CreateApiKey`].
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ProjectWithKey>")]
+pub struct CreateProjectWithKey {
+    pub org_id: String,
+    pub name: String,
+    pub platform: Option<String>,
+    pub label: Option<String>,
 }
 
 /// Reads one project, by its id or by the numeric public id of its DSNs.
@@ -102,20 +120,56 @@ pub struct ListApiKeys {
     pub project_id: String,
 }
 
+/// A new project's fields, checked.
+fn parse_project(
+    org_id: &str,
+    name: &str,
+    platform: &Option<String>,
+) -> Result<(Uuid, Name, Option<Name>)> {
+    let org_id = parse_id("org_id", org_id)?;
+    let name = Name::parse("name", name)?;
+    let platform = platform
+        .as_deref()
+        .map(|p| Name::parse("platform", p))
+        .transpose()?;
+    Ok((org_id, name, platform))
+}
+
 impl Handler<CreateProject> for ProjectService {
     type Result = ResponseFuture<Result<Project>>;
 
     fn handle(&mut self, msg: CreateProject, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         Box::pin(async move {
-            let org_id = parse_id("org_id", &msg.org_id)?;
-            let name = Name::parse("name", &msg.name)?;
-            let platform = msg
-                .platform
-                .as_deref()
-                .map(|p| Name::parse("platform", p))
-                .transpose()?;
+            let (org_id, name, platform) = parse_project(&msg.org_id, &msg.name, &msg.platform)?;
             db::projects::insert(&pool, org_id, &name, platform.as_ref()).await
+        })
+    }
+}
+
+impl Handler<CreateProjectWithKey> for ProjectService {
+    type Result = ResponseFuture<Result<ProjectWithKey>>;
+
+    fn handle(&mut self, msg: CreateProjectWithKey, _: &mut Self::Context) -> Self::Result {
+        let (pool, public_url) = (self.pool.clone(), self.public_url.clone());
+        Box::pin(async move {
+            let (org_id, name, platform) = parse_project(&msg.org_id, &msg.name, &msg.platform)?;
+            let label = Name::parse("label", msg.label.as_deref().unwrap_or("default"))?;
+            let key = ApiKey::generate()?;
+            let (project, info) = db::projects::insert_with_key(
+                &pool,
+                org_id,
+                &name,
+                platform.as_ref(),
+                &key,
+                &label,
+            )
+            .await?;
+            let dsn = public_url.dsn(&key, project.public_id);
+            Ok(ProjectWithKey {
+                project,
+                key: NewApiKey { key, dsn, info },
+            })
         })
     }
 }

@@ -9,6 +9,8 @@
 //!   sparkline, JSON as text, setup snippets).
 //! - [`assets`]: the stylesheet and script, embedded, served under a
 //!   versioned prefix.
+//! - `handlers`: the pages' handlers, one file per area, over the
+//!   application layer ([`crate::app`]) the API shares.
 //!
 //! Every page is plain HTML and CSS; the script only adds copy buttons.
 //! Pages carry a strict Content-Security-Policy (no inline script or
@@ -45,52 +47,54 @@ pub mod format;
 mod handlers;
 pub mod pages;
 
-use crate::http::State;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use pages::{ErrorPage, Layout, LoginPage, RegisterPage};
+use pages::ErrorPage;
 
 /// The web UI's routes, to mount at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use handlers as h;
-    cfg.route("/", web::get().to(h::home))
-        .route("/login", web::get().to(login))
-        .route("/login", web::post().to(h::login))
-        .route("/register", web::get().to(register))
-        .route("/register", web::post().to(h::register))
-        .route("/logout", web::post().to(h::logout))
-        .route("/projects", web::get().to(h::projects))
-        .route("/projects/new", web::get().to(h::new_project))
-        .route("/projects/new", web::post().to(h::create_project))
-        .route("/projects/{id}/issues", web::get().to(h::issues))
+    use handlers::{auth, issues, keys, orgs, projects};
+    cfg.route("/", web::get().to(handlers::home))
+        .route("/login", web::get().to(auth::login_page))
+        .route("/login", web::post().to(auth::login))
+        .route("/register", web::get().to(auth::register_page))
+        .route("/register", web::post().to(auth::register))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/projects", web::get().to(projects::list))
+        .route("/projects/new", web::get().to(projects::new))
+        .route("/projects/new", web::post().to(projects::create))
+        .route("/projects/{id}/issues", web::get().to(issues::list))
         .route(
             "/projects/{id}/issues/resolve",
-            web::post().to(h::resolve_selected),
+            web::post().to(issues::resolve_selected),
         )
-        .route("/projects/{id}/issues/{issue_id}", web::get().to(h::issue))
+        .route(
+            "/projects/{id}/issues/{issue_id}",
+            web::get().to(issues::issue),
+        )
         .route(
             "/projects/{id}/issues/{issue_id}/status",
-            web::post().to(h::set_status),
+            web::post().to(issues::set_status),
         )
         .route(
             "/projects/{id}/issues/{issue_id}/assignee",
-            web::post().to(h::set_assignee),
+            web::post().to(issues::set_assignee),
         )
-        .route("/projects/{id}/keys", web::get().to(h::keys))
-        .route("/projects/{id}/keys", web::post().to(h::create_key))
+        .route("/projects/{id}/keys", web::get().to(keys::list))
+        .route("/projects/{id}/keys", web::post().to(keys::create))
         .route(
             "/projects/{id}/keys/{key_id}/revoke",
-            web::post().to(h::revoke_key),
+            web::post().to(keys::revoke),
         )
-        .route("/orgs/new", web::get().to(h::new_org))
-        .route("/orgs/new", web::post().to(h::create_org))
-        .route("/orgs/{org_id}/members", web::get().to(h::members))
-        .route("/orgs/{org_id}/members", web::post().to(h::add_member))
+        .route("/orgs/new", web::get().to(orgs::new))
+        .route("/orgs/new", web::post().to(orgs::create))
+        .route("/orgs/{org_id}/members", web::get().to(orgs::members))
+        .route("/orgs/{org_id}/members", web::post().to(orgs::add_member))
         .route(
             "/orgs/{org_id}/members/{user_id}/role",
-            web::post().to(h::change_role),
+            web::post().to(orgs::change_role),
         )
         .route("/static/{version}/{name}", web::get().to(assets::serve));
 }
@@ -125,29 +129,6 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
 /// caller may not see.
 pub fn not_found_page() -> HttpResponse {
     render(StatusCode::NOT_FOUND, &ErrorPage::not_found(None))
-}
-
-/// `GET /login`.
-async fn login(state: web::Data<State>) -> HttpResponse {
-    let page = LoginPage {
-        layout: Layout::new("Log in", None),
-        email: String::new(),
-        error: None,
-        registration_open: state.dashboard.allow_registration,
-    };
-    render(StatusCode::OK, &page)
-}
-
-/// `GET /register`.
-async fn register(state: web::Data<State>) -> HttpResponse {
-    let page = RegisterPage {
-        layout: Layout::new("Create an account", None),
-        email: String::new(),
-        display_name: String::new(),
-        error: None,
-        registration_open: state.dashboard.allow_registration,
-    };
-    render(StatusCode::OK, &page)
 }
 
 #[cfg(test)]

@@ -13,6 +13,21 @@ pub struct Dash {
     client: awc::Client,
 }
 
+/// A project made through the API: its id, and its first key and DSN
+/// (shown this once).
+pub struct NewProject {
+    pub id: String,
+    pub key: String,
+    pub dsn: String,
+}
+
+/// A user's session, their organization, and its project.
+pub struct Owned {
+    pub owner: String,
+    pub org: String,
+    pub project: NewProject,
+}
+
 /// What a request got back.
 pub struct Reply {
     pub status: StatusCode,
@@ -38,11 +53,8 @@ impl Dash {
     }
 
     pub async fn start_with(t: &TestDb, tune: impl FnOnce(&mut Config)) -> Dash {
-        let mut config = t.config();
-        config.http.addr = "127.0.0.1:0".parse().unwrap();
-        tune(&mut config);
         Dash {
-            mesher: mesher::start(&config).await.expect("start mesher"),
+            mesher: t.start_with(tune).await,
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
@@ -152,26 +164,33 @@ impl Dash {
         made.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// A new project of `org`; its id.
-    pub async fn project(&self, token: &str, org: &str, body: Value) -> String {
+    /// A new project of `org`, with its first key.
+    pub async fn project(&self, token: &str, org: &str, body: Value) -> NewProject {
         let made = self
             .post(&format!("/api/v1/orgs/{org}/projects"), token, body)
             .await;
         assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-        made.body["id"].as_str().unwrap().to_owned()
+        let text = |v: &Value| v.as_str().unwrap().to_owned();
+        NewProject {
+            id: text(&made.body["id"]),
+            key: text(&made.body["key"]["key"]),
+            dsn: text(&made.body["key"]["dsn"]),
+        }
     }
 
-    /// A new key of `project`: the reply's body, with `key` and `dsn`.
-    pub async fn key(&self, token: &str, project: &str) -> Value {
-        let made = self
-            .post(
-                &format!("/api/v1/projects/{project}/keys"),
-                token,
-                json!({"label": "sdk"}),
-            )
+    /// A registered user owning an organization with one project: what
+    /// most tests start from.
+    pub async fn owner_with_project(&self, email: &str, project: &str) -> Owned {
+        let owner = self.user(email).await;
+        let org = self.org(&owner, "Acme", "acme").await;
+        let project = self
+            .project(&owner, &org, json!({"name": project, "platform": "rust"}))
             .await;
-        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-        made.body
+        Owned {
+            owner,
+            org,
+            project,
+        }
     }
 
     pub async fn user_id(&self, token: &str) -> String {
@@ -293,6 +312,37 @@ async fn failed_logins_are_limited_per_account_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=900).contains(&wait), "{wait}");
+}
+
+/// Guesses sent at once are checked against the limit before any of them
+/// is answered: with bcrypt slow enough that each wave's guesses all
+/// arrive before the first is counted, a limit that checked first and
+/// counted later would let every guess of the second wave through.
+#[actix::test]
+async fn concurrent_wrong_passwords_never_pass_the_account_limit() {
+    use mesher::app::limiter::PER_ACCOUNT;
+    use mesher::services::BCRYPT_SLOTS;
+    let t = TestDb::new().await;
+    let dash = Dash::start_with(&t, |c| c.users.bcrypt_cost = 8).await;
+    dash.user("ann@example.org").await;
+    let mut answers = Vec::new();
+    // Waves of as many guesses as bcrypt takes at once, so that none is
+    // refused for overload instead.
+    for _ in 0..3 {
+        let wave = (0..BCRYPT_SLOTS).map(|_| dash.login("ann@example.org", "wrong password"));
+        for reply in futures_util::future::join_all(wave).await {
+            let code = reply.body["error"]["code"].as_str().unwrap().to_owned();
+            answers.push((reply.status.as_u16(), code));
+        }
+    }
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert_eq!(checked, PER_ACCOUNT as usize, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, code)| *status == 401 || (*status == 429 && code == "too_many_logins")),
+        "{answers:?}"
+    );
 }
 
 #[actix::test]

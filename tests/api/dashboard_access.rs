@@ -95,14 +95,7 @@ struct World {
 impl World {
     async fn new(dash: &Dash, t: &TestDb) -> World {
         let owner = dash.user("owner@example.org").await;
-        let org = dash
-            .post(
-                "/api/v1/orgs",
-                &owner,
-                json!({"name": "Acme", "slug": "acme"}),
-            )
-            .await;
-        let org = org.body["id"].as_str().unwrap().to_owned();
+        let org = dash.org(&owner, "Acme", "acme").await;
         for (email, role) in [
             ("member@example.org", "member"),
             ("admin@example.org", "admin"),
@@ -134,22 +127,10 @@ impl World {
         )
         .await;
 
-        let project = dash
-            .post(
-                &format!("/api/v1/orgs/{org}/projects"),
-                &owner,
-                json!({"name": "web", "platform": "python"}),
-            )
+        let made = dash
+            .project(&owner, &org, json!({"name": "web", "platform": "python"}))
             .await;
-        let project = project.body["id"].as_str().unwrap().to_owned();
-        let key = dash
-            .post(
-                &format!("/api/v1/projects/{project}/keys"),
-                &owner,
-                json!({}),
-            )
-            .await;
-        let key = key.body["key"].as_str().unwrap().to_owned();
+        let (project, key) = (made.id, made.key);
         let event_id = uuid::Uuid::now_v7().simple().to_string();
         let sent = dash
             .call(

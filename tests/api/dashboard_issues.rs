@@ -10,36 +10,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An owner's session, an organization, a project and its key.
-struct Setup {
-    owner: String,
-    project: String,
-    key: String,
-    dsn: String,
-}
-
-async fn setup(dash: &Dash) -> Setup {
-    let owner = dash.user("owner@example.org").await;
-    let org = dash.org(&owner, "Acme", "acme").await;
-    let project = dash
-        .project(&owner, &org, json!({"name": "api", "platform": "rust"}))
-        .await;
-    let key = dash.key(&owner, &project).await;
-    Setup {
-        owner,
-        project,
-        key: key["key"].as_str().unwrap().to_owned(),
-        dsn: key["dsn"].as_str().unwrap().to_owned(),
-    }
-}
-
 #[actix::test]
 async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_resolved() {
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
-    let s = setup(&dash).await;
+    let s = dash.owner_with_project("owner@example.org", "api").await;
 
-    let dsn = s.dsn.clone();
+    let dsn = s.project.dsn.clone();
     let event_id = tokio::task::spawn_blocking(move || {
         let mut options = sentry::ClientOptions::default();
         options.dsn = Some(dsn.parse().unwrap());
@@ -62,7 +39,10 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
     .await;
 
     let issues = dash
-        .get(&format!("/api/v1/projects/{}/issues", s.project), &s.owner)
+        .get(
+            &format!("/api/v1/projects/{}/issues", s.project.id),
+            &s.owner,
+        )
         .await;
     assert_eq!(issues.status, 200);
     let issue = &issues.body["issues"][0];
@@ -74,7 +54,7 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
 
     let detail = dash
         .get(
-            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project),
+            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project.id),
             &s.owner,
         )
         .await;
@@ -84,7 +64,7 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
         .get(
             &format!(
                 "/api/v1/projects/{}/events/{}",
-                s.project,
+                s.project.id,
                 event_id.simple()
             ),
             &s.owner,
@@ -110,7 +90,7 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
     let resolved = dash
         .call(
             Method::PATCH,
-            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project),
+            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project.id),
             Auth::Bearer(&s.owner),
             Some(json!({"status": "resolved"})),
         )
@@ -119,7 +99,7 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
     assert_eq!(resolved.body["status"], "resolved");
     let open = dash
         .get(
-            &format!("/api/v1/projects/{}/issues?status=unresolved", s.project),
+            &format!("/api/v1/projects/{}/issues?status=unresolved", s.project.id),
             &s.owner,
         )
         .await;
@@ -131,7 +111,7 @@ async fn an_error_sent_by_the_sentry_sdk_is_read_back_with_its_stack_trace_and_r
     let refused = dash
         .call(
             Method::PATCH,
-            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project),
+            &format!("/api/v1/projects/{}/issues/{issue_id}", s.project.id),
             Auth::Bearer(&s.owner),
             Some(json!({"assignee_id": stranger_id})),
         )
@@ -165,8 +145,8 @@ async fn send_issues(dash: &Dash, key: &str, from: usize, n: usize) {
 async fn pages_neither_skip_nor_repeat_an_issue_while_new_ones_arrive() {
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
-    let s = setup(&dash).await;
-    send_issues(&dash, &s.key, 0, 60).await;
+    let s = dash.owner_with_project("owner@example.org", "api").await;
+    send_issues(&dash, &s.project.key, 0, 60).await;
     wait_until("60 issues", async || {
         t.count("SELECT count(*) FROM issues").await == 60
     })
@@ -179,11 +159,11 @@ async fn pages_neither_skip_nor_repeat_an_issue_while_new_ones_arrive() {
         let path = match &cursor {
             Some(c) => format!(
                 "/api/v1/projects/{}/issues?sort=first_seen&limit=7&cursor={c}",
-                s.project
+                s.project.id
             ),
             None => format!(
                 "/api/v1/projects/{}/issues?sort=first_seen&limit=7",
-                s.project
+                s.project.id
             ),
         };
         let page = dash.get(&path, &s.owner).await;
@@ -194,7 +174,7 @@ async fn pages_neither_skip_nor_repeat_an_issue_while_new_ones_arrive() {
         pages += 1;
         if pages == 2 {
             // New issues arrive mid-walk; they head a fresh first page.
-            send_issues(&dash, &s.key, 60, 5).await;
+            send_issues(&dash, &s.project.key, 60, 5).await;
             wait_until("65 issues", async || {
                 t.count("SELECT count(*) FROM issues").await == 65
             })

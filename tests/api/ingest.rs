@@ -2,10 +2,10 @@
 //! Sentry SDK for Rust and by hand-made requests for every bad input.
 
 use crate::common::outcomes::Metrics;
-use crate::common::{TestDb, wait_until};
+use crate::common::{TestDb, project_with_key, wait_until};
 use actix_web::http::StatusCode;
-use mesher::domain::{NewApiKey, Project};
-use mesher::services::{CreateApiKey, CreateOrg, CreateProject, RevokeApiKey};
+use mesher::domain::{NewApiKey, Project, ProjectWithKey};
+use mesher::services::RevokeApiKey;
 use mesher::{Config, Mesher};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -25,11 +25,8 @@ impl Server {
     }
 
     async fn start_with(t: &TestDb, tune: impl FnOnce(&mut Config)) -> Server {
-        let mut config = t.config();
-        config.http.addr = "127.0.0.1:0".parse().unwrap();
-        tune(&mut config);
-        let mesher = mesher::start(&config).await.expect("start mesher");
-        let (project, key) = new_project(&mesher, "app").await;
+        let mesher = t.start_with(tune).await;
+        let ProjectWithKey { project, key } = project_with_key(&mesher, "app").await;
         Server {
             mesher,
             project,
@@ -52,39 +49,6 @@ impl Server {
     fn auth(&self) -> String {
         sentry_auth(self.key.key.expose())
     }
-}
-
-async fn new_project(mesher: &Mesher, name: &str) -> (Project, NewApiKey) {
-    let slug = format!("org-{}", uuid::Uuid::now_v7().simple());
-    let org = mesher
-        .orgs
-        .send(CreateOrg {
-            name: "Org".into(),
-            slug,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let project = mesher
-        .projects
-        .send(CreateProject {
-            org_id: org.id.to_string(),
-            name: name.into(),
-            platform: Some("rust".into()),
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let key = mesher
-        .projects
-        .send(CreateApiKey {
-            project_id: project.id.to_string(),
-            label: None,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    (project, key)
 }
 
 fn sentry_auth(key: &str) -> String {
@@ -384,7 +348,10 @@ async fn every_place_an_sdk_puts_its_key_is_read() {
 async fn bad_requests_get_their_status_and_a_json_body() {
     let t = TestDb::new().await;
     let server = Server::start(&t).await;
-    let (other, other_key) = new_project(&server.mesher, "other").await;
+    let ProjectWithKey {
+        project: other,
+        key: other_key,
+    } = project_with_key(&server.mesher, "other").await;
     let auth = server.auth();
     let other_auth = sentry_auth(other_key.key.expose());
     let unknown = sentry_auth(&format!("mshr_{}", "0".repeat(64)));
@@ -755,16 +722,7 @@ async fn a_database_made_by_the_first_schema_is_upgraded_in_place() {
     .await;
 
     // Both started once, so both have the same partitions.
-    let start = async |t: &TestDb| {
-        let mut config = t.config();
-        config.http.addr = "127.0.0.1:0".parse().unwrap();
-        mesher::start(&config)
-            .await
-            .expect("start")
-            .shutdown()
-            .await
-            .unwrap();
-    };
+    let start = async |t: &TestDb| t.start().await.shutdown().await.unwrap();
     start(&old).await;
     let fresh = TestDb::empty().await;
     start(&fresh).await;
@@ -881,10 +839,9 @@ async fn two_mesher_instances_writing_one_fingerprint_keep_exact_counts() {
     // A second instance on the same database: its own server, key cache,
     // writers, pools and spool, as a second process behind a load
     // balancer has.
-    let mut config = t.config();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    config.spool.dir = Some(t.spool_dir().join("second"));
-    let second = mesher::start(&config).await.unwrap();
+    let second = t
+        .start_with(|c| c.spool.dir = Some(t.spool_dir().join("second")))
+        .await;
     let urls = [
         first.envelope_url(),
         format!(

@@ -32,4 +32,5 @@ mod queries;
 mod spool;
 mod startup;
 mod storage;
+mod surfaces;
 mod web;

@@ -25,11 +25,11 @@ fn event(project: Uuid, fingerprint: &str, n: usize) -> Event {
 
 /// A Mesher whose every connection to PostgreSQL goes through `proxy`.
 async fn start_behind(t: &TestDb, proxy: &Proxy, tune: impl FnOnce(&mut Config)) -> Mesher {
-    let mut config = t.config();
-    config.database_url = proxy.url(&t.url);
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    tune(&mut config);
-    mesher::start(&config).await.expect("start mesher")
+    t.start_with(|config| {
+        config.database_url = proxy.url(&t.url);
+        tune(config);
+    })
+    .await
 }
 
 async fn stored(t: &TestDb) -> i64 {

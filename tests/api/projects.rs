@@ -3,7 +3,7 @@
 use crate::common::TestDb;
 use crate::helpers::*;
 use mesher::Error;
-use mesher::services::{CreateProject, GetProjectByApiKey, RevokeApiKey};
+use mesher::services::{CreateProject, CreateProjectWithKey, GetProjectByApiKey, RevokeApiKey};
 
 #[actix::test]
 async fn bad_project_input_is_rejected_without_a_row() {
@@ -180,4 +180,54 @@ async fn revoked_api_key_stops_resolving_at_once() {
     );
     let listed = call(&s.projects, keys_of(&project)).await.unwrap();
     assert_eq!(listed, vec![revoked, kept.info]);
+}
+
+#[actix::test]
+async fn a_project_made_with_its_first_key_has_both_or_neither() {
+    let t = TestDb::new().await;
+    let s = Services::start(&t);
+    let org = s.org("Acme", "acme").await;
+    let with_key = |name: &str, label: Option<&str>| CreateProjectWithKey {
+        org_id: org.id.to_string(),
+        name: name.into(),
+        platform: Some("rust".into()),
+        label: label.map(Into::into),
+    };
+
+    let made = call(&s.projects, with_key("Web", None)).await.unwrap();
+    assert_eq!(made.project.name, "Web");
+    assert_eq!(made.key.info.project_id, made.project.id);
+    assert_eq!(made.key.info.label, "default");
+    assert!(
+        made.key
+            .dsn
+            .ends_with(&format!("/{}", made.project.public_id)),
+        "{}",
+        made.key.dsn
+    );
+    let resolved = call(&s.projects, by_key(&made.key)).await.unwrap();
+    assert_eq!(resolved, made.project);
+    let keys = call(&s.projects, keys_of(&made.project)).await.unwrap();
+    assert_eq!(keys, std::slice::from_ref(&made.key.info));
+
+    // Refused input writes nothing, whichever half it is in.
+    let before = row_counts(&t).await;
+    let too_long = "x".repeat(201);
+    assert_err!(
+        call(&s.projects, with_key("", None)).await,
+        Error::InvalidInput { field: "name", .. },
+    );
+    assert_err!(
+        call(&s.projects, with_key("Api", Some(&too_long))).await,
+        Error::InvalidInput { field: "label", .. },
+    );
+    // A failure in the database after the project's row, before the key's
+    // (the keys' table is away), leaves no project behind.
+    t.execute("ALTER TABLE api_keys RENAME TO api_keys_away")
+        .await;
+    let failed = call(&s.projects, with_key("Api", None)).await;
+    t.execute("ALTER TABLE api_keys_away RENAME TO api_keys")
+        .await;
+    assert_err!(failed, Error::Database(_));
+    assert_eq!(row_counts(&t).await, before);
 }

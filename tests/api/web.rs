@@ -8,12 +8,6 @@ use actix_web::http::StatusCode;
 use fantoccini::Locator;
 use mesher::Mesher;
 
-async fn start(t: &TestDb) -> Mesher {
-    let mut config = t.config();
-    config.http.addr = "127.0.0.1:0".parse().unwrap();
-    mesher::start(&config).await.expect("start mesher")
-}
-
 /// Status, content type and body of `GET path`.
 async fn get(mesher: &Mesher, path: &str) -> (StatusCode, String, String) {
     let url = format!("http://{}{path}", mesher.http_addr);
@@ -38,7 +32,7 @@ async fn get(mesher: &Mesher, path: &str) -> (StatusCode, String, String) {
 #[actix::test]
 async fn pages_without_a_session_and_the_404_page() {
     let t = TestDb::new().await;
-    let mesher = start(&t).await;
+    let mesher = t.start().await;
 
     for (path, heading) in [
         ("/login", "<h1>Log in</h1>"),
@@ -79,7 +73,7 @@ async fn pages_without_a_session_and_the_404_page() {
 #[actix::test]
 async fn the_login_page_in_a_real_browser() {
     let t = TestDb::new().await;
-    let mesher = start(&t).await;
+    let mesher = t.start().await;
     let browser = Browser::start("login").await;
     let client = &browser.client;
 
@@ -125,7 +119,7 @@ async fn the_login_page_in_a_real_browser() {
 #[actix::test]
 async fn from_a_new_account_to_a_resolved_issue_in_a_real_browser() {
     let t = TestDb::new().await;
-    let mesher = start(&t).await;
+    let mesher = t.start().await;
     let base = format!("http://{}", mesher.http_addr);
     let browser = Browser::start("flow").await;
     let client = &browser.client;
@@ -296,9 +290,8 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     use serde_json::json;
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
-    let owner = dash.user("owner@example.org").await;
-    let org = dash.org(&owner, "Acme", "acme").await;
-    let project = dash.project(&owner, &org, json!({"name": "web"})).await;
+    let made = dash.owner_with_project("owner@example.org", "web").await;
+    let (owner, org, project) = (made.owner, made.org, made.project.id);
     let member = dash.user("member@example.org").await;
     dash.post(
         &format!("/api/v1/orgs/{org}/members"),
@@ -368,7 +361,11 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     let (status, body) = post(&format!("http://{}", dash.mesher.http_addr)).await;
     assert_eq!(status, 201);
     assert!(body.contains("mshr_"), "the new key's DSN is shown");
-    assert_eq!(t.count("SELECT count(*) FROM api_keys").await, 1);
+    assert_eq!(
+        t.count("SELECT count(*) FROM api_keys WHERE label = 'ci'")
+            .await,
+        1
+    );
 }
 
 /// The `href` of the link whose text is `text`, if the page has one.
@@ -376,6 +373,63 @@ fn link_to(body: &str, text: &str) -> Option<String> {
     let end = body.find(&format!(">{text}</a>"))?;
     let start = body[..end].rfind("href=\"")? + "href=\"".len();
     Some(body[start..end].split('"').next()?.replace("&#61;", "="))
+}
+
+/// The text of an HTML fragment that starts inside an opening tag: what
+/// follows that tag, with the tags within left out and spaces collapsed.
+fn text_of(fragment: &str) -> String {
+    let content = fragment.split_once('>').map_or("", |(_, rest)| rest);
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in content.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What `body` holds between `start` and `end`.
+fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body.find(start).unwrap_or_else(|| panic!("no {start}")) + start.len();
+    let to = body[from..].find(end).unwrap_or_else(|| panic!("no {end}")) + from;
+    &body[from..to]
+}
+
+/// The issue list's row for the issue titled `title`: each cell's text
+/// under its column's heading, so that a number is read from its own
+/// column and no other; and the row's HTML.
+fn issue_row(list: &str, title: &str) -> (Vec<(String, String)>, String) {
+    let headings = between(list, "<thead>", "</thead>")
+        .split("<th")
+        .skip(1)
+        .map(text_of);
+    let row = between(list, "<tbody>", "</tbody>")
+        .split("<tr")
+        .skip(1)
+        .find(|tr| tr.contains(&format!(">{title}</a>")))
+        .unwrap_or_else(|| panic!("no row for {title}"));
+    let cells = row.split("<td").skip(1).map(text_of);
+    (headings.zip(cells).collect(), row.to_owned())
+}
+
+/// The cell of `row` under `heading`.
+fn cell<'a>(row: &'a [(String, String)], heading: &str) -> &'a str {
+    row.iter()
+        .find(|(h, _)| h == heading)
+        .map(|(_, text)| text.as_str())
+        .unwrap_or_else(|| panic!("no column {heading}"))
+}
+
+/// The issue page's figure for `term` (Events, Users, ...).
+fn figure(page: &str, term: &str) -> String {
+    text_of(between(page, &format!("<dt>{term}</dt>"), "</dd>"))
 }
 
 #[actix::test]
@@ -386,46 +440,51 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
     use std::time::Duration;
     let t = TestDb::new().await;
     let dash = Dash::start(&t).await;
-    let owner = dash.user("owner@example.org").await;
-    let org = dash.org(&owner, "Acme", "acme").await;
-    let project = dash.project(&owner, &org, json!({"name": "shop"})).await;
-    let dsn = dash.key(&owner, &project).await["dsn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let made = dash.owner_with_project("owner@example.org", "shop").await;
+    let (owner, project, dsn) = (made.owner, made.project.id, made.project.dsn);
 
-    // One failure hitting alice, then bob, then alice again: one issue,
-    // three events, two users. Each is flushed before the next, so they
-    // arrive in this order.
+    // One failure hitting alice, bob and alice again: one issue, three
+    // events, two users.
     let sent = tokio::task::spawn_blocking(move || {
         let mut options = sentry::ClientOptions::default();
         options.dsn = Some(dsn.parse().unwrap());
         let client = Arc::new(sentry::Client::from(sentry::apply_defaults(options)));
         let hub = sentry::Hub::new(Some(client.clone()), Arc::new(sentry::Scope::default()));
-        ["alice", "bob", "alice"]
-            .into_iter()
-            .map(|who| {
-                let id = hub.capture_event(sentry::protocol::Event {
-                    message: Some("checkout failed".into()),
-                    level: sentry::Level::Error,
-                    user: Some(sentry::User {
-                        id: Some(who.into()),
-                        ..Default::default()
-                    }),
+        for who in ["alice", "bob", "alice"] {
+            hub.capture_event(sentry::protocol::Event {
+                message: Some("checkout failed".into()),
+                level: sentry::Level::Error,
+                user: Some(sentry::User {
+                    id: Some(who.into()),
                     ..Default::default()
-                });
-                assert!(client.flush(Some(Duration::from_secs(10))));
-                std::thread::sleep(Duration::from_millis(20));
-                id.to_string()
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
+                }),
+                ..Default::default()
+            });
+        }
+        client.flush(Some(Duration::from_secs(10)))
+    });
+    assert!(sent.await.unwrap(), "the SDK sent the events");
     wait_until("the three events are stored", async || {
         t.count("SELECT count(*) FROM events").await == 3
     })
     .await;
+    // The order the pages must walk, newest first, from the stored data
+    // (by the time Mesher received each, then by id), not from the order
+    // they were sent in.
+    let newest_first: Vec<String> = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT id FROM events ORDER BY received_at DESC, id DESC",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<_, uuid::Uuid>(0).to_string())
+        .collect();
     let issues = dash
         .get(&format!("/api/v1/projects/{project}/issues"), &owner)
         .await;
@@ -455,21 +514,26 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
 
     let (status, list) = page(&format!("/projects/{project}/issues")).await;
     assert_eq!(status, 200);
-    assert!(list.contains(r#"<td class="num">3</td>"#), "three events");
-    assert!(list.contains(r#"<td class="num wide">2</td>"#), "two users");
+    let (row, html) = issue_row(&list, "checkout failed");
+    assert_eq!(cell(&row, "Events"), "3", "{row:?}");
+    assert_eq!(cell(&row, "Users"), "2", "{row:?}");
     assert!(
-        list.contains(r#"aria-label="3 events in the last 14 days""#),
-        "a sparkline of the three"
+        html.contains(r#"aria-label="3 events in the last 14 days""#),
+        "a sparkline of the three: {html}"
     );
 
     // The issue page opens on the newest event and walks back to the
     // oldest, then forward again.
     let issue_page = format!("/projects/{project}/issues/{issue}");
     let (_, newest) = page(&issue_page).await;
-    assert!(newest.contains(&sent[2]), "the newest event is shown");
+    assert!(
+        newest.contains(&newest_first[0]),
+        "the newest event is shown"
+    );
     assert!(newest.contains("Newest event") && !newest.contains(">Newer event</a>"));
-    assert!(newest.contains("<dd>2</dd>"), "the issue's two users");
-    let mut shown = vec![sent[2].clone()];
+    assert_eq!(figure(&newest, "Events"), "3");
+    assert_eq!(figure(&newest, "Users"), "2", "the issue's two users");
+    let mut shown = vec![newest_first[0].clone()];
     let mut body = newest;
     while let Some(older) = link_to(&body, "Older event") {
         let (status, next) = page(&format!("{issue_page}{older}")).await;
@@ -479,10 +543,10 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
         assert!(body.contains(&shown[shown.len() - 1]), "{older} is shown");
         assert!(shown.len() <= 3, "the walk ends");
     }
-    assert_eq!(shown, [sent[2].clone(), sent[1].clone(), sent[0].clone()]);
+    assert_eq!(shown, newest_first);
     assert!(body.contains("Oldest event"));
     let newer = link_to(&body, "Newer event").expect("a newer link on the oldest");
-    assert_eq!(newer, format!("?event={}", sent[1]));
+    assert_eq!(newer, format!("?event={}", newest_first[1]));
 
     // An event that is not this issue's (or not anybody's) is the 404 page.
     assert_eq!(

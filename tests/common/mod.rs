@@ -11,10 +11,11 @@
 pub mod outcomes;
 pub mod proxy;
 
-use mesher::Config;
 use mesher::config::PartitionConfig;
 use mesher::db::{self, EventPool, Pool};
-use mesher::domain::{Name, Slug};
+use mesher::domain::{Name, ProjectWithKey, Slug};
+use mesher::services::{CreateOrg, CreateProjectWithKey};
+use mesher::{Config, Mesher};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
@@ -105,9 +106,11 @@ impl TestDb {
         }
     }
 
-    /// Defaults shortened for tests: cheap bcrypt, quick timers.
+    /// Defaults shortened for tests: cheap bcrypt, quick timers, and a
+    /// free port to listen on.
     pub fn config(&self) -> Config {
         let mut c = Config::new(&self.url);
+        c.http.addr = "127.0.0.1:0".parse().unwrap();
         c.pool_size = 8;
         c.database_wait = Duration::from_secs(5);
         c.users.bcrypt_cost = 4;
@@ -115,6 +118,19 @@ impl TestDb {
         c.writer.retry_backoff = [20, 40, 80].map(Duration::from_millis).to_vec();
         c.spool.dir = Some(self.spool_dir());
         c
+    }
+
+    /// Mesher on this database with [`TestDb::config`], listening on a
+    /// free port (its `http_addr` says which).
+    pub async fn start(&self) -> Mesher {
+        self.start_with(|_| {}).await
+    }
+
+    /// [`TestDb::start`] with the configuration changed by `tune` first.
+    pub async fn start_with(&self, tune: impl FnOnce(&mut Config)) -> Mesher {
+        let mut config = self.config();
+        tune(&mut config);
+        mesher::start(&config).await.expect("start mesher")
     }
 
     /// The spool directory of [`TestDb::config`]: the test's own, removed
@@ -164,6 +180,33 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .get(0)
     }
+}
+
+/// A project named `name` with its first key (labelled "default"), in an
+/// organization of its own, made through `mesher`'s services as the
+/// dashboard makes them.
+pub async fn project_with_key(mesher: &Mesher, name: &str) -> ProjectWithKey {
+    let slug = format!("org-{}", uuid::Uuid::now_v7().simple());
+    let org = mesher
+        .orgs
+        .send(CreateOrg {
+            name: "Org".into(),
+            slug,
+        })
+        .await
+        .expect("the organization service is running")
+        .expect("create an organization");
+    mesher
+        .projects
+        .send(CreateProjectWithKey {
+            org_id: org.id.to_string(),
+            name: name.into(),
+            platform: Some("rust".into()),
+            label: None,
+        })
+        .await
+        .expect("the project service is running")
+        .unwrap_or_else(|e| panic!("create project {name}: {e}"))
 }
 
 impl Drop for TestDb {

@@ -1,13 +1,11 @@
 //! `/api/v1/projects/{id}/issues` and `/events`: what broke, and triage.
 
-use super::caller::Caller;
+use crate::app::issues::{self, Triage};
+use crate::app::{Caller, State};
 use crate::domain::access::Action;
 use crate::error::Error;
-use crate::http::State;
 use crate::http::error::ApiError;
-use crate::services::{
-    AssignIssue, GetEvent, GetIssue, GetRole, ListIssueEvents, ListIssues, UpdateIssueStatus,
-};
+use crate::services::{GetEvent, GetIssue, ListIssueEvents, ListIssues};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -31,7 +29,7 @@ pub async fn list(
     project_id: web::Path<String>,
     q: web::Query<IssueQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
     let q = q.into_inner();
     let page = state
         .issues
@@ -55,7 +53,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (project_id, issue_id) = path.into_inner();
-    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
     let detail = state
         .issues
         .send(GetIssue {
@@ -75,7 +73,7 @@ pub async fn update(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (project_id, issue_id) = path.into_inner();
-    let project = caller.project(&state, &project_id, Action::Triage).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Triage).await?;
     let body = body.into_inner();
     let status = match body.get("status") {
         None => None,
@@ -92,46 +90,13 @@ pub async fn update(
         }
         Some(_) => return Err(Error::invalid("assignee_id", "must be a user id or null").into()),
     };
-    if status.is_none() && assignee.is_none() {
-        return Err(Error::invalid("body", "must set status or assignee_id").into());
-    }
-    if let Some(Some(user_id)) = assignee {
-        check_assignee(&state, project.org_id, user_id, "assignee_id").await?;
-    }
-    let project_id = project.id.to_string();
-    let mut issue = None;
-    if let Some(status) = status {
-        let msg = UpdateIssueStatus {
-            project_id: project_id.clone(),
-            issue_id: issue_id.clone(),
-            status,
-        };
-        issue = Some(state.issues.send(msg).await??);
-    }
-    if let Some(user) = assignee {
-        let msg = AssignIssue {
-            project_id,
-            issue_id,
-            user_id: user.map(|u| u.to_string()),
-        };
-        issue = Some(state.issues.send(msg).await??);
-    }
+    let change = Triage {
+        status,
+        assignee,
+        assignee_field: "assignee_id",
+    };
+    let issue = issues::triage(&state, &project, issue_id, change).await?;
     Ok(HttpResponse::Ok().json(issue))
-}
-
-/// Only a member of the organization may be assigned its issues;
-/// `InvalidInput` naming `field` otherwise.
-pub async fn check_assignee(
-    state: &State,
-    org_id: Uuid,
-    user_id: Uuid,
-    field: &'static str,
-) -> Result<(), Error> {
-    let member = state.users.send(GetRole { user_id, org_id }).await??;
-    member.map(|_| ()).ok_or(Error::invalid(
-        field,
-        "must be a member of the project's organization",
-    ))
 }
 
 #[derive(Deserialize)]
@@ -147,7 +112,7 @@ pub async fn events(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let (project_id, issue_id) = path.into_inner();
-    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
     let Page { cursor, limit } = page.into_inner();
     let events = state
         .issues
@@ -167,7 +132,7 @@ pub async fn event(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (project_id, event_id) = path.into_inner();
-    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
     let event = state
         .issues
         .send(GetEvent {

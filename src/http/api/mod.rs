@@ -1,12 +1,13 @@
 //! The dashboard API: JSON under `/api/v1` for the web UI and for scripts.
+//! The handlers extract, call the application layer ([`crate::app`]) or
+//! send a message, and map the reply.
 //!
-//! - [`caller`]: who is asking (the session extractor) and whether they may
-//!   (the one access check, applying [`crate::domain::access`]).
+//! - [`caller`]: the session extractor, with the API's rule for requests
+//!   authenticated by the cookie alone.
 //! - [`auth`]: register, log in and out, who am I.
 //! - [`orgs`]: organizations, members, and the projects of one.
 //! - [`projects`]: one project and its keys.
 //! - [`issues`]: a project's issues and events, and triage.
-//! - [`limiter`]: failed logins per account and per address.
 //!
 //! Someone outside an organization gets 404 for everything in it, as if it
 //! did not exist; a member whose role falls short gets 403.
@@ -14,33 +15,16 @@
 pub mod auth;
 pub mod caller;
 pub mod issues;
-pub mod limiter;
 pub mod orgs;
 pub mod projects;
-
-pub use caller::{Caller, SESSION_COOKIE};
 
 use super::error::{ApiError, Problem};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
-use std::sync::Arc;
 
 /// The largest JSON body a dashboard request may send.
 const MAX_JSON_BYTES: usize = 64 * 1024;
-
-/// The dashboard's settings and shared state.
-#[derive(Clone, Default)]
-pub struct Dashboard {
-    /// Whether `POST /api/v1/auth/register` is open
-    /// (`MESHER_ALLOW_REGISTRATION`).
-    pub allow_registration: bool,
-    /// Whether the session cookie is marked `Secure` (the public URL is
-    /// https).
-    pub secure_cookies: bool,
-    /// Failed logins per account and address.
-    pub logins: Arc<limiter::LoginLimiter>,
-}
 
 fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let problem = match e {

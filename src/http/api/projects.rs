@@ -1,12 +1,11 @@
 //! `/api/v1/projects/{id}`: one project and its ingest keys.
 
-use super::caller::Caller;
+use crate::app::{Caller, State, projects};
 use crate::domain::access::Action;
 use crate::domain::{ApiKeyInfo, Project};
 use crate::error::Error;
-use crate::http::State;
 use crate::http::error::ApiError;
-use crate::services::{CreateApiKey, ListApiKeys, RevokeApiKey};
+use crate::services::{CreateApiKey, ListApiKeys};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,7 +34,7 @@ pub async fn get(
     caller: Caller,
     project_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
     Ok(HttpResponse::Ok().json(with_keys(&state, project).await?))
 }
 
@@ -51,7 +50,7 @@ pub async fn create_key(
     project_id: web::Path<String>,
     body: web::Json<NewKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = caller
+    let (project, _) = caller
         .project(&state, &project_id, Action::ManageKeys)
         .await?;
     let key = state
@@ -69,7 +68,7 @@ pub async fn keys(
     caller: Caller,
     project_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = caller
+    let (project, _) = caller
         .project(&state, &project_id, Action::ManageKeys)
         .await?;
     Ok(HttpResponse::Ok().json(with_keys(&state, project).await?.keys))
@@ -81,34 +80,9 @@ pub async fn revoke_key(
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (project_id, key_id) = path.into_inner();
-    let project = caller
+    let (project, _) = caller
         .project(&state, &project_id, Action::ManageKeys)
         .await?;
-    revoke_project_key(&state, project, key_id).await?;
+    projects::revoke_key(&state, &project, key_id).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Revokes `key_id` if it is one of `project`'s keys: a key id is no
-/// licence to revoke another project's key. `NotFound { "api key" }`
-/// otherwise.
-pub async fn revoke_project_key(
-    state: &State,
-    project: Project,
-    key_id: Uuid,
-) -> Result<(), Error> {
-    if !with_keys(state, project)
-        .await?
-        .keys
-        .iter()
-        .any(|k| k.id == key_id)
-    {
-        return Err(Error::NotFound { entity: "api key" });
-    }
-    state
-        .projects
-        .send(RevokeApiKey {
-            key_id: key_id.to_string(),
-        })
-        .await??;
-    Ok(())
 }

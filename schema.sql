@@ -112,11 +112,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_at   timestamptz NOT NULL,
     PRIMARY KEY (id, received_at)
 ) PARTITION BY RANGE (received_at);
-CREATE INDEX IF NOT EXISTS events_project_received_idx ON events (project_id, received_at DESC);
 CREATE INDEX IF NOT EXISTS events_issue_received_idx ON events (issue_id, received_at DESC);
-CREATE INDEX IF NOT EXISTS events_level_received_idx ON events (level, received_at DESC);
-CREATE INDEX IF NOT EXISTS events_fingerprint_idx ON events (fingerprint);
-CREATE INDEX IF NOT EXISTS events_tags_idx ON events USING gin (tags jsonb_path_ops);
 
 CREATE TABLE IF NOT EXISTS alert_rules (
     id              uuid PRIMARY KEY,
@@ -209,5 +205,33 @@ $$;
 DROP INDEX IF EXISTS issues_project_last_seen_idx;
 DROP INDEX IF EXISTS issues_project_event_count_idx;
 ALTER TABLE issues SET (fillfactor = 70);
+
+-- An event's JSON is stored as one blob, compressed by Mesher (zstd), as
+-- Sentry's node store keeps event bodies: PostgreSQL neither parses it nor
+-- compresses it again (STORAGE EXTERNAL). Columns remain only for what
+-- lists, filters, grouping and retention read; `user_key` is who the event
+-- affected, worked out at ingest. Rows of earlier releases keep their JSON
+-- columns and stay readable; new rows leave them NULL.
+ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS user_key  text,
+    ADD COLUMN IF NOT EXISTS body      bytea;
+ALTER TABLE events
+    ALTER COLUMN message DROP NOT NULL,
+    ALTER COLUMN fingerprint DROP NOT NULL,
+    ALTER COLUMN tags DROP NOT NULL,
+    ALTER COLUMN tags DROP DEFAULT,
+    ALTER COLUMN extra DROP NOT NULL,
+    ALTER COLUMN extra DROP DEFAULT,
+    ALTER COLUMN body SET STORAGE EXTERNAL;
+-- Each row wrote six index entries; two remain, each with its queries in
+-- src/db: `events_pkey` (an event by id: db::issues::event, and the
+-- neighbours of db::issues::event_neighbours) and
+-- `events_issue_received_idx` (an issue's events by time: the latest
+-- event, the event pages, daily counts and users of db::issues). Filters by
+-- tag, level or fingerprint read issues, not events.
+DROP INDEX IF EXISTS events_project_received_idx;
+DROP INDEX IF EXISTS events_level_received_idx;
+DROP INDEX IF EXISTS events_fingerprint_idx;
+DROP INDEX IF EXISTS events_tags_idx;
 
 COMMIT;

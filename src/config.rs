@@ -102,9 +102,24 @@ pub struct UserConfig {
 /// Tuning for each [`crate::services::StorageWriter`].
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Events held per project before the oldest is dropped
-    /// (`MESHER_WRITER_BUFFER`): bounds memory when PostgreSQL is slow.
+    /// Events held per project before the oldest is dropped, for the
+    /// embedding API's `Store` (`MESHER_WRITER_BUFFER`): the seed's bound.
     pub buffer_capacity: usize,
+    /// Bytes of events a project's writer holds for requests before it
+    /// refuses more (`MESHER_WRITER_BUFFER_MB`): what a busy project may
+    /// keep waiting while PostgreSQL is slow.
+    pub buffer_bytes: usize,
+    /// How long the oldest buffered event may wait for a batch of its own
+    /// before requests are refused (`MESHER_WRITER_BUFFER_WAIT_MS`): past
+    /// it, storage is not keeping up.
+    pub buffer_wait: Duration,
+    /// Bytes of events all writers together hold, buffered or in flight,
+    /// before requests are refused (`MESHER_WRITER_MEMORY_MB`).
+    pub memory_bytes: usize,
+    /// Batches a writer writes at once (`MESHER_WRITER_BATCHES_IN_FLIGHT`):
+    /// more than one, so that one busy project is not held to one commit
+    /// at a time.
+    pub batches_in_flight: usize,
     /// Buffered events that trigger a flush (`MESHER_WRITER_BATCH`).
     pub batch_size: usize,
     /// Longest an event waits in a quiet buffer (`MESHER_WRITER_FLUSH_MS`).
@@ -164,6 +179,10 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             buffer_capacity: 500,
+            buffer_bytes: 16 * 1024 * 1024,
+            buffer_wait: Duration::from_secs(5),
+            memory_bytes: 256 * 1024 * 1024,
+            batches_in_flight: 2,
             batch_size: 50,
             flush_interval: Duration::from_secs(5),
             retry_backoff: [100, 500, 2000].map(Duration::from_millis).to_vec(),
@@ -246,6 +265,11 @@ impl Config {
         let size = |key: &'static str, n: u64| {
             usize::try_from(n).map_err(|_| Error::invalid(key, "is too large"))
         };
+        let megabytes = |key: &'static str, n: u64| {
+            n.checked_mul(1024 * 1024)
+                .and_then(|b| usize::try_from(b).ok())
+                .ok_or(Error::invalid(key, "is too large"))
+        };
         if let Some(n) = num("MESHER_POOL_SIZE")? {
             c.pool_size = small("MESHER_POOL_SIZE", n)?;
         }
@@ -263,6 +287,18 @@ impl Config {
         }
         if let Some(n) = num("MESHER_WRITER_BUFFER")? {
             c.writer.buffer_capacity = size("MESHER_WRITER_BUFFER", n)?;
+        }
+        if let Some(n) = num("MESHER_WRITER_BUFFER_MB")? {
+            c.writer.buffer_bytes = megabytes("MESHER_WRITER_BUFFER_MB", n)?;
+        }
+        if let Some(n) = num("MESHER_WRITER_BUFFER_WAIT_MS")? {
+            c.writer.buffer_wait = Duration::from_millis(n);
+        }
+        if let Some(n) = num("MESHER_WRITER_MEMORY_MB")? {
+            c.writer.memory_bytes = megabytes("MESHER_WRITER_MEMORY_MB", n)?;
+        }
+        if let Some(n) = num("MESHER_WRITER_BATCHES_IN_FLIGHT")? {
+            c.writer.batches_in_flight = size("MESHER_WRITER_BATCHES_IN_FLIGHT", n)?;
         }
         if let Some(n) = num("MESHER_WRITER_CONCURRENT_WRITES")? {
             c.writer.concurrent_writes = size("MESHER_WRITER_CONCURRENT_WRITES", n)?;
@@ -425,6 +461,13 @@ impl WriterConfig {
     /// to come back; it is far more likely a typo than a wish.
     pub fn validate(&self) -> Result<()> {
         positive("MESHER_WRITER_BUFFER", self.buffer_capacity as u64)?;
+        positive("MESHER_WRITER_BUFFER_MB", self.buffer_bytes as u64)?;
+        positive("MESHER_WRITER_MEMORY_MB", self.memory_bytes as u64)?;
+        positive(
+            "MESHER_WRITER_BATCHES_IN_FLIGHT",
+            self.batches_in_flight as u64,
+        )?;
+        timer("MESHER_WRITER_BUFFER_WAIT_MS", self.buffer_wait)?;
         positive("MESHER_WRITER_BATCH", self.batch_size as u64)?;
         // A batch that never fits in the buffer would never trigger a
         // flush: the buffer would drop events first.

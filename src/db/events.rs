@@ -1,36 +1,48 @@
 //! `events`, `event_ids` and `issues`: a batch of events, of one project or
-//! of many, is stored, and grouped into its issues, by one statement.
+//! of many, is stored and grouped into its issues in one transaction of
+//! two statements.
 //!
-//! The statement (`INSERT_SQL`) first records the batch's event ids
-//! in `event_ids`, skipping those already there, so an event is stored
-//! once whatever its day and however often it arrives (an SDK's retry, a
-//! batch retried after its commit's reply was lost); then creates or
-//! updates the issues of the events that are new, counting exactly those;
-//! then inserts them with their issue. Concurrent batches meet on the
-//! unique keys of `event_ids` and `issues`, where PostgreSQL makes one
-//! wait for the other, so counts stay exact with several writers, in one
-//! process or many.
+//! The first (`GROUP_SQL`) records the batch's event ids in `event_ids`,
+//! skipping those already there, so an event is stored once whatever its
+//! day and however often it arrives (an SDK's retry, a batch retried after
+//! its commit's reply was lost); then creates or updates the issues of the
+//! events that are new, counting exactly those. The second is a binary
+//! `COPY` of the new events, each a few columns and its compressed body,
+//! into `events`. Concurrent batches meet on the unique keys of
+//! `event_ids` and `issues`, where PostgreSQL makes one wait for the
+//! other, so counts stay exact with several writers, in one process or
+//! many.
+//!
+//! Why two statements: PostgreSQL takes rows fastest through binary COPY,
+//! which cannot join, so the new events' issue ids come back from the
+//! first statement to go into the second. What a row costs PostgreSQL is
+//! then a few fixed-size columns, a blob it stores as it is, and two index
+//! entries (`events_pkey`, for an event by id, and
+//! `events_issue_received_idx`, for an issue's events by time).
 
 use super::partitions;
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use futures_util::pin_mut;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
 use uuid::Uuid;
 
-/// Stores a batch of events and updates their issues.
+/// Records a batch's event ids and groups its new events into issues.
 ///
-/// The arrays `$1..$24` hold one element per event (`$1` its project),
-/// `$25..$27` one new issue id per project and fingerprint in the batch
-/// (used only for an issue that does not exist yet). Rows are taken in key
-/// order so that two batches sharing keys lock them in the same order and
-/// cannot deadlock, and an event twice in one batch is taken once. An
-/// issue takes its title, culprit and level from its latest event.
+/// The arrays `$1..$7` hold one element per event (project, id, received
+/// at, fingerprint, title, culprit, level), `$8..$10` one new issue id per
+/// project and fingerprint in the batch (used only for an issue that does
+/// not exist yet). Rows are taken in key order so that two batches sharing
+/// keys lock them in the same order and cannot deadlock, and an event twice
+/// in one batch is taken once (its earliest receipt). An issue takes its
+/// title, culprit and level from its latest event.
 ///
 /// A resolved issue that gets a new event is unresolved again, and the
 /// time of that regression kept. Both times are PostgreSQL's: the issue's
@@ -40,23 +52,20 @@ use uuid::Uuid;
 /// `resolved_at` would mix two clocks, which may disagree by more than the
 /// few seconds an event waits in a buffer.)
 ///
-/// It returns, per project, the batch's events that are stored: those it
-/// inserted, and those an earlier attempt at the same batch inserted (a
-/// commit whose answer was lost, a spooled batch that had committed): the
-/// same event id received at the same moment. (`earlier` reads `event_ids`
-/// as the statement's snapshot saw it, before its own inserts.) The rest
-/// of a project's events were received before, separately, and are
-/// duplicates (an SDK's retry).
-const INSERT_SQL: &str = "
+/// It returns a row per issue of the new events (`kind` 'issue': project,
+/// issue id, fingerprint), and a row per event of the batch that is not
+/// new (`kind` 'skipped': project, event id). A skipped event was stored
+/// by an earlier attempt at the same batch (a commit whose answer was
+/// lost, a spooled batch that had committed: the same event id received at
+/// the same moment, see [`EARLIER_SQL`]), or else received before,
+/// separately: a duplicate.
+const GROUP_SQL: &str = "
 WITH batch AS (
-    SELECT DISTINCT ON (project_id, id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-        $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[],
-        $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::text[],
-        $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::timestamptz[], $24::timestamptz[])
-    AS b(project_id, id, level, message, fingerprint, title, culprit, exception, stacktrace, breadcrumbs,
-        tags, extra, user_context, contexts, request, other, sdk_name, sdk_version, platform,
-        release, environment, transaction, occurred_at, received_at)
-    ORDER BY project_id, id
+    SELECT DISTINCT ON (project_id, id) *
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+        $7::text[])
+    AS b(project_id, id, received_at, fingerprint, title, culprit, level)
+    ORDER BY project_id, id, received_at
 ),
 fresh AS (
     INSERT INTO event_ids (project_id, id, received_at)
@@ -81,7 +90,7 @@ grouped AS (
     SELECT n.id, c.project_id, c.fingerprint, c.title, c.culprit, c.level, c.events,
         c.first_seen, c.last_seen
     FROM counted c
-    JOIN unnest($25::uuid[], $26::uuid[], $27::text[]) AS n(id, project_id, fingerprint)
+    JOIN unnest($8::uuid[], $9::uuid[], $10::text[]) AS n(id, project_id, fingerprint)
         USING (project_id, fingerprint)
     ORDER BY c.project_id, c.fingerprint
     ON CONFLICT (project_id, fingerprint) DO UPDATE SET
@@ -98,31 +107,44 @@ grouped AS (
         resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
         regressed_at = CASE WHEN i.status = 'resolved' THEN now() ELSE i.regressed_at END
     RETURNING i.id, i.project_id, i.fingerprint
-),
-inserted AS (
-    INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
-        breadcrumbs, tags, extra, user_context, contexts, request, other, sdk_name, sdk_version,
-        platform, release, environment, transaction, occurred_at, received_at)
-    SELECT e.id, e.project_id, g.id, e.level, e.message, e.fingerprint, e.exception, e.stacktrace,
-        e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
-        e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
-        e.received_at
-    FROM new_events e JOIN grouped g USING (project_id, fingerprint)
-    RETURNING project_id
-),
-earlier AS (
-    SELECT b.project_id FROM batch b JOIN event_ids e USING (project_id, id)
-    WHERE e.received_at = b.received_at
 )
-SELECT project_id, count(*) FROM (
-    SELECT project_id FROM inserted UNION ALL SELECT project_id FROM earlier
-) stored GROUP BY project_id";
+SELECT 'issue' AS kind, project_id, id, fingerprint FROM grouped
+UNION ALL
+SELECT 'skipped', b.project_id, b.id, NULL FROM batch b
+WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.project_id = b.project_id AND f.id = b.id)";
+
+/// Of events the batch skipped (`$1..$3`: project, id, received at), those
+/// an earlier attempt at the same batch stored, per project. A statement of
+/// its own, run only when some were skipped: its snapshot sees what a
+/// concurrent attempt committed while [`GROUP_SQL`] waited for it.
+const EARLIER_SQL: &str = "
+SELECT project_id, count(*) FROM event_ids
+JOIN unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS s(project_id, id, received_at)
+    USING (project_id, id, received_at)
+GROUP BY project_id";
+
+/// The columns the COPY fills, in order, and their types.
+const COPY_SQL: &str = "COPY events (project_id, id, received_at, issue_id, level, occurred_at, \
+     release, environment, user_key, body) FROM STDIN (FORMAT binary)";
+
+const COPY_TYPES: [Type; 10] = [
+    Type::UUID,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+    Type::UUID,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+];
 
 /// A pool of connections for writing events, made by
 /// [`super::event_pool`]; cheap to clone.
 pub type EventPool = bb8::Pool<EventConnections>;
 
-/// Opens the connections of an [`EventPool`]. Each prepares `INSERT_SQL`
+/// Opens the connections of an [`EventPool`]. Each prepares `GROUP_SQL`
 /// once, on its first batch: preparing it per batch costs a round trip
 /// that small batches feel, and preparing it on connecting would make an
 /// unusable `events` table (renamed, say) fail the connection rather than
@@ -153,8 +175,8 @@ impl EventConnections {
 /// A connection of an [`EventPool`]; usable as a [`Client`] for any query.
 pub struct EventConnection {
     client: Client,
-    /// [`INSERT_SQL`], once prepared on this connection.
-    insert: Option<Statement>,
+    /// [`GROUP_SQL`], once prepared on this connection.
+    group: Option<Statement>,
     /// How long creating a missing partition on demand waits for a lock:
     /// the configured [`crate::config::PartitionConfig::lock_timeout`],
     /// as the partition manager uses it.
@@ -162,12 +184,12 @@ pub struct EventConnection {
 }
 
 impl EventConnection {
-    async fn insert_statement(&mut self) -> Result<Statement, PgError> {
-        if let Some(statement) = &self.insert {
+    async fn group_statement(&mut self) -> Result<Statement, PgError> {
+        if let Some(statement) = &self.group {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(INSERT_SQL).await?;
-        Ok(self.insert.insert(statement).clone())
+        let statement = self.client.prepare(GROUP_SQL).await?;
+        Ok(self.group.insert(statement).clone())
     }
 }
 
@@ -200,7 +222,7 @@ impl bb8::ManageConnection for EventConnections {
         self.reachability.found();
         Ok(EventConnection {
             client,
-            insert: None,
+            group: None,
             partition_lock_timeout: self.partition_lock_timeout,
         })
     }
@@ -392,6 +414,7 @@ pub fn refused_for_data(code: &SqlState) -> bool {
         .any(|class| code.code().starts_with(class))
 }
 
+/// One attempt at storing `batches` (see the module documentation).
 async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inserted, PgError> {
     fn column<'a, T>(batches: &[&'a [Event]], f: impl Fn(&'a Event) -> T) -> Vec<T> {
         batches.iter().flat_map(|b| b.iter()).map(f).collect()
@@ -399,57 +422,103 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
     let events = || batches.iter().flat_map(|b| b.iter());
     // One new id per project and fingerprint, for the issues this batch may
     // create.
-    let issues: BTreeMap<(Uuid, &str), Uuid> = events()
+    let proposed: BTreeMap<(Uuid, &str), Uuid> = events()
         .map(|e| ((e.project_id(), e.fingerprint()), crate::domain::new_id()))
         .collect();
-    let mut issue_ids = Vec::with_capacity(issues.len());
-    let mut issue_projects = Vec::with_capacity(issues.len());
-    let mut issue_fingerprints = Vec::with_capacity(issues.len());
-    for ((project_id, fingerprint), id) in issues {
-        issue_ids.push(id);
-        issue_projects.push(project_id);
-        issue_fingerprints.push(fingerprint);
+    let mut issue_ids = Vec::with_capacity(proposed.len());
+    let mut issue_projects = Vec::with_capacity(proposed.len());
+    let mut issue_fingerprints = Vec::with_capacity(proposed.len());
+    for ((project_id, fingerprint), id) in &proposed {
+        issue_ids.push(*id);
+        issue_projects.push(*project_id);
+        issue_fingerprints.push(*fingerprint);
     }
-    let statement = conn.insert_statement().await?;
-    let rows = conn
+    let group = conn.group_statement().await?;
+    let tx = conn.client.transaction().await?;
+    let rows = tx
         .query(
-            &statement,
+            &group,
             &[
                 &column(batches, Event::project_id),
                 &column(batches, Event::id),
-                &column(batches, |e| e.level().as_str()),
-                &column(batches, Event::message),
+                &column(batches, Event::received_at),
                 &column(batches, Event::fingerprint),
                 &column(batches, Event::title),
                 &column(batches, Event::culprit),
-                &column(batches, Event::exception),
-                &column(batches, Event::stacktrace),
-                &column(batches, Event::breadcrumbs),
-                &column(batches, Event::tags),
-                &column(batches, Event::extra),
-                &column(batches, Event::user),
-                &column(batches, Event::contexts),
-                &column(batches, Event::request),
-                &column(batches, Event::other),
-                &column(batches, Event::sdk_name),
-                &column(batches, Event::sdk_version),
-                &column(batches, Event::platform),
-                &column(batches, Event::release),
-                &column(batches, Event::environment),
-                &column(batches, Event::transaction),
-                &column(batches, Event::occurred_at),
-                &column(batches, Event::received_at),
+                &column(batches, |e| e.level().as_str()),
                 &issue_ids,
                 &issue_projects,
                 &issue_fingerprints,
             ],
         )
         .await?;
-    let counts = rows
-        .iter()
-        .map(|row| (row.get(0), row.get::<_, i64>(1) as u64))
-        .collect();
-    Ok(Inserted(counts))
+    let mut issues: HashMap<(Uuid, &str), Uuid> = HashMap::with_capacity(proposed.len());
+    let mut skipped: HashSet<(Uuid, Uuid)> = HashSet::new();
+    for row in &rows {
+        let (project_id, id): (Uuid, Uuid) = (row.get(1), row.get(2));
+        if row.get::<_, &str>(0) == "issue" {
+            // The key of `proposed` that this row's fingerprint names.
+            let fingerprint: &str = row.get(3);
+            if let Some(((_, key), _)) = proposed.get_key_value(&(project_id, fingerprint)) {
+                issues.insert((project_id, key), id);
+            }
+        } else {
+            skipped.insert((project_id, id));
+        }
+    }
+    let mut stored: HashMap<Uuid, u64> = HashMap::new();
+    if !skipped.is_empty() {
+        let (mut projects, mut ids, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        for event in events().filter(|e| skipped.contains(&(e.project_id(), e.id()))) {
+            projects.push(event.project_id());
+            ids.push(event.id());
+            times.push(event.received_at());
+        }
+        for row in tx.query(EARLIER_SQL, &[&projects, &ids, &times]).await? {
+            stored.insert(row.get(0), row.get::<_, i64>(1) as u64);
+        }
+    }
+
+    // The new events, each once (its earliest receipt, as GROUP_SQL took).
+    let mut new: HashMap<(Uuid, Uuid), &Event> = HashMap::new();
+    for event in events() {
+        let key = (event.project_id(), event.id());
+        if skipped.contains(&key) {
+            continue;
+        }
+        new.entry(key)
+            .and_modify(|kept| {
+                if event.received_at() < kept.received_at() {
+                    *kept = event;
+                }
+            })
+            .or_insert(event);
+    }
+    let sink = tx.copy_in(COPY_SQL).await?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    pin_mut!(writer);
+    for event in new.into_values() {
+        let issue = issues.get(&(event.project_id(), event.fingerprint()));
+        writer
+            .as_mut()
+            .write(&[
+                &event.project_id(),
+                &event.id(),
+                &event.received_at(),
+                &issue,
+                &event.level().as_str(),
+                &event.occurred_at(),
+                &event.release(),
+                &event.environment(),
+                &event.user_key(),
+                &event.body().as_bytes(),
+            ])
+            .await?;
+        *stored.entry(event.project_id()).or_default() += 1;
+    }
+    writer.finish().await?;
+    tx.commit().await?;
+    Ok(Inserted(stored))
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

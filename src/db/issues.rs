@@ -29,8 +29,9 @@
 
 use super::Pool;
 use crate::domain::{
-    Cursor, DayWindow, EventNeighbours, EventPage, Issue, IssueActivity, IssueCounts, IssueDetail,
-    IssuePage, IssueSort, IssueStatus, StoredEvent, contains_pattern,
+    Cursor, DayWindow, EventBody, EventNeighbours, EventPage, EventParts, Issue, IssueActivity,
+    IssueCounts, IssueDetail, IssuePage, IssueSort, IssueStatus, RawJson, Severity, StoredEvent,
+    contains_pattern, grouping, read_payload,
 };
 use crate::error::{Error, Result};
 use chrono::NaiveDate;
@@ -42,9 +43,11 @@ use uuid::Uuid;
 const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, title, culprit, level, status, \
      event_count, first_seen, last_seen, resolved_at, regressed_at, assigned_to";
 
+/// An event's columns: `body` for the rows written since events are
+/// stored as one compressed body, the JSON columns for older rows.
 const EVENT_COLUMNS: &str = "id, project_id, issue_id, level, message, fingerprint, exception, \
      stacktrace, breadcrumbs, tags, extra, user_context, sdk_name, sdk_version, received_at, \
-     occurred_at, platform, release, environment, \"transaction\", contexts, request, other";
+     occurred_at, platform, release, environment, \"transaction\", contexts, request, other, body";
 
 /// A row that breaks the schema's rules (a level no writer would store) is
 /// a bug or a corruption, not bad input: log it with the row, answer
@@ -82,32 +85,85 @@ fn issue_from_row(row: &Row) -> Result<Issue> {
 fn event_from_row(row: &Row) -> Result<StoredEvent> {
     let id: Uuid = row.get("id");
     let level: &str = row.get("level");
+    let level = level
+        .parse()
+        .map_err(|_| corrupt("events", id, "level", level))?;
+    match row.get::<_, Option<Vec<u8>>>("body") {
+        Some(body) => event_from_body(row, id, level, EventBody::from_stored(body)),
+        None => Ok(StoredEvent {
+            id,
+            project_id: row.get("project_id"),
+            issue_id: row.get("issue_id"),
+            level,
+            message: row.get::<_, Option<_>>("message").unwrap_or_default(),
+            fingerprint: row.get::<_, Option<_>>("fingerprint").unwrap_or_default(),
+            exception: row.get("exception"),
+            stacktrace: row.get("stacktrace"),
+            breadcrumbs: row.get("breadcrumbs"),
+            // NOT NULL in the rows of releases that filled them.
+            tags: row.get::<_, Option<_>>("tags").unwrap_or_else(empty_object),
+            extra: row
+                .get::<_, Option<_>>("extra")
+                .unwrap_or_else(empty_object),
+            user_context: row.get("user_context"),
+            sdk_name: row.get("sdk_name"),
+            sdk_version: row.get("sdk_version"),
+            received_at: row.get("received_at"),
+            occurred_at: row.get("occurred_at"),
+            platform: row.get("platform"),
+            release: row.get("release"),
+            environment: row.get("environment"),
+            transaction: row.get("transaction"),
+            contexts: row.get("contexts"),
+            request: row.get("request"),
+            other: row.get("other"),
+        }),
+    }
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// An event stored as one body: its parts built from the payload the body
+/// holds, as when it was first received.
+fn event_from_body(row: &Row, id: Uuid, level: Severity, body: EventBody) -> Result<StoredEvent> {
+    let payload = read_payload(&body).inspect_err(|e| {
+        log::error!(
+            "corrupt row in events: the body of {id} does not read: {}",
+            e.report()
+        )
+    })?;
+    let parts = EventParts::of(&payload)?;
+    let value = |raw: &RawJson| -> Result<serde_json::Value> {
+        raw.decode()
+            .map_err(|e| Error::internal_from("an event part", e))
+    };
+    let some = |raw: Option<&RawJson>| raw.map(value).transpose();
     Ok(StoredEvent {
         id,
         project_id: row.get("project_id"),
         issue_id: row.get("issue_id"),
-        level: level
-            .parse()
-            .map_err(|_| corrupt("events", id, "level", level))?,
-        message: row.get("message"),
-        fingerprint: row.get("fingerprint"),
-        exception: row.get("exception"),
-        stacktrace: row.get("stacktrace"),
-        breadcrumbs: row.get("breadcrumbs"),
-        tags: row.get("tags"),
-        extra: row.get("extra"),
-        user_context: row.get("user_context"),
-        sdk_name: row.get("sdk_name"),
-        sdk_version: row.get("sdk_version"),
+        level,
+        message: parts.message().to_owned(),
+        fingerprint: grouping::fingerprint(&payload),
+        exception: some(parts.exception())?,
+        stacktrace: some(parts.stacktrace())?,
+        breadcrumbs: some(parts.breadcrumbs())?,
+        tags: value(parts.tags())?,
+        extra: value(parts.extra())?,
+        user_context: some(parts.user())?,
+        sdk_name: parts.sdk_name().map(str::to_owned),
+        sdk_version: parts.sdk_version().map(str::to_owned),
         received_at: row.get("received_at"),
         occurred_at: row.get("occurred_at"),
-        platform: row.get("platform"),
+        platform: parts.platform().map(str::to_owned),
         release: row.get("release"),
         environment: row.get("environment"),
-        transaction: row.get("transaction"),
-        contexts: row.get("contexts"),
-        request: row.get("request"),
-        other: row.get("other"),
+        transaction: parts.transaction().map(str::to_owned),
+        contexts: some(parts.contexts())?,
+        request: some(parts.request())?,
+        other: some(parts.other())?,
     })
 }
 
@@ -236,14 +292,15 @@ pub async fn get(pool: &Pool, project_id: Uuid, id: Uuid) -> Result<Issue> {
     issue_from_row(&row)
 }
 
-/// Who an event happened to, from the `user_context` its SDK sent: the
-/// first of `id`, `email`, `ip_address` and `username` that is set (not
-/// null, not empty), tagged with the field it came from so that an id and
-/// an email spelled alike stay two users. `{{auto}}` is the SDKs' request
-/// that the server fill in the client's address, which Mesher does not
-/// do: it names nobody. NULL when the event names nobody (or its user
-/// context is not an object).
-const EVENT_USER: &str = "coalesce(
+/// Who an event happened to: its `user_key`, worked out at ingest (see
+/// [`crate::domain::user_key`]); for rows older than that column, the same
+/// rule over the `user_context` its SDK sent: the first of `id`, `email`,
+/// `ip_address` and `username` that is set (not null, not empty), tagged
+/// with the field it came from so that an id and an email spelled alike
+/// stay two users. `{{auto}}` is the SDKs' request that the server fill in
+/// the client's address, which Mesher does not do: it names nobody. NULL
+/// when the event names nobody (or its user context is not an object).
+const EVENT_USER: &str = "coalesce(user_key,
         'id:' || nullif(user_context ->> 'id', ''),
         'email:' || nullif(user_context ->> 'email', ''),
         'ip:' || nullif(nullif(user_context ->> 'ip_address', ''), '{{auto}}'),

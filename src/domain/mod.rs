@@ -17,8 +17,9 @@ mod user;
 
 pub use alert::{AlertCondition, AlertRule};
 pub use event::{
-    Breadcrumb, ClientSdk, Event, EventPayload, ExceptionInfo, LogEntry, MAX_CLOCK_DRIFT,
-    MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
+    Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, LogEntry,
+    MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
+    read_payload, user_key,
 };
 pub use issue::{
     Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, DayWindow, EventNeighbours, EventPage, Issue,

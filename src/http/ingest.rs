@@ -16,7 +16,7 @@ use super::envelope::{self, ItemType};
 use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
 use crate::app::State;
-use crate::domain::{Event, EventPayload, MAX_EVENT_BYTES, Project};
+use crate::domain::{Event, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
@@ -404,13 +404,7 @@ async fn parse_event(
             "an event must be at most 1 MiB",
         ));
     }
-    let parse = move |bytes: &[u8]| {
-        let mut payload = EventPayload::from_json(bytes)?;
-        if payload.event_id.is_none() {
-            payload.event_id = fallback_id;
-        }
-        Event::from_payload(project_id, payload)
-    };
+    let parse = move |bytes: &[u8]| Event::from_json_named(project_id, bytes, fallback_id);
     if payload.len() <= PARSE_OFF_WORKER_BYTES {
         return Ok(parse(payload)?);
     }

@@ -1,8 +1,68 @@
-//! [`Batch`]: events in flight, which cannot leave the books unseen.
+//! [`Batch`]: events in flight, which cannot leave the books unseen; and
+//! the [`MemoryBudget`] every writer's events share.
 
 use crate::domain::Event;
 use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
+
+/// The bytes of events that all writers together may hold, buffered or in
+/// flight; cheap to clone (shared inside). A request whose events would go
+/// past it is refused (429) rather than letting memory grow with the
+/// number of busy projects.
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    /// Bytes held now.
+    used: Arc<AtomicUsize>,
+    /// The most that may be held for requests that can be refused.
+    limit: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Self {
+        MemoryBudget {
+            used: Arc::default(),
+            limit,
+        }
+    }
+
+    /// Takes `bytes` if they fit (or nothing is held at all, so that no
+    /// request is refused for ever); whether it did.
+    pub fn try_take(&self, bytes: usize) -> bool {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            if used != 0 && used + bytes > self.limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Takes `bytes` whatever is held (events that cannot be refused: the
+    /// embedding API's drop-oldest path bounds them by count instead).
+    pub fn take(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Gives `bytes` back.
+    pub fn give(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
 
 /// One project's events taken from a writer's buffer and not yet settled:
 /// on their way to PostgreSQL or the spool, or waiting for a retry.
@@ -23,12 +83,20 @@ pub struct Batch {
     bytes: usize,
     /// Where the outcome is counted.
     metrics: Metrics,
+    /// Given its bytes back once the batch is settled or gone.
+    budget: MemoryBudget,
 }
 
 impl Batch {
     /// Takes `events` (of `project_id`) out of a buffer: from now on they
-    /// count as in flight.
-    pub fn take(project_id: Uuid, events: Vec<Event>, metrics: Metrics) -> Batch {
+    /// count as in flight, and their bytes, already taken from `budget`
+    /// when they were buffered, are given back when the batch is settled.
+    pub fn take(
+        project_id: Uuid,
+        events: Vec<Event>,
+        metrics: Metrics,
+        budget: MemoryBudget,
+    ) -> Batch {
         metrics.events_batched(events.len() as u64);
         let bytes = events.iter().map(Event::size).sum();
         Batch {
@@ -36,6 +104,7 @@ impl Batch {
             events,
             bytes,
             metrics,
+            budget,
         }
     }
 
@@ -84,6 +153,7 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
+        self.budget.give(self.bytes);
         if self.events.is_empty() {
             return;
         }
@@ -153,10 +223,27 @@ mod tests {
         let metrics = Metrics::default();
         let project = Uuid::now_v7();
         metrics.events_accepted(3);
-        let batch = Batch::take(project, events(project, 3), metrics.clone());
+        let events = events(project, 3);
+        let budget = MemoryBudget::new(1 << 20);
+        budget.take(events.iter().map(Event::size).sum());
+        let batch = Batch::take(project, events, metrics.clone(), budget.clone());
         assert_eq!(books(&metrics), (3, 0, 0));
         drop(batch);
         assert_eq!(books(&metrics), (0, 0, 3));
+        assert_eq!(budget.used(), 0, "its bytes are given back");
+    }
+
+    #[test]
+    fn the_budget_refuses_past_its_limit_unless_it_holds_nothing() {
+        let budget = MemoryBudget::new(100);
+        assert!(budget.try_take(150), "an empty budget takes any request");
+        assert!(!budget.try_take(1));
+        budget.give(150);
+        assert!(budget.try_take(60));
+        assert!(budget.try_take(40));
+        assert!(!budget.try_take(1));
+        budget.take(10);
+        assert_eq!(budget.used(), 110, "drop-oldest's events are taken anyway");
     }
 
     #[test]
@@ -164,7 +251,11 @@ mod tests {
         let metrics = Metrics::default();
         let project = Uuid::now_v7();
         metrics.events_accepted(5);
-        Batch::take(project, events(project, 5), metrics.clone()).landed(4, 1, 0);
+        let events = events(project, 5);
+        let budget = MemoryBudget::new(1 << 20);
+        budget.take(events.iter().map(Event::size).sum());
+        Batch::take(project, events, metrics.clone(), budget.clone()).landed(4, 1, 0);
         assert_eq!(books(&metrics), (0, 4, 0));
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -20,7 +20,7 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
-pub use batch::Batch;
+pub use batch::{Batch, MemoryBudget};
 pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
 pub use intake::Intake;
 pub use issue_service::{

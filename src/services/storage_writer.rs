@@ -1,14 +1,22 @@
 //! StorageWriter: one per project, batching events into PostgreSQL.
 //!
 //! Events enter through [`Admit`], a request's events all together or not
-//! at all, and wait in a bounded buffer; they go to the database in
-//! batches, one statement per batch, with at most one batch in flight. A
-//! flush starts when `batch_size` events are waiting or every
-//! `flush_interval`, and takes everything buffered: under load the buffer
-//! refills while a batch is written, so batches grow towards
-//! `buffer_capacity` and the per-statement cost is spread over more rows.
-//! A failed batch is retried after each `retry_backoff` delay, then
-//! dropped and counted.
+//! at all, and wait in a buffer; they go to the database in batches, one
+//! statement per batch. A flush starts when `batch_size` events are
+//! waiting or every `flush_interval`; up to `batches_in_flight` batches are
+//! written at once (the table does not care about their order, and each
+//! counts its own), and while they are, the buffer refills, so under load
+//! batches grow and the per-statement cost is spread over more rows. A
+//! failed batch is retried after each `retry_backoff` delay, then dropped
+//! and counted.
+//!
+//! What a request may add is bounded by bytes and by time, not by a count
+//! of events: the writer's `buffer_bytes`, the [`MemoryBudget`] all
+//! writers share, and `buffer_wait` (when the oldest buffered event has
+//! waited that long for a batch of its own, storage is not keeping up). A
+//! request past them is refused with `Overloaded` (HTTP 429): storage truly
+//! cannot keep up. The embedding API's drop-oldest path keeps the seed's
+//! bound of `buffer_capacity` events.
 //!
 //! Batches are handed to the [`Committer`], which combines those that
 //! several writers flush at the same moment into one statement and lands
@@ -22,8 +30,8 @@
 //! registry to retire it, so that thousands of quiet projects cost no
 //! timers; the registry starts a new one on the project's next event.
 
-use super::batch::Batch;
-use super::committer::{Commit, Committer, Landed};
+use super::batch::{Batch, MemoryBudget};
+use super::committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
 use crate::config::WriterConfig;
 use crate::domain::Event;
 use crate::error::{Error, Result};
@@ -46,11 +54,18 @@ pub struct StorageWriter {
     config: WriterConfig,
     /// Events waiting for the next flush, oldest first.
     buffer: VecDeque<Event>,
-    /// Events of the batch being written or waiting for a retry; 0 when
-    /// none. Nonzero blocks further flushes: one batch in flight.
+    /// Their bytes (see [`Event::size`]), for the byte bounds.
+    buffered_bytes: usize,
+    /// When the oldest buffered event arrived, for `buffer_wait`.
+    waiting_since: Instant,
+    /// Events of the batches being written or waiting for a retry.
     in_flight: usize,
-    /// A [`Flush`] arrived while a batch was in flight; honoured as soon as
-    /// that batch is settled.
+    /// Those batches; at most `batches_in_flight`.
+    batches: usize,
+    /// Every writer's buffered and in-flight bytes, bounded together.
+    budget: MemoryBudget,
+    /// A [`Flush`] arrived while every batch slot was taken; honoured as
+    /// soon as one is settled.
     flush_requested: bool,
     /// Counters reported by [`Stats`].
     stats: WriterStats,
@@ -129,6 +144,7 @@ impl StorageWriter {
         committer: Addr<Committer>,
         config: WriterConfig,
         metrics: Metrics,
+        budget: MemoryBudget,
         spool: Option<Spool>,
     ) -> Self {
         StorageWriter {
@@ -136,7 +152,11 @@ impl StorageWriter {
             committer,
             config,
             buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            waiting_since: Instant::now(),
             in_flight: 0,
+            batches: 0,
+            budget,
             flush_requested: false,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
@@ -164,18 +184,48 @@ impl StorageWriter {
         }
     }
 
-    /// Starts writing everything buffered, unless a batch is in flight.
+    /// Starts batches of what is buffered while batch slots are free.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight == 0 && !self.buffer.is_empty() {
+        while self.batches < self.config.batches_in_flight && !self.buffer.is_empty() {
             self.flush_requested = false;
-            // Taking the buffer whole moves it without a copy, and leaves an
-            // empty one: an idle writer then holds no memory for the burst
-            // it once buffered (thousands of idle writers add up).
-            let events: Vec<Event> = std::mem::take(&mut self.buffer).into();
-            self.in_flight = events.len();
-            let batch = Batch::take(self.project_id, events, self.metrics.clone());
+            let batch = self.take_batch();
+            self.in_flight += batch.len();
+            self.batches += 1;
             self.write(batch, 0, ctx);
         }
+    }
+
+    /// The oldest buffered events, as many as one statement should carry.
+    fn take_batch(&mut self) -> Batch {
+        let whole =
+            self.buffer.len() <= MAX_COMBINED_EVENTS && self.buffered_bytes <= MAX_COMBINED_BYTES;
+        let events: Vec<Event> = if whole {
+            // Taking the buffer whole moves it without a copy, and leaves
+            // an empty one: an idle writer then holds no memory for the
+            // burst it once buffered (thousands of idle writers add up).
+            self.buffered_bytes = 0;
+            std::mem::take(&mut self.buffer).into()
+        } else {
+            let mut events = Vec::new();
+            let mut bytes = 0;
+            while let Some(event) = self.buffer.front()
+                && (events.is_empty()
+                    || (events.len() < MAX_COMBINED_EVENTS
+                        && bytes + event.size() <= MAX_COMBINED_BYTES))
+            {
+                bytes += event.size();
+                events.extend(self.buffer.pop_front());
+            }
+            self.buffered_bytes -= bytes;
+            events
+        };
+        self.waiting_since = Instant::now();
+        Batch::take(
+            self.project_id,
+            events,
+            self.metrics.clone(),
+            self.budget.clone(),
+        )
     }
 
     /// Hands `batch` to the committer; `attempt` counts the retries already
@@ -187,11 +237,11 @@ impl StorageWriter {
             // A committer gone (the system stopping) took the batch with
             // it, and counted it as lost.
             let landed = landed.unwrap_or(Landed::Lost { count });
-            act.landed(landed, attempt, ctx);
+            act.landed(landed, count, attempt, ctx);
         }));
     }
 
-    fn landed(&mut self, landed: Landed, attempt: usize, ctx: &mut Context<Self>) {
+    fn landed(&mut self, landed: Landed, count: usize, attempt: usize, ctx: &mut Context<Self>) {
         match landed {
             Landed::Stored {
                 stored,
@@ -231,14 +281,15 @@ impl StorageWriter {
                 batch.dropped(reason);
             }
         }
-        self.settle(ctx);
+        self.settle(count, ctx);
     }
 
-    /// The batch in flight is done with (stored or given up): start the
-    /// next one if it is due, or stop if that was asked and nothing is
+    /// A batch of `count` events is done with (stored or given up): start
+    /// the next one if it is due, or stop if that was asked and nothing is
     /// left.
-    fn settle(&mut self, ctx: &mut Context<Self>) {
-        self.in_flight = 0;
+    fn settle(&mut self, count: usize, ctx: &mut Context<Self>) {
+        self.in_flight -= count;
+        self.batches -= 1;
         self.last_active = Instant::now();
         let stopping = !self.drain_waiters.is_empty() || self.retiring;
         if self.buffer.len() >= self.config.batch_size || stopping || self.flush_requested {
@@ -286,10 +337,16 @@ impl StorageWriter {
         let Some(spool) = self.spool.clone() else {
             return;
         };
+        self.buffered_bytes = 0;
         let events: Vec<Event> = std::mem::take(&mut self.buffer).into();
         let count = events.len();
         self.spilling += count;
-        let batch = Batch::take(self.project_id, events, self.metrics.clone());
+        let batch = Batch::take(
+            self.project_id,
+            events,
+            self.metrics.clone(),
+            self.budget.clone(),
+        );
         let put = async move { spool.put(batch).await };
         ctx.spawn(
             put.into_actor(self)
@@ -330,20 +387,27 @@ impl StorageWriter {
         overflow: Overflow,
         ctx: &mut Context<Self>,
     ) -> Result<()> {
-        if overflow == Overflow::Refuse {
-            self.check_room(events.len(), ctx)?;
+        let bytes: usize = events.iter().map(Event::size).sum();
+        match overflow {
+            Overflow::Refuse => self.check_room(bytes, ctx)?,
+            Overflow::DropOldest => self.budget.take(bytes),
         }
         let count = events.len();
         self.stats.received += count as u64;
         self.metrics.events_accepted(count as u64);
         self.last_active = Instant::now();
+        if self.buffer.is_empty() {
+            self.waiting_since = Instant::now();
+        }
         self.buffer.extend(events);
+        self.buffered_bytes += bytes;
         // A refusing admit made room above (or found the buffer empty).
         while overflow == Overflow::DropOldest && self.buffer.len() > self.config.buffer_capacity {
             if self.may_spill() {
                 self.spill(ctx);
-            } else {
-                self.buffer.pop_front();
+            } else if let Some(oldest) = self.buffer.pop_front() {
+                self.buffered_bytes -= oldest.size();
+                self.budget.give(oldest.size());
                 self.stats.dropped_overflow += 1;
                 self.metrics.buffered_dropped("overflow", 1);
             }
@@ -354,9 +418,10 @@ impl StorageWriter {
         Ok(())
     }
 
-    /// Whether `count` more events fit without pushing any out, spilling
-    /// the buffer to make room while PostgreSQL is unreachable.
-    fn check_room(&mut self, count: usize, ctx: &mut Context<Self>) -> Result<()> {
+    /// Whether `bytes` more fit (see the module documentation), spilling
+    /// the buffer to make room while PostgreSQL is unreachable; takes them
+    /// from the budget when they do.
+    fn check_room(&mut self, bytes: usize, ctx: &mut Context<Self>) -> Result<()> {
         // A draining writer is about to stop for good: what it took now
         // could be left unwritten.
         if !self.drain_waiters.is_empty() {
@@ -376,16 +441,18 @@ impl StorageWriter {
         }
         // An empty buffer takes any one request, even one larger than the
         // buffer, so that no configuration refuses a request forever; it
-        // then holds at most one request's events beyond its capacity.
-        let room = self
-            .config
-            .buffer_capacity
-            .saturating_sub(self.buffer.len());
-        if count > room && !self.buffer.is_empty() {
+        // then holds at most one request's events beyond its bound.
+        let full = !self.buffer.is_empty()
+            && (self.buffered_bytes + bytes > self.config.buffer_bytes
+                || self.waiting_since.elapsed() > self.config.buffer_wait);
+        if full {
             if !self.may_spill() {
                 return Err(Error::Overloaded { retry_after });
             }
             self.spill(ctx);
+        }
+        if !self.budget.try_take(bytes) {
+            return Err(Error::Overloaded { retry_after });
         }
         Ok(())
     }
@@ -422,6 +489,7 @@ impl Actor for StorageWriter {
         self.metrics.writer_stopped();
         // Batches in flight are counted by whoever holds them; only the
         // buffer is this writer's to account for.
+        self.budget.give(self.buffered_bytes);
         if !self.buffer.is_empty() {
             log::error!(
                 "project {}: writer stopped with {} events buffered; they are lost",
@@ -495,7 +563,7 @@ impl Handler<Flush> for StorageWriter {
     type Result = ();
 
     fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
-        if self.in_flight > 0 {
+        if self.batches >= self.config.batches_in_flight {
             self.flush_requested = true;
         }
         self.flush(ctx);

@@ -23,6 +23,7 @@
 //! hands it another for the writers, so that a burst of `Store` casts
 //! queued here never keeps the writers from flushing.
 
+use super::batch::MemoryBudget;
 use super::committer::Committer;
 use super::project_service::{GetProject, ProjectService};
 use super::spool::Spool;
@@ -105,6 +106,8 @@ pub struct WriterRegistry {
     metrics: Metrics,
     /// Handed to each writer it starts (see [`StorageWriter`]).
     spool: Option<Spool>,
+    /// The bytes all its writers may hold, shared by them.
+    budget: MemoryBudget,
 }
 
 impl WriterRegistry {
@@ -119,6 +122,7 @@ impl WriterRegistry {
         spool: Option<Spool>,
     ) -> Self {
         WriterRegistry {
+            budget: MemoryBudget::new(config.memory_bytes),
             committer,
             projects,
             config,
@@ -157,6 +161,7 @@ impl WriterRegistry {
             self.committer.clone(),
             self.config.clone(),
             self.metrics.clone(),
+            self.budget.clone(),
             self.spool.clone(),
         )
         .retired_by(ctx.address().recipient());

@@ -4,7 +4,8 @@
 use crate::common::outcomes::Metrics;
 use crate::common::{TestDb, project_with_key, wait_until};
 use actix_web::http::StatusCode;
-use mesher::domain::{NewApiKey, Project, ProjectWithKey};
+use mesher::db;
+use mesher::domain::{NewApiKey, Project, ProjectWithKey, Severity};
 use mesher::services::RevokeApiKey;
 use mesher::{Config, Mesher};
 use serde_json::{Value, json};
@@ -140,24 +141,14 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
     let (error_id, message_id) = sent.await.unwrap();
 
     wait_until("both events are stored", async || stored(&t).await == 2).await;
-    let db = t.pool.get().await.unwrap();
-    let row = db
-        .query_one(
-            "SELECT level, release, environment, exception FROM events WHERE id = $1",
-            &[&error_id],
-        )
+    let project = server.project.id;
+    let error = db::issues::get_event(&t.pool, project, error_id)
         .await
         .expect("the error is stored under the SDK's event id");
-    assert_eq!(row.get::<_, String>("level"), "error");
-    assert_eq!(
-        row.get::<_, Option<String>>("release").as_deref(),
-        Some("app@1.2.3")
-    );
-    assert_eq!(
-        row.get::<_, Option<String>>("environment").as_deref(),
-        Some("staging")
-    );
-    let exception: Value = row.get("exception");
+    assert_eq!(error.level, Severity::Error);
+    assert_eq!(error.release.as_deref(), Some("app@1.2.3"));
+    assert_eq!(error.environment.as_deref(), Some("staging"));
+    let exception = error.exception.expect("the exception is kept");
     let raised = exception["values"].as_array().unwrap().last().unwrap();
     assert_eq!(raised["type"], "ParseIntError");
     assert_eq!(raised["value"], "invalid digit found in string");
@@ -172,15 +163,11 @@ async fn events_sent_by_the_sentry_sdk_are_stored_with_their_ids_and_frames() {
         "the test's own frame is among {frames:?}"
     );
 
-    let row = db
-        .query_one(
-            "SELECT level, message FROM events WHERE id = $1",
-            &[&message_id],
-        )
+    let message = db::issues::get_event(&t.pool, project, message_id)
         .await
         .expect("the message is stored under the SDK's event id");
-    assert_eq!(row.get::<_, String>("level"), "warning");
-    assert_eq!(row.get::<_, String>("message"), "user 17 not found");
+    assert_eq!(message.level, Severity::Warning);
+    assert_eq!(message.message, "user 17 not found");
     server.mesher.shutdown().await.unwrap();
 }
 
@@ -597,7 +584,8 @@ async fn health_readiness_and_metrics_answer() {
 async fn a_full_writer_answers_429_and_every_event_answered_200_is_stored() {
     let t = TestDb::new().await;
     let server = Server::start_with(&t, |c| {
-        c.writer.buffer_capacity = 5;
+        // A few small events' worth.
+        c.writer.buffer_bytes = 2_000;
         c.writer.batch_size = 5;
     })
     .await;

@@ -12,7 +12,9 @@ use actix::prelude::*;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use mesher::Error;
 use mesher::db;
-use mesher::domain::{Email, Issue, IssueStatus, Name, Severity};
+use mesher::domain::{
+    Email, Event, EventParts, EventPayload, Issue, IssueStatus, Name, RawJson, Severity,
+};
 use mesher::services::{
     AssignIssue, GetEvent, GetIssue, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
@@ -1184,4 +1186,124 @@ async fn a_corrupt_stored_level_is_an_internal_error_not_a_panic() {
     assert!(matches!(reply, Err(Error::Internal { .. })), "{reply:?}");
     // The actor is still there.
     assert!(addr.send(list(Uuid::now_v7())).await.is_ok());
+}
+
+/// A database of the release before bodies (nine JSON columns per event)
+/// upgrades in place: its events read back as they were, and events stored
+/// afterwards, as bodies, join the same issue with exact counts.
+#[actix::test]
+async fn events_of_the_release_before_bodies_read_back_after_the_upgrade() {
+    let t = TestDb::empty().await;
+    t.execute(include_str!("../fixtures/schema-before-bodies.sql"))
+        .await;
+    let project = t.new_project().await;
+    let new = |message: &str| {
+        let payload = json!({"message": message, "tags": {"k": "v"}, "user": {"id": 7},
+            "fingerprint": ["upgrade"]});
+        Event::from_json(project, payload.to_string().as_bytes()).unwrap()
+    };
+    let template = new("from before");
+    let (old_id, fingerprint) = (Uuid::now_v7(), template.fingerprint().to_owned());
+    let issue = Uuid::now_v7();
+    sql(
+        &t,
+        "INSERT INTO issues (id, project_id, fingerprint, title, level, event_count)
+         VALUES ($1, $2, $3, 'from before', 'error', 1)",
+        &[&issue, &project, &fingerprint],
+    )
+    .await;
+    let received = Utc::now() - Duration::minutes(5);
+    db::partitions::ensure_range(
+        &t.pool,
+        received.date_naive(),
+        1,
+        Duration::seconds(5).to_std().unwrap(),
+    )
+    .await
+    .unwrap();
+    sql(
+        &t,
+        "INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, tags,
+             user_context, received_at)
+         VALUES ($1, $2, $3, 'error', 'from before', $4, '{\"k\": \"v\"}', '{\"id\": 7}', $5)",
+        &[&old_id, &project, &issue, &fingerprint, &received],
+    )
+    .await;
+    db::apply_schema(&t.pool).await.unwrap();
+
+    let after = new("from after");
+    db::events::insert_batch(&t.events, std::slice::from_ref(&after))
+        .await
+        .unwrap();
+    let read = |id| {
+        let pool = t.pool.clone();
+        async move { db::issues::get_event(&pool, project, id).await.unwrap() }
+    };
+    let (before, later) = (read(old_id).await, read(after.id()).await);
+    assert_eq!(before.message, "from before");
+    assert_eq!(later.message, "from after");
+    for event in [&before, &later] {
+        assert_eq!(event.issue_id, Some(issue), "one issue");
+        assert_eq!(event.tags, json!({"k": "v"}));
+        assert_eq!(event.user_context, Some(json!({"id": 7})));
+    }
+    assert_eq!(
+        t.count("SELECT event_count FROM issues").await,
+        t.count("SELECT count(*) FROM events").await,
+        "the issue counts both"
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM events WHERE body IS NULL")
+            .await,
+        1,
+        "the old row keeps its columns; the new one is a body"
+    );
+}
+
+/// What the event page and the API show of an SDK's event is the same
+/// whether it is built from the payload as received or read back from the
+/// stored body: every fixture round-trips through PostgreSQL.
+#[actix::test]
+async fn sdk_events_read_back_from_their_bodies_as_they_were_sent() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    for name in [
+        "python_exception",
+        "python_message",
+        "python_logging",
+        "javascript_exception",
+        "javascript_message",
+        "rust_error",
+        "rust_message",
+        "rust_panic",
+    ] {
+        let json = std::fs::read(format!(
+            "{}/src/domain/event/fixtures/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let event = Event::from_json(project, &json).unwrap();
+        db::events::insert_batch(&t.events, std::slice::from_ref(&event))
+            .await
+            .unwrap();
+        let stored = db::issues::get_event(&t.pool, project, event.id())
+            .await
+            .unwrap();
+        let parts = EventParts::of(&EventPayload::from_json(&json).unwrap()).unwrap();
+        let value = |raw: Option<&RawJson>| raw.map(|r| r.decode::<Value>().unwrap());
+        assert_eq!(stored.message, parts.message(), "{name}");
+        assert_eq!(stored.exception, value(parts.exception()), "{name}");
+        assert_eq!(stored.stacktrace, value(parts.stacktrace()), "{name}");
+        assert_eq!(stored.breadcrumbs, value(parts.breadcrumbs()), "{name}");
+        assert_eq!(Some(stored.tags), value(Some(parts.tags())), "{name}");
+        assert_eq!(Some(stored.extra), value(Some(parts.extra())), "{name}");
+        assert_eq!(stored.user_context, value(parts.user()), "{name}");
+        assert_eq!(stored.contexts, value(parts.contexts()), "{name}");
+        assert_eq!(stored.request, value(parts.request()), "{name}");
+        assert_eq!(stored.other, value(parts.other()), "{name}");
+        assert_eq!(stored.sdk_name.as_deref(), parts.sdk_name(), "{name}");
+        assert_eq!(stored.platform.as_deref(), parts.platform(), "{name}");
+        assert_eq!(stored.fingerprint, event.fingerprint(), "{name}");
+        assert_eq!(stored.release.as_deref(), event.release(), "{name}");
+    }
 }

@@ -13,7 +13,7 @@ use mesher::db;
 use mesher::domain::{Event, EventPayload};
 use mesher::metrics::Metrics;
 use mesher::services::{
-    Admit, Committer, EnsurePartitions, PartitionManager, Stats, StorageWriter,
+    Admit, Committer, EnsurePartitions, MemoryBudget, PartitionManager, Stats, StorageWriter,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -193,7 +193,9 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
 
     let metrics = Metrics::default();
     let committer = Committer::new(t.events.clone(), None, metrics.clone(), 2).start();
-    let writer = StorageWriter::new(project, committer, t.config().writer, metrics, None).start();
+    let config = t.config().writer;
+    let budget = MemoryBudget::new(config.memory_bytes);
+    let writer = StorageWriter::new(project, committer, config, metrics, budget, None).start();
     writer.do_send(Admit::all_or_none(vec![event.clone()]));
     wait_until("the event is stored", async || {
         writer.send(Stats).await.unwrap().stored == 1

@@ -403,7 +403,7 @@ async fn event_connections_prepare_the_insert_once_and_keep_it() {
             .unwrap()
             .query(
                 "SELECT prepare_time::text FROM pg_prepared_statements
-                 WHERE statement LIKE '%INSERT INTO events%'
+                 WHERE statement LIKE '%INSERT INTO event_ids%'
                    AND statement NOT LIKE '%pg_prepared_statements%'",
                 &[],
             )
@@ -454,19 +454,10 @@ async fn event_batches_are_stored_in_one_statement_with_partitions_created_on_de
     );
     let today = db::partitions::partition_name(events[0].received_at().date_naive());
     assert_eq!(t.count(&format!("SELECT count(*) FROM {today}")).await, 3);
-    let msg: String = t
-        .pool
-        .get()
+    let stored = db::issues::get_event(&t.pool, project, events[1].id())
         .await
-        .unwrap()
-        .query_one(
-            "SELECT message FROM events WHERE id = $1",
-            &[&events[1].id()],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(msg, "boom 1 ' ; 💥");
+        .unwrap();
+    assert_eq!(stored.message, "boom 1 ' ; 💥");
     // Sent again (a retry after a lost commit reply), the batch adds only
     // what is missing: nothing twice, nothing new lost.
     let mut again = events.clone();

@@ -10,7 +10,7 @@ use mesher::db::Reachability;
 use mesher::db::spool::FILE_NAME;
 use mesher::domain::Event;
 use mesher::metrics::Metrics;
-use mesher::services::{Batch, Spool, SpoolStore, TotalStats};
+use mesher::services::{Batch, MemoryBudget, Spool, SpoolStore, TotalStats};
 use mesher::{Config, Error, Mesher};
 use rusqlite::Connection;
 use serde_json::json;
@@ -60,7 +60,8 @@ async fn spool_batches(t: &TestDb, project: Uuid, sizes: &[usize]) -> Vec<i64> {
     let spool = Spool::start(store, Reachability::default());
     for &n in sizes {
         metrics.events_accepted(n as u64);
-        let batch = Batch::take(project, events(project, n), metrics.clone());
+        let budget = MemoryBudget::new(1 << 30);
+        let batch = Batch::take(project, events(project, n), metrics.clone(), budget);
         spool.put(batch).await.unwrap();
     }
     spool.close().await;

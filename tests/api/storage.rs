@@ -13,8 +13,8 @@ use mesher::db;
 use mesher::domain::{Event, EventPayload, PublicUrl};
 use mesher::metrics::Metrics;
 use mesher::services::{
-    Admit, Batch, Commit, Committer, Drain, DrainAll, Flush, GetWriter, Landed, Overflow,
-    ProjectService, Stats, StorageWriter, Store, TotalStats, WriterRegistry, WriterStats,
+    Admit, Batch, Commit, Committer, Drain, DrainAll, Flush, GetWriter, Landed, MemoryBudget,
+    Overflow, ProjectService, Stats, StorageWriter, Store, TotalStats, WriterRegistry, WriterStats,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -74,7 +74,8 @@ fn start_writer_counting(
     metrics: &Metrics,
 ) -> Addr<StorageWriter> {
     let committer = Committer::new(t.events.clone(), None, metrics.clone(), 2).start();
-    StorageWriter::new(project, committer, config, metrics.clone(), None).start()
+    let budget = MemoryBudget::new(config.memory_bytes);
+    StorageWriter::new(project, committer, config, metrics.clone(), budget, None).start()
 }
 
 fn start_writer(t: &TestDb, project: Uuid, config: WriterConfig) -> Addr<StorageWriter> {
@@ -169,11 +170,12 @@ async fn a_full_batch_is_flushed_without_waiting_for_the_timer() {
 }
 
 #[actix::test]
-async fn events_that_arrive_while_a_batch_is_written_go_in_the_next_one() {
+async fn with_one_batch_in_flight_events_that_arrive_meanwhile_go_in_the_next() {
     let t = TestDb::new().await;
     let project = t.new_project().await;
     let mut config = no_timer(t.config().writer);
     config.batch_size = 5;
+    config.batches_in_flight = 1;
     let writer = start_writer(&t, project, config);
 
     // The batch trigger fires on the fifth; the other 35 arrive while that
@@ -223,6 +225,7 @@ async fn a_full_buffer_drops_exactly_the_oldest_events() {
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 5;
     config.batch_size = 5;
+    config.batches_in_flight = 1;
     config.retry_backoff = vec![Duration::from_millis(20); 500];
     let writer = start_writer(&t, project, config);
     let sent = events(project, 12);
@@ -268,6 +271,7 @@ async fn stats_account_for_every_event_received() {
     let mut config = no_timer(t.config().writer);
     config.buffer_capacity = 5;
     config.batch_size = 5;
+    config.batches_in_flight = 1;
     let writer = start_writer(&t, project, config);
 
     // While the table is away: batch 0..5 fails for good; 5..12 arrive
@@ -593,6 +597,7 @@ async fn a_flush_asked_for_during_a_write_happens_after_it() {
     let mut config = no_timer(t.config().writer);
     config.batch_size = 1000;
     config.buffer_capacity = 1000;
+    config.batches_in_flight = 1;
     config.retry_backoff = vec![Duration::from_millis(50); 100];
     let writer = start_writer(&t, project, config);
     let (first, second) = (events(project, 3), events(project, 4));
@@ -664,7 +669,7 @@ async fn a_slow_project_lookup_holds_back_only_that_project() {
 }
 
 /// Installs a row trigger on `events` (cloned to every partition, so today's
-/// partition is made first) that raises `errcode` for the rows whose message
+/// partition is made first) that raises `errcode` for the rows whose release
 /// contains `poison`, and also `admin_shutdown` for every row while
 /// `fault_on` has a row: a fault of the server, not of the data.
 async fn install_poison_trigger(t: &TestDb, errcode: &str) {
@@ -680,7 +685,7 @@ async fn install_poison_trigger(t: &TestDb, errcode: &str) {
         "CREATE TABLE fault_on (on_ boolean);
          CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
-             IF NEW.message LIKE '%poison%' THEN
+             IF NEW.release LIKE '%poison%' THEN
                  RAISE EXCEPTION 'refusing %', NEW.id USING ERRCODE = '{errcode}';
              END IF;
              IF EXISTS (SELECT FROM fault_on) THEN
@@ -703,6 +708,7 @@ fn events_with_poison(project: Uuid, n: usize, poison: &[usize]) -> (Vec<Event>,
         .map(|&i| {
             let payload = EventPayload {
                 message: Some(format!("poison {i}")),
+                release: Some("poison".into()),
                 ..Default::default()
             };
             sent[i] = Event::from_payload(project, payload).unwrap();
@@ -864,7 +870,15 @@ async fn batches_that_wait_for_a_connection_together_go_in_one_statement() {
         .unwrap();
     let replies: Vec<_> = projects
         .iter()
-        .map(|&p| committer.send(Commit(Batch::take(p, events(p, 2), metrics.clone()))))
+        .map(|&p| {
+            let budget = MemoryBudget::new(1 << 20);
+            committer.send(Commit(Batch::take(
+                p,
+                events(p, 2),
+                metrics.clone(),
+                budget,
+            )))
+        })
         .collect();
     wait_until("the first statement waits on the lock", async || {
         t.count(
@@ -914,7 +928,14 @@ async fn a_refused_event_in_a_combined_statement_is_split_out_within_its_own_bat
     .unwrap();
     let metrics = Metrics::default();
     let committer = Committer::new(pool, None, metrics.clone(), 1).start();
-    let batch = |p: Uuid, events: Vec<Event>| Commit(Batch::take(p, events, metrics.clone()));
+    let batch = |p: Uuid, events: Vec<Event>| {
+        Commit(Batch::take(
+            p,
+            events,
+            metrics.clone(),
+            MemoryBudget::new(1 << 20),
+        ))
+    };
     let (first, second, third) = (
         t.new_project().await,
         t.new_project().await,
@@ -1027,4 +1048,90 @@ async fn an_idle_writer_retires_and_the_next_event_starts_another() {
     outcomes::Metrics::of(&metrics)
         .assert_settled_and_equal_to_rows(&t)
         .await;
+}
+
+/// A busy project is not held to one commit at a time: a second batch goes
+/// out while the first still waits, and counts stay exact and nothing is
+/// stored twice however their commits interleave.
+#[actix::test]
+async fn a_writer_writes_batches_side_by_side_with_exact_counts() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 5;
+    config.batches_in_flight = 2;
+    let metrics = Metrics::default();
+    let writer = start_writer_counting(&t, project, config, &metrics);
+
+    // Every statement waits on this lock: both batch slots fill, and what
+    // comes next waits in the buffer.
+    let mut holder = t.pool.get().await.unwrap();
+    let hold = holder.transaction().await.unwrap();
+    hold.batch_execute("LOCK TABLE event_ids IN SHARE MODE")
+        .await
+        .unwrap();
+    let sent = events(project, 15);
+    send_all(&writer, &sent[..5]);
+    wait_until("the first batch is in flight", async || {
+        stats(&writer).await.in_flight == 5
+    })
+    .await;
+    send_all(&writer, &sent[5..10]);
+    wait_until("the second goes beside it", async || {
+        stats(&writer).await.in_flight == 10
+    })
+    .await;
+    send_all(&writer, &sent[10..]);
+    wait_until("the third waits for a slot", async || {
+        stats(&writer).await.buffered == 5
+    })
+    .await;
+    assert_eq!(stats(&writer).await.in_flight, 10);
+    hold.commit().await.unwrap();
+    drop(holder);
+
+    wait_until("every batch is settled", async || {
+        let s = stats(&writer).await;
+        s.stored == 15 && s.in_flight + s.buffered == 0
+    })
+    .await;
+    assert_eq!(
+        stored_ids(&t, project).await,
+        sent.iter().map(|e| e.id()).collect()
+    );
+    outcomes::Metrics::of(&metrics)
+        .assert_settled_and_equal_to_rows(&t)
+        .await;
+}
+
+/// What the HTTP path may buffer is bounded by bytes, not by the seed's
+/// count of events: many small events fit where a few large ones do not.
+#[actix::test]
+async fn what_a_request_may_add_is_bounded_by_bytes() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let mut config = no_timer(t.config().writer);
+    config.batch_size = 10_000;
+    config.buffer_capacity = 5;
+    let mut sent = events(project, 101);
+    let last = sent.pop().unwrap();
+    config.buffer_bytes = sent.iter().map(Event::size).sum();
+    let writer = start_writer(&t, project, config);
+    let admit = async |events: Vec<Event>| writer.send(Admit::all_or_none(events)).await.unwrap();
+
+    for e in sent {
+        admit(vec![e]).await.expect("100 small events fit");
+    }
+    let refused = admit(vec![last]).await;
+    assert!(
+        matches!(refused, Err(mesher::Error::Overloaded { .. })),
+        "the 101st does not: {refused:?}"
+    );
+    assert_eq!(stats(&writer).await.buffered, 100);
+    writer.do_send(Flush);
+    wait_until("the buffer is written", async || {
+        stats(&writer).await.stored == 100
+    })
+    .await;
+    admit(events(project, 1)).await.expect("room again");
 }

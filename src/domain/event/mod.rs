@@ -1,13 +1,16 @@
-//! Error events: what a client sends ([`EventPayload`]) and what Mesher
-//! stores ([`Event`]).
+//! Error events: what a client sends ([`EventPayload`]), what Mesher
+//! stores ([`Event`], its JSON an [`EventBody`]) and what a page shows of
+//! it ([`EventParts`]).
 //!
 //! The files split the model by concern: the payload and its parts
 //! (exceptions, stack traces, breadcrumbs, messages), the lenient readers
 //! they share, [`Severity`], [`RawJson`], and [`Event`] itself. Grouping
 //! lives in [`crate::domain::grouping`].
 
+mod body;
 mod breadcrumb;
 mod exception;
+mod legacy;
 mod lenient;
 mod message;
 mod payload;
@@ -16,6 +19,7 @@ mod severity;
 mod stacktrace;
 mod stored;
 
+pub use body::EventBody;
 pub use breadcrumb::Breadcrumb;
 pub use exception::{ExceptionInfo, Mechanism};
 pub use message::{ClientSdk, LogEntry};
@@ -24,7 +28,7 @@ pub use raw_json::RawJson;
 pub use severity::Severity;
 pub(crate) use stacktrace::base_name;
 pub use stacktrace::{StackFrame, Stacktrace, Thread};
-pub use stored::{Event, MAX_CLOCK_DRIFT};
+pub use stored::{Event, EventParts, MAX_CLOCK_DRIFT, read_payload, user_key};
 
 /// The largest event accepted: its JSON as sent, and its text and JSON
 /// parts as stored.

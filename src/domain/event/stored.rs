@@ -1,5 +1,14 @@
-//! [`Event`]: a payload checked and grouped, ready to store.
+//! [`Event`]: a payload checked and grouped, ready to store; and
+//! [`EventParts`], what an event page shows of it.
+//!
+//! An event is parsed once, when it arrives: the typed payload gives the
+//! grouping fingerprint, the issue's title and culprit, and the few columns
+//! lists and filters read; the event's JSON itself goes to storage as one
+//! compressed [`EventBody`], as the client sent it. Reading an event back
+//! parses that JSON again into the same payload and builds its
+//! [`EventParts`], which are what the API and the pages show.
 
+use super::body::EventBody;
 use super::message::ClientSdk;
 use super::{
     Breadcrumb, EventPayload, ExceptionInfo, LogEntry, MAX_EVENT_BYTES, RawJson, Severity, Thread,
@@ -16,8 +25,8 @@ use uuid::Uuid;
 pub const MAX_CLOCK_DRIFT: Duration = Duration::minutes(1);
 
 /// A validated event, ready to store: ids, times, the texts an issue list
-/// shows (message, title, culprit), the grouping fingerprint, the filter
-/// columns, and the JSON parts kept encoded (see [`RawJson`]).
+/// shows (title, culprit), the grouping fingerprint, the filter columns,
+/// and the event's JSON, compressed.
 ///
 /// Fields are private: an event comes only from [`Event::from_payload`]
 /// and its siblings, so a value that would sink a batch cannot be
@@ -32,28 +41,21 @@ pub struct Event {
     pub(crate) id: Uuid,
     pub(crate) project_id: Uuid,
     pub(crate) level: Severity,
-    pub(crate) message: String,
+    /// The issue's title, if this event is its latest.
     pub(crate) title: String,
     pub(crate) culprit: Option<String>,
+    /// Which issue of its project the event belongs to.
     pub(crate) fingerprint: String,
     pub(crate) occurred_at: DateTime<Utc>,
     /// Picks the daily partition the event lands in (UTC).
     pub(crate) received_at: DateTime<Utc>,
-    pub(crate) platform: Option<String>,
+    /// Filters of the issue list.
     pub(crate) release: Option<String>,
     pub(crate) environment: Option<String>,
-    pub(crate) transaction: Option<String>,
-    pub(crate) sdk_name: Option<String>,
-    pub(crate) sdk_version: Option<String>,
-    pub(crate) exception: Option<RawJson>,
-    pub(crate) stacktrace: Option<RawJson>,
-    pub(crate) breadcrumbs: Option<RawJson>,
-    pub(crate) tags: RawJson,
-    pub(crate) extra: RawJson,
-    pub(crate) user: Option<RawJson>,
-    pub(crate) contexts: Option<RawJson>,
-    pub(crate) request: Option<RawJson>,
-    pub(crate) other: Option<RawJson>,
+    /// Who was affected (see [`user_key`]), for the users an issue counts.
+    pub(crate) user: Option<String>,
+    /// Everything else: the event's JSON.
+    pub(crate) body: EventBody,
 }
 
 impl Serialize for Event {
@@ -70,8 +72,30 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
-/// The payload's fields that have no getter of their own, encoded as one
-/// object (see [`Event::other`]).
+/// Who an event affected, as one text: the first of the user's `id`,
+/// `email`, `ip_address` and `username` that is set, tagged with which it
+/// is (`id:42`). `{{auto}}` (the address a browser SDK asks the server to
+/// fill in) names nobody.
+pub fn user_key(user: Option<&Map<String, Value>>) -> Option<String> {
+    let user = user?;
+    let field = |name: &str| match user.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    field("id")
+        .map(|id| format!("id:{id}"))
+        .or_else(|| field("email").map(|e| format!("email:{e}")))
+        .or_else(|| {
+            field("ip_address")
+                .filter(|ip| ip != "{{auto}}")
+                .map(|ip| format!("ip:{ip}"))
+        })
+        .or_else(|| field("username").map(|u| format!("username:{u}")))
+}
+
+/// The payload's fields that have no part of their own, encoded as one
+/// object (see [`EventParts::other`]).
 #[derive(Serialize)]
 struct Other<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,56 +164,32 @@ fn encode_some<T: Serialize + ?Sized>(value: Option<&T>) -> Result<Option<RawJso
     value.map(RawJson::encode).transpose()
 }
 
-impl Event {
-    /// Validates `payload` for `project_id`, received now.
-    /// See [`Event::from_payload_received_at`].
-    pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
-        Self::from_payload_received_at(project_id, payload, Utc::now())
-    }
+/// What an event page shows of an event: its message and its JSON parts,
+/// each normalized (exceptions and threads as `{"values": [...]}`, stack
+/// traces as `{"frames": [...]}`), built from the payload when the event is
+/// read back (see [`Event::parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventParts {
+    pub(crate) message: String,
+    pub(crate) platform: Option<String>,
+    pub(crate) transaction: Option<String>,
+    pub(crate) sdk_name: Option<String>,
+    pub(crate) sdk_version: Option<String>,
+    pub(crate) exception: Option<RawJson>,
+    pub(crate) stacktrace: Option<RawJson>,
+    pub(crate) breadcrumbs: Option<RawJson>,
+    pub(crate) tags: RawJson,
+    pub(crate) extra: RawJson,
+    pub(crate) user: Option<RawJson>,
+    pub(crate) contexts: Option<RawJson>,
+    pub(crate) request: Option<RawJson>,
+    pub(crate) other: Option<RawJson>,
+}
 
-    /// Parses and validates an event sent as JSON (an envelope's `event`
-    /// item, the `store` endpoint's body, Mesher's own API), received now.
-    /// Bodies over [`MAX_EVENT_BYTES`] are refused before parsing;
-    /// malformed JSON is `InvalidInput { field: "event" }`, a value of the
-    /// wrong shape names its field (see [`EventPayload::from_json`]).
-    pub fn from_json(project_id: Uuid, bytes: &[u8]) -> Result<Event> {
-        Self::from_payload(project_id, EventPayload::from_json(bytes)?)
-    }
-
-    /// Validates `payload` for `project_id`, received at `received_at`
-    /// (replays and imports pass the original time, whose day picks the
-    /// partition).
-    ///
-    /// - The id is the payload's `event_id`; Mesher assigns a UUIDv7 when
-    ///   it is absent or nil.
-    /// - `occurred_at` is the payload's `timestamp`, or `received_at` when
-    ///   absent or more than [`MAX_CLOCK_DRIFT`] ahead of it.
-    /// - `level` must name a [`Severity`]; `error` when absent.
-    /// - Message, title, culprit and fingerprint come from
-    ///   [`crate::domain::grouping`]. An event with neither message nor
-    ///   exception is accepted, as Sentry accepts it.
-    /// - At most [`MAX_EVENT_BYTES`] in all, as encoded; no NUL character
-    ///   anywhere (PostgreSQL cannot store one in text or jsonb, and one
-    ///   such event would sink its whole batch).
-    pub fn from_payload_received_at(
-        project_id: Uuid,
-        payload: EventPayload,
-        received_at: DateTime<Utc>,
-    ) -> Result<Event> {
-        let level = match payload.level.as_deref() {
-            Some(level) => level.parse()?,
-            None => Severity::default(),
-        };
-        let id = match payload.event_id {
-            Some(id) if !id.is_nil() => id,
-            _ => new_id(),
-        };
-        let occurred_at = match payload.timestamp {
-            Some(t) if t <= received_at + MAX_CLOCK_DRIFT => t,
-            _ => received_at,
-        };
-        let message = grouping::message(&payload);
-        let p = &payload;
+impl EventParts {
+    /// The parts of `payload`.
+    pub fn of(p: &EventPayload) -> Result<EventParts> {
+        let message = grouping::message(p);
         let exception = match p.exception.as_deref() {
             Some(values) if !values.is_empty() => {
                 Some(RawJson::encode(&ValuesRef::<ExceptionInfo> { values })?)
@@ -211,18 +211,8 @@ impl Event {
             modules: p.modules.as_ref(),
             rest: &p.other,
         };
-        let event = Event {
-            id,
-            project_id,
-            level,
-            title: grouping::title(p),
-            culprit: grouping::culprit(p),
-            fingerprint: grouping::fingerprint(p),
-            occurred_at,
-            received_at,
+        Ok(EventParts {
             platform: column(p.platform.as_deref()),
-            release: column(p.release.as_deref()),
-            environment: column(p.environment.as_deref()),
             transaction: column(p.transaction.as_deref()),
             sdk_name: column(sdk.and_then(|s| s.name.as_deref())),
             sdk_version: column(sdk.and_then(|s| s.version.as_deref())),
@@ -239,112 +229,7 @@ impl Event {
                 false => Some(RawJson::encode(&other)?),
             },
             message,
-        };
-        event.check()?;
-        Ok(event)
-    }
-
-    /// One project's batch as bytes for the spool (see
-    /// [`crate::db::spool`]).
-    pub(crate) fn encode_batch(events: &[Event]) -> Result<Vec<u8>> {
-        serde_json::to_vec(events)
-            .map_err(|e| Error::internal_from("encoding a batch for the spool", e))
-    }
-
-    /// A batch back from [`Event::encode_batch`]'s bytes, each event
-    /// checked again and required to belong to `project_id`.
-    pub(crate) fn decode_batch(project_id: Uuid, bytes: &[u8]) -> Result<Vec<Event>> {
-        let events: Vec<Event> = serde_json::from_slice(bytes)
-            .map_err(|e| Error::internal_from("decoding a spooled batch", e))?;
-        if events.iter().any(|e| e.project_id != project_id) {
-            return Err(Error::internal("a spooled batch mixes projects"));
-        }
-        Ok(events)
-    }
-
-    /// The event's text and JSON parts, each with the field a fault in it
-    /// is reported under.
-    #[allow(clippy::type_complexity)]
-    fn parts(
-        &self,
-    ) -> (
-        [(&'static str, Option<&str>); 9],
-        [(&'static str, Option<&RawJson>); 9],
-    ) {
-        let texts = [
-            ("platform", self.platform.as_deref()),
-            ("release", self.release.as_deref()),
-            ("environment", self.environment.as_deref()),
-            ("transaction", self.transaction.as_deref()),
-            ("sdk", self.sdk_name.as_deref()),
-            ("sdk", self.sdk_version.as_deref()),
-            ("message", Some(self.message.as_str())),
-            ("event", Some(self.title.as_str())),
-            ("event", self.culprit.as_deref()),
-        ];
-        let jsons = [
-            ("exception", self.exception.as_ref()),
-            ("stacktrace", self.stacktrace.as_ref()),
-            ("breadcrumbs", self.breadcrumbs.as_ref()),
-            ("tags", Some(&self.tags)),
-            ("extra", Some(&self.extra)),
-            ("user", self.user.as_ref()),
-            ("contexts", self.contexts.as_ref()),
-            ("request", self.request.as_ref()),
-            ("event", self.other.as_ref()),
-        ];
-        (texts, jsons)
-    }
-
-    /// The bytes of the event's text and JSON parts: roughly what storing
-    /// it carries.
-    pub fn size(&self) -> usize {
-        let (texts, jsons) = self.parts();
-        texts
-            .iter()
-            .filter_map(|(_, t)| *t)
-            .map(str::len)
-            .sum::<usize>()
-            + jsons
-                .iter()
-                .filter_map(|(_, j)| *j)
-                .map(|j| j.get().len())
-                .sum::<usize>()
-    }
-
-    /// The rules every event obeys: at most 1 MiB in all, no NUL. A NUL is
-    /// reported under the part that holds it.
-    fn check(&self) -> Result<()> {
-        let (texts, jsons) = self.parts();
-        let size = self.size();
-        if size > MAX_EVENT_BYTES {
-            return Err(Error::invalid("event", "must be at most 1 MiB"));
-        }
-        let nul = "must not contain NUL characters";
-        if let Some((field, _)) = jsons.iter().find(|(_, j)| j.is_some_and(RawJson::has_nul)) {
-            return Err(Error::invalid(field, nul));
-        }
-        if let Some((field, _)) = texts
-            .iter()
-            .find(|(_, t)| t.is_some_and(|t| t.contains('\0')))
-        {
-            return Err(Error::invalid(field, nul));
-        }
-        Ok(())
-    }
-
-    /// The SDK's `event_id` (what the application logged), or the UUIDv7
-    /// Mesher assigned when it sent none.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    pub fn project_id(&self) -> Uuid {
-        self.project_id
-    }
-
-    pub fn level(&self) -> Severity {
-        self.level
+        })
     }
 
     /// The formatted message, else `Type: value` of the raised exception,
@@ -353,44 +238,8 @@ impl Event {
         &self.message
     }
 
-    /// The title of the event's issue: `Type: value` of the raised
-    /// exception, else the message; one line, at most 200 characters.
-    pub fn title(&self) -> &str {
-        &self.title
-    }
-
-    /// Where it happened: `module in function` of the crashing frame, or
-    /// the transaction.
-    pub fn culprit(&self) -> Option<&str> {
-        self.culprit.as_deref()
-    }
-
-    /// The hex SHA-256 of the grouping components: the issue's key within
-    /// its project.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// When the SDK says the event happened.
-    pub fn occurred_at(&self) -> DateTime<Utc> {
-        self.occurred_at
-    }
-
-    /// When Mesher received it; picks its daily partition.
-    pub fn received_at(&self) -> DateTime<Utc> {
-        self.received_at
-    }
-
     pub fn platform(&self) -> Option<&str> {
         self.platform.as_deref()
-    }
-
-    pub fn release(&self) -> Option<&str> {
-        self.release.as_deref()
-    }
-
-    pub fn environment(&self) -> Option<&str> {
-        self.environment.as_deref()
     }
 
     pub fn transaction(&self) -> Option<&str> {
@@ -447,13 +296,270 @@ impl Event {
         self.request.as_ref()
     }
 
-    /// An object of every payload field without a getter above: logentry,
+    /// An object of every payload field without a part above: logentry,
     /// threads, the custom fingerprint, the whole sdk (when it says more
     /// than name and version), server_name, dist, logger, modules, and
     /// fields Mesher does not know; `None` when there are none.
     pub fn other(&self) -> Option<&RawJson> {
         self.other.as_ref()
     }
+}
+
+impl Event {
+    /// Validates `payload` for `project_id`, received now.
+    /// See [`Event::from_payload_received_at`].
+    pub fn from_payload(project_id: Uuid, payload: EventPayload) -> Result<Event> {
+        Self::from_payload_received_at(project_id, payload, Utc::now())
+    }
+
+    /// Parses and validates an event sent as JSON (an envelope's `event`
+    /// item, the `store` endpoint's body, Mesher's own API), received now.
+    /// Bodies over [`MAX_EVENT_BYTES`] are refused before parsing;
+    /// malformed JSON is `InvalidInput { field: "event" }`, a value of the
+    /// wrong shape names its field (see [`EventPayload::from_json`]).
+    pub fn from_json(project_id: Uuid, bytes: &[u8]) -> Result<Event> {
+        Self::from_json_named(project_id, bytes, None)
+    }
+
+    /// As [`Event::from_json`]; `fallback_id` (an envelope header's
+    /// `event_id`) is the event's id when the payload names none. The JSON
+    /// is stored as sent: parsed once, never written out again.
+    pub fn from_json_named(
+        project_id: Uuid,
+        bytes: &[u8],
+        fallback_id: Option<Uuid>,
+    ) -> Result<Event> {
+        let mut payload = EventPayload::from_json(bytes)?;
+        if payload.event_id.is_none() {
+            payload.event_id = fallback_id;
+        }
+        Self::build(
+            project_id,
+            &payload,
+            Utc::now(),
+            EventBody::compress(bytes)?,
+        )
+    }
+
+    /// Validates `payload` for `project_id`, received at `received_at`
+    /// (replays and imports pass the original time, whose day picks the
+    /// partition).
+    ///
+    /// - The id is the payload's `event_id`; Mesher assigns a UUIDv7 when
+    ///   it is absent or nil.
+    /// - `occurred_at` is the payload's `timestamp`, or `received_at` when
+    ///   absent or more than [`MAX_CLOCK_DRIFT`] ahead of it.
+    /// - `level` must name a [`Severity`]; `error` when absent.
+    /// - Title, culprit and fingerprint come from
+    ///   [`crate::domain::grouping`]. An event with neither message nor
+    ///   exception is accepted, as Sentry accepts it.
+    /// - At most [`MAX_EVENT_BYTES`] of JSON; no NUL character in what
+    ///   becomes a text column (title, culprit, release, environment, user),
+    ///   which PostgreSQL cannot store, and one such event would sink its
+    ///   whole batch. The JSON itself may hold anything it can encode.
+    pub fn from_payload_received_at(
+        project_id: Uuid,
+        payload: EventPayload,
+        received_at: DateTime<Utc>,
+    ) -> Result<Event> {
+        let json = serde_json::to_vec(&payload)
+            .map_err(|_| Error::invalid("event", "must be encodable as JSON"))?;
+        if json.len() > MAX_EVENT_BYTES {
+            return Err(Error::invalid("event", "must be at most 1 MiB"));
+        }
+        Self::build(
+            project_id,
+            &payload,
+            received_at,
+            EventBody::compress(&json)?,
+        )
+    }
+
+    /// The event of `payload`, whose JSON `body` holds.
+    fn build(
+        project_id: Uuid,
+        p: &EventPayload,
+        received_at: DateTime<Utc>,
+        body: EventBody,
+    ) -> Result<Event> {
+        let level = match p.level.as_deref() {
+            Some(level) => level.parse()?,
+            None => Severity::default(),
+        };
+        let id = match p.event_id {
+            Some(id) if !id.is_nil() => id,
+            _ => new_id(),
+        };
+        let occurred_at = match p.timestamp {
+            Some(t) if t <= received_at + MAX_CLOCK_DRIFT => t,
+            _ => received_at,
+        };
+        let event = Event {
+            id,
+            project_id,
+            level,
+            title: grouping::title(p),
+            culprit: grouping::culprit(p),
+            fingerprint: grouping::fingerprint(p),
+            occurred_at,
+            received_at,
+            release: column(p.release.as_deref()),
+            environment: column(p.environment.as_deref()),
+            user: user_key(p.user.as_ref()),
+            body,
+        };
+        event.check()?;
+        Ok(event)
+    }
+
+    /// The payload the body holds, parsed again (for reading the event
+    /// back: its parts, its frames).
+    pub fn payload(&self) -> Result<EventPayload> {
+        read_payload(&self.body)
+    }
+
+    /// What an event page shows of this event.
+    pub fn parts(&self) -> Result<EventParts> {
+        EventParts::of(&self.payload()?)
+    }
+
+    /// One project's batch as bytes for the spool (see
+    /// [`crate::db::spool`]): a version byte, then the events in postcard,
+    /// a compact binary form of their serde shape.
+    pub(crate) fn encode_batch(events: &[Event]) -> Result<Vec<u8>> {
+        let mut bytes = vec![BATCH_FORMAT];
+        postcard::to_io(events, &mut bytes)
+            .map_err(|e| Error::internal_from("encoding a batch for the spool", e))?;
+        Ok(bytes)
+    }
+
+    /// A batch back from [`Event::encode_batch`]'s bytes (or from a spool
+    /// an earlier release wrote, whose batches were JSON), each event
+    /// checked again and required to belong to `project_id`.
+    pub(crate) fn decode_batch(project_id: Uuid, bytes: &[u8]) -> Result<Vec<Event>> {
+        let events: Vec<Event> = match bytes.split_first() {
+            Some((&BATCH_FORMAT, rest)) => postcard::from_bytes(rest)
+                .map_err(|e| Error::internal_from("decoding a spooled batch", e))?,
+            _ => super::legacy::decode_batch(bytes)?,
+        };
+        if events.iter().any(|e| e.project_id != project_id) {
+            return Err(Error::internal("a spooled batch mixes projects"));
+        }
+        Ok(events)
+    }
+
+    /// The event's text columns, each with the field a fault in it is
+    /// reported under.
+    fn texts(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("release", self.release.as_deref()),
+            ("environment", self.environment.as_deref()),
+            ("user", self.user.as_deref()),
+            ("event", Some(self.title.as_str())),
+            ("event", self.culprit.as_deref()),
+            ("fingerprint", Some(self.fingerprint.as_str())),
+        ]
+    }
+
+    /// Roughly the bytes the event takes in memory and in a statement: its
+    /// compressed body and its text columns.
+    pub fn size(&self) -> usize {
+        let texts: usize = self
+            .texts()
+            .iter()
+            .filter_map(|(_, t)| *t)
+            .map(str::len)
+            .sum();
+        self.body.len() + texts
+    }
+
+    /// The rule every event obeys: no NUL in a text column (PostgreSQL
+    /// cannot store one), reported under the part that holds it.
+    fn check(&self) -> Result<()> {
+        if let Some((field, _)) = self
+            .texts()
+            .iter()
+            .find(|(_, t)| t.is_some_and(|t| t.contains('\0')))
+        {
+            return Err(Error::invalid(field, "must not contain NUL characters"));
+        }
+        Ok(())
+    }
+
+    /// The SDK's `event_id` (what the application logged), or the UUIDv7
+    /// Mesher assigned when it sent none.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn project_id(&self) -> Uuid {
+        self.project_id
+    }
+
+    pub fn level(&self) -> Severity {
+        self.level
+    }
+
+    /// The title of the event's issue: `Type: value` of the raised
+    /// exception, else the message; one line, at most 200 characters.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Where it happened: `module in function` of the crashing frame, or
+    /// the transaction.
+    pub fn culprit(&self) -> Option<&str> {
+        self.culprit.as_deref()
+    }
+
+    /// The hex SHA-256 of the grouping components: the issue's key within
+    /// its project.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// When the SDK says the event happened.
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        self.occurred_at
+    }
+
+    /// When Mesher received it; picks its daily partition.
+    pub fn received_at(&self) -> DateTime<Utc> {
+        self.received_at
+    }
+
+    pub fn release(&self) -> Option<&str> {
+        self.release.as_deref()
+    }
+
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    /// Who the event affected (see [`user_key`]).
+    pub fn user_key(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The event's JSON, compressed.
+    pub fn body(&self) -> &EventBody {
+        &self.body
+    }
+}
+
+/// The first byte of a spooled batch in the current format; an earlier
+/// release's batches are JSON, and start with `[`.
+const BATCH_FORMAT: u8 = 1;
+
+/// The payload a stored body holds.
+pub fn read_payload(body: &EventBody) -> Result<EventPayload> {
+    let json = body.decompress()?;
+    EventPayload::from_json(&json).map_err(|e| {
+        Error::internal(format!(
+            "a stored event body does not read as an event: {}",
+            e.report()
+        ))
+    })
 }
 
 #[cfg(test)]

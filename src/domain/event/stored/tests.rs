@@ -25,6 +25,11 @@ fn from_json(json: &Value) -> Result<Event> {
     Event::from_json(Uuid::now_v7(), json.to_string().as_bytes())
 }
 
+/// What an event page shows of `e`, read back from its stored body.
+fn parts(e: &Event) -> EventParts {
+    e.parts().unwrap()
+}
+
 fn decode(raw: Option<&RawJson>) -> Value {
     raw.map(|r| r.decode().unwrap()).unwrap_or(Value::Null)
 }
@@ -112,10 +117,10 @@ fn messages_titles_and_events_with_neither() {
     let exception =
         from_json(&json!({"exception": [{"type": "TypeError", "value": "x is undefined"}]}))
             .unwrap();
-    assert_eq!(exception.message(), "TypeError: x is undefined");
+    assert_eq!(parts(&exception).message(), "TypeError: x is undefined");
     assert_eq!(exception.title(), "TypeError: x is undefined");
     let neither = from_json(&json!({"level": "info"})).unwrap();
-    assert_eq!(neither.message(), "<unlabeled event>");
+    assert_eq!(parts(&neither).message(), "<unlabeled event>");
     assert_eq!(neither.title(), "<unlabeled event>");
     assert_eq!(neither.fingerprint().len(), 64);
     let both = from_json(&json!({
@@ -123,7 +128,7 @@ fn messages_titles_and_events_with_neither() {
         "exception": [{"type": "E", "value": "v"}],
     }))
     .unwrap();
-    assert_eq!(both.message(), "checkout failed\nfor cart 17");
+    assert_eq!(parts(&both).message(), "checkout failed\nfor cart 17");
     assert_eq!(both.title(), "E: v");
 }
 
@@ -147,33 +152,33 @@ fn json_parts_are_normalized() {
         "_meta": {"x": {"": {"rem": []}}},
     }))
     .unwrap();
-    let exception = decode(e.exception());
+    let exception = decode(parts(&e).exception());
     assert_eq!(
         exception["values"][0]["stacktrace"]["frames"][0]["lineno"],
         3
     );
     assert_eq!(
-        decode(e.stacktrace()),
+        decode(parts(&e).stacktrace()),
         json!({"frames": [{"function": "t"}]})
     );
-    assert_eq!(decode(e.breadcrumbs())[0]["message"], "b");
+    assert_eq!(decode(parts(&e).breadcrumbs())[0]["message"], "b");
     assert_eq!(
-        decode(e.breadcrumbs())[0]["timestamp"],
+        decode(parts(&e).breadcrumbs())[0]["timestamp"],
         "2011-05-02T17:41:36Z"
     );
-    let tags: BTreeMap<String, String> = e.tags().decode().unwrap();
+    let tags: BTreeMap<String, String> = parts(&e).tags().decode().unwrap();
     assert_eq!(tags["n"], "5");
-    assert_eq!(decode(Some(e.extra())), json!({"k": [1, 2]}));
-    assert_eq!(decode(e.user())["id"], 42);
-    assert_eq!(decode(e.contexts())["os"]["name"], "Linux");
-    assert_eq!(decode(e.request())["url"], "http://x/");
-    assert_eq!(e.sdk_name(), Some("sentry.python"));
-    assert_eq!(e.sdk_version(), Some("2.75.0"));
+    assert_eq!(decode(Some(parts(&e).extra())), json!({"k": [1, 2]}));
+    assert_eq!(decode(parts(&e).user())["id"], 42);
+    assert_eq!(decode(parts(&e).contexts())["os"]["name"], "Linux");
+    assert_eq!(decode(parts(&e).request())["url"], "http://x/");
+    assert_eq!(parts(&e).sdk_name(), Some("sentry.python"));
+    assert_eq!(parts(&e).sdk_version(), Some("2.75.0"));
     assert_eq!(e.release(), Some("shop@1.2.3"));
     assert_eq!(e.environment(), None);
-    assert_eq!(e.platform(), Some("python"));
-    assert_eq!(e.transaction(), Some("/checkout"));
-    let other = decode(e.other());
+    assert_eq!(parts(&e).platform(), Some("python"));
+    assert_eq!(parts(&e).transaction(), Some("/checkout"));
+    let other = decode(parts(&e).other());
     for key in [
         "logentry",
         "threads",
@@ -209,27 +214,30 @@ fn the_first_native_api_shapes_still_read() {
         "stacktrace": [{"filename": "a.py", "function": "f", "lineno": 3, "in_app": true}],
     }))
     .unwrap();
-    assert_eq!(e.message(), "Ошибка 💥 ' ; --");
+    assert_eq!(parts(&e).message(), "Ошибка 💥 ' ; --");
     assert_eq!(e.title(), "E: v");
     assert_eq!(e.culprit(), Some("a.py in f"));
-    assert_eq!(decode(e.exception())["values"][0]["value"], "v");
-    assert_eq!(decode(e.stacktrace())["frames"][0]["lineno"], 3);
+    assert_eq!(decode(parts(&e).exception())["values"][0]["value"], "v");
+    assert_eq!(decode(parts(&e).stacktrace())["frames"][0]["lineno"], 3);
 }
 
 #[test]
 fn empty_parts() {
     let e = from_json(&json!({"message": "m", "breadcrumbs": {"values": []}, "exception": []}))
         .unwrap();
-    assert_eq!(e.tags().get(), "{}");
-    assert_eq!(e.extra().get(), "{}");
-    assert!(e.breadcrumbs().is_none());
-    assert!(e.exception().is_none());
-    assert!(e.stacktrace().is_none());
-    assert!(e.other().is_none());
-    assert!(e.user().is_none());
+    assert_eq!(parts(&e).tags().get(), "{}");
+    assert_eq!(parts(&e).extra().get(), "{}");
+    assert!(parts(&e).breadcrumbs().is_none());
+    assert!(parts(&e).exception().is_none());
+    assert!(parts(&e).stacktrace().is_none());
+    assert!(parts(&e).other().is_none());
+    assert!(parts(&e).user().is_none());
     assert!(e.culprit().is_none());
     let sdk_only = from_json(&json!({"sdk": {"name": "n", "version": "1"}})).unwrap();
-    assert!(sdk_only.other().is_none(), "name and version have getters");
+    assert!(
+        parts(&sdk_only).other().is_none(),
+        "name and version have getters"
+    );
 }
 
 #[test]
@@ -261,39 +269,47 @@ fn events_over_one_mebibyte_are_refused() {
 }
 
 #[test]
-fn nul_characters_are_refused_anywhere_but_backslashes_are_fine() {
-    let mut p = payload("ok");
-    p.tags.insert("k".into(), "a\0b".into());
-    assert!(is_invalid(Event::from_payload(Uuid::now_v7(), p), "tags"));
-    assert!(is_invalid(
-        Event::from_payload(Uuid::now_v7(), payload("nul\0here")),
-        "message"
-    ));
-    let escaped = [
-        (r#"{"message": "a\u0000b"}"#, "message"),
-        (r#"{"exception": [{"type": "E\u0000"}]}"#, "exception"),
-        (r#"{"extra": {"k\u0000": 1}}"#, "extra"),
+fn nul_characters_are_refused_in_columns_and_kept_in_the_body() {
+    let refused = [
+        (r#"{"message": "a\u0000b"}"#, "event"),
+        (r#"{"exception": [{"type": "E\u0000"}]}"#, "event"),
         (r#"{"release": "1\u0000"}"#, "release"),
-        (r#"{"unknown": ["\u0000"]}"#, "event"),
-        (r#"{"logentry": {"message": "\u0000"}}"#, "event"),
-        (r#"{"breadcrumbs": [{"message": "\u0000"}]}"#, "breadcrumbs"),
+        (r#"{"environment": "\u0000"}"#, "environment"),
+        (r#"{"user": {"id": "\u0000"}}"#, "user"),
     ];
-    for (json, field) in escaped {
+    for (json, field) in refused {
         assert!(
             is_invalid(Event::from_json(Uuid::now_v7(), json.as_bytes()), field),
             "{json}"
         );
     }
+    assert!(is_invalid(
+        Event::from_payload(Uuid::now_v7(), payload("nul\0here")),
+        "event"
+    ));
+    // Where no column holds it, the body keeps it as sent.
+    let kept = [
+        r#"{"message": "m", "extra": {"k\u0000": 1}}"#,
+        r#"{"message": "m", "tags": {"k": "a\u0000b"}}"#,
+        r#"{"message": "m", "unknown": ["\u0000"]}"#,
+        r#"{"message": "m", "breadcrumbs": [{"message": "\u0000"}]}"#,
+    ];
+    for json in kept {
+        let e = Event::from_json(Uuid::now_v7(), json.as_bytes()).unwrap();
+        let parts = parts(&e);
+        let all = [parts.extra().get(), parts.tags().get()]
+            .into_iter()
+            .chain(parts.other().map(RawJson::get))
+            .chain(parts.breadcrumbs().map(RawJson::get))
+            .collect::<String>();
+        assert!(all.contains("\\u0000"), "{json}: {all}");
+    }
     let literal = r"C:\path\u0000 is text, not NUL";
     let e = Event::from_payload(Uuid::now_v7(), payload(literal)).unwrap();
-    assert_eq!(e.message(), literal);
+    assert_eq!(parts(&e).message(), literal);
     let sql = "'; DROP TABLE events; -- Ошибка 💥";
-    assert_eq!(
-        Event::from_payload(Uuid::now_v7(), payload(sql))
-            .unwrap()
-            .message(),
-        sql
-    );
+    let e = Event::from_payload(Uuid::now_v7(), payload(sql)).unwrap();
+    assert_eq!(parts(&e).message(), sql);
 }
 
 #[test]
@@ -365,18 +381,18 @@ fn sdk_events_become_events() {
         if culprit.is_some() {
             assert_eq!(e.culprit(), culprit, "{name}");
         }
-        assert_eq!(e.sdk_name(), Some(sdk), "{name}");
+        assert_eq!(parts(&e).sdk_name(), Some(sdk), "{name}");
         assert!(
             e.release().is_some() && e.environment() == Some("production"),
             "{name}"
         );
         assert!(e.occurred_at() <= e.received_at(), "{name}");
-        assert!(e.contexts().is_some(), "{name}");
+        assert!(parts(&e).contexts().is_some(), "{name}");
         let has_exception = json.get("exception").is_some();
-        assert_eq!(e.exception().is_some(), has_exception, "{name}");
+        assert_eq!(parts(&e).exception().is_some(), has_exception, "{name}");
         // What came in is what an event page gets back (nulls aside).
         if has_exception {
-            let values = &decode(e.exception())["values"];
+            let values = &decode(parts(&e).exception())["values"];
             assert_eq!(
                 values,
                 &without_nulls(&json["exception"]["values"]),
@@ -386,12 +402,12 @@ fn sdk_events_become_events() {
     }
     let crumbs = from_json(&fixture("javascript_message")).unwrap();
     assert_eq!(
-        decode(crumbs.breadcrumbs())[1]["event_id"],
+        decode(parts(&crumbs).breadcrumbs())[1]["event_id"],
         "5be2ec156db8440a82d73a8196544f8c"
     );
     let rust = from_json(&fixture("rust_message")).unwrap();
     assert!(
-        decode(rust.stacktrace())["frames"]
+        decode(parts(&rust).stacktrace())["frames"]
             .as_array()
             .unwrap()
             .len()
@@ -400,11 +416,43 @@ fn sdk_events_become_events() {
 }
 
 #[test]
-fn events_serialize() {
-    let e = from_json(&fixture("python_logging")).unwrap();
-    let json = serde_json::to_value(&e).unwrap();
-    assert_eq!(json["title"], "user 4 not found");
-    assert_eq!(json["other"]["logentry"]["message"], "user %s not found");
+fn a_spooled_batch_reads_back_as_it_was() {
+    let project = Uuid::now_v7();
+    let events: Vec<Event> = FIXTURES
+        .iter()
+        .map(|name| Event::from_json(project, fixture(name).to_string().as_bytes()).unwrap())
+        .collect();
+    let bytes = Event::encode_batch(&events).unwrap();
+    assert_eq!(Event::decode_batch(project, &bytes).unwrap(), events);
+    assert!(
+        Event::decode_batch(Uuid::now_v7(), &bytes).is_err(),
+        "another project's"
+    );
+    assert!(Event::decode_batch(project, &bytes[..bytes.len() / 2]).is_err());
+}
+
+/// A batch an earlier release spooled (JSON, every part of an event its
+/// own JSON; this one written by the release before bodies) is replayed
+/// with the same event: its id, times, grouping and parts.
+#[test]
+fn a_batch_spooled_by_an_earlier_release_reads_back() {
+    let legacy = include_bytes!("../fixtures/spooled_batch_before_bodies.json");
+    let project: Uuid = "019ae5e4-1e4c-7d23-9f7b-3c1d6f0a2b11".parse().unwrap();
+    let events = Event::decode_batch(project, legacy).unwrap();
+    let expected =
+        Event::from_json(project, fixture("python_exception").to_string().as_bytes()).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.id(), expected.id());
+    assert_eq!(e.fingerprint(), expected.fingerprint());
+    assert_eq!(e.title(), expected.title());
+    assert_eq!(e.release(), expected.release());
+    let (got, want) = (parts(e), parts(&expected));
+    assert_eq!(got.message(), want.message());
+    assert_eq!(got.exception(), want.exception());
+    assert_eq!(got.tags(), want.tags());
+    assert_eq!(got.contexts(), want.contexts());
+    assert_eq!(got.sdk_name(), want.sdk_name());
 }
 
 #[test]
@@ -481,11 +529,14 @@ fn the_sentry_crate_as_it_is_today() {
         "ParseIntError: invalid digit found in string"
     );
     assert_eq!(events[0].release(), Some("billing@1.0.0"));
-    assert_eq!(events[0].sdk_name(), Some("sentry.rust"));
+    assert_eq!(parts(&events[0]).sdk_name(), Some("sentry.rust"));
     assert_eq!(events[1].id(), first);
     assert_eq!(events[2].id(), second);
     assert_eq!(events[1].level(), Severity::Warning);
-    assert!(events[1].stacktrace().is_some(), "attach_stacktrace");
+    assert!(
+        parts(&events[1]).stacktrace().is_some(),
+        "attach_stacktrace"
+    );
     assert_eq!(events[1].fingerprint(), events[2].fingerprint());
     assert_ne!(events[0].fingerprint(), events[1].fingerprint());
 }

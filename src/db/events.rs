@@ -1,5 +1,7 @@
 //! `events`, `event_ids` and `issues`: a batch of events, of one project or
-//! of many, is stored, and grouped into its issues, by one statement.
+//! of many, is stored, and grouped into its issues, by one statement;
+//! a second, in the same transaction, aggregates its new events for
+//! triage (see [`super::triage::record_batch`]).
 //!
 //! The statement (`INSERT_SQL`) first records the batch's event ids
 //! in `event_ids`, skipping those already there, so an event is stored
@@ -11,11 +13,11 @@
 //! wait for the other, so counts stay exact with several writers, in one
 //! process or many.
 
-use super::partitions;
+use super::{partitions, triage};
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -30,10 +32,11 @@ use uuid::Uuid;
 /// order so that
 /// two batches sharing keys lock them in the same order and cannot
 /// deadlock, and an event twice in one batch is taken once. An issue takes
-/// its title, culprit and level from its latest event. A resolved issue
-/// that gets an event received after it was resolved is unresolved again,
-/// and the time of that regression kept; an event that waited in a buffer
-/// while someone resolved the issue does not reopen it.
+/// its title, culprit and level from its latest event. Its status is not
+/// touched here: whether an event reopens a resolved issue (a regression)
+/// or brings back an archived one depends on releases and users, and is
+/// decided in the same transaction by [`super::triage::record_batch`].
+/// Returns each stored event's project, id and issue, for that call.
 const INSERT_SQL: &str = "
 WITH batch AS (
     SELECT DISTINCT ON (project_id, id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
@@ -80,13 +83,7 @@ grouped AS (
         culprit = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.culprit
             ELSE i.culprit END,
         level = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.level
-            ELSE i.level END,
-        status = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN 'unresolved' ELSE i.status END,
-        resolved_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN NULL ELSE i.resolved_at END,
-        regressed_at = CASE WHEN i.status = 'resolved' AND excluded.last_seen > coalesce(i.resolved_at, '-infinity')
-            THEN excluded.last_seen ELSE i.regressed_at END
+            ELSE i.level END
     RETURNING i.id, i.project_id, i.fingerprint
 )
 INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, exception, stacktrace,
@@ -96,7 +93,8 @@ SELECT e.id, e.project_id, g.id, e.level, e.message, e.fingerprint, e.exception,
     e.breadcrumbs, e.tags, e.extra, e.user_context, e.contexts, e.request, e.other, e.sdk_name,
     e.sdk_version, e.platform, e.release, e.environment, e.transaction, e.occurred_at,
     e.received_at
-FROM new_events e JOIN grouped g USING (project_id, fingerprint)";
+FROM new_events e JOIN grouped g USING (project_id, fingerprint)
+RETURNING project_id, id, issue_id";
 
 /// A pool of connections for writing events, made by
 /// [`super::event_pool`]; cheap to clone.
@@ -129,17 +127,19 @@ impl EventConnections {
 /// A connection of an [`EventPool`]; usable as a [`Client`] for any query.
 pub struct EventConnection {
     client: Client,
-    /// [`INSERT_SQL`], once prepared on this connection.
-    insert: Option<Statement>,
+    /// [`INSERT_SQL`] and [`triage::RECORD_SQL`], once prepared on this
+    /// connection.
+    statements: Option<(Statement, Statement)>,
 }
 
 impl EventConnection {
-    async fn insert_statement(&mut self) -> Result<Statement, PgError> {
-        if let Some(statement) = &self.insert {
-            return Ok(statement.clone());
+    async fn statements(&mut self) -> Result<(Statement, Statement), PgError> {
+        if let Some(statements) = &self.statements {
+            return Ok(statements.clone());
         }
-        let statement = self.client.prepare(INSERT_SQL).await?;
-        Ok(self.insert.insert(statement).clone())
+        let insert = self.client.prepare(INSERT_SQL).await?;
+        let record = self.client.prepare(triage::RECORD_SQL).await?;
+        Ok(self.statements.insert((insert, record)).clone())
     }
 }
 
@@ -172,7 +172,7 @@ impl bb8::ManageConnection for EventConnections {
         self.reachability.found();
         Ok(EventConnection {
             client,
-            insert: None,
+            statements: None,
         })
     }
 
@@ -185,7 +185,7 @@ impl bb8::ManageConnection for EventConnections {
     }
 }
 
-/// Stores a batch of events, of one project or several, in one statement,
+/// Stores a batch of events, of one project or several, in one transaction,
 /// grouped into
 /// their issues: all of it commits or none does, so a failed batch can be
 /// retried whole, and an event already stored is skipped (and not counted
@@ -344,40 +344,58 @@ async fn insert(conn: &mut EventConnection, events: &[Event]) -> Result<u64, PgE
         issue_projects.push(project_id);
         issue_fingerprints.push(fingerprint);
     }
-    let statement = conn.insert_statement().await?;
-    conn.execute(
-        &statement,
-        &[
-            &column(events, Event::project_id),
-            &column(events, Event::id),
-            &column(events, |e| e.level().as_str()),
-            &column(events, Event::message),
-            &column(events, Event::fingerprint),
-            &column(events, Event::title),
-            &column(events, Event::culprit),
-            &column(events, Event::exception),
-            &column(events, Event::stacktrace),
-            &column(events, Event::breadcrumbs),
-            &column(events, Event::tags),
-            &column(events, Event::extra),
-            &column(events, Event::user),
-            &column(events, Event::contexts),
-            &column(events, Event::request),
-            &column(events, Event::other),
-            &column(events, Event::sdk_name),
-            &column(events, Event::sdk_version),
-            &column(events, Event::platform),
-            &column(events, Event::release),
-            &column(events, Event::environment),
-            &column(events, Event::transaction),
-            &column(events, Event::occurred_at),
-            &column(events, Event::received_at),
-            &issue_ids,
-            &issue_projects,
-            &issue_fingerprints,
-        ],
-    )
-    .await
+    let (insert, record) = conn.statements().await?;
+    // The events and their issues, then the triage aggregates over the
+    // events that were new, commit together.
+    let tx = conn.client.transaction().await?;
+    let stored = tx
+        .query(
+            &insert,
+            &[
+                &column(events, Event::project_id),
+                &column(events, Event::id),
+                &column(events, |e| e.level().as_str()),
+                &column(events, Event::message),
+                &column(events, Event::fingerprint),
+                &column(events, Event::title),
+                &column(events, Event::culprit),
+                &column(events, Event::exception),
+                &column(events, Event::stacktrace),
+                &column(events, Event::breadcrumbs),
+                &column(events, Event::tags),
+                &column(events, Event::extra),
+                &column(events, Event::user),
+                &column(events, Event::contexts),
+                &column(events, Event::request),
+                &column(events, Event::other),
+                &column(events, Event::sdk_name),
+                &column(events, Event::sdk_version),
+                &column(events, Event::platform),
+                &column(events, Event::release),
+                &column(events, Event::environment),
+                &column(events, Event::transaction),
+                &column(events, Event::occurred_at),
+                &column(events, Event::received_at),
+                &issue_ids,
+                &issue_projects,
+                &issue_fingerprints,
+            ],
+        )
+        .await?;
+    let by_id: HashMap<(Uuid, Uuid), &Event> = events
+        .iter()
+        .map(|e| ((e.project_id(), e.id()), e))
+        .collect();
+    let new: Vec<(Uuid, &Event)> = stored
+        .iter()
+        .filter_map(|row| {
+            let event = by_id.get(&(row.get(0), row.get(1)))?;
+            Some((row.get(2), *event))
+        })
+        .collect();
+    triage::record_batch(&tx, &record, &new).await?;
+    tx.commit().await?;
+    Ok(stored.len() as u64)
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

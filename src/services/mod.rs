@@ -20,7 +20,8 @@ mod writer_registry;
 pub use committer::{Commit, Committed, Committer};
 pub use issue_service::{
     AssignIssue, CountIssues, GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity,
-    IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
+    GetIssueHistory, GetIssueTags, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
+    WakeArchivedIssues,
 };
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use partition_manager::{EnsurePartitions, PartitionManager};

@@ -65,9 +65,10 @@ fn error_page(e: Error, nav: Option<Nav>) -> HttpResponse {
     let (status, heading) = match &e {
         Error::NotFound { .. } => return render(StatusCode::NOT_FOUND, &ErrorPage::not_found(nav)),
         Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "Not allowed"),
-        Error::InvalidInput { .. } | Error::Conflict { .. } | Error::AlreadyExists { .. } => {
-            (StatusCode::BAD_REQUEST, "That did not work")
-        }
+        Error::InvalidInput { .. }
+        | Error::InvalidSearch { .. }
+        | Error::Conflict { .. }
+        | Error::AlreadyExists { .. } => (StatusCode::BAD_REQUEST, "That did not work"),
         Error::Overloaded { .. } | Error::DatabaseUnavailable { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment")
         }
@@ -538,7 +539,11 @@ pub async fn issues(
     let filters = filters.into_inner();
     let page = async {
         let (project, header) = reader.project(&state, &project_id, Action::Read).await?;
-        let page = state
+        let layout = Layout::new(
+            format!("Issues · {}", project.name),
+            Some(reader.nav.clone()),
+        );
+        let listed = state
             .issues
             .send(ListIssues {
                 project_id: project.id.to_string(),
@@ -549,8 +554,19 @@ pub async fn issues(
                 sort: filters.sort().map(str::to_owned),
                 cursor: filters.cursor().map(str::to_owned),
                 limit: None,
+                me: Some(reader.caller.user_id),
             })
-            .await??;
+            .await?;
+        // A search that cannot be read is shown under the search box.
+        let page = match listed {
+            Ok(page) => page,
+            Err(e @ Error::InvalidSearch { .. }) => {
+                let mut page = IssuesPage::new(layout, header, filters.clone(), Vec::new(), None);
+                page.search_error = Some(e.to_string());
+                return Ok((StatusCode::BAD_REQUEST, page));
+            }
+            Err(e) => return Err(e),
+        };
         let activity = state
             .issues
             .send(GetIssueActivity {
@@ -559,19 +575,13 @@ pub async fn issues(
             })
             .await??;
         let rows = IssueRow::page(&page.issues, &activity, Utc::now());
-        Ok::<_, Error>(IssuesPage::new(
-            Layout::new(
-                format!("Issues · {}", project.name),
-                Some(reader.nav.clone()),
-            ),
-            header,
-            filters.clone(),
-            rows,
-            page.next.as_deref(),
+        Ok::<_, Error>((
+            StatusCode::OK,
+            IssuesPage::new(layout, header, filters.clone(), rows, page.next.as_deref()),
         ))
     };
     match page.await {
-        Ok(page) => render(StatusCode::OK, &page),
+        Ok((status, page)) => render(status, &page),
         Err(e) => error_page(e, Some(reader.nav)),
     }
 }
@@ -590,11 +600,12 @@ pub async fn resolve_selected(
         for (_, issue_id) in form.iter().filter(|(k, _)| k == "issue") {
             state
                 .issues
-                .send(UpdateIssueStatus {
-                    project_id: project.id.to_string(),
-                    issue_id: issue_id.clone(),
-                    status: "resolved".into(),
-                })
+                .send(UpdateIssueStatus::to(
+                    project.id.to_string(),
+                    issue_id.clone(),
+                    "resolved",
+                    reader.caller.user_id,
+                ))
                 .await??;
         }
         Ok::<_, Error>(project)
@@ -662,6 +673,7 @@ pub async fn issue(
             None => detail.latest_event.clone(),
         };
         let (newer_event, older_event) = IssuePage::event_links(&neighbours);
+        let triage = super::triage::IssueTriage::load(&state, &project, &detail.issue).await?;
         let members = state
             .users
             .send(ListMembers {
@@ -697,6 +709,7 @@ pub async fn issue(
             event: event.as_ref().map(|e| super::event::EventView::new(e, now)),
             newer_event,
             older_event,
+            triage,
         })
     };
     match page.await {
@@ -705,17 +718,12 @@ pub async fn issue(
     }
 }
 
-#[derive(Deserialize)]
-pub struct StatusForm {
-    status: String,
-}
-
 /// `POST /projects/{id}/issues/{issue_id}/status`.
 pub async fn set_status(
     req: HttpRequest,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
-    form: web::Form<StatusForm>,
+    form: web::Form<super::triage::StatusForm>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
     let (project_id, issue_id) = path.into_inner();
@@ -723,11 +731,11 @@ pub async fn set_status(
         let (project, _) = reader.project(&state, &project_id, Action::Triage).await?;
         state
             .issues
-            .send(UpdateIssueStatus {
-                project_id: project.id.to_string(),
-                issue_id: issue_id.clone(),
-                status: form.into_inner().status,
-            })
+            .send(form.into_inner().message(
+                project.id.to_string(),
+                issue_id.clone(),
+                reader.caller.user_id,
+            )?)
             .await??;
         Ok::<_, Error>(format!("/projects/{}/issues/{issue_id}", project.id))
     };
@@ -767,6 +775,7 @@ pub async fn set_assignee(
                 project_id: project.id.to_string(),
                 issue_id: issue_id.clone(),
                 user_id: user,
+                actor: Some(reader.caller.user_id),
             })
             .await??;
         Ok::<_, Error>(format!("/projects/{}/issues/{issue_id}", project.id))

@@ -31,4 +31,5 @@ mod partitions;
 mod queries;
 mod startup;
 mod storage;
+mod triage;
 mod web;

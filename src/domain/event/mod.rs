@@ -15,6 +15,7 @@ mod raw_json;
 mod severity;
 mod stacktrace;
 mod stored;
+pub mod tags;
 
 pub use breadcrumb::Breadcrumb;
 pub use exception::{ExceptionInfo, Mechanism};
@@ -25,6 +26,7 @@ pub use severity::Severity;
 pub(crate) use stacktrace::base_name;
 pub use stacktrace::{StackFrame, Stacktrace, Thread};
 pub use stored::{Event, MAX_CLOCK_DRIFT};
+pub use tags::Tag;
 
 /// The largest event accepted: its JSON as sent, and its text and JSON
 /// parts as stored.

@@ -1,6 +1,7 @@
 //! [`Event`]: a payload checked and grouped, ready to store.
 
 use super::message::ClientSdk;
+use super::tags::{Tag, event_tags};
 use super::{
     Breadcrumb, EventPayload, ExceptionInfo, LogEntry, MAX_EVENT_BYTES, RawJson, Severity, Thread,
 };
@@ -54,6 +55,11 @@ pub struct Event {
     pub(crate) contexts: Option<RawJson>,
     pub(crate) request: Option<RawJson>,
     pub(crate) other: Option<RawJson>,
+    /// What the event is searched and broken down by (see [`super::tags`]),
+    /// derived once here rather than by every reader. A batch spooled by
+    /// a version without them replays without them.
+    #[serde(default)]
+    pub(crate) indexed_tags: Vec<Tag>,
 }
 
 impl Serialize for Event {
@@ -238,6 +244,7 @@ impl Event {
                 true => None,
                 false => Some(RawJson::encode(&other)?),
             },
+            indexed_tags: event_tags(p, level),
             message,
         };
         event.check()?;
@@ -433,6 +440,21 @@ impl Event {
     /// fields Mesher does not know; `None` when there are none.
     pub fn other(&self) -> Option<&RawJson> {
         self.other.as_ref()
+    }
+
+    /// The tags the event is searched and counted by, sorted by key: the
+    /// SDK's and the ones derived from its fields (see [`super::tags`]).
+    pub fn indexed_tags(&self) -> &[Tag] {
+        &self.indexed_tags
+    }
+
+    /// Who it happened to, as its `user` tag (`id:42`, `email:...`), if
+    /// it names anyone.
+    pub fn user_key(&self) -> Option<&str> {
+        self.indexed_tags
+            .iter()
+            .find(|t| t.key == "user")
+            .map(|t| t.value.as_str())
     }
 }
 

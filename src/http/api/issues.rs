@@ -2,11 +2,13 @@
 
 use super::caller::Caller;
 use crate::domain::access::Action;
+use crate::domain::{ArchiveUntil, ResolveIn};
 use crate::error::Error;
 use crate::http::State;
 use crate::http::error::ApiError;
 use crate::services::{
-    AssignIssue, GetEvent, GetIssue, GetRole, ListIssueEvents, ListIssues, UpdateIssueStatus,
+    AssignIssue, GetEvent, GetIssue, GetIssueHistory, GetIssueTags, GetRole, ListIssueEvents,
+    ListIssues, UpdateIssueStatus,
 };
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -44,6 +46,7 @@ pub async fn list(
             sort: q.sort,
             cursor: q.cursor,
             limit: q.limit,
+            me: Some(caller.user_id),
         })
         .await??;
     Ok(HttpResponse::Ok().json(page))
@@ -67,7 +70,10 @@ pub async fn get(
 }
 
 /// Triage: `{"status": "resolved"}`, `{"assignee_id": "<user id>"}` (a
-/// member of the organization) or `{"assignee_id": null}`, or both.
+/// member of the organization) or `{"assignee_id": null}`, or both. With
+/// `"status": "archived"`, `"archive"`: `{}` (forever), `{"count": N}`,
+/// `{"minutes": N}` or `{"users": N}`; with `"status": "resolved"`,
+/// `"resolved_in"`: `{"next_release": true}` or `{"release": "X"}`.
 pub async fn update(
     state: web::Data<State>,
     caller: Caller,
@@ -92,6 +98,17 @@ pub async fn update(
         }
         Some(_) => return Err(Error::invalid("assignee_id", "must be a user id or null").into()),
     };
+    let archive = body
+        .get("archive")
+        .map(ArchiveUntil::from_json)
+        .transpose()?;
+    let resolved_in = body
+        .get("resolved_in")
+        .map(ResolveIn::from_json)
+        .transpose()?;
+    if status.is_none() && (archive.is_some() || resolved_in.is_some()) {
+        return Err(Error::invalid("status", "must be given with archive or resolved_in").into());
+    }
     if status.is_none() && assignee.is_none() {
         return Err(Error::invalid("body", "must set status or assignee_id").into());
     }
@@ -105,6 +122,9 @@ pub async fn update(
             project_id: project_id.clone(),
             issue_id: issue_id.clone(),
             status,
+            archive,
+            resolved_in,
+            actor: Some(caller.user_id),
         };
         issue = Some(state.issues.send(msg).await??);
     }
@@ -113,6 +133,7 @@ pub async fn update(
             project_id,
             issue_id,
             user_id: user.map(|u| u.to_string()),
+            actor: Some(caller.user_id),
         };
         issue = Some(state.issues.send(msg).await??);
     }
@@ -176,4 +197,43 @@ pub async fn event(
         })
         .await??;
     Ok(HttpResponse::Ok().json(event))
+}
+
+/// `GET .../issues/{issue_id}/tags`: `{"tags": [{"key", "total",
+/// "distinct", "other", "top": [{"value", "count"}]}]}`, from the counts
+/// kept as events are stored.
+pub async fn tags(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let tags = state
+        .issues
+        .send(GetIssueTags {
+            project_id: project.id.to_string(),
+            issue_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tags": tags })))
+}
+
+/// `GET .../issues/{issue_id}/activity`: `{"activity": [{"id", "at",
+/// "user_id", "user_name", "kind", "data"}]}`, newest first.
+pub async fn activity(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let project = caller.project(&state, &project_id, Action::Read).await?;
+    let activity = state
+        .issues
+        .send(GetIssueHistory {
+            project_id: project.id.to_string(),
+            issue_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "activity": activity })))
 }

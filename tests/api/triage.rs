@@ -490,7 +490,10 @@ async fn resolved_in_the_next_release_or_in_a_release() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(detail.issue.regressed_at, Some(regressing.received_at()));
+    assert_eq!(
+        detail.issue.regressed_at.map(|t| t.timestamp_micros()),
+        Some(regressing.received_at().timestamp_micros())
+    );
     assert_eq!(detail.issue.last_release.as_deref(), Some("v2"));
     assert_eq!(detail.issue.first_release.as_deref(), Some("v1"));
 

@@ -210,6 +210,33 @@ ALTER TABLE issues SET (fillfactor = 70);
 -- batch's transaction, over its new events only), so that no read walks
 -- an issue's events.
 --
+-- A database from before these aggregates gets them from its stored
+-- events, once (when `issue_users` does not exist yet): users, releases,
+-- and the tags kept as columns (level, environment, release; the rest
+-- start with the upgrade). The events are read here, before the tables
+-- exist, and counted into them once they do (below). Columns are read
+-- through to_jsonb(row), so this still runs on an `events` table a later
+-- upgrade has slimmed.
+DO $$
+BEGIN
+    IF to_regclass('issue_users') IS NULL THEN
+        CREATE TEMP TABLE upgrade_events ON COMMIT DROP AS
+            SELECT r.project_id, r.issue_id, r.received_at,
+                (r.received_at AT TIME ZONE 'UTC')::date AS day,
+                j ->> 'level' AS level, j ->> 'environment' AS environment,
+                j ->> 'release' AS release,
+                CASE WHEN jsonb_typeof(j -> 'user_context') = 'object' THEN coalesce(
+                    'id:' || nullif(j -> 'user_context' ->> 'id', ''),
+                    'username:' || nullif(j -> 'user_context' ->> 'username', ''),
+                    'email:' || nullif(j -> 'user_context' ->> 'email', ''),
+                    'ip:' || nullif(nullif(j -> 'user_context' ->> 'ip_address', ''), '{{auto}}'))
+                END AS who
+            FROM events r, LATERAL to_jsonb(r) AS j
+            WHERE r.issue_id IS NOT NULL;
+    END IF;
+END
+$$;
+
 -- Tag counts per issue, key, value and UTC day of receipt. By day so that
 -- when retention drops a day's events the same day's counts go with them
 -- (`db::triage::forget_days_before`): the counts are those of the stored
@@ -272,29 +299,34 @@ CREATE TABLE IF NOT EXISTS releases (
 -- any `archived_until*` set comes back (unresolved) when the time has
 -- come, `event_count` reaches `archived_until_events` or `user_count`
 -- reaches `archived_until_users`.
--- A database from before these aggregates gets them from its stored
--- events, once (while `issues` has no `user_count` yet): users, releases,
--- and the tags kept as columns (level, environment, release; the rest
--- start with the upgrade). Columns are read through to_jsonb(row), so
--- this still runs on an `events` table a later upgrade has slimmed.
+ALTER TABLE issues
+    ADD COLUMN IF NOT EXISTS user_count              bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS resolved_in_release     text,
+    ADD COLUMN IF NOT EXISTS resolved_after_release  text,
+    ADD COLUMN IF NOT EXISTS archived_until          timestamptz,
+    ADD COLUMN IF NOT EXISTS archived_until_events   bigint,
+    ADD COLUMN IF NOT EXISTS archived_until_users    bigint;
+-- The sweep that brings back issues archived for a while finds them here;
+-- ingestion's updates never change the column, so they stay HOT.
+CREATE INDEX IF NOT EXISTS issues_archived_until_idx ON issues (archived_until)
+    WHERE archived_until IS NOT NULL;
+
+-- What happened to an issue, by whom (NULL: Mesher itself) and when.
+CREATE TABLE IF NOT EXISTS issue_activity (
+    id          uuid PRIMARY KEY,
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    at          timestamptz NOT NULL,
+    user_id     uuid REFERENCES users (id) ON DELETE SET NULL,
+    kind        text NOT NULL,
+    data        jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS issue_activity_issue_idx ON issue_activity (project_id, issue_id, at DESC);
+
+-- The counts of the events read above, on an upgraded database.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'issues'::regclass
-                   AND attname = 'user_count' AND NOT attisdropped) THEN
-        ALTER TABLE issues ADD COLUMN user_count bigint NOT NULL DEFAULT 0;
-        CREATE TEMP TABLE upgrade_events ON COMMIT DROP AS
-            SELECT r.project_id, r.issue_id, r.received_at,
-                (r.received_at AT TIME ZONE 'UTC')::date AS day,
-                j ->> 'level' AS level, j ->> 'environment' AS environment,
-                j ->> 'release' AS release,
-                CASE WHEN jsonb_typeof(j -> 'user_context') = 'object' THEN coalesce(
-                    'id:' || nullif(j -> 'user_context' ->> 'id', ''),
-                    'username:' || nullif(j -> 'user_context' ->> 'username', ''),
-                    'email:' || nullif(j -> 'user_context' ->> 'email', ''),
-                    'ip:' || nullif(nullif(j -> 'user_context' ->> 'ip_address', ''), '{{auto}}'))
-                END AS who
-            FROM events r, LATERAL to_jsonb(r) AS j
-            WHERE r.issue_id IS NOT NULL;
+    IF to_regclass('pg_temp.upgrade_events') IS NOT NULL THEN
         INSERT INTO issue_users (project_id, issue_id, who, last_day)
             SELECT project_id, issue_id, who, max(day) FROM upgrade_events
             WHERE who IS NOT NULL GROUP BY 1, 2, 3
@@ -321,31 +353,9 @@ BEGIN
         INSERT INTO issue_tag_keys (project_id, issue_id, key, day, total, other, kept)
             SELECT project_id, issue_id, key, day, sum(n), 0, count(*) FROM upgrade_tags
             GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING;
+        DROP TABLE upgrade_events, upgrade_tags;
     END IF;
 END
 $$;
-ALTER TABLE issues
-    ADD COLUMN IF NOT EXISTS user_count              bigint NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS resolved_in_release     text,
-    ADD COLUMN IF NOT EXISTS resolved_after_release  text,
-    ADD COLUMN IF NOT EXISTS archived_until          timestamptz,
-    ADD COLUMN IF NOT EXISTS archived_until_events   bigint,
-    ADD COLUMN IF NOT EXISTS archived_until_users    bigint;
--- The sweep that brings back issues archived for a while finds them here;
--- ingestion's updates never change the column, so they stay HOT.
-CREATE INDEX IF NOT EXISTS issues_archived_until_idx ON issues (archived_until)
-    WHERE archived_until IS NOT NULL;
-
--- What happened to an issue, by whom (NULL: Mesher itself) and when.
-CREATE TABLE IF NOT EXISTS issue_activity (
-    id          uuid PRIMARY KEY,
-    project_id  uuid NOT NULL,
-    issue_id    uuid NOT NULL,
-    at          timestamptz NOT NULL,
-    user_id     uuid REFERENCES users (id) ON DELETE SET NULL,
-    kind        text NOT NULL,
-    data        jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS issue_activity_issue_idx ON issue_activity (project_id, issue_id, at DESC);
 
 COMMIT;

@@ -760,3 +760,46 @@ async fn the_api_archives_resolves_and_shows_tags_and_activity() {
     assert_eq!(kinds, ["resolved", "archived"]);
     assert_eq!(activity.body["activity"][0]["user_name"], "Someone");
 }
+
+#[actix::test]
+async fn an_upgraded_database_counts_the_users_and_levels_of_its_stored_events() {
+    let t = TestDb::empty().await;
+    t.execute(include_str!("../fixtures/schema-first.sql"))
+        .await;
+    let today = Utc::now().date_naive();
+    let (project, issue) = (Uuid::now_v7(), Uuid::now_v7());
+    t.execute(&format!(
+        "CREATE TABLE events_{day} PARTITION OF events FOR VALUES FROM ('{today}') TO ('{tomorrow}');
+         INSERT INTO organizations (id, name, slug) VALUES ('{project}', 'Old', 'old');
+         INSERT INTO projects (id, org_id, name) VALUES ('{project}', '{project}', 'p');
+         INSERT INTO issues (id, project_id, fingerprint, title, level, event_count)
+             VALUES ('{issue}', '{project}', 'fp', 'boom', 'error', 3);
+         INSERT INTO events (id, project_id, issue_id, level, message, fingerprint, user_context, received_at)
+             VALUES (gen_random_uuid(), '{project}', '{issue}', 'error', 'boom', 'fp', '{{\"id\": 7}}', now()),
+                    (gen_random_uuid(), '{project}', '{issue}', 'error', 'boom', 'fp', '{{\"id\": \"7\"}}', now()),
+                    (gen_random_uuid(), '{project}', '{issue}', 'warning', 'boom', 'fp', '{{\"email\": \"a@b.c\"}}', now());",
+        day = today.format("%Y%m%d"),
+        tomorrow = today + Days::new(1),
+    ))
+    .await;
+    db::apply_schema(&t.pool).await.unwrap();
+    // Applying it again changes nothing.
+    db::apply_schema(&t.pool).await.unwrap();
+    let addr = IssueService::new(t.pool.clone()).start();
+    let counts = breakdown_counts(&addr, project, issue).await;
+    assert_eq!(
+        counts["level"],
+        BTreeMap::from([("error".into(), 2), ("warning".into(), 1)])
+    );
+    assert_eq!(
+        counts["user"],
+        BTreeMap::from([("id:7".into(), 2), ("email:a@b.c".into(), 1)])
+    );
+    assert_eq!(
+        t.count(&format!(
+            "SELECT user_count FROM issues WHERE id = '{issue}'"
+        ))
+        .await,
+        2
+    );
+}

@@ -209,12 +209,10 @@ ALTER TABLE issues SET (fillfactor = 70);
 -- An event's JSON is stored as one blob, compressed by Mesher (zstd), as
 -- Sentry's node store keeps event bodies: PostgreSQL neither parses it nor
 -- compresses it again (STORAGE EXTERNAL). Columns remain only for what
--- lists, filters, grouping and retention read; `user_key` is who the event
--- affected, worked out at ingest. Rows of earlier releases keep their JSON
--- columns and stay readable; new rows leave them NULL.
-ALTER TABLE events
-    ADD COLUMN IF NOT EXISTS user_key  text,
-    ADD COLUMN IF NOT EXISTS body      bytea;
+-- lists, filters, grouping and retention read (who an event affected and
+-- its tags are aggregated at ingest, below). Rows of earlier releases keep
+-- their JSON columns and stay readable; new rows leave them NULL.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS body bytea;
 ALTER TABLE events
     ALTER COLUMN message DROP NOT NULL,
     ALTER COLUMN fingerprint DROP NOT NULL,
@@ -227,11 +225,166 @@ ALTER TABLE events
 -- src/db: `events_pkey` (an event by id: db::issues::event, and the
 -- neighbours of db::issues::event_neighbours) and
 -- `events_issue_received_idx` (an issue's events by time: the latest
--- event, the event pages, daily counts and users of db::issues). Filters by
--- tag, level or fingerprint read issues, not events.
+-- event, the event pages and the daily counts of db::issues). Filters by
+-- tag, level or fingerprint read issues and the triage aggregates, not
+-- events.
 DROP INDEX IF EXISTS events_project_received_idx;
 DROP INDEX IF EXISTS events_level_received_idx;
 DROP INDEX IF EXISTS events_fingerprint_idx;
 DROP INDEX IF EXISTS events_tags_idx;
+
+-- Triage (search, tag breakdowns, users affected, archive until, resolve
+-- in a release, activity). What search filters and the issue page shows
+-- is aggregated as events are stored (`db::triage::record_batch`, in the
+-- batch's transaction, over its new events only), so that no read walks
+-- an issue's events.
+--
+-- A database from before these aggregates gets them from its stored
+-- events, once (when `issue_users` does not exist yet): users, releases,
+-- and the tags kept as columns (level, environment, release; the rest
+-- start with the upgrade). The events are read here, before the tables
+-- exist, and counted into them once they do (below). Columns are read
+-- through to_jsonb(row), so this still runs on an `events` table a later
+-- upgrade has slimmed.
+DO $$
+BEGIN
+    IF to_regclass('issue_users') IS NULL THEN
+        CREATE TEMP TABLE upgrade_events ON COMMIT DROP AS
+            SELECT r.project_id, r.issue_id, r.received_at,
+                (r.received_at AT TIME ZONE 'UTC')::date AS day,
+                j ->> 'level' AS level, j ->> 'environment' AS environment,
+                j ->> 'release' AS release,
+                CASE WHEN jsonb_typeof(j -> 'user_context') = 'object' THEN coalesce(
+                    'id:' || nullif(j -> 'user_context' ->> 'id', ''),
+                    'username:' || nullif(j -> 'user_context' ->> 'username', ''),
+                    'email:' || nullif(j -> 'user_context' ->> 'email', ''),
+                    'ip:' || nullif(nullif(j -> 'user_context' ->> 'ip_address', ''), '{{auto}}'))
+                END AS who
+            FROM events r, LATERAL to_jsonb(r) AS j
+            WHERE r.issue_id IS NOT NULL;
+    END IF;
+END
+$$;
+
+-- Tag counts per issue, key, value and UTC day of receipt. By day so that
+-- when retention drops a day's events the same day's counts go with them
+-- (`db::triage::forget_days_before`): the counts are those of the stored
+-- events. At most `db::triage::MAX_TAG_VALUES` values are kept per issue,
+-- key and day; events with a value past them count in `issue_tag_keys`'
+-- `other`.
+CREATE TABLE IF NOT EXISTS issue_tag_values (
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    key         text NOT NULL,
+    day         date NOT NULL,
+    value       text NOT NULL,
+    count       bigint NOT NULL,
+    first_seen  timestamptz NOT NULL,
+    last_seen   timestamptz NOT NULL,
+    PRIMARY KEY (project_id, issue_id, key, day, value)
+) WITH (fillfactor = 70);
+-- A tag search (`release:2.0`) finds its issues here rather than probing
+-- each issue of the project.
+CREATE INDEX IF NOT EXISTS issue_tag_values_search_idx ON issue_tag_values (project_id, key, value);
+
+-- Per issue, key and day: the events counted, those whose value was past
+-- the bound, and how many values are kept (the bound's counter).
+CREATE TABLE IF NOT EXISTS issue_tag_keys (
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    key         text NOT NULL,
+    day         date NOT NULL,
+    total       bigint NOT NULL,
+    other       bigint NOT NULL,
+    kept        integer NOT NULL,
+    PRIMARY KEY (project_id, issue_id, key, day)
+) WITH (fillfactor = 70);
+
+-- The users an issue affected, exactly: one row per issue and user (its
+-- `user` tag: `id:42`, `email:...`), with the last day it was seen, so
+-- that retention can forget the users whose events are all gone.
+CREATE TABLE IF NOT EXISTS issue_users (
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    who         text NOT NULL,
+    last_day    date NOT NULL,
+    PRIMARY KEY (project_id, issue_id, who)
+);
+
+-- Releases in the order a project first saw them: what "resolved in the
+-- next release" compares.
+CREATE TABLE IF NOT EXISTS releases (
+    project_id  uuid NOT NULL,
+    version     text NOT NULL,
+    first_seen  timestamptz NOT NULL,
+    last_seen   timestamptz NOT NULL,
+    PRIMARY KEY (project_id, version)
+);
+
+-- `user_count` is the number of `issue_users` rows. A resolved issue with
+-- `resolved_in_release` reopens for an event of that release or a newer
+-- one; with `resolved_after_release` (resolved "in the next release"),
+-- for an event of a release newer than that one. An archived issue with
+-- any `archived_until*` set comes back (unresolved) when the time has
+-- come, `event_count` reaches `archived_until_events` or `user_count`
+-- reaches `archived_until_users`.
+ALTER TABLE issues
+    ADD COLUMN IF NOT EXISTS user_count              bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS resolved_in_release     text,
+    ADD COLUMN IF NOT EXISTS resolved_after_release  text,
+    ADD COLUMN IF NOT EXISTS archived_until          timestamptz,
+    ADD COLUMN IF NOT EXISTS archived_until_events   bigint,
+    ADD COLUMN IF NOT EXISTS archived_until_users    bigint;
+-- The sweep that brings back issues archived for a while finds them here;
+-- ingestion's updates never change the column, so they stay HOT.
+CREATE INDEX IF NOT EXISTS issues_archived_until_idx ON issues (archived_until)
+    WHERE archived_until IS NOT NULL;
+
+-- What happened to an issue, by whom (NULL: Mesher itself) and when.
+CREATE TABLE IF NOT EXISTS issue_activity (
+    id          uuid PRIMARY KEY,
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    at          timestamptz NOT NULL,
+    user_id     uuid REFERENCES users (id) ON DELETE SET NULL,
+    kind        text NOT NULL,
+    data        jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS issue_activity_issue_idx ON issue_activity (project_id, issue_id, at DESC);
+
+-- The counts of the events read above, on an upgraded database.
+DO $$
+BEGIN
+    IF to_regclass('pg_temp.upgrade_events') IS NOT NULL THEN
+        INSERT INTO issue_users (project_id, issue_id, who, last_day)
+            SELECT project_id, issue_id, who, max(day) FROM upgrade_events
+            WHERE who IS NOT NULL GROUP BY 1, 2, 3
+            ON CONFLICT DO NOTHING;
+        UPDATE issues i SET user_count = u.n
+            FROM (SELECT project_id, issue_id, count(*) AS n FROM issue_users GROUP BY 1, 2) u
+            WHERE i.project_id = u.project_id AND i.id = u.issue_id;
+        INSERT INTO releases (project_id, version, first_seen, last_seen)
+            SELECT project_id, release, min(received_at), max(received_at) FROM upgrade_events
+            WHERE release IS NOT NULL GROUP BY 1, 2
+            ON CONFLICT DO NOTHING;
+        CREATE TEMP TABLE upgrade_tags ON COMMIT DROP AS
+            SELECT e.project_id, e.issue_id, t.key, e.day, t.value, count(*) AS n,
+                min(e.received_at) AS first_seen, max(e.received_at) AS last_seen
+            FROM upgrade_events e, LATERAL (VALUES ('level', e.level),
+                ('environment', e.environment), ('release', e.release),
+                ('user', e.who)) AS t(key, value)
+            WHERE t.value IS NOT NULL
+            GROUP BY 1, 2, 3, 4, 5;
+        INSERT INTO issue_tag_values (project_id, issue_id, key, day, value, count, first_seen,
+                last_seen)
+            SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen
+            FROM upgrade_tags ON CONFLICT DO NOTHING;
+        INSERT INTO issue_tag_keys (project_id, issue_id, key, day, total, other, kept)
+            SELECT project_id, issue_id, key, day, sum(n), 0, count(*) FROM upgrade_tags
+            GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING;
+        DROP TABLE upgrade_events, upgrade_tags;
+    END IF;
+END
+$$;
 
 COMMIT;

@@ -1,13 +1,18 @@
 //! Server time of the web UI's heaviest pages, on a project holding
 //! 100,000 events in 2,000 issues (half of them in one, 300 distinct
-//! users), through a real
-//! socket with a session cookie:
+//! users, five releases, two environments, three browsers), through a
+//! real socket with a session cookie:
 //!
 //! - the issue list: 25 issues with their users affected and 14-day
-//!   counts (`GetIssueActivity` reads every stored event of each);
+//!   counts, with no search, with `is:unresolved release:X`, with a tag
+//!   search (`browser.name:Firefox`) and with `users:>10`;
 //! - the issue page of an event with 50 frames and 100 breadcrumbs;
-//! - the issue page of the issue with 50,000 events (its users affected
-//!   read every one).
+//! - the issue page of the issue with 50,000 events, with its tag
+//!   breakdown and activity.
+//!
+//! The events go straight into the tables, and their triage aggregates
+//! (tag counts, users, releases) are made from them with SQL, as the
+//! write path would have left them.
 //!
 //! Run with `scripts/bench-pages.sh` (a fresh database, a release build).
 //! Prints one line per page with p50 and p99 over `BENCH_PAGES_REQUESTS`
@@ -52,10 +57,13 @@ async fn seed(database_url: &str, project: Uuid) -> Result<()> {
                  SELECT id, row_number() OVER (ORDER BY fingerprint) - 1 AS n
                  FROM issues WHERE project_id = $1)
              INSERT INTO events (id, project_id, issue_id, level, message, fingerprint,
-                                 tags, extra, user_context, received_at)
+                                 tags, extra, user_context, release, environment, received_at)
              SELECT gen_random_uuid(), $1, numbered.id, 'error', 'seeded event ' || g,
-                    'seeded', '{\"env\": \"bench\"}', '{}',
+                    'seeded',
+                    jsonb_build_object('browser.name', (ARRAY['Chrome', 'Firefox', 'Safari'])[1 + g % 3]),
+                    '{}',
                     jsonb_build_object('id', 'user-' || (g % $3::bigint)),
+                    'shop@1.' || (g % 5), CASE WHEN g % 4 = 0 THEN 'staging' ELSE 'production' END,
                     greatest(date_trunc('day', now()), now() - g * interval '1 ms')
              FROM generate_series(1, $2::bigint) g
              JOIN numbered ON numbered.n = CASE WHEN g % 2 = 0 THEN 0
@@ -69,7 +77,31 @@ async fn seed(database_url: &str, project: Uuid) -> Result<()> {
              FROM (SELECT issue_id, count(*) AS n, max(received_at) AS last
                    FROM events WHERE project_id = '{project}' GROUP BY issue_id) c
              WHERE i.id = c.issue_id;
-             ANALYZE issues; ANALYZE events;"
+             CREATE TEMP TABLE seeded_tags AS
+                 SELECT e.project_id, e.issue_id, t.key, (e.received_at AT TIME ZONE 'UTC')::date AS day,
+                        t.value, count(*) AS n, min(e.received_at) AS first_seen,
+                        max(e.received_at) AS last_seen
+                 FROM events e, LATERAL (VALUES
+                     ('level', e.level), ('release', e.release), ('environment', e.environment),
+                     ('browser.name', e.tags ->> 'browser.name'),
+                     ('user', 'id:' || (e.user_context ->> 'id'))) AS t(key, value)
+                 WHERE e.project_id = '{project}' AND t.value IS NOT NULL
+                 GROUP BY 1, 2, 3, 4, 5;
+             INSERT INTO issue_tag_values (project_id, issue_id, key, day, value, count, first_seen, last_seen)
+                 SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen FROM seeded_tags;
+             INSERT INTO issue_tag_keys (project_id, issue_id, key, day, total, other, kept)
+                 SELECT project_id, issue_id, key, day, sum(n), 0, count(*) FROM seeded_tags
+                 GROUP BY 1, 2, 3, 4;
+             INSERT INTO issue_users (project_id, issue_id, who, last_day)
+                 SELECT project_id, issue_id, value, max(day) FROM seeded_tags WHERE key = 'user'
+                 GROUP BY 1, 2, 3;
+             UPDATE issues i SET user_count = u.n
+             FROM (SELECT issue_id, count(*) AS n FROM issue_users GROUP BY 1) u WHERE i.id = u.issue_id;
+             INSERT INTO releases (project_id, version, first_seen, last_seen)
+                 SELECT project_id, value, min(first_seen), max(last_seen) FROM seeded_tags
+                 WHERE key = 'release' GROUP BY 1, 2;
+             DROP TABLE seeded_tags;
+             ANALYZE issues; ANALYZE events; ANALYZE issue_tag_values; ANALYZE issue_tag_keys;"
         ))
         .await?;
     Ok(())
@@ -241,17 +273,31 @@ async fn main() -> Result<()> {
     );
 
     let p = project.id;
+    let list = |query: &str| {
+        let q = serde_urlencoded::to_string([("status", "all"), ("query", query)])
+            .expect("a query string");
+        format!("/projects/{p}/issues?{q}")
+    };
     let pages = [
         (
             "issue list (25 issues, users and 14 days)",
             format!("/projects/{p}/issues"),
         ),
         (
+            "issue list, is:unresolved release:shop@1.3",
+            list("is:unresolved release:shop@1.3"),
+        ),
+        (
+            "issue list, browser.name:Firefox",
+            list("browser.name:Firefox"),
+        ),
+        ("issue list, users:>10", list("users:>10")),
+        (
             "issue page (50 frames, 100 breadcrumbs)",
             format!("/projects/{p}/issues/{big}"),
         ),
         (
-            "issue page (50,000 events)",
+            "issue page (50,000 events, tags and activity)",
             format!("/projects/{p}/issues/{biggest}"),
         ),
     ];
@@ -262,8 +308,21 @@ async fn main() -> Result<()> {
         summary.push((p50, p99));
     }
     println!(
-        "list_p50_ms={:.1} list_p99_ms={:.1} issue_p50_ms={:.1} issue_p99_ms={:.1} big_issue_p50_ms={:.1} big_issue_p99_ms={:.1}",
-        summary[0].0, summary[0].1, summary[1].0, summary[1].1, summary[2].0, summary[2].1
+        "list_p50_ms={:.1} list_p99_ms={:.1} release_p50_ms={:.1} release_p99_ms={:.1} \
+         tag_p50_ms={:.1} tag_p99_ms={:.1} users_p50_ms={:.1} users_p99_ms={:.1} \
+         issue_p50_ms={:.1} issue_p99_ms={:.1} big_issue_p50_ms={:.1} big_issue_p99_ms={:.1}",
+        summary[0].0,
+        summary[0].1,
+        summary[1].0,
+        summary[1].1,
+        summary[2].0,
+        summary[2].1,
+        summary[3].0,
+        summary[3].1,
+        summary[4].0,
+        summary[4].1,
+        summary[5].0,
+        summary[5].1
     );
     mesher.shutdown().await?;
     Ok(())

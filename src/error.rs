@@ -36,6 +36,15 @@ pub enum Error {
         rule: &'static str,
     },
 
+    /// A search could not be read: `token`, starting at character
+    /// `position` (from 1), breaks `rule`. Nothing was run.
+    #[error("invalid search: {rule} (`{token}` at position {position})")]
+    InvalidSearch {
+        position: usize,
+        token: String,
+        rule: &'static str,
+    },
+
     /// Wrong email/password, unknown session token or unknown/revoked API
     /// key. Deliberately does not say which part was wrong.
     #[error("invalid credentials")]

@@ -2,7 +2,7 @@
 //! assigned.
 
 use super::State;
-use crate::domain::{Issue, Project};
+use crate::domain::{ArchiveUntil, Issue, Project, ResolveIn};
 use crate::error::Error;
 use crate::services::{AssignIssue, GetRole, UpdateIssueStatus};
 use uuid::Uuid;
@@ -12,11 +12,17 @@ pub struct Triage {
     /// `resolved`, `unresolved` or `archived` (checked by the issue
     /// service).
     pub status: Option<String>,
+    /// With `archived`: until when (forever when absent).
+    pub archive: Option<ArchiveUntil>,
+    /// With `resolved`: in which release (now when absent).
+    pub resolved_in: Option<ResolveIn>,
     /// A member of the project's organization, or nobody (`Some(None)`).
     pub assignee: Option<Option<Uuid>>,
     /// What the surface calls the assignee's field, so that the error
     /// refusing one names what the caller sent.
     pub assignee_field: &'static str,
+    /// Who makes the change, for the issue's activity.
+    pub actor: Uuid,
 }
 
 /// Applies `change` to `issue_id` of `project` (whose triage the caller
@@ -30,9 +36,18 @@ pub async fn triage(
 ) -> Result<Issue, Error> {
     let Triage {
         status,
+        archive,
+        resolved_in,
         assignee,
         assignee_field,
+        actor,
     } = change;
+    if status.is_none() && (archive.is_some() || resolved_in.is_some()) {
+        return Err(Error::invalid(
+            "status",
+            "must be given with archive or resolved_in",
+        ));
+    }
     if let Some(Some(user_id)) = assignee {
         let member = state
             .users
@@ -55,6 +70,9 @@ pub async fn triage(
             project_id: project_id.clone(),
             issue_id: issue_id.clone(),
             status,
+            archive,
+            resolved_in,
+            actor: Some(actor),
         };
         issue = Some(state.issues.send(msg).await??);
     }
@@ -63,6 +81,7 @@ pub async fn triage(
             project_id,
             issue_id,
             user_id: user.map(|u| u.to_string()),
+            actor: Some(actor),
         };
         issue = Some(state.issues.send(msg).await??);
     }

@@ -1,6 +1,7 @@
 //! `events`, `event_ids` and `issues`: a batch of events, of one project or
-//! of many, is stored and grouped into its issues in one transaction of
-//! two statements.
+//! of many, is stored and grouped into its issues in one transaction:
+//! two statements and a third that aggregates the new events for triage
+//! (see [`super::triage::record_batch`]).
 //!
 //! The first (`GROUP_SQL`) records the batch's event ids in `event_ids`,
 //! skipping those already there, so an event is stored once whatever its
@@ -20,7 +21,7 @@
 //! entries (`events_pkey`, for an event by id, and
 //! `events_issue_received_idx`, for an issue's events by time).
 
-use super::partitions;
+use super::{partitions, triage};
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
@@ -42,15 +43,11 @@ use uuid::Uuid;
 /// not exist yet). Rows are taken in key order so that two batches sharing
 /// keys lock them in the same order and cannot deadlock, and an event twice
 /// in one batch is taken once (its earliest receipt). An issue takes its
-/// title, culprit and level from its latest event.
-///
-/// A resolved issue that gets a new event is unresolved again, and the
-/// time of that regression kept. Both times are PostgreSQL's: the issue's
-/// row lock orders this statement after the resolution it sees, so an
-/// event stored after an issue was resolved reopens it, whenever it was
-/// received. (Comparing Mesher's `received_at` with the database's
-/// `resolved_at` would mix two clocks, which may disagree by more than the
-/// few seconds an event waits in a buffer.)
+/// title, culprit and level from its latest event. Its status is not
+/// touched here: whether an event reopens a resolved issue (a regression)
+/// or brings back an archived one depends on releases and users, and is
+/// decided later in the same transaction by [`super::triage::record_batch`],
+/// while this statement's upsert holds the issue's row lock.
 ///
 /// It returns a row per issue of the new events (`kind` 'issue': project,
 /// issue id, fingerprint), and a row per event of the batch that is not
@@ -102,10 +99,7 @@ grouped AS (
         culprit = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.culprit
             ELSE i.culprit END,
         level = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.level
-            ELSE i.level END,
-        status = CASE WHEN i.status = 'resolved' THEN 'unresolved' ELSE i.status END,
-        resolved_at = CASE WHEN i.status = 'resolved' THEN NULL ELSE i.resolved_at END,
-        regressed_at = CASE WHEN i.status = 'resolved' THEN now() ELSE i.regressed_at END
+            ELSE i.level END
     RETURNING i.id, i.project_id, i.fingerprint
 )
 SELECT 'issue' AS kind, project_id, id, fingerprint FROM grouped
@@ -125,16 +119,15 @@ GROUP BY project_id";
 
 /// The columns the COPY fills, in order, and their types.
 const COPY_SQL: &str = "COPY events (project_id, id, received_at, issue_id, level, occurred_at, \
-     release, environment, user_key, body) FROM STDIN (FORMAT binary)";
+     release, environment, body) FROM STDIN (FORMAT binary)";
 
-const COPY_TYPES: [Type; 10] = [
+const COPY_TYPES: [Type; 9] = [
     Type::UUID,
     Type::UUID,
     Type::TIMESTAMPTZ,
     Type::UUID,
     Type::TEXT,
     Type::TIMESTAMPTZ,
-    Type::TEXT,
     Type::TEXT,
     Type::TEXT,
     Type::BYTEA,
@@ -175,8 +168,9 @@ impl EventConnections {
 /// A connection of an [`EventPool`]; usable as a [`Client`] for any query.
 pub struct EventConnection {
     client: Client,
-    /// [`GROUP_SQL`], once prepared on this connection.
-    group: Option<Statement>,
+    /// `GROUP_SQL` and [`super::triage::RECORD_SQL`], once prepared on
+    /// this connection.
+    statements: Option<(Statement, Statement)>,
     /// How long creating a missing partition on demand waits for a lock:
     /// the configured [`crate::config::PartitionConfig::lock_timeout`],
     /// as the partition manager uses it.
@@ -184,12 +178,13 @@ pub struct EventConnection {
 }
 
 impl EventConnection {
-    async fn group_statement(&mut self) -> Result<Statement, PgError> {
-        if let Some(statement) = &self.group {
-            return Ok(statement.clone());
+    async fn statements(&mut self) -> Result<(Statement, Statement), PgError> {
+        if let Some(statements) = &self.statements {
+            return Ok(statements.clone());
         }
-        let statement = self.client.prepare(GROUP_SQL).await?;
-        Ok(self.group.insert(statement).clone())
+        let group = self.client.prepare(GROUP_SQL).await?;
+        let record = self.client.prepare(triage::RECORD_SQL).await?;
+        Ok(self.statements.insert((group, record)).clone())
     }
 }
 
@@ -222,7 +217,7 @@ impl bb8::ManageConnection for EventConnections {
         self.reachability.found();
         Ok(EventConnection {
             client,
-            group: None,
+            statements: None,
             partition_lock_timeout: self.partition_lock_timeout,
         })
     }
@@ -433,7 +428,7 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         issue_projects.push(*project_id);
         issue_fingerprints.push(*fingerprint);
     }
-    let group = conn.group_statement().await?;
+    let (group, record) = conn.statements().await?;
     let tx = conn.client.transaction().await?;
     let rows = tx
         .query(
@@ -497,8 +492,12 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
     let sink = tx.copy_in(COPY_SQL).await?;
     let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
     pin_mut!(writer);
+    let mut grouped: Vec<(Uuid, &Event)> = Vec::with_capacity(new.len());
     for event in new.into_values() {
         let issue = issues.get(&(event.project_id(), event.fingerprint()));
+        if let Some(&issue) = issue {
+            grouped.push((issue, event));
+        }
         writer
             .as_mut()
             .write(&[
@@ -510,13 +509,13 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
                 &event.occurred_at(),
                 &event.release(),
                 &event.environment(),
-                &event.user_key(),
                 &event.body().as_bytes(),
             ])
             .await?;
         *stored.entry(event.project_id()).or_default() += 1;
     }
     writer.finish().await?;
+    triage::record_batch(&tx, &record, &grouped).await?;
     tx.commit().await?;
     Ok(Inserted(stored))
 }

@@ -28,9 +28,10 @@
 //!   or drops out of the walk according to its status when its page is read.
 
 use super::Pool;
+use crate::domain::search::{Assignee, Condition};
 use crate::domain::{
     Cursor, DayWindow, EventBody, EventNeighbours, EventPage, EventParts, Issue, IssueActivity,
-    IssueCounts, IssueDetail, IssuePage, IssueSort, IssueStatus, RawJson, Severity, StoredEvent,
+    IssueCounts, IssueDetail, IssuePage, IssueSort, RawJson, Search, Severity, StoredEvent,
     contains_pattern, grouping, read_payload,
 };
 use crate::error::{Error, Result};
@@ -40,8 +41,19 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 use uuid::Uuid;
 
-const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, title, culprit, level, status, \
-     event_count, first_seen, last_seen, resolved_at, regressed_at, assigned_to";
+/// An issue's columns, with its first and last release from its tag
+/// counts (a few rows of `issue_tag_values` per issue). The table must be
+/// named `issues` in the statement.
+pub(crate) const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, title, culprit, level, status, \
+     event_count, first_seen, last_seen, resolved_at, regressed_at, assigned_to, user_count, \
+     resolved_in_release, resolved_after_release, archived_until, archived_until_events, \
+     archived_until_users, \
+     (SELECT value FROM issue_tag_values t WHERE t.project_id = issues.project_id \
+          AND t.issue_id = issues.id AND t.key = 'release' \
+          ORDER BY first_seen, value LIMIT 1) AS first_release, \
+     (SELECT value FROM issue_tag_values t WHERE t.project_id = issues.project_id \
+          AND t.issue_id = issues.id AND t.key = 'release' \
+          ORDER BY last_seen DESC, value LIMIT 1) AS last_release";
 
 /// An event's columns: `body` for the rows written since events are
 /// stored as one compressed body, the JSON columns for older rows.
@@ -57,7 +69,7 @@ fn corrupt(table: &str, id: Uuid, column: &str, value: &str) -> Error {
     Error::internal(format!("corrupt {column} in {table} row {id}"))
 }
 
-fn issue_from_row(row: &Row) -> Result<Issue> {
+pub(crate) fn issue_from_row(row: &Row) -> Result<Issue> {
     let id: Uuid = row.get("id");
     let level: &str = row.get("level");
     let status: &str = row.get("status");
@@ -79,6 +91,14 @@ fn issue_from_row(row: &Row) -> Result<Issue> {
         resolved_at: row.get("resolved_at"),
         regressed_at: row.get("regressed_at"),
         assigned_to: row.get("assigned_to"),
+        users: row.get("user_count"),
+        first_release: row.get("first_release"),
+        last_release: row.get("last_release"),
+        resolved_in_release: row.get("resolved_in_release"),
+        resolved_after_release: row.get("resolved_after_release"),
+        archived_until: row.get("archived_until"),
+        archived_until_events: row.get("archived_until_events"),
+        archived_until_users: row.get("archived_until_users"),
     })
 }
 
@@ -169,20 +189,6 @@ fn event_from_body(row: &Row, id: Uuid, level: Severity, body: EventBody) -> Res
 
 const ISSUE_NOT_FOUND: Error = Error::NotFound { entity: "issue" };
 
-/// Which issues a list holds; `None` leaves a criterion out. The values
-/// are checked text (see [`crate::domain::filter_text`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IssueFilter {
-    pub status: Option<IssueStatus>,
-    /// Issues with at least one event in this environment.
-    pub environment: Option<String>,
-    /// Issues with at least one event of this release; with `environment`
-    /// too, at least one event of this release in that environment.
-    pub release: Option<String>,
-    /// Text found in the title or the culprit, in any letter case.
-    pub search: Option<String>,
-}
-
 /// Parameters of a statement built clause by clause: each value bound is
 /// named by its placeholder, so no value is ever formatted into SQL.
 #[derive(Default)]
@@ -202,15 +208,19 @@ impl Params {
     }
 }
 
-/// A page of the project's issues matching `filter`, in `sort` order,
-/// after `after` (from the previous page's `next`), at most `limit` rows.
-/// `NotFound { "project" }` for an unknown project rather than an
-/// ambiguous empty page. See the module's notes for what a walk over the
-/// pages guarantees.
+/// A page of the project's issues matching `search`, in `sort` order,
+/// after `after` (from the previous page's `next`), at most `limit` rows;
+/// `me` is who `assigned:me` means. `NotFound { "project" }` for an
+/// unknown project rather than an ambiguous empty page. See the module's
+/// notes for what a walk over the pages guarantees.
+///
+/// Every filter reads the issue's row or the ingest-time aggregates
+/// (`issue_tag_values`, `issue_tag_keys`), never the events.
 pub async fn list(
     pool: &Pool,
     project_id: Uuid,
-    filter: &IssueFilter,
+    search: &Search,
+    me: Option<Uuid>,
     sort: IssueSort,
     after: Option<Cursor>,
     limit: u32,
@@ -221,31 +231,61 @@ pub async fn list(
     }
 
     let mut params = Params::default();
-    let mut sql = format!(
-        "SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = {}",
-        params.bind(project_id)
-    );
-    if let Some(status) = filter.status {
-        sql += &format!(" AND status = {}", params.bind(status.as_str()));
+    let project = params.bind(project_id);
+    let mut sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE project_id = {project}");
+    for filter in &search.filters {
+        let clause = match &filter.condition {
+            Condition::Status(status) => format!("status = {}", params.bind(status.as_str())),
+            Condition::Assigned(Assignee::Me) => {
+                let me = me.ok_or(Error::invalid(
+                    "query",
+                    "assigned:me needs a signed-in user",
+                ))?;
+                format!("assigned_to = {}", params.bind(me))
+            }
+            Condition::Assigned(Assignee::Nobody) => "assigned_to IS NULL".to_owned(),
+            Condition::Assigned(Assignee::Anyone) => "assigned_to IS NOT NULL".to_owned(),
+            Condition::Assigned(Assignee::Email(email)) => format!(
+                "assigned_to IN (SELECT id FROM users WHERE lower(email) = lower({}))",
+                params.bind(email.clone())
+            ),
+            Condition::Level(level) => format!("level = {}", params.bind(level.as_str())),
+            // Through the (project_id, key, value) index: the issues
+            // with that tag, whichever days.
+            Condition::Tag { key, value } => format!(
+                "id IN (SELECT issue_id FROM issue_tag_values \
+                 WHERE project_id = {project} AND key = {} AND value = {})",
+                params.bind(key.clone()),
+                params.bind(value.clone())
+            ),
+            Condition::Has { key } => format!(
+                "EXISTS (SELECT 1 FROM issue_tag_keys k WHERE k.project_id = issues.project_id \
+                 AND k.issue_id = issues.id AND k.key = {})",
+                params.bind(key.clone())
+            ),
+            Condition::TimesSeen(op, n) => {
+                format!("event_count {} {}", op.as_sql(), params.bind(*n))
+            }
+            Condition::Users(op, n) => format!("user_count {} {}", op.as_sql(), params.bind(*n)),
+            Condition::FirstSeen(op, at) => {
+                format!("first_seen {} {}", op.as_sql(), params.bind(*at))
+            }
+            Condition::LastSeen(op, at) => {
+                format!("last_seen {} {}", op.as_sql(), params.bind(*at))
+            }
+        };
+        sql += &match filter.negated {
+            // A NULL (an unassigned issue against `assigned:<email>`) is
+            // not a match, so its negation is.
+            true => format!(" AND NOT coalesce(({clause}), false)"),
+            false => format!(" AND ({clause})"),
+        };
     }
-    if let Some(search) = &filter.search {
-        let pattern = params.bind(contains_pattern(search));
+    if let Some(text) = &search.text {
+        let pattern = params.bind(contains_pattern(text));
         sql += &format!(
             " AND (title ILIKE {pattern} ESCAPE '\\' OR culprit ILIKE {pattern} ESCAPE '\\')"
         );
-    }
-    if filter.environment.is_some() || filter.release.is_some() {
-        // Found through the events' (issue_id, received_at) index: an
-        // issue's events, newest first, until one matches.
-        sql += " AND EXISTS (SELECT 1 FROM events e \
-                 WHERE e.issue_id = issues.id AND e.project_id = issues.project_id";
-        if let Some(environment) = &filter.environment {
-            sql += &format!(" AND e.environment = {}", params.bind(environment.clone()));
-        }
-        if let Some(release) = &filter.release {
-            sql += &format!(" AND e.release = {}", params.bind(release.clone()));
-        }
-        sql += ")";
     }
     let column = sort.as_str();
     if let Some(cursor) = after {
@@ -278,6 +318,17 @@ pub async fn list(
     Ok(IssuePage { issues, next })
 }
 
+/// Whether the project has the issue.
+pub(crate) async fn issue_exists(tx: &Transaction<'_>, project_id: Uuid, id: Uuid) -> Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM issues WHERE project_id = $1 AND id = $2)",
+            &[&project_id, &id],
+        )
+        .await?
+        .get(0))
+}
+
 /// One issue of the project.
 pub async fn get(pool: &Pool, project_id: Uuid, id: Uuid) -> Result<Issue> {
     let row = pool
@@ -290,52 +341,6 @@ pub async fn get(pool: &Pool, project_id: Uuid, id: Uuid) -> Result<Issue> {
         .await?
         .ok_or(ISSUE_NOT_FOUND)?;
     issue_from_row(&row)
-}
-
-/// Who an event happened to: its `user_key`, worked out at ingest (see
-/// [`crate::domain::user_key`]); for rows older than that column, the same
-/// rule over the `user_context` its SDK sent: the first of `id`, `email`,
-/// `ip_address` and `username` that is set (not null, not empty), tagged
-/// with the field it came from so that an id and an email spelled alike
-/// stay two users. `{{auto}}` is the SDKs' request that the server fill in
-/// the client's address, which Mesher does not do: it names nobody. NULL
-/// when the event names nobody (or its user context is not an object).
-const EVENT_USER: &str = "coalesce(user_key,
-        'id:' || nullif(user_context ->> 'id', ''),
-        'email:' || nullif(user_context ->> 'email', ''),
-        'ip:' || nullif(nullif(user_context ->> 'ip_address', ''), '{{auto}}'),
-        'username:' || nullif(user_context ->> 'username', ''))";
-
-/// The distinct users of each of `ids` that is an issue of the project,
-/// over all its stored events; issues that are not the project's are not
-/// in the map. The events are found through the `issue_id` index in every
-/// partition kept, and their (issue, user) pairs made distinct by hashing
-/// before counting: 2.5 times faster than `count(DISTINCT ...)` per issue,
-/// which sorts each issue's events, and near the cost of reading them.
-async fn users_affected(
-    tx: &Transaction<'_>,
-    project_id: Uuid,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, i64>> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT i.id, coalesce(u.users, 0)
-                 FROM issues i
-                 LEFT JOIN (
-                     SELECT issue_id, count(who) AS users
-                     FROM (
-                         SELECT DISTINCT issue_id, {EVENT_USER} AS who
-                         FROM events WHERE project_id = $1 AND issue_id = ANY($2)
-                     ) pairs
-                     GROUP BY issue_id
-                 ) u ON u.issue_id = i.id
-                 WHERE i.project_id = $1 AND i.id = ANY($2)"
-            ),
-            &[&project_id, &ids],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The events per issue of `ids` and UTC day of `window`, days without
@@ -370,7 +375,7 @@ fn window_ending(today: NaiveDate) -> Result<DayWindow> {
 
 /// A read-only transaction whose statements all see one snapshot, so that
 /// what they read together agrees.
-async fn snapshot(client: &mut Client) -> Result<Transaction<'_>> {
+pub(crate) async fn snapshot(client: &mut Client) -> Result<Transaction<'_>> {
     Ok(client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -412,14 +417,13 @@ pub async fn detail(
         .map(event_from_row)
         .transpose()?;
     let counted = daily_counts(&tx, project_id, &[id], &window).await?;
-    let users = users_affected(&tx, project_id, &[id]).await?;
     tx.commit().await?;
 
     Ok(IssueDetail {
+        users: issue.users,
         issue,
         latest_event,
         daily_counts: window.fill(|day| counted.get(&(id, day)).copied()),
-        users: users.get(&id).copied().unwrap_or(0),
     })
 }
 
@@ -439,7 +443,15 @@ pub async fn activity(
     let window = window_ending(today)?;
     let mut client = pool.get().await?;
     let tx = snapshot(&mut client).await?;
-    let users = users_affected(&tx, project_id, ids).await?;
+    let users: HashMap<Uuid, i64> = tx
+        .query(
+            "SELECT id, user_count FROM issues WHERE project_id = $1 AND id = ANY($2)",
+            &[&project_id, &ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     if ids.iter().any(|id| !users.contains_key(id)) {
         return Err(ISSUE_NOT_FOUND);
     }
@@ -544,60 +556,6 @@ pub async fn neighbours(
         newer: row.get(1),
         older: row.get(2),
     })
-}
-
-/// Sets the status. Resolving stamps `resolved_at` (resolving a resolved
-/// issue keeps its first stamp); any other status clears it.
-pub async fn set_status(
-    pool: &Pool,
-    project_id: Uuid,
-    id: Uuid,
-    status: IssueStatus,
-) -> Result<Issue> {
-    let row = pool
-        .get()
-        .await?
-        .query_opt(
-            &format!(
-                "UPDATE issues SET
-                     status = $3,
-                     resolved_at = CASE
-                         WHEN $3 <> 'resolved' THEN NULL
-                         WHEN status = 'resolved' THEN coalesce(resolved_at, now())
-                         ELSE now()
-                     END
-                 WHERE project_id = $1 AND id = $2
-                 RETURNING {ISSUE_COLUMNS}"
-            ),
-            &[&project_id, &id, &status.as_str()],
-        )
-        .await?
-        .ok_or(ISSUE_NOT_FOUND)?;
-    issue_from_row(&row)
-}
-
-/// Assigns the issue to `user_id`, or to nobody. An unknown user is
-/// `NotFound { "user" }`, through the foreign key. Whether the user may
-/// see the project (is a member of its organization) is not checked here.
-pub async fn assign(
-    pool: &Pool,
-    project_id: Uuid,
-    id: Uuid,
-    user_id: Option<Uuid>,
-) -> Result<Issue> {
-    let row = pool
-        .get()
-        .await?
-        .query_opt(
-            &format!(
-                "UPDATE issues SET assigned_to = $3 WHERE project_id = $1 AND id = $2
-                 RETURNING {ISSUE_COLUMNS}"
-            ),
-            &[&project_id, &id, &user_id],
-        )
-        .await?
-        .ok_or(ISSUE_NOT_FOUND)?;
-    issue_from_row(&row)
 }
 
 /// A page of an issue's events, newest first (by `received_at`, then id),

@@ -15,6 +15,7 @@ pub mod partitions;
 pub mod projects;
 pub mod sessions;
 pub mod spool;
+pub mod triage;
 pub mod users;
 
 use crate::error::{Error, Result};

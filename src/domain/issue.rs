@@ -71,6 +71,24 @@ pub struct Issue {
     /// When a resolved issue last got a new event (and so was unresolved).
     pub regressed_at: Option<DateTime<Utc>>,
     pub assigned_to: Option<Uuid>,
+    /// Distinct users among its events, counted as they are stored (see
+    /// [`IssueActivity::users`] for who counts as a user).
+    pub users: i64,
+    /// The release of its first and of its latest event that had one.
+    pub first_release: Option<String>,
+    pub last_release: Option<String>,
+    /// While resolved in a release: an event of this release or a newer
+    /// one reopens it.
+    pub resolved_in_release: Option<String>,
+    /// While resolved "in the next release": an event of a release newer
+    /// than this one (the last it was seen in) reopens it.
+    pub resolved_after_release: Option<String>,
+    /// While archived until a condition: it comes back at this time...
+    pub archived_until: Option<DateTime<Utc>>,
+    /// ... or when `event_count` reaches this...
+    pub archived_until_events: Option<i64>,
+    /// ... or when `users` reaches this.
+    pub archived_until_users: Option<i64>,
 }
 
 /// An event as stored: every column of `events`, the JSON ones as they are.

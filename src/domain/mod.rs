@@ -11,15 +11,17 @@ mod event;
 pub mod grouping;
 mod issue;
 mod names;
+pub mod search;
 mod secret;
 mod tenancy;
+mod triage;
 mod user;
 
 pub use alert::{AlertCondition, AlertRule};
 pub use event::{
     Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, LogEntry,
-    MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
-    read_payload, user_key,
+    MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Tag,
+    Thread, read_payload, tags,
 };
 pub use issue::{
     Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, DayWindow, EventNeighbours, EventPage, Issue,
@@ -27,8 +29,13 @@ pub use issue::{
     StoredEvent, contains_pattern, filter_text, page_limit,
 };
 pub use names::{Name, Slug};
+pub use search::Search;
 pub use secret::{ApiKey, SessionToken};
 pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, ProjectWithKey, PublicUrl};
+pub use triage::{
+    Activity, ArchiveUntil, MAX_ARCHIVE_AMOUNT, ResolveIn, StatusChange, TOP_TAG_VALUES,
+    TagBreakdown, TagCount,
+};
 pub use user::{Email, Member, NewSession, OrgMembership, Password, Role, Session, User};
 
 use crate::error::{Error, Result};

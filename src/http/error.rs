@@ -77,6 +77,9 @@ impl From<Error> for Problem {
             Error::InvalidInput { .. } => {
                 Problem::new(S::BAD_REQUEST, "invalid_input", e.to_string())
             }
+            Error::InvalidSearch { .. } => {
+                Problem::new(S::BAD_REQUEST, "invalid_search", e.to_string())
+            }
             Error::InvalidCredentials => {
                 Problem::new(S::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }

@@ -10,11 +10,13 @@
 //! (`InvalidInput` naming the field); ids that only ever come from another
 //! reply (a page's issues, my projects) come typed.
 
-use crate::db::issues::{self, IssueFilter};
-use crate::db::{self, Pool};
+use crate::db::issues;
+use crate::db::{self, Pool, triage};
+use crate::domain::search::Condition;
 use crate::domain::{
-    Cursor, EventNeighbours, EventPage, Issue, IssueActivity, IssueCounts, IssueDetail, IssuePage,
-    IssueSort, IssueStatus, MAX_PAGE_LIMIT, StoredEvent, filter_text, page_limit, parse_id,
+    Activity, ArchiveUntil, Cursor, EventNeighbours, EventPage, Issue, IssueActivity, IssueCounts,
+    IssueDetail, IssuePage, IssueSort, IssueStatus, MAX_PAGE_LIMIT, ResolveIn, Search,
+    StatusChange, StoredEvent, TagBreakdown, filter_text, page_limit, parse_id,
 };
 use crate::error::{Error, Result};
 use actix::prelude::*;
@@ -50,17 +52,27 @@ impl IssueService {
     }
 }
 
+/// How often archived issues whose time has come are brought back.
+const WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Actor for IssueService {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(WAKE_INTERVAL, |_, ctx| {
+            ctx.notify(WakeArchivedIssues);
+        });
+    }
 }
 
 /// A page of a project's issues. Every order is descending with the id as
 /// tie-breaker; `sort` is `last_seen` (default), `first_seen` or
-/// `event_count`. `environment` and `release` keep the issues with at
-/// least one event in that environment / of that release (both: one event
-/// with both); `query` keeps those whose title or culprit contains it, in
-/// any letter case (`%`, `_` and `\` match themselves). `cursor` is the
-/// previous page's `next`; `limit` is 1 to 100, 25 by default.
+/// `event_count`. `query` is a search in Sentry's syntax (see
+/// [`crate::domain::search`]; free text alone matches the title or the
+/// culprit, in any letter case); `status`, `environment` and `release`
+/// add `is:`, `environment:` and `release:` filters. `me` is whom
+/// `assigned:me` names. `cursor` is the previous page's `next`; `limit`
+/// is 1 to 100, 25 by default.
 ///
 /// Pages are keyset-paginated: an issue whose sort key does not change
 /// during a walk is returned exactly once and in order; one that gets
@@ -68,7 +80,7 @@ impl Actor for IssueService {
 /// missed by the walk under way (it heads a fresh first page).
 ///
 /// Errors: `InvalidInput` (project_id, status, environment, release,
-/// query, sort, cursor, limit), `NotFound { "project" }`.
+/// sort, cursor, limit), `InvalidSearch` (query), `NotFound { "project" }`.
 #[derive(Debug, Clone, Default, Message)]
 #[rtype(result = "Result<IssuePage>")]
 pub struct ListIssues {
@@ -80,6 +92,7 @@ pub struct ListIssues {
     pub sort: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
+    pub me: Option<Uuid>,
 }
 
 /// One issue with its newest event and its events per UTC day over the
@@ -92,16 +105,37 @@ pub struct GetIssue {
     pub issue_id: String,
 }
 
-/// Sets an issue's status (`resolved`, `unresolved` or `archived`).
-/// Resolving stamps `resolved_at` (again: keeps the first stamp); the
-/// others clear it. Errors: `InvalidInput` (project_id, issue_id, status),
-/// `NotFound { "issue" }`.
+/// Sets an issue's status (`resolved`, `unresolved` or `archived`), by
+/// `actor` (recorded in the issue's activity). Resolving stamps
+/// `resolved_at` (again: keeps the first stamp); `resolved_in` resolves
+/// it in the next release or in a release (see [`ResolveIn`]). Archiving
+/// takes `archive`, how long ([`ArchiveUntil`]; forever when absent).
+/// Errors: `InvalidInput` (project_id, issue_id, status, archive without
+/// archiving, resolved_in without resolving), `NotFound { "issue" }`,
+/// `Conflict` (the next release of an issue never seen in a release).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Issue>")]
 pub struct UpdateIssueStatus {
     pub project_id: String,
     pub issue_id: String,
     pub status: String,
+    pub archive: Option<ArchiveUntil>,
+    pub resolved_in: Option<ResolveIn>,
+    pub actor: Option<Uuid>,
+}
+
+impl UpdateIssueStatus {
+    /// A plain status change by `actor`.
+    pub fn to(project_id: String, issue_id: String, status: &str, actor: Uuid) -> Self {
+        UpdateIssueStatus {
+            project_id,
+            issue_id,
+            status: status.to_owned(),
+            archive: None,
+            resolved_in: None,
+            actor: Some(actor),
+        }
+    }
 }
 
 /// Assigns an issue to a user, or to nobody with `None`.
@@ -116,7 +150,36 @@ pub struct AssignIssue {
     pub project_id: String,
     pub issue_id: String,
     pub user_id: Option<String>,
+    /// Who assigns, recorded in the issue's activity.
+    pub actor: Option<Uuid>,
 }
+
+/// The issue's tag breakdown: for each tag key of its stored events, the
+/// events, the distinct values and the most frequent ones (see
+/// [`triage::breakdown`]). Errors: `InvalidInput` (project_id, issue_id),
+/// `NotFound { "issue" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<TagBreakdown>>")]
+pub struct GetIssueTags {
+    pub project_id: String,
+    pub issue_id: String,
+}
+
+/// What happened to the issue (status changes, assignments, regressions,
+/// archiving and its end), newest first, at most 100 entries. Errors:
+/// `InvalidInput` (project_id, issue_id), `NotFound { "issue" }`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<Activity>>")]
+pub struct GetIssueHistory {
+    pub project_id: String,
+    pub issue_id: String,
+}
+
+/// Brings back the issues archived until a time that has passed; sent to
+/// itself every 30 seconds. Replies how many came back.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<u64>")]
+pub struct WakeArchivedIssues;
 
 /// A page of an issue's events, newest first (by the time Mesher received
 /// them); `cursor` and `limit` as in [`ListIssues`]. Events keep their
@@ -187,14 +250,24 @@ impl Handler<ListIssues> for IssueService {
 
     fn handle(&mut self, msg: ListIssues, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
+        let now = (self.clock)();
         Box::pin(async move {
             let project_id = parse_id("project_id", &msg.project_id)?;
-            let filter = IssueFilter {
-                status: msg.status.as_deref().map(str::parse).transpose()?,
-                environment: optional_filter("environment", msg.environment.as_deref())?,
-                release: optional_filter("release", msg.release.as_deref())?,
-                search: optional_filter("query", msg.query.as_deref())?,
+            let mut search = match msg.query.as_deref() {
+                Some(query) => Search::parse(query, now)?,
+                None => Search::default(),
             };
+            if let Some(status) = msg.status.as_deref() {
+                search.require(Condition::Status(status.parse()?));
+            }
+            for (key, value) in [("environment", &msg.environment), ("release", &msg.release)] {
+                if let Some(value) = optional_filter(key, value.as_deref())? {
+                    search.require(Condition::Tag {
+                        key: key.to_owned(),
+                        value,
+                    });
+                }
+            }
             let sort = msg
                 .sort
                 .as_deref()
@@ -207,7 +280,7 @@ impl Handler<ListIssues> for IssueService {
                 .map(|c| sort.parse_cursor(c))
                 .transpose()?;
             let limit = page_limit(msg.limit)?;
-            issues::list(&pool, project_id, &filter, sort, after, limit).await
+            issues::list(&pool, project_id, &search, msg.me, sort, after, limit).await
         })
     }
 }
@@ -231,11 +304,28 @@ impl Handler<UpdateIssueStatus> for IssueService {
 
     fn handle(&mut self, msg: UpdateIssueStatus, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
+        let now = (self.clock)();
         Box::pin(async move {
             let project_id = parse_id("project_id", &msg.project_id)?;
             let issue_id = parse_id("issue_id", &msg.issue_id)?;
             let status: IssueStatus = msg.status.parse()?;
-            issues::set_status(&pool, project_id, issue_id, status).await
+            if msg.archive.is_some() && status != IssueStatus::Archived {
+                return Err(Error::invalid("archive", "goes only with status archived"));
+            }
+            if msg.resolved_in.is_some() && status != IssueStatus::Resolved {
+                return Err(Error::invalid(
+                    "resolved_in",
+                    "goes only with status resolved",
+                ));
+            }
+            let change = match status {
+                IssueStatus::Unresolved => StatusChange::Unresolve,
+                IssueStatus::Resolved => StatusChange::Resolve(msg.resolved_in),
+                IssueStatus::Archived => {
+                    StatusChange::Archive(msg.archive.unwrap_or(ArchiveUntil::Forever))
+                }
+            };
+            triage::change_status(&pool, project_id, issue_id, &change, msg.actor, now).await
         })
     }
 }
@@ -245,6 +335,7 @@ impl Handler<AssignIssue> for IssueService {
 
     fn handle(&mut self, msg: AssignIssue, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
+        let now = (self.clock)();
         Box::pin(async move {
             let project_id = parse_id("project_id", &msg.project_id)?;
             let issue_id = parse_id("issue_id", &msg.issue_id)?;
@@ -253,7 +344,49 @@ impl Handler<AssignIssue> for IssueService {
                 .as_deref()
                 .map(|u| parse_id("user_id", u))
                 .transpose()?;
-            issues::assign(&pool, project_id, issue_id, user_id).await
+            triage::assign(&pool, project_id, issue_id, user_id, msg.actor, now).await
+        })
+    }
+}
+
+impl Handler<GetIssueTags> for IssueService {
+    type Result = ResponseFuture<Result<Vec<TagBreakdown>>>;
+
+    fn handle(&mut self, msg: GetIssueTags, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            triage::breakdown(&pool, project_id, issue_id).await
+        })
+    }
+}
+
+impl Handler<GetIssueHistory> for IssueService {
+    type Result = ResponseFuture<Result<Vec<Activity>>>;
+
+    fn handle(&mut self, msg: GetIssueHistory, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let project_id = parse_id("project_id", &msg.project_id)?;
+            let issue_id = parse_id("issue_id", &msg.issue_id)?;
+            triage::activity(&pool, project_id, issue_id, 100).await
+        })
+    }
+}
+
+impl Handler<WakeArchivedIssues> for IssueService {
+    type Result = ResponseFuture<Result<u64>>;
+
+    fn handle(&mut self, _: WakeArchivedIssues, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let now = (self.clock)();
+        Box::pin(async move {
+            let woke = triage::wake_archived(&pool, now).await;
+            if let Err(e) = &woke {
+                log::warn!("bringing back archived issues failed: {}", e.report());
+            }
+            woke
         })
     }
 }

@@ -25,7 +25,8 @@ pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_
 pub use intake::Intake;
 pub use issue_service::{
     AssignIssue, CountIssues, GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity,
-    IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
+    GetIssueHistory, GetIssueTags, IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
+    WakeArchivedIssues,
 };
 pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};

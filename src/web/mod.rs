@@ -33,7 +33,9 @@
 //! The forms post to: `/login`, `/register`, `/logout`, `/orgs/new`
 //! (`name`, `slug`), `/projects/new`,
 //! `/projects/{id}/issues/resolve` (bulk, `issue=<id>` repeated),
-//! `/projects/{id}/issues/{issue_id}/status` (`status`),
+//! `/projects/{id}/issues/{issue_id}/status` (`status`, with `until` and
+//! `amount` to archive until a condition, `resolve_in` and `release` to
+//! resolve in a release),
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
@@ -46,6 +48,7 @@ pub mod event;
 pub mod format;
 mod handlers;
 pub mod pages;
+pub mod triage;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};

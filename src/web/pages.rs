@@ -294,6 +294,8 @@ pub struct IssuesPage {
     pub next_page: Option<String>,
     /// The first page's link, when this is a later page.
     pub first_page: Option<String>,
+    /// Why the search could not be run, shown under the search box.
+    pub search_error: Option<String>,
 }
 
 impl IssuesPage {
@@ -310,6 +312,7 @@ impl IssuesPage {
         IssuesPage {
             next_page: next.map(|n| link(Some(n))),
             first_page: filters.cursor().map(|_| link(None)),
+            search_error: None,
             layout,
             project,
             filters,
@@ -412,6 +415,8 @@ pub struct IssuePage {
     /// `?cursor=...`), absent at either end.
     pub newer_event: Option<String>,
     pub older_event: Option<String>,
+    /// Tags, activity, releases, the condition in force.
+    pub triage: super::triage::IssueTriage,
 }
 
 impl IssuePage {

@@ -76,6 +76,14 @@ fn issue() -> Issue {
         resolved_at: None,
         regressed_at: None,
         assigned_to: None,
+        users: 0,
+        first_release: None,
+        last_release: None,
+        resolved_in_release: None,
+        resolved_after_release: None,
+        archived_until: None,
+        archived_until_events: None,
+        archived_until_users: None,
     }
 }
 
@@ -313,6 +321,25 @@ fn issue_page(event: Option<StoredEvent>) -> IssuePage {
         event: event.map(|e| EventView::new(&e, now())),
         newer_event: None,
         older_event: Some("?event=older".into()),
+        triage: crate::web::triage::IssueTriage {
+            tags: crate::web::triage::TagView::of(
+                Uuid::nil(),
+                &[crate::domain::TagBreakdown {
+                    key: "browser.name".into(),
+                    total: 3,
+                    distinct: 2,
+                    other: 0,
+                    top: vec![crate::domain::TagCount {
+                        value: HOSTILE.into(),
+                        count: 2,
+                    }],
+                }],
+            ),
+            history: Vec::new(),
+            first_release: Some(HOSTILE.into()),
+            last_release: Some("v2".into()),
+            note: None,
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use mesher::Error;
 use mesher::db;
-use mesher::domain::{EventNeighbours, IssueActivity, IssueCounts};
+use mesher::domain::{Event, EventNeighbours, EventPayload, IssueActivity, IssueCounts};
 use mesher::services::{
     CountIssues, GetEventNeighbours, GetIssue, GetIssueActivity, IssueService, ListIssues,
 };
@@ -235,13 +235,39 @@ async fn activity_counts_fourteen_utc_days_with_zeros_per_issue() {
     }
 }
 
+/// Stores an event with `user` (and `message`, which picks its issue)
+/// through the batch statement, received at `at`; its issue.
+async fn store_with_user(
+    t: &TestDb,
+    project: Uuid,
+    message: &str,
+    at: DateTime<Utc>,
+    user: Option<Value>,
+) -> Uuid {
+    let mut json = json!({"message": message});
+    if let Some(user) = user {
+        json["user"] = user;
+    }
+    let payload = EventPayload::from_json(json.to_string().as_bytes()).unwrap();
+    let event = Event::from_payload_received_at(project, payload, at).unwrap();
+    db::events::store_batch(&t.events, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    t.pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT issue_id FROM events WHERE id = $1", &[&event.id()])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[actix::test]
 async fn users_affected_are_distinct_people_named_by_their_events() {
     let t = TestDb::new().await;
     let (today, addr) = setup(&t).await;
     let project = t.new_project().await;
-    let issue = insert_issue(&t, project, "unresolved").await;
-    let other = insert_issue(&t, project, "unresolved").await;
     let recent = day_start(today) + Duration::seconds(1);
 
     let users = [
@@ -252,35 +278,36 @@ async fn users_affected_are_distinct_people_named_by_their_events() {
         Some(json!({"id": 42, "email": "ann@example.org"})),
         // By email when there is no id (null counts as none), twice.
         Some(json!({"email": "bob@example.org"})),
+        Some(json!({"id": null, "email": "bob@example.org"})),
+        // By username before email, as Sentry names users.
         Some(json!({"id": null, "email": "bob@example.org", "username": "bob"})),
         // An email spelled like an id is another person.
         Some(json!({"email": "42"})),
         // By address, then by username.
         Some(json!({"ip_address": "10.0.0.1"})),
         Some(json!({"username": "cy"})),
-        // Nobody: the unfilled placeholder, empty text, no user at all,
-        // a user context that is not an object.
+        // Nobody: the unfilled placeholder, empty text, no user at all.
         Some(json!({"ip_address": "{{auto}}"})),
         Some(json!({"id": "", "email": ""})),
         Some(json!({})),
         None,
-        Some(json!("just text")),
-        Some(json!([{"id": 7}])),
     ];
+    let mut issue = None;
     for user in users {
-        insert_event(&t, project, issue, recent, user).await;
+        issue = Some(store_with_user(&t, project, "boom", recent, user).await);
     }
+    let issue = issue.unwrap();
     // Someone seen only before the 14 days still counts: users cover every
     // stored event.
     let long_ago = day_start(today - Days::new(15)) + Duration::hours(1);
-    insert_event(&t, project, issue, long_ago, Some(json!({"id": "old"}))).await;
+    store_with_user(&t, project, "boom", long_ago, Some(json!({"id": "old"}))).await;
     // Another issue's users are its own.
-    insert_event(&t, project, other, recent, Some(json!({"id": 42}))).await;
-    insert_event(&t, project, other, recent, Some(json!({"id": "x"}))).await;
+    let other = store_with_user(&t, project, "other", recent, Some(json!({"id": 42}))).await;
+    store_with_user(&t, project, "other", recent, Some(json!({"id": "x"}))).await;
 
     let reply = activity(&addr, project, &[issue, other]).await.unwrap();
-    // 42, bob@, email 42, 10.0.0.1, cy, old.
-    assert_eq!(reply[0].users, 6);
+    // 42, email:bob@, username:bob, email:42, 10.0.0.1, cy, old.
+    assert_eq!(reply[0].users, 7);
     assert_eq!(reply[1].users, 2);
 
     let detail = addr
@@ -291,8 +318,8 @@ async fn users_affected_are_distinct_people_named_by_their_events() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(detail.users, 6);
-    assert_eq!(IssueRow::of_detail(&detail, Utc::now()).users, Some(6));
+    assert_eq!(detail.users, 7);
+    assert_eq!(IssueRow::of_detail(&detail, Utc::now()).users, Some(7));
 
     let quiet = insert_issue(&t, project, "unresolved").await;
     let reply = activity(&addr, project, &[quiet]).await.unwrap();

@@ -33,4 +33,5 @@ mod spool;
 mod startup;
 mod storage;
 mod surfaces;
+mod triage;
 mod web;

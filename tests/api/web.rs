@@ -556,6 +556,27 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
         404
     );
     assert_eq!(page(&format!("{issue_page}?event=nonsense")).await.0, 400);
+
+    // The tag breakdown: alice had two of the three events; her value
+    // links to the list searched by it, which holds the issue.
+    let (_, with_tags) = page(&issue_page).await;
+    assert!(with_tags.contains("<h2 id=\"tags-heading\">Tags</h2>"));
+    let by_alice = link_to(&with_tags, "id:alice").expect("a link from the user tag");
+    assert!(
+        with_tags.contains(">id:alice</a></th><td class=\"num\">2</td><td class=\"num\">66%</td>")
+    );
+    let (status, searched) = page(&by_alice.replace("&amp;", "&")).await;
+    assert_eq!(status, 200);
+    assert!(searched.contains(&format!("/projects/{project}/issues/{issue}")));
+    let (status, none) = page(&format!("/projects/{project}/issues?query=user:id:nobody")).await;
+    assert_eq!(status, 200);
+    assert!(!none.contains(&format!("/projects/{project}/issues/{issue}")));
+
+    // A search that cannot be read is explained under the search box.
+    let (status, refused) = page(&format!("/projects/{project}/issues?query=is:bogus")).await;
+    assert_eq!(status, 400);
+    assert!(refused.contains("id=\"f-query-error\""), "{refused}");
+    assert!(refused.contains("`is:bogus` at position 1"), "{refused}");
 }
 
 #[actix::test]

@@ -101,7 +101,7 @@ impl LegacyEvent {
             received_at: self.received_at,
             release: self.release,
             environment: self.environment,
-            user: super::stored::user_key(payload.user.as_ref()),
+            indexed_tags: super::tags::event_tags(&payload, self.level),
             body: EventBody::compress(&json)?,
         })
     }

@@ -18,6 +18,7 @@ mod raw_json;
 mod severity;
 mod stacktrace;
 mod stored;
+pub mod tags;
 
 pub use body::EventBody;
 pub use breadcrumb::Breadcrumb;
@@ -28,7 +29,8 @@ pub use raw_json::RawJson;
 pub use severity::Severity;
 pub(crate) use stacktrace::base_name;
 pub use stacktrace::{StackFrame, Stacktrace, Thread};
-pub use stored::{Event, EventParts, MAX_CLOCK_DRIFT, read_payload, user_key};
+pub use stored::{Event, EventParts, MAX_CLOCK_DRIFT, read_payload};
+pub use tags::Tag;
 
 /// The largest event accepted: its JSON as sent, and its text and JSON
 /// parts as stored.

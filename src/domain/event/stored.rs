@@ -10,6 +10,7 @@
 
 use super::body::EventBody;
 use super::message::ClientSdk;
+use super::tags::{Tag, event_tags};
 use super::{
     Breadcrumb, EventPayload, ExceptionInfo, LogEntry, MAX_EVENT_BYTES, RawJson, Severity, Thread,
 };
@@ -52,8 +53,10 @@ pub struct Event {
     /// Filters of the issue list.
     pub(crate) release: Option<String>,
     pub(crate) environment: Option<String>,
-    /// Who was affected (see [`user_key`]), for the users an issue counts.
-    pub(crate) user: Option<String>,
+    /// What the event is searched and broken down by (see [`super::tags`]),
+    /// its user among them: derived once here, from the parsed payload,
+    /// rather than by every reader.
+    pub(crate) indexed_tags: Vec<Tag>,
     /// Everything else: the event's JSON.
     pub(crate) body: EventBody,
 }
@@ -70,28 +73,6 @@ impl<'de> Deserialize<'de> for Event {
         event.check().map_err(serde::de::Error::custom)?;
         Ok(event)
     }
-}
-
-/// Who an event affected, as one text: the first of the user's `id`,
-/// `email`, `ip_address` and `username` that is set, tagged with which it
-/// is (`id:42`). `{{auto}}` (the address a browser SDK asks the server to
-/// fill in) names nobody.
-pub fn user_key(user: Option<&Map<String, Value>>) -> Option<String> {
-    let user = user?;
-    let field = |name: &str| match user.get(name)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    field("id")
-        .map(|id| format!("id:{id}"))
-        .or_else(|| field("email").map(|e| format!("email:{e}")))
-        .or_else(|| {
-            field("ip_address")
-                .filter(|ip| ip != "{{auto}}")
-                .map(|ip| format!("ip:{ip}"))
-        })
-        .or_else(|| field("username").map(|u| format!("username:{u}")))
 }
 
 /// The payload's fields that have no part of their own, encoded as one
@@ -405,7 +386,7 @@ impl Event {
             received_at,
             release: column(p.release.as_deref()),
             environment: column(p.environment.as_deref()),
-            user: user_key(p.user.as_ref()),
+            indexed_tags: event_tags(p, level),
             body,
         };
         event.check()?;
@@ -450,11 +431,10 @@ impl Event {
 
     /// The event's text columns, each with the field a fault in it is
     /// reported under.
-    fn texts(&self) -> [(&'static str, Option<&str>); 6] {
+    fn texts(&self) -> [(&'static str, Option<&str>); 5] {
         [
             ("release", self.release.as_deref()),
             ("environment", self.environment.as_deref()),
-            ("user", self.user.as_deref()),
             ("event", Some(self.title.as_str())),
             ("event", self.culprit.as_deref()),
             ("fingerprint", Some(self.fingerprint.as_str())),
@@ -462,7 +442,7 @@ impl Event {
     }
 
     /// Roughly the bytes the event takes in memory and in a statement: its
-    /// compressed body and its text columns.
+    /// compressed body, its text columns and its tags.
     pub fn size(&self) -> usize {
         let texts: usize = self
             .texts()
@@ -470,7 +450,12 @@ impl Event {
             .filter_map(|(_, t)| *t)
             .map(str::len)
             .sum();
-        self.body.len() + texts
+        let tags: usize = self
+            .indexed_tags
+            .iter()
+            .map(|t| t.key.len() + t.value.len())
+            .sum();
+        self.body.len() + texts + tags
     }
 
     /// The rule every event obeys: no NUL in a text column (PostgreSQL
@@ -536,9 +521,19 @@ impl Event {
         self.environment.as_deref()
     }
 
-    /// Who the event affected (see [`user_key`]).
+    /// The tags the event is searched and counted by, sorted by key: the
+    /// SDK's and the ones derived from its fields (see [`super::tags`]).
+    pub fn indexed_tags(&self) -> &[Tag] {
+        &self.indexed_tags
+    }
+
+    /// Who it happened to, as its `user` tag (`id:42`, `email:...`), if
+    /// it names anyone.
     pub fn user_key(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.indexed_tags
+            .iter()
+            .find(|t| t.key == "user")
+            .map(|t| t.value.as_str())
     }
 
     /// The event's JSON, compressed.

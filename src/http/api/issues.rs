@@ -3,9 +3,12 @@
 use crate::app::issues::{self, Triage};
 use crate::app::{Caller, State};
 use crate::domain::access::Action;
+use crate::domain::{ArchiveUntil, ResolveIn};
 use crate::error::Error;
 use crate::http::error::ApiError;
-use crate::services::{GetEvent, GetIssue, ListIssueEvents, ListIssues};
+use crate::services::{
+    GetEvent, GetIssue, GetIssueHistory, GetIssueTags, ListIssueEvents, ListIssues,
+};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -42,6 +45,7 @@ pub async fn list(
             sort: q.sort,
             cursor: q.cursor,
             limit: q.limit,
+            me: Some(caller.user_id),
         })
         .await??;
     Ok(HttpResponse::Ok().json(page))
@@ -65,7 +69,10 @@ pub async fn get(
 }
 
 /// Triage: `{"status": "resolved"}`, `{"assignee_id": "<user id>"}` (a
-/// member of the organization) or `{"assignee_id": null}`, or both.
+/// member of the organization) or `{"assignee_id": null}`, or both. With
+/// `"status": "archived"`, `"archive"`: `{}` (forever), `{"count": N}`,
+/// `{"minutes": N}` or `{"users": N}`; with `"status": "resolved"`,
+/// `"resolved_in"`: `{"next_release": true}` or `{"release": "X"}`.
 pub async fn update(
     state: web::Data<State>,
     caller: Caller,
@@ -90,10 +97,21 @@ pub async fn update(
         }
         Some(_) => return Err(Error::invalid("assignee_id", "must be a user id or null").into()),
     };
+    let archive = body
+        .get("archive")
+        .map(ArchiveUntil::from_json)
+        .transpose()?;
+    let resolved_in = body
+        .get("resolved_in")
+        .map(ResolveIn::from_json)
+        .transpose()?;
     let change = Triage {
         status,
+        archive,
+        resolved_in,
         assignee,
         assignee_field: "assignee_id",
+        actor: caller.user_id,
     };
     let issue = issues::triage(&state, &project, issue_id, change).await?;
     Ok(HttpResponse::Ok().json(issue))
@@ -141,4 +159,43 @@ pub async fn event(
         })
         .await??;
     Ok(HttpResponse::Ok().json(event))
+}
+
+/// `GET .../issues/{issue_id}/tags`: `{"tags": [{"key", "total",
+/// "distinct", "other", "top": [{"value", "count"}]}]}`, from the counts
+/// kept as events are stored.
+pub async fn tags(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
+    let tags = state
+        .issues
+        .send(GetIssueTags {
+            project_id: project.id.to_string(),
+            issue_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tags": tags })))
+}
+
+/// `GET .../issues/{issue_id}/activity`: `{"activity": [{"id", "at",
+/// "user_id", "user_name", "kind", "data"}]}`, newest first.
+pub async fn activity(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, issue_id) = path.into_inner();
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
+    let activity = state
+        .issues
+        .send(GetIssueHistory {
+            project_id: project.id.to_string(),
+            issue_id,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "activity": activity })))
 }

@@ -116,6 +116,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         get().to(issues::events),
     )
     .route(
+        "/projects/{project_id}/issues/{issue_id}/tags",
+        get().to(issues::tags),
+    )
+    .route(
+        "/projects/{project_id}/issues/{issue_id}/activity",
+        get().to(issues::activity),
+    )
+    .route(
         "/projects/{project_id}/events/{event_id}",
         get().to(issues::event),
     );

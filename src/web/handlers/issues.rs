@@ -33,7 +33,11 @@ pub async fn list(
     let filters = filters.into_inner();
     let page = async {
         let (project, header) = reader.project(&state, &project_id, Action::Read).await?;
-        let page = state
+        let layout = Layout::new(
+            format!("Issues · {}", project.name),
+            Some(reader.nav.clone()),
+        );
+        let listed = state
             .issues
             .send(ListIssues {
                 project_id: project.id.to_string(),
@@ -44,8 +48,19 @@ pub async fn list(
                 sort: filters.sort().map(str::to_owned),
                 cursor: filters.cursor().map(str::to_owned),
                 limit: None,
+                me: Some(reader.caller.user_id),
             })
-            .await??;
+            .await?;
+        // A search that cannot be read is shown under the search box.
+        let page = match listed {
+            Ok(page) => page,
+            Err(e @ Error::InvalidSearch { .. }) => {
+                let mut page = IssuesPage::new(layout, header, filters.clone(), Vec::new(), None);
+                page.search_error = Some(e.to_string());
+                return Ok((StatusCode::BAD_REQUEST, page));
+            }
+            Err(e) => return Err(e),
+        };
         let activity = state
             .issues
             .send(GetIssueActivity {
@@ -54,19 +69,13 @@ pub async fn list(
             })
             .await??;
         let rows = IssueRow::page(&page.issues, &activity, Utc::now());
-        Ok::<_, Error>(IssuesPage::new(
-            Layout::new(
-                format!("Issues · {}", project.name),
-                Some(reader.nav.clone()),
-            ),
-            header,
-            filters.clone(),
-            rows,
-            page.next.as_deref(),
+        Ok::<_, Error>((
+            StatusCode::OK,
+            IssuesPage::new(layout, header, filters.clone(), rows, page.next.as_deref()),
         ))
     };
     match page.await {
-        Ok(page) => render(StatusCode::OK, &page),
+        Ok((status, page)) => render(status, &page),
         Err(e) => error_page(e, Some(reader.nav)),
     }
 }
@@ -85,11 +94,12 @@ pub async fn resolve_selected(
         for (_, issue_id) in form.iter().filter(|(k, _)| k == "issue") {
             state
                 .issues
-                .send(UpdateIssueStatus {
-                    project_id: project.id.to_string(),
-                    issue_id: issue_id.clone(),
-                    status: "resolved".into(),
-                })
+                .send(UpdateIssueStatus::to(
+                    project.id.to_string(),
+                    issue_id.clone(),
+                    "resolved",
+                    reader.caller.user_id,
+                ))
                 .await??;
         }
         Ok::<_, Error>(project)
@@ -157,6 +167,7 @@ pub async fn issue(
             None => detail.latest_event.clone(),
         };
         let (newer_event, older_event) = IssuePage::event_links(&neighbours);
+        let triage = crate::web::triage::IssueTriage::load(&state, &project, &detail.issue).await?;
         let members = state
             .users
             .send(ListMembers {
@@ -189,6 +200,7 @@ pub async fn issue(
             event: event.as_ref().map(|e| EventView::new(e, now)),
             newer_event,
             older_event,
+            triage,
         })
     };
     match page.await {
@@ -197,27 +209,18 @@ pub async fn issue(
     }
 }
 
-#[derive(Deserialize)]
-pub struct StatusForm {
-    status: String,
-}
-
 /// `POST /projects/{id}/issues/{issue_id}/status`.
 pub async fn set_status(
     req: HttpRequest,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
-    form: web::Form<StatusForm>,
+    form: web::Form<crate::web::triage::StatusForm>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
     let (project_id, issue_id) = path.into_inner();
     let done = async {
         let (project, _) = reader.project(&state, &project_id, Action::Triage).await?;
-        let change = Triage {
-            status: Some(form.into_inner().status),
-            assignee: None,
-            assignee_field: "user_id",
-        };
+        let change = form.into_inner().change(reader.caller.user_id)?;
         issues::triage(&state, &project, issue_id.clone(), change).await?;
         Ok::<_, Error>(format!("/projects/{}/issues/{issue_id}", project.id))
     };
@@ -251,8 +254,11 @@ pub async fn set_assignee(
             .map_err(|_| Error::invalid("user_id", "must be a UUID"))?;
         let change = Triage {
             status: None,
+            archive: None,
+            resolved_in: None,
             assignee: Some(user),
             assignee_field: "user_id",
+            actor: reader.caller.user_id,
         };
         issues::triage(&state, &project, issue_id.clone(), change).await?;
         Ok::<_, Error>(format!("/projects/{}/issues/{issue_id}", project.id))

@@ -1,0 +1,592 @@
+//! Triage's tables: tag counts per issue, users affected, releases in the
+//! order a project saw them, and issue activity; aggregated as a batch is
+//! stored ([`record_batch`]) and read by the issue page and search.
+//!
+//! # What the aggregates cover
+//!
+//! The tag counts and the users of an issue are those of its stored
+//! events: they are kept per UTC day of receipt, and when retention drops
+//! a day's events, [`forget_days_before`] drops that day's counts and the
+//! users last seen before it. (`issues.event_count` stays a lifetime
+//! count.) At most [`MAX_TAG_VALUES`] distinct values are kept per issue,
+//! key and day; the events of further values are counted as `other`.
+
+use super::Pool;
+use crate::domain::{
+    Activity, ArchiveUntil, Event, Issue, IssueStatus, ResolveIn, StatusChange, TOP_TAG_VALUES,
+    TagBreakdown, TagCount, new_id,
+};
+use crate::error::{Error, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio_postgres::{Error as PgError, Statement, Transaction};
+use uuid::Uuid;
+
+/// The most distinct values of one tag key kept per issue and day.
+pub const MAX_TAG_VALUES: i32 = 100;
+
+/// Aggregates a batch's new events (see [`record_batch`]): one statement.
+///
+/// The arrays: `$1..$5` one element per new event (project, issue, time
+/// of receipt, release, user); `$6..$10` one per tag of those events;
+/// `$11` the bound of values per issue, key and day; `$12..$14` one
+/// activity id per issue of the batch, for a regression or an archived
+/// issue coming back.
+///
+/// In order: tag counts, with the bound (a value not yet kept for its
+/// issue, key and day is kept while fewer than `$11` are, the most
+/// frequent first; the rest count as `other`); users, exactly, by
+/// inserting (issue, user) pairs and counting those that were new;
+/// releases (first sight exact, last sight at most a minute behind, so
+/// that a project's batches do not all queue on its release's row); then
+/// each issue's user count and status:
+///
+/// - a resolved issue reopens (a regression, with its time) for an event
+///   stored after it was resolved, whenever it was received: both times
+///   are PostgreSQL's (the issue's row lock orders this transaction after
+///   the resolution it sees), since Mesher's `received_at` and the
+///   database's `resolved_at` come from two clocks that may disagree by
+///   more than an event waits in a buffer. When resolved in a release, only
+///   for an event of that release or newer; when resolved in the next release, only for
+///   a release newer than the one it was last seen in. Releases compare by
+///   the project's first sight of them; one first seen in this batch is
+///   newer than any before. An event without a release does not reopen an
+///   issue resolved in a release;
+/// - an archived issue comes back when `event_count` (already counting
+///   this batch) reaches its target, `user_count` reaches its target, or
+///   an event arrives after its time.
+///
+/// The issue rows were locked by the batch's issue upsert earlier in the
+/// transaction, so what is read of them here is what is updated.
+pub const RECORD_SQL: &str = "
+WITH ev AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
+        AS e(project_id, issue_id, received_at, release, who)
+),
+tagged AS (
+    SELECT project_id, issue_id, key, (received_at AT TIME ZONE 'UTC')::date AS day, value,
+        count(*) AS n, min(received_at) AS first_seen, max(received_at) AS last_seen
+    FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::timestamptz[])
+        AS t(project_id, issue_id, key, value, received_at)
+    GROUP BY 1, 2, 3, 4, 5
+),
+known AS (
+    SELECT t.*, v.value IS NOT NULL AS present, coalesce(k.kept, 0) AS kept
+    FROM tagged t
+    LEFT JOIN issue_tag_values v ON v.project_id = t.project_id AND v.issue_id = t.issue_id
+        AND v.key = t.key AND v.day = t.day AND v.value = t.value
+    LEFT JOIN issue_tag_keys k ON k.project_id = t.project_id AND k.issue_id = t.issue_id
+        AND k.key = t.key AND k.day = t.day
+),
+ranked AS (
+    SELECT known.*, present OR kept + row_number() OVER (
+            PARTITION BY project_id, issue_id, key, day, present ORDER BY n DESC, value) <= $11::integer
+        AS keep
+    FROM known
+),
+kept_values AS (
+    INSERT INTO issue_tag_values AS v (project_id, issue_id, key, day, value, count, first_seen,
+        last_seen)
+    SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen FROM ranked WHERE keep
+    ORDER BY project_id, issue_id, key, day, value
+    ON CONFLICT (project_id, issue_id, key, day, value) DO UPDATE SET
+        count = v.count + excluded.count,
+        first_seen = least(v.first_seen, excluded.first_seen),
+        last_seen = greatest(v.last_seen, excluded.last_seen)
+),
+key_counts AS (
+    INSERT INTO issue_tag_keys AS k (project_id, issue_id, key, day, total, other, kept)
+    SELECT project_id, issue_id, key, day, sum(n), coalesce(sum(n) FILTER (WHERE NOT keep), 0),
+        count(*) FILTER (WHERE keep AND NOT present)
+    FROM ranked GROUP BY project_id, issue_id, key, day
+    ORDER BY project_id, issue_id, key, day
+    ON CONFLICT (project_id, issue_id, key, day) DO UPDATE SET
+        total = k.total + excluded.total,
+        other = k.other + excluded.other,
+        kept = k.kept + excluded.kept
+),
+seen_users AS (
+    INSERT INTO issue_users AS u (project_id, issue_id, who, last_day)
+    SELECT project_id, issue_id, who, max((received_at AT TIME ZONE 'UTC')::date)
+    FROM ev WHERE who IS NOT NULL
+    GROUP BY project_id, issue_id, who
+    ORDER BY project_id, issue_id, who
+    ON CONFLICT (project_id, issue_id, who) DO UPDATE SET last_day = excluded.last_day
+        WHERE u.last_day < excluded.last_day
+    RETURNING u.project_id, u.issue_id, u.xmax = 0 AS inserted
+),
+new_users AS (
+    SELECT project_id, issue_id, count(*) AS n FROM seen_users WHERE inserted GROUP BY 1, 2
+),
+batch_releases AS (
+    SELECT project_id, release, min(received_at) AS first_seen, max(received_at) AS last_seen
+    FROM ev WHERE release IS NOT NULL GROUP BY 1, 2
+),
+new_releases AS (
+    INSERT INTO releases (project_id, version, first_seen, last_seen)
+    SELECT project_id, release, first_seen, last_seen FROM batch_releases ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+),
+later_releases AS (
+    UPDATE releases r SET
+        first_seen = least(r.first_seen, b.first_seen),
+        last_seen = greatest(r.last_seen, b.last_seen)
+    FROM batch_releases b
+    WHERE r.project_id = b.project_id AND r.version = b.release
+      AND (b.first_seen < r.first_seen OR b.last_seen > r.last_seen + interval '1 minute')
+),
+release_order AS (
+    SELECT b.project_id, b.release, coalesce(r.first_seen, b.first_seen) AS first_seen
+    FROM batch_releases b
+    LEFT JOIN releases r ON r.project_id = b.project_id AND r.version = b.release
+),
+per_issue AS (
+    SELECT e.project_id, e.issue_id, max(e.received_at) AS last_seen,
+        max(o.first_seen) AS newest_release
+    FROM ev e LEFT JOIN release_order o ON o.project_id = e.project_id AND o.release = e.release
+    GROUP BY 1, 2
+),
+decided AS (
+    SELECT i.project_id, i.id, coalesce(nu.n, 0) AS new_users, p.last_seen,
+        coalesce(i.status = 'resolved' AND CASE
+                WHEN i.resolved_in_release IS NOT NULL THEN p.newest_release >= coalesce(
+                    (SELECT first_seen FROM release_order o
+                     WHERE o.project_id = i.project_id AND o.release = i.resolved_in_release),
+                    (SELECT first_seen FROM releases r
+                     WHERE r.project_id = i.project_id AND r.version = i.resolved_in_release),
+                    'infinity')
+                WHEN i.resolved_after_release IS NOT NULL THEN p.newest_release > coalesce(
+                    (SELECT first_seen FROM releases r
+                     WHERE r.project_id = i.project_id AND r.version = i.resolved_after_release),
+                    '-infinity')
+                ELSE true
+            END, false) AS reopened,
+        CASE WHEN i.status <> 'archived' THEN NULL
+            WHEN i.event_count >= i.archived_until_events THEN 'events'
+            WHEN i.user_count + coalesce(nu.n, 0) >= i.archived_until_users THEN 'users'
+            WHEN p.last_seen >= i.archived_until THEN 'time'
+        END AS woke
+    FROM per_issue p
+    JOIN issues i ON i.project_id = p.project_id AND i.id = p.issue_id
+    LEFT JOIN new_users nu ON nu.project_id = p.project_id AND nu.issue_id = p.issue_id
+),
+changed AS (
+    UPDATE issues i SET
+        user_count = i.user_count + d.new_users,
+        status = CASE WHEN d.reopened OR d.woke IS NOT NULL THEN 'unresolved' ELSE i.status END,
+        resolved_at = CASE WHEN d.reopened THEN NULL ELSE i.resolved_at END,
+        regressed_at = CASE WHEN d.reopened THEN now() ELSE i.regressed_at END,
+        resolved_in_release = CASE WHEN d.reopened THEN NULL ELSE i.resolved_in_release END,
+        resolved_after_release = CASE WHEN d.reopened THEN NULL
+            ELSE i.resolved_after_release END,
+        archived_until = CASE WHEN d.woke IS NOT NULL THEN NULL ELSE i.archived_until END,
+        archived_until_events = CASE WHEN d.woke IS NOT NULL THEN NULL
+            ELSE i.archived_until_events END,
+        archived_until_users = CASE WHEN d.woke IS NOT NULL THEN NULL
+            ELSE i.archived_until_users END
+    FROM decided d
+    WHERE i.project_id = d.project_id AND i.id = d.id
+      AND (d.new_users > 0 OR d.reopened OR d.woke IS NOT NULL)
+    RETURNING i.project_id, i.id, d.reopened, d.woke, d.last_seen
+)
+INSERT INTO issue_activity (id, project_id, issue_id, at, kind, data)
+SELECT a.id, c.project_id, c.id, c.last_seen,
+    CASE WHEN c.reopened THEN 'regression' ELSE 'unarchived' END,
+    CASE WHEN c.reopened THEN '{}'::jsonb ELSE jsonb_build_object('reason', c.woke) END
+FROM changed c
+JOIN unnest($12::uuid[], $13::uuid[], $14::uuid[]) AS a(project_id, issue_id, id)
+    ON a.project_id = c.project_id AND a.issue_id = c.id
+WHERE c.reopened OR c.woke IS NOT NULL";
+
+/// Aggregates the events a batch newly stored, each with its issue, in
+/// the batch's transaction `tx` (after the events and their issues are
+/// written), with `statement` prepared from [`RECORD_SQL`]: tag counts,
+/// users, releases, and the issues' user counts, regressions and returns
+/// from archive (see [`RECORD_SQL`]). One statement, whatever the number
+/// of events. Events already stored before (duplicates) must not be
+/// passed, or they would be counted twice.
+pub async fn record_batch(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    new: &[(Uuid, &Event)],
+) -> Result<(), PgError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut projects = Vec::with_capacity(new.len());
+    let mut issues = Vec::with_capacity(new.len());
+    let mut received = Vec::with_capacity(new.len());
+    let mut releases = Vec::with_capacity(new.len());
+    let mut users = Vec::with_capacity(new.len());
+    let tag_count: usize = new.iter().map(|(_, e)| e.indexed_tags().len()).sum();
+    let mut tag_projects = Vec::with_capacity(tag_count);
+    let mut tag_issues = Vec::with_capacity(tag_count);
+    let mut keys = Vec::with_capacity(tag_count);
+    let mut values = Vec::with_capacity(tag_count);
+    let mut tag_received = Vec::with_capacity(tag_count);
+    for &(issue, event) in new {
+        projects.push(event.project_id());
+        issues.push(issue);
+        received.push(event.received_at());
+        releases.push(event.release());
+        users.push(event.user_key());
+        for tag in event.indexed_tags() {
+            tag_projects.push(event.project_id());
+            tag_issues.push(issue);
+            keys.push(tag.key.as_str());
+            values.push(tag.value.as_str());
+            tag_received.push(event.received_at());
+        }
+    }
+    let touched: BTreeSet<(Uuid, Uuid)> = new.iter().map(|(i, e)| (e.project_id(), *i)).collect();
+    let (mut activity_projects, mut activity_issues, mut activity_ids) = (
+        Vec::with_capacity(touched.len()),
+        Vec::with_capacity(touched.len()),
+        Vec::with_capacity(touched.len()),
+    );
+    for (project, issue) in touched {
+        activity_projects.push(project);
+        activity_issues.push(issue);
+        activity_ids.push(new_id());
+    }
+    tx.execute(
+        statement,
+        &[
+            &projects,
+            &issues,
+            &received,
+            &releases,
+            &users,
+            &tag_projects,
+            &tag_issues,
+            &keys,
+            &values,
+            &tag_received,
+            &MAX_TAG_VALUES,
+            &activity_projects,
+            &activity_issues,
+            &activity_ids,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The issue's tags, by key: events, distinct values, and the
+/// [`TOP_TAG_VALUES`] most frequent values, keys in alphabetical order.
+/// `NotFound { "issue" }` when the project has no such issue.
+pub async fn breakdown(pool: &Pool, project_id: Uuid, issue_id: Uuid) -> Result<Vec<TagBreakdown>> {
+    let mut client = pool.get().await?;
+    let tx = super::issues::snapshot(&mut client).await?;
+    if !super::issues::issue_exists(&tx, project_id, issue_id).await? {
+        return Err(Error::NotFound { entity: "issue" });
+    }
+    let keys = tx
+        .query(
+            "SELECT key, sum(total)::bigint, sum(other)::bigint FROM issue_tag_keys
+             WHERE project_id = $1 AND issue_id = $2 GROUP BY key",
+            &[&project_id, &issue_id],
+        )
+        .await?;
+    let values = tx
+        .query(
+            "SELECT key, value, sum(count)::bigint AS n FROM issue_tag_values
+             WHERE project_id = $1 AND issue_id = $2 GROUP BY key, value",
+            &[&project_id, &issue_id],
+        )
+        .await?;
+    tx.commit().await?;
+
+    let mut by_key: BTreeMap<String, TagBreakdown> = keys
+        .iter()
+        .map(|r| {
+            let key: String = r.get(0);
+            let breakdown = TagBreakdown {
+                key: key.clone(),
+                total: r.get(1),
+                distinct: 0,
+                other: r.get(2),
+                top: Vec::new(),
+            };
+            (key, breakdown)
+        })
+        .collect();
+    for r in &values {
+        if let Some(b) = by_key.get_mut(r.get::<_, &str>(0)) {
+            b.distinct += 1;
+            b.top.push(TagCount {
+                value: r.get(1),
+                count: r.get(2),
+            });
+        }
+    }
+    Ok(by_key
+        .into_values()
+        .map(|mut b| {
+            b.top
+                .sort_by(|x, y| y.count.cmp(&x.count).then_with(|| x.value.cmp(&y.value)));
+            b.top.truncate(TOP_TAG_VALUES);
+            b
+        })
+        .collect())
+}
+
+/// The issue's activity, newest first, at most `limit` entries.
+/// `NotFound { "issue" }` when the project has no such issue.
+pub async fn activity(
+    pool: &Pool,
+    project_id: Uuid,
+    issue_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Activity>> {
+    let mut client = pool.get().await?;
+    let tx = super::issues::snapshot(&mut client).await?;
+    if !super::issues::issue_exists(&tx, project_id, issue_id).await? {
+        return Err(Error::NotFound { entity: "issue" });
+    }
+    let rows = tx
+        .query(
+            "SELECT a.id, a.at, a.user_id, u.display_name, a.kind, a.data
+             FROM issue_activity a LEFT JOIN users u ON u.id = a.user_id
+             WHERE a.project_id = $1 AND a.issue_id = $2
+             ORDER BY a.at DESC, a.id DESC LIMIT $3",
+            &[&project_id, &issue_id, &limit],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(rows
+        .iter()
+        .map(|r| Activity {
+            id: r.get(0),
+            at: r.get(1),
+            user_id: r.get(2),
+            user_name: r.get(3),
+            kind: r.get(4),
+            data: r.get(5),
+        })
+        .collect())
+}
+
+/// Changes the issue's status as `change` says, by `actor` (recorded in
+/// its activity), at `now`, in one transaction:
+///
+/// - resolving stamps `resolved_at` (resolving again keeps the first
+///   stamp); in the next release, it records the release the issue was
+///   last seen in (`Conflict` when it was never seen in one); in release
+///   X, X itself;
+/// - archiving records its condition: a time `now` + minutes, or targets
+///   of the current `event_count` / `users` plus N;
+/// - any change clears what the previous status had recorded.
+pub async fn change_status(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    change: &StatusChange,
+    actor: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Issue> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let current = tx
+        .query_opt(
+            "SELECT event_count, user_count FROM issues WHERE project_id = $1 AND id = $2
+             FOR UPDATE",
+            &[&project_id, &id],
+        )
+        .await?
+        .ok_or(Error::NotFound { entity: "issue" })?;
+    let (events, users): (i64, i64) = (current.get(0), current.get(1));
+    let (status, data) = match change {
+        StatusChange::Unresolve => (IssueStatus::Unresolved, json!({})),
+        StatusChange::Resolve(None) => (IssueStatus::Resolved, json!({})),
+        StatusChange::Resolve(Some(ResolveIn::Release(release))) => {
+            (IssueStatus::Resolved, json!({ "in_release": release }))
+        }
+        StatusChange::Resolve(Some(ResolveIn::NextRelease)) => {
+            let last: Option<String> = tx
+                .query_opt(
+                    "SELECT value FROM issue_tag_values
+                     WHERE project_id = $1 AND issue_id = $2 AND key = 'release'
+                     ORDER BY last_seen DESC LIMIT 1",
+                    &[&project_id, &id],
+                )
+                .await?
+                .map(|r| r.get(0));
+            let Some(last) = last else {
+                return Err(Error::Conflict {
+                    rule: "the issue was never seen in a release, so it has no next release",
+                });
+            };
+            (IssueStatus::Resolved, json!({ "after_release": last }))
+        }
+        StatusChange::Archive(until) => {
+            let until = match *until {
+                ArchiveUntil::Forever => json!({}),
+                ArchiveUntil::Minutes(n) => json!({ "minutes": n }),
+                ArchiveUntil::Events(n) => json!({ "count": n }),
+                ArchiveUntil::Users(n) => json!({ "users": n }),
+            };
+            (IssueStatus::Archived, json!({ "until": until }))
+        }
+    };
+    let (archived_until, until_events, until_users) = match change {
+        StatusChange::Archive(ArchiveUntil::Minutes(n)) => {
+            (Some(now + chrono::Duration::minutes(*n)), None, None)
+        }
+        StatusChange::Archive(ArchiveUntil::Events(n)) => (None, Some(events + n), None),
+        StatusChange::Archive(ArchiveUntil::Users(n)) => (None, None, Some(users + n)),
+        _ => (None, None, None),
+    };
+    let in_release = data.get("in_release").and_then(Value::as_str);
+    let after_release = data.get("after_release").and_then(Value::as_str);
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE issues SET
+                     status = $3,
+                     resolved_at = CASE
+                         WHEN $3 <> 'resolved' THEN NULL
+                         WHEN status = 'resolved' THEN coalesce(resolved_at, $4)
+                         ELSE $4
+                     END,
+                     resolved_in_release = $5,
+                     resolved_after_release = $6,
+                     archived_until = $7,
+                     archived_until_events = $8,
+                     archived_until_users = $9
+                 WHERE project_id = $1 AND id = $2
+                 RETURNING {}",
+                super::issues::ISSUE_COLUMNS
+            ),
+            &[
+                &project_id,
+                &id,
+                &status.as_str(),
+                &now,
+                &in_release,
+                &after_release,
+                &archived_until,
+                &until_events,
+                &until_users,
+            ],
+        )
+        .await?;
+    record(&tx, project_id, id, actor, now, status.as_str(), data).await?;
+    let issue = super::issues::issue_from_row(&row)?;
+    tx.commit().await?;
+    Ok(issue)
+}
+
+/// Assigns the issue to `user_id`, or to nobody, by `actor`, recorded in
+/// its activity. An unknown user is `NotFound { "user" }`, through the
+/// foreign key.
+pub async fn assign(
+    pool: &Pool,
+    project_id: Uuid,
+    id: Uuid,
+    user_id: Option<Uuid>,
+    actor: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Issue> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE issues SET assigned_to = $3 WHERE project_id = $1 AND id = $2
+                 RETURNING {}",
+                super::issues::ISSUE_COLUMNS
+            ),
+            &[&project_id, &id, &user_id],
+        )
+        .await?
+        .ok_or(Error::NotFound { entity: "issue" })?;
+    let (kind, data) = match user_id {
+        Some(user) => ("assigned", json!({ "assignee_id": user })),
+        None => ("unassigned", json!({})),
+    };
+    record(&tx, project_id, id, actor, now, kind, data).await?;
+    let issue = super::issues::issue_from_row(&row)?;
+    tx.commit().await?;
+    Ok(issue)
+}
+
+async fn record(
+    tx: &Transaction<'_>,
+    project_id: Uuid,
+    issue_id: Uuid,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+    kind: &str,
+    data: Value,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO issue_activity (id, project_id, issue_id, at, user_id, kind, data)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&new_id(), &project_id, &issue_id, &at, &actor, &kind, &data],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Brings back the issues archived until a time that `now` has passed,
+/// each with an `unarchived` activity (reason `time`). Returns how many.
+/// Issues another caller holds locked are left for the next sweep.
+pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<u64> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let due = tx
+        .query(
+            "SELECT project_id, id FROM issues
+             WHERE archived_until <= $1 AND status = 'archived'
+             FOR UPDATE SKIP LOCKED",
+            &[&now],
+        )
+        .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let projects: Vec<Uuid> = due.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<Uuid> = due.iter().map(|r| r.get(1)).collect();
+    let activity_ids: Vec<Uuid> = ids.iter().map(|_| new_id()).collect();
+    tx.execute(
+        "WITH woke AS (
+             UPDATE issues i SET status = 'unresolved', archived_until = NULL
+             FROM unnest($1::uuid[], $2::uuid[]) AS d(project_id, id)
+             WHERE i.project_id = d.project_id AND i.id = d.id
+         )
+         INSERT INTO issue_activity (id, project_id, issue_id, at, kind, data)
+         SELECT a, p, i, $4::timestamptz, 'unarchived', '{\"reason\": \"time\"}'
+         FROM unnest($3::uuid[], $1::uuid[], $2::uuid[]) AS w(a, p, i)",
+        &[&projects, &ids, &activity_ids, &now],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// Forgets what retention dropped: the tag counts of days before `day`,
+/// and the users whose last event was received before it (each issue's
+/// user count lowered to match). Called after the events of those days
+/// are dropped.
+pub async fn forget_days_before(pool: &Pool, day: NaiveDate) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("DELETE FROM issue_tag_values WHERE day < $1", &[&day])
+        .await?;
+    tx.execute("DELETE FROM issue_tag_keys WHERE day < $1", &[&day])
+        .await?;
+    tx.execute(
+        "WITH gone AS (
+             DELETE FROM issue_users WHERE last_day < $1 RETURNING project_id, issue_id
+         )
+         UPDATE issues i SET user_count = i.user_count - g.n
+         FROM (SELECT project_id, issue_id, count(*) AS n FROM gone GROUP BY 1, 2) g
+         WHERE i.project_id = g.project_id AND i.id = g.issue_id",
+        &[&day],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -9,10 +9,11 @@
 //! retired). It holds no state of its own, so it is a plain async function
 //! over the registry's directory rather than an actor of its own.
 
-use super::storage_writer::Admit;
+use super::inbox::Admitted;
+use super::storage_writer::Overflow;
 use super::writer_registry::{Directory, WriterFor, WriterRegistry};
 use crate::domain::Event;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use actix::Addr;
 use uuid::Uuid;
 
@@ -43,10 +44,21 @@ impl Intake {
         if events.is_empty() {
             return Ok(());
         }
-        let writer = match self.directory.get(project_id) {
-            Some(writer) => writer,
-            None => self.registry.send(WriterFor(project_id)).await??,
-        };
-        writer.send(Admit::all_or_none(events)).await?
+        let mut events = events;
+        // A writer that retired just now hands the events back: the second
+        // inbox is a new writer's.
+        for _ in 0..2 {
+            let inbox = match self.directory.get(project_id) {
+                Some(inbox) if inbox.is_live() => inbox,
+                _ => self.registry.send(WriterFor(project_id)).await??,
+            };
+            match inbox.admit(events, Overflow::Refuse)? {
+                Admitted::Taken => return Ok(()),
+                Admitted::Retired(back) => events = back,
+            }
+        }
+        Err(Error::Overloaded {
+            retry_after: std::time::Duration::from_secs(1),
+        })
     }
 }

@@ -8,6 +8,7 @@
 
 mod batch;
 mod committer;
+mod inbox;
 mod intake;
 mod issue_service;
 mod key_cache;
@@ -22,6 +23,7 @@ mod writer_registry;
 
 pub use batch::{Batch, MemoryBudget};
 pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
+pub use inbox::{Admitted, Inbox};
 pub use intake::Intake;
 pub use issue_service::{
     AssignIssue, CountIssues, GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity,
@@ -37,9 +39,7 @@ pub use project_service::{
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;
-pub use storage_writer::{
-    Admit, Drain, Flush, Idle, Overflow, Retire, Stats, StorageWriter, WriterStats,
-};
+pub use storage_writer::{Admit, Drain, Flush, Idle, Overflow, Stats, StorageWriter, WriterStats};
 pub use user_service::{
     AddMember, AddMemberByEmail, BCRYPT_SLOTS, ChangeMember, GetMembers, GetRole, GetUser,
     GetUserOrgs, ListMembers, Login, Logout, Register, UserService, ValidateSession,

@@ -32,6 +32,7 @@
 
 use super::batch::{Batch, MemoryBudget};
 use super::committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
+use super::inbox::{Admitted, Inbox, Open, Wake};
 use crate::config::WriterConfig;
 use crate::domain::Event;
 use crate::error::{Error, Result};
@@ -39,8 +40,8 @@ use crate::metrics::Metrics;
 use crate::services::Spool;
 use actix::prelude::*;
 use serde::Serialize;
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -50,42 +51,38 @@ pub struct StorageWriter {
     project_id: Uuid,
     /// Lands the batches of all writers (see [`Committer`]).
     committer: Addr<Committer>,
-    /// Buffer size, flush triggers, retry delays, idle timeout.
+    /// Flush triggers, retry delays, idle timeout.
     config: WriterConfig,
-    /// Events waiting for the next flush, oldest first.
-    buffer: VecDeque<Event>,
-    /// Their bytes (see [`Event::size`]), for the byte bounds.
-    buffered_bytes: usize,
-    /// When the oldest buffered event arrived, for `buffer_wait`.
-    waiting_since: Instant,
+    /// Where the project's events wait (see [`Inbox`]).
+    inbox: Arc<Inbox>,
     /// Events of the batches being written or waiting for a retry.
     in_flight: usize,
     /// Those batches; at most `batches_in_flight`.
     batches: usize,
-    /// Every writer's buffered and in-flight bytes, bounded together.
+    /// Every writer's buffered and in-flight bytes, bounded together;
+    /// handed to each batch, which gives its bytes back when settled.
     budget: MemoryBudget,
     /// A [`Flush`] arrived while every batch slot was taken; honoured as
     /// soon as one is settled.
     flush_requested: bool,
-    /// Counters reported by [`Stats`].
+    /// Counters reported by [`Stats`] (the inbox keeps those of intake).
     stats: WriterStats,
     /// Callers of [`Drain`] waiting for the buffer to empty.
     drain_waiters: Vec<oneshot::Sender<WriterStats>>,
-    /// The registry asked this writer to stop once it is empty (see
-    /// [`Retire`]).
-    retiring: bool,
-    /// Told when this writer has been idle for `idle_timeout`.
+    /// Told when this writer retires for being idle.
     registry: Option<Recipient<Idle>>,
-    /// When an event last arrived or a batch last settled.
-    last_active: Instant,
-    /// Where outcomes are counted (accepted here; stored and the rest by
-    /// each [`Batch`]).
+    /// The inbox's count of events received when the writer last looked,
+    /// and since when it has not changed: how long the writer has been
+    /// idle.
+    quiet: (u64, Instant),
+    /// Where outcomes are counted (accepted by the inbox; stored and the
+    /// rest by each [`Batch`]).
     metrics: Metrics,
-    /// Where a full buffer spills while PostgreSQL is unreachable; `None`
+    /// Where a full inbox spills while PostgreSQL is unreachable; `None`
     /// when the spool is turned off.
     spool: Option<Spool>,
-    /// Events on their way to the spool after a spill (see
-    /// [`StorageWriter::spill`]), not yet known to be on disk.
+    /// Events on their way to the spool after a spill, not yet known to
+    /// be on disk.
     spilling: usize,
 }
 
@@ -138,7 +135,8 @@ impl WriterStats {
 }
 
 impl StorageWriter {
-    /// A writer for `project_id` whose batches `committer` lands.
+    /// A writer for `project_id` whose batches `committer` lands, with an
+    /// inbox of its own (see [`StorageWriter::inbox`]).
     pub fn new(
         project_id: Uuid,
         committer: Addr<Committer>,
@@ -147,85 +145,107 @@ impl StorageWriter {
         budget: MemoryBudget,
         spool: Option<Spool>,
     ) -> Self {
+        let inbox = Arc::new(Inbox::new(
+            project_id,
+            config.clone(),
+            budget.clone(),
+            metrics.clone(),
+            spool.clone(),
+        ));
         StorageWriter {
             project_id,
             committer,
             config,
-            buffer: VecDeque::new(),
-            buffered_bytes: 0,
-            waiting_since: Instant::now(),
+            inbox,
             in_flight: 0,
             batches: 0,
             budget,
             flush_requested: false,
             stats: WriterStats::default(),
             drain_waiters: Vec::new(),
-            retiring: false,
             registry: None,
-            last_active: Instant::now(),
+            quiet: (0, Instant::now()),
             metrics,
             spool,
             spilling: 0,
         }
     }
 
-    /// Tells `registry` when this writer has been idle for the configured
-    /// time (see [`Idle`]); without one, a writer never retires.
+    /// Tells `registry` when this writer retires for being idle (see
+    /// [`Idle`]); without one, a writer never retires.
     pub fn retired_by(mut self, registry: Recipient<Idle>) -> Self {
         self.registry = Some(registry);
         self
     }
 
+    /// The inbox requests put this writer's events in.
+    pub fn inbox(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
     fn stats(&self) -> WriterStats {
+        let inbox = self.inbox.lock();
         WriterStats {
-            buffered: self.buffer.len() as u64,
+            received: inbox.received,
+            buffered: inbox.buffer.len() as u64,
             in_flight: (self.in_flight + self.spilling) as u64,
+            dropped_overflow: self.stats.dropped_overflow + inbox.dropped_overflow,
             ..self.stats
         }
     }
 
     /// Starts batches of what is buffered while batch slots are free.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        while self.batches < self.config.batches_in_flight && !self.buffer.is_empty() {
+        while self.batches < self.config.batches_in_flight {
+            let Some(batch) = self.take_batch() else {
+                break;
+            };
             self.flush_requested = false;
-            let batch = self.take_batch();
             self.in_flight += batch.len();
             self.batches += 1;
             self.write(batch, 0, ctx);
         }
     }
 
-    /// The oldest buffered events, as many as one statement should carry.
-    fn take_batch(&mut self) -> Batch {
-        let whole =
-            self.buffer.len() <= MAX_COMBINED_EVENTS && self.buffered_bytes <= MAX_COMBINED_BYTES;
+    /// The oldest buffered events, as many as one statement should carry;
+    /// `None` when the inbox is empty.
+    fn take_batch(&mut self) -> Option<Batch> {
+        let mut inbox = self.inbox.lock();
+        if inbox.buffer.is_empty() {
+            return None;
+        }
+        let whole = inbox.buffer.len() <= MAX_COMBINED_EVENTS && inbox.bytes <= MAX_COMBINED_BYTES;
         let events: Vec<Event> = if whole {
             // Taking the buffer whole moves it without a copy, and leaves
             // an empty one: an idle writer then holds no memory for the
             // burst it once buffered (thousands of idle writers add up).
-            self.buffered_bytes = 0;
-            std::mem::take(&mut self.buffer).into()
+            inbox.bytes = 0;
+            std::mem::take(&mut inbox.buffer).into()
         } else {
             let mut events = Vec::new();
             let mut bytes = 0;
-            while let Some(event) = self.buffer.front()
+            while let Some(event) = inbox.buffer.front()
                 && (events.is_empty()
                     || (events.len() < MAX_COMBINED_EVENTS
                         && bytes + event.size() <= MAX_COMBINED_BYTES))
             {
                 bytes += event.size();
-                events.extend(self.buffer.pop_front());
+                events.extend(inbox.buffer.pop_front());
             }
-            self.buffered_bytes -= bytes;
+            inbox.bytes -= bytes;
             events
         };
-        self.waiting_since = Instant::now();
-        Batch::take(
+        inbox.waiting_since = Instant::now();
+        // What is left is not yet a batch, or waits for a slot, which a
+        // settling batch will take: the inbox may wake the writer again.
+        inbox.woken = false;
+        drop(inbox);
+        Some(Batch::take(
             self.project_id,
             events,
             self.metrics.clone(),
             self.budget.clone(),
-        )
+        ))
     }
 
     /// Hands `batch` to the committer; `attempt` counts the retries already
@@ -290,36 +310,30 @@ impl StorageWriter {
     fn settle(&mut self, count: usize, ctx: &mut Context<Self>) {
         self.in_flight -= count;
         self.batches -= 1;
-        self.last_active = Instant::now();
-        let stopping = !self.drain_waiters.is_empty() || self.retiring;
-        if self.buffer.len() >= self.config.batch_size || stopping || self.flush_requested {
+        let due = self.inbox.lock().buffer.len() >= self.config.batch_size;
+        if due || !self.drain_waiters.is_empty() || self.flush_requested {
             self.flush(ctx);
         }
         self.stop_when_empty(ctx);
     }
 
     fn is_empty(&self) -> bool {
-        self.in_flight == 0 && self.spilling == 0 && self.buffer.is_empty()
+        self.in_flight == 0 && self.spilling == 0 && self.inbox.lock().buffer.is_empty()
     }
 
-    /// Answers the drains and stops, once a drain or retirement was asked
-    /// and everything taken is written.
+    /// Answers the drains and stops, once a drain was asked and everything
+    /// taken is written.
     fn stop_when_empty(&mut self, ctx: &mut Context<Self>) {
-        if !self.is_empty() {
-            return;
-        }
-        if !self.drain_waiters.is_empty() {
+        if !self.drain_waiters.is_empty() && self.is_empty() {
             let stats = self.stats();
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(stats);
             }
             ctx.stop();
-        } else if self.retiring {
-            ctx.stop();
         }
     }
 
-    /// Whether a full buffer should spill to the spool rather than refuse
+    /// Whether a full inbox should spill to the spool rather than refuse
     /// or drop: only while PostgreSQL is unreachable (when it is merely
     /// slow, the spool's replay would only compete with the writers), and
     /// one spill at a time, so that a spool slower than intake bounds the
@@ -332,13 +346,21 @@ impl StorageWriter {
                 .is_some_and(|s| !s.database_reachable() && s.has_room())
     }
 
-    /// Sends everything buffered to the spool, beside the batch in flight.
+    /// Sends everything in the inbox to the spool, beside the batches in
+    /// flight.
     fn spill(&mut self, ctx: &mut Context<Self>) {
         let Some(spool) = self.spool.clone() else {
             return;
         };
-        self.buffered_bytes = 0;
-        let events: Vec<Event> = std::mem::take(&mut self.buffer).into();
+        let events: Vec<Event> = {
+            let mut inbox = self.inbox.lock();
+            inbox.bytes = 0;
+            inbox.woken = false;
+            std::mem::take(&mut inbox.buffer).into()
+        };
+        if events.is_empty() {
+            return;
+        }
         let count = events.len();
         self.spilling += count;
         let batch = Batch::take(
@@ -377,102 +399,41 @@ impl StorageWriter {
                 refused.batch.dropped(reason);
             }
         }
+        // What piled up meanwhile follows.
+        let over = self.inbox.lock().buffer.len() > self.config.buffer_capacity;
+        if over && self.may_spill() {
+            self.spill(ctx);
+        }
+        self.flush(ctx);
         self.stop_when_empty(ctx);
     }
 
-    /// Takes events under `overflow`'s rule (see [`Admit`]).
-    fn admit(
-        &mut self,
-        events: Vec<Event>,
-        overflow: Overflow,
-        ctx: &mut Context<Self>,
-    ) -> Result<()> {
-        let bytes: usize = events.iter().map(Event::size).sum();
-        match overflow {
-            Overflow::Refuse => self.check_room(bytes, ctx)?,
-            Overflow::DropOldest => self.budget.take(bytes),
-        }
-        let count = events.len();
-        self.stats.received += count as u64;
-        self.metrics.events_accepted(count as u64);
-        self.last_active = Instant::now();
-        if self.buffer.is_empty() {
-            self.waiting_since = Instant::now();
-        }
-        self.buffer.extend(events);
-        self.buffered_bytes += bytes;
-        // A refusing admit made room above (or found the buffer empty).
-        while overflow == Overflow::DropOldest && self.buffer.len() > self.config.buffer_capacity {
-            if self.may_spill() {
-                self.spill(ctx);
-            } else if let Some(oldest) = self.buffer.pop_front() {
-                self.buffered_bytes -= oldest.size();
-                self.budget.give(oldest.size());
-                self.stats.dropped_overflow += 1;
-                self.metrics.buffered_dropped("overflow", 1);
-            }
-        }
-        if self.buffer.len() >= self.config.batch_size {
-            self.flush(ctx);
-        }
-        Ok(())
-    }
-
-    /// Whether `bytes` more fit (see the module documentation), spilling
-    /// the buffer to make room while PostgreSQL is unreachable; takes them
-    /// from the budget when they do.
-    fn check_room(&mut self, bytes: usize, ctx: &mut Context<Self>) -> Result<()> {
-        // A draining writer is about to stop for good: what it took now
-        // could be left unwritten.
-        if !self.drain_waiters.is_empty() {
-            return Err(Error::ShuttingDown);
-        }
-        // While PostgreSQL is away a client is asked to wait longer: an
-        // outage is not over in a second.
-        let outage = self.spool.as_ref().filter(|s| !s.database_reachable());
-        let retry_after = match outage {
-            Some(_) => OUTAGE_RETRY_AFTER,
-            None => ADMIT_RETRY_AFTER,
-        };
-        // PostgreSQL away and the spool full: what is taken now could only
-        // be dropped.
-        if outage.is_some_and(|spool| !spool.has_room()) {
-            return Err(Error::Overloaded { retry_after });
-        }
-        // An empty buffer takes any one request, even one larger than the
-        // buffer, so that no configuration refuses a request forever; it
-        // then holds at most one request's events beyond its bound.
-        let full = !self.buffer.is_empty()
-            && (self.buffered_bytes + bytes > self.config.buffer_bytes
-                || self.waiting_since.elapsed() > self.config.buffer_wait);
-        if full {
-            if !self.may_spill() {
-                return Err(Error::Overloaded { retry_after });
-            }
-            self.spill(ctx);
-        }
-        if !self.budget.try_take(bytes) {
-            return Err(Error::Overloaded { retry_after });
-        }
-        Ok(())
-    }
-
-    /// Flushes on the timer, and asks to retire when idle long enough.
+    /// Flushes on the timer, and retires when idle long enough.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.flush(ctx);
-        let idle = self.is_empty() && self.last_active.elapsed() >= self.config.idle_timeout;
-        if idle
-            && !self.retiring
+        let received = self.inbox.lock().received;
+        if received != self.quiet.0 {
+            self.quiet = (received, Instant::now());
+            return;
+        }
+        let idle = self.in_flight == 0
+            && self.spilling == 0
             && self.drain_waiters.is_empty()
-            && let Some(registry) = &self.registry
-        {
+            && self.quiet.1.elapsed() >= self.config.idle_timeout;
+        let Some(registry) = self.registry.as_ref().filter(|_| idle) else {
+            return;
+        };
+        // Closed only while empty, under the lock: nothing is left behind,
+        // and events that come later go to the project's next writer.
+        let mut inbox = self.inbox.lock();
+        if inbox.buffer.is_empty() && inbox.open == Open::Yes {
+            inbox.open = Open::Retired;
+            drop(inbox);
             registry.do_send(Idle {
                 project_id: self.project_id,
-                writer: ctx.address(),
+                inbox: self.inbox.clone(),
             });
-            // Asked once; the registry answers with Retire, or a new event
-            // makes this writer busy again.
-            self.last_active = Instant::now();
+            ctx.stop();
         }
     }
 }
@@ -482,22 +443,32 @@ impl Actor for StorageWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.writer_started();
+        // A registry attached it already; a writer started on its own has
+        // not been.
+        self.inbox.attach(ctx.address());
         ctx.run_interval(self.config.flush_interval, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.metrics.writer_stopped();
         // Batches in flight are counted by whoever holds them; only the
-        // buffer is this writer's to account for.
-        self.budget.give(self.buffered_bytes);
-        if !self.buffer.is_empty() {
+        // inbox is this writer's to account for. Closed first, so that
+        // nothing comes in after the count.
+        let mut inbox = self.inbox.lock();
+        if inbox.open == Open::Yes {
+            inbox.open = Open::Retired;
+        }
+        if !inbox.buffer.is_empty() {
             log::error!(
                 "project {}: writer stopped with {} events buffered; they are lost",
                 self.project_id,
-                self.buffer.len()
+                inbox.buffer.len()
             );
             self.metrics
-                .buffered_dropped("writer_stopped", self.buffer.len() as u64);
+                .buffered_dropped("writer_stopped", inbox.buffer.len() as u64);
+            self.budget.give(inbox.bytes);
+            inbox.buffer.clear();
+            inbox.bytes = 0;
         }
     }
 }
@@ -515,10 +486,11 @@ pub enum Overflow {
     DropOldest,
 }
 
-/// Buffers the events of one request, all or none (call). Under
-/// [`Overflow::Refuse`], `Err(Overloaded)` when they do not fit; a writer
-/// shutting down answers `Err(ShuttingDown)`. The events must belong to the
-/// writer's project.
+/// Buffers the events of one request, all or none (call), through the
+/// writer's inbox ([`Inbox::admit`], which requests reach without this
+/// message). Under [`Overflow::Refuse`], `Err(Overloaded)` when they do
+/// not fit; a writer shutting down answers `Err(ShuttingDown)`. The events
+/// must belong to the writer's project.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<()>")]
 pub struct Admit {
@@ -536,20 +508,33 @@ impl Admit {
     }
 }
 
-/// How long a client refused by a full writer is asked to wait: about one
-/// flush of a busy writer, rounded up to the whole second HTTP can say.
-const ADMIT_RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// How long a client refused while PostgreSQL is away (the spool full, or
-/// busy taking a spill) is asked to wait: an outage is not over in a
-/// second.
-const OUTAGE_RETRY_AFTER: Duration = Duration::from_secs(10);
-
 impl Handler<Admit> for StorageWriter {
     type Result = Result<()>;
 
     fn handle(&mut self, Admit { events, overflow }: Admit, ctx: &mut Self::Context) -> Result<()> {
-        self.admit(events, overflow, ctx)
+        match self.inbox.admit(events, overflow)? {
+            Admitted::Taken => {
+                // On the writer's own thread: flush now if due, rather than
+                // after the messages queued behind this one.
+                if self.inbox.lock().buffer.len() >= self.config.batch_size {
+                    self.flush(ctx);
+                }
+                Ok(())
+            }
+            // A running writer's inbox is retired only as it stops.
+            Admitted::Retired(_) => Err(Error::ShuttingDown),
+        }
+    }
+}
+
+impl Handler<Wake> for StorageWriter {
+    type Result = ();
+
+    fn handle(&mut self, Wake { spill }: Wake, ctx: &mut Self::Context) {
+        if spill && self.may_spill() {
+            self.spill(ctx);
+        }
+        self.flush(ctx);
     }
 }
 
@@ -595,6 +580,8 @@ impl Handler<Drain> for StorageWriter {
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.drain_waiters.push(tx);
+        self.inbox.lock().open = Open::Draining;
+        self.flush_requested = true;
         self.flush(ctx);
         self.stop_when_empty(ctx);
         let project_id = self.project_id;
@@ -609,27 +596,11 @@ impl Handler<Drain> for StorageWriter {
     }
 }
 
-/// A writer has been idle for its `idle_timeout` (cast, to the registry
-/// that started it).
+/// A writer retired after being idle for its `idle_timeout` (cast, to the
+/// registry that started it): its inbox takes no more events.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Idle {
     pub project_id: Uuid,
-    pub writer: Addr<StorageWriter>,
-}
-
-/// The registry no longer routes events to this writer: it writes what it
-/// holds and stops (cast).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Retire;
-
-impl Handler<Retire> for StorageWriter {
-    type Result = ();
-
-    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
-        self.retiring = true;
-        self.flush(ctx);
-        self.stop_when_empty(ctx);
-    }
+    pub inbox: Arc<Inbox>,
 }

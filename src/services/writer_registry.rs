@@ -25,11 +25,10 @@
 
 use super::batch::MemoryBudget;
 use super::committer::Committer;
+use super::inbox::{Admitted, Inbox};
 use super::project_service::{GetProject, ProjectService};
 use super::spool::Spool;
-use super::storage_writer::{
-    Admit, Drain, Idle, Overflow, Retire, Stats, StorageWriter, WriterStats,
-};
+use super::storage_writer::{Drain, Idle, Overflow, Stats, StorageWriter, WriterStats};
 use crate::config::WriterConfig;
 use crate::db::spool::Usage;
 use crate::domain::Event;
@@ -48,27 +47,34 @@ use uuid::Uuid;
 /// forgotten first.
 const MAX_UNKNOWN_REMEMBERED: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
 
-/// The running writers by project: written by the registry, read by the
-/// [`Intake`](super::Intake) on every request; cheap to clone.
+/// A running writer and its inbox.
+#[derive(Clone)]
+struct Running {
+    writer: Addr<StorageWriter>,
+    inbox: Arc<Inbox>,
+}
+
+/// The running writers' inboxes by project: written by the registry, read
+/// by the [`Intake`](super::Intake) on every request; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<HashMap<Uuid, Addr<StorageWriter>>>>);
+pub struct Directory(Arc<RwLock<HashMap<Uuid, Running>>>);
 
 impl Directory {
-    /// The project's writer, if one is running.
-    pub fn get(&self, project_id: Uuid) -> Option<Addr<StorageWriter>> {
+    /// The inbox of the project's writer, if one is running.
+    pub fn get(&self, project_id: Uuid) -> Option<Arc<Inbox>> {
         self.read()
             .get(&project_id)
-            .filter(|w| w.connected())
-            .cloned()
+            .filter(|r| r.writer.connected())
+            .map(|r| r.inbox.clone())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Addr<StorageWriter>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Running>> {
         // A panic while the lock was held left the map whole (every change
         // is one insert or remove); the poison says nothing about it.
         self.0.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Addr<StorageWriter>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Uuid, Running>> {
         self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -144,17 +150,19 @@ impl WriterRegistry {
         self.directory.clone()
     }
 
-    /// The project's running writer, or a new one (replacing one that
-    /// stopped).
-    fn writer(&mut self, project_id: Uuid, ctx: &mut Context<Self>) -> Addr<StorageWriter> {
+    /// The project's running writer's inbox, or a new writer's
+    /// (replacing one that stopped, or retired).
+    fn writer(&mut self, project_id: Uuid, ctx: &mut Context<Self>) -> Arc<Inbox> {
         let mut writers = self.directory.write();
-        if let Some(writer) = writers.get(&project_id) {
-            if writer.connected() {
-                return writer.clone();
+        if let Some(running) = writers.get(&project_id) {
+            if running.writer.connected() && running.inbox.is_live() {
+                return running.inbox.clone();
             }
-            log::warn!(
-                "storage writer for project {project_id} had stopped; started a replacement"
-            );
+            if !running.writer.connected() {
+                log::warn!(
+                    "storage writer for project {project_id} had stopped; started a replacement"
+                );
+            }
         }
         let writer = StorageWriter::new(
             project_id,
@@ -165,9 +173,20 @@ impl WriterRegistry {
             self.spool.clone(),
         )
         .retired_by(ctx.address().recipient());
+        let inbox = writer.inbox();
         let writer = StorageWriter::start_in_arbiter(&self.writers_thread, move |_| writer);
-        writers.insert(project_id, writer.clone());
-        writer
+        // At once: the writer starts on its own thread a moment later, and
+        // until the inbox knows it, it could neither wake it nor count as
+        // having one.
+        inbox.attach(writer.clone());
+        writers.insert(
+            project_id,
+            Running {
+                writer,
+                inbox: inbox.clone(),
+            },
+        );
+        inbox
     }
 
     /// Holds `event` while its project is looked up, starting the lookup if
@@ -229,13 +248,23 @@ impl WriterRegistry {
     }
 
     fn store(&mut self, project_id: Uuid, events: Vec<Event>, ctx: &mut Context<Self>) {
-        if events.is_empty() {
-            return;
+        let mut events = events;
+        // A writer that retired just now hands the events back: the second
+        // inbox is a new writer's.
+        for _ in 0..2 {
+            match self
+                .writer(project_id, ctx)
+                .admit(events, Overflow::DropOldest)
+            {
+                Ok(Admitted::Taken) => return,
+                Ok(Admitted::Retired(back)) => events = back,
+                Err(e) => {
+                    log::warn!("project {project_id}: refused an event: {}", e.report());
+                    return;
+                }
+            }
         }
-        self.writer(project_id, ctx).do_send(Admit {
-            events,
-            overflow: Overflow::DropOldest,
-        });
+        self.reject(project_id, events.len(), "no_writer");
     }
 
     fn reject(&mut self, project_id: Uuid, count: usize, reason: &'static str) {
@@ -275,15 +304,15 @@ impl Handler<Store> for WriterRegistry {
     }
 }
 
-/// The project's writer, started now if none runs (call). The caller
+/// The inbox of the project's writer, started now if none runs (call). The caller
 /// vouches that the project exists (the HTTP layer resolved it from its
 /// key), so there is no lookup. `Err(ShuttingDown)` once draining.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Addr<StorageWriter>>")]
+#[rtype(result = "Result<Arc<Inbox>>")]
 pub struct WriterFor(pub Uuid);
 
 impl Handler<WriterFor> for WriterRegistry {
-    type Result = Result<Addr<StorageWriter>>;
+    type Result = Result<Arc<Inbox>>;
 
     fn handle(
         &mut self,
@@ -297,20 +326,20 @@ impl Handler<WriterFor> for WriterRegistry {
     }
 }
 
-/// Retires a writer that has been idle: it leaves the directory first, so
-/// no new event is routed to it, then writes what it may still hold and
-/// stops.
+/// Forgets a writer that retired for being idle (its inbox takes no more
+/// events), so that the project's next event starts a new one.
 impl Handler<Idle> for WriterRegistry {
     type Result = ();
 
-    fn handle(&mut self, Idle { project_id, writer }: Idle, _: &mut Self::Context) {
+    fn handle(&mut self, Idle { project_id, inbox }: Idle, _: &mut Self::Context) {
         let mut writers = self.directory.write();
-        // A writer that was replaced meanwhile is no longer listed; it stops
-        // all the same.
-        if writers.get(&project_id) == Some(&writer) {
+        // A writer that was replaced meanwhile is no longer listed.
+        if writers
+            .get(&project_id)
+            .is_some_and(|r| Arc::ptr_eq(&r.inbox, &inbox))
+        {
             writers.remove(&project_id);
         }
-        writer.do_send(Retire);
     }
 }
 
@@ -337,7 +366,11 @@ impl Handler<GetWriter> for WriterRegistry {
     type Result = Option<Addr<StorageWriter>>;
 
     fn handle(&mut self, GetWriter(project_id): GetWriter, _: &mut Self::Context) -> Self::Result {
-        self.directory.get(project_id)
+        self.directory
+            .read()
+            .get(&project_id)
+            .filter(|r| r.writer.connected() && r.inbox.is_live())
+            .map(|r| r.writer.clone())
     }
 }
 
@@ -381,7 +414,12 @@ impl Handler<TotalStats> for WriterRegistry {
     type Result = ResponseActFuture<Self, RegistryStats>;
 
     fn handle(&mut self, _: TotalStats, _: &mut Self::Context) -> Self::Result {
-        let writers: Vec<_> = self.directory.read().values().cloned().collect();
+        let writers: Vec<_> = self
+            .directory
+            .read()
+            .values()
+            .map(|r| r.writer.clone())
+            .collect();
         let asks = join_all(writers.iter().map(|w| w.send(Stats)));
         Box::pin(asks.into_actor(self).map(|replies, act, _| {
             let mut totals = WriterStats::default();
@@ -413,7 +451,12 @@ impl Handler<DrainAll> for WriterRegistry {
             self.lookup_waiters.push(tx);
         }
         let drain = lookups_done.into_actor(self).then(|_, act, _| {
-            let writers: Vec<_> = act.directory.write().drain().map(|(_, w)| w).collect();
+            let writers: Vec<_> = act
+                .directory
+                .write()
+                .drain()
+                .map(|(_, r)| r.writer)
+                .collect();
             join_all(
                 writers
                     .into_iter()

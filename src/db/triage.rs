@@ -28,11 +28,15 @@ pub const MAX_TAG_VALUES: i32 = 100;
 
 /// Aggregates a batch's new events (see [`record_batch`]): one statement.
 ///
-/// The arrays: `$1..$5` one element per new event (project, issue, time
-/// of receipt, release, user); `$6..$10` one per tag of those events;
-/// `$11` the bound of values per issue, key and day; `$12..$14` one
-/// activity id per issue of the batch, for a regression or an archived
-/// issue coming back.
+/// The arrays, each aggregated from the batch's new events before they
+/// are sent (a batch of one issue's events is then a few rows, however
+/// many events it holds): `$1..$3` per issue (project, issue, last
+/// receipt); `$4..$6` per issue and release it was seen in; `$7..$10` per
+/// issue and user (with the last UTC day seen); `$11..$14` per project and
+/// release (first and last receipt); `$15..$22` per issue, tag key, UTC
+/// day and value (events, first and last receipt); `$23` the bound of
+/// values per issue, key and day; `$24..$26` one activity id per issue of
+/// the batch, for a regression or an archived issue coming back.
 ///
 /// In order: tag counts, with the bound (a value not yet kept for its
 /// issue, key and day is kept while fewer than `$11` are, the most
@@ -60,16 +64,10 @@ pub const MAX_TAG_VALUES: i32 = 100;
 /// The issue rows were locked by the batch's issue upsert earlier in the
 /// transaction, so what is read of them here is what is updated.
 pub const RECORD_SQL: &str = "
-WITH ev AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[])
-        AS e(project_id, issue_id, received_at, release, who)
-),
-tagged AS (
-    SELECT project_id, issue_id, key, (received_at AT TIME ZONE 'UTC')::date AS day, value,
-        count(*) AS n, min(received_at) AS first_seen, max(received_at) AS last_seen
-    FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::timestamptz[])
-        AS t(project_id, issue_id, key, value, received_at)
-    GROUP BY 1, 2, 3, 4, 5
+WITH tagged AS (
+    SELECT * FROM unnest($15::uuid[], $16::uuid[], $17::text[], $18::date[], $19::text[],
+        $20::bigint[], $21::timestamptz[], $22::timestamptz[])
+        AS t(project_id, issue_id, key, day, value, n, first_seen, last_seen)
 ),
 known AS (
     SELECT t.*, v.value IS NOT NULL AS present, coalesce(k.kept, 0) AS kept
@@ -81,7 +79,7 @@ known AS (
 ),
 ranked AS (
     SELECT known.*, present OR kept + row_number() OVER (
-            PARTITION BY project_id, issue_id, key, day, present ORDER BY n DESC, value) <= $11::integer
+            PARTITION BY project_id, issue_id, key, day, present ORDER BY n DESC, value) <= $23::integer
         AS keep
     FROM known
 ),
@@ -108,10 +106,8 @@ key_counts AS (
 ),
 seen_users AS (
     INSERT INTO issue_users AS u (project_id, issue_id, who, last_day)
-    SELECT project_id, issue_id, who, max((received_at AT TIME ZONE 'UTC')::date)
-    FROM ev WHERE who IS NOT NULL
-    GROUP BY project_id, issue_id, who
-    ORDER BY project_id, issue_id, who
+    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::date[])
+    ORDER BY 1, 2, 3
     ON CONFLICT (project_id, issue_id, who) DO UPDATE SET last_day = excluded.last_day
         WHERE u.last_day < excluded.last_day
     RETURNING u.project_id, u.issue_id, u.xmax = 0 AS inserted
@@ -120,8 +116,8 @@ new_users AS (
     SELECT project_id, issue_id, count(*) AS n FROM seen_users WHERE inserted GROUP BY 1, 2
 ),
 batch_releases AS (
-    SELECT project_id, release, min(received_at) AS first_seen, max(received_at) AS last_seen
-    FROM ev WHERE release IS NOT NULL GROUP BY 1, 2
+    SELECT * FROM unnest($11::uuid[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+        AS b(project_id, release, first_seen, last_seen)
 ),
 new_releases AS (
     INSERT INTO releases (project_id, version, first_seen, last_seen)
@@ -142,10 +138,13 @@ release_order AS (
     LEFT JOIN releases r ON r.project_id = b.project_id AND r.version = b.release
 ),
 per_issue AS (
-    SELECT e.project_id, e.issue_id, max(e.received_at) AS last_seen,
-        max(o.first_seen) AS newest_release
-    FROM ev e LEFT JOIN release_order o ON o.project_id = e.project_id AND o.release = e.release
-    GROUP BY 1, 2
+    SELECT p.project_id, p.issue_id, p.last_seen, (
+            SELECT max(o.first_seen)
+            FROM unnest($4::uuid[], $5::uuid[], $6::text[]) AS r(project_id, issue_id, release)
+            JOIN release_order o ON o.project_id = r.project_id AND o.release = r.release
+            WHERE r.project_id = p.project_id AND r.issue_id = p.issue_id
+        ) AS newest_release
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS p(project_id, issue_id, last_seen)
 ),
 decided AS (
     SELECT i.project_id, i.id, coalesce(nu.n, 0) AS new_users, p.last_seen,
@@ -195,7 +194,7 @@ SELECT a.id, c.project_id, c.id, c.last_seen,
     CASE WHEN c.reopened THEN 'regression' ELSE 'unarchived' END,
     CASE WHEN c.reopened THEN '{}'::jsonb ELSE jsonb_build_object('reason', c.woke) END
 FROM changed c
-JOIN unnest($12::uuid[], $13::uuid[], $14::uuid[]) AS a(project_id, issue_id, id)
+JOIN unnest($24::uuid[], $25::uuid[], $26::uuid[]) AS a(project_id, issue_id, id)
     ON a.project_id = c.project_id AND a.issue_id = c.id
 WHERE c.reopened OR c.woke IS NOT NULL";
 
@@ -214,30 +213,93 @@ pub async fn record_batch(
     if new.is_empty() {
         return Ok(());
     }
-    let mut projects = Vec::with_capacity(new.len());
-    let mut issues = Vec::with_capacity(new.len());
-    let mut received = Vec::with_capacity(new.len());
-    let mut releases = Vec::with_capacity(new.len());
-    let mut users = Vec::with_capacity(new.len());
-    let tag_count: usize = new.iter().map(|(_, e)| e.indexed_tags().len()).sum();
-    let mut tag_projects = Vec::with_capacity(tag_count);
-    let mut tag_issues = Vec::with_capacity(tag_count);
-    let mut keys = Vec::with_capacity(tag_count);
-    let mut values = Vec::with_capacity(tag_count);
-    let mut tag_received = Vec::with_capacity(tag_count);
+    // The batch aggregated here, so the statement reads a row per issue,
+    // user, release and tag value rather than per event.
+    let day = |at: DateTime<Utc>| at.date_naive();
+    let mut per_issue: BTreeMap<(Uuid, Uuid), DateTime<Utc>> = BTreeMap::new();
+    let mut issue_releases: BTreeSet<(Uuid, Uuid, &str)> = BTreeSet::new();
+    let mut users: BTreeMap<(Uuid, Uuid, &str), NaiveDate> = BTreeMap::new();
+    /// First and last time seen.
+    type Span = (DateTime<Utc>, DateTime<Utc>);
+    type TagKey<'a> = (Uuid, Uuid, &'a str, NaiveDate, &'a str);
+    let mut releases: BTreeMap<(Uuid, &str), Span> = BTreeMap::new();
+    let mut tags: BTreeMap<TagKey<'_>, (i64, DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
     for &(issue, event) in new {
-        projects.push(event.project_id());
-        issues.push(issue);
-        received.push(event.received_at());
-        releases.push(event.release());
-        users.push(event.user_key());
-        for tag in event.indexed_tags() {
-            tag_projects.push(event.project_id());
-            tag_issues.push(issue);
-            keys.push(tag.key.as_str());
-            values.push(tag.value.as_str());
-            tag_received.push(event.received_at());
+        let (project, at) = (event.project_id(), event.received_at());
+        per_issue
+            .entry((project, issue))
+            .and_modify(|last| *last = (*last).max(at))
+            .or_insert(at);
+        if let Some(release) = event.release() {
+            issue_releases.insert((project, issue, release));
+            releases
+                .entry((project, release))
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(at);
+                    *last = (*last).max(at);
+                })
+                .or_insert((at, at));
         }
+        if let Some(who) = event.user_key() {
+            users
+                .entry((project, issue, who))
+                .and_modify(|d| *d = (*d).max(day(at)))
+                .or_insert(day(at));
+        }
+        for tag in event.indexed_tags() {
+            let key = (
+                project,
+                issue,
+                tag.key.as_str(),
+                day(at),
+                tag.value.as_str(),
+            );
+            tags.entry(key)
+                .and_modify(|(n, first, last)| {
+                    *n += 1;
+                    *first = (*first).min(at);
+                    *last = (*last).max(at);
+                })
+                .or_insert((1, at, at));
+        }
+    }
+    let (issue_projects, issue_ids, last_seen): (Vec<_>, Vec<_>, Vec<_>) =
+        per_issue.iter().map(|(&(p, i), &at)| (p, i, at)).collect();
+    let (ir_projects, ir_issues, ir_releases): (Vec<_>, Vec<_>, Vec<_>) =
+        issue_releases.iter().copied().collect();
+    let mut u = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (&(p, i, who), &d) in &users {
+        u.0.push(p);
+        u.1.push(i);
+        u.2.push(who);
+        u.3.push(d);
+    }
+    let mut r = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (&(p, release), &(first, last)) in &releases {
+        r.0.push(p);
+        r.1.push(release);
+        r.2.push(first);
+        r.3.push(last);
+    }
+    let mut t = (
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+        Vec::with_capacity(tags.len()),
+    );
+    for (&(p, i, key, d, value), &(n, first, last)) in &tags {
+        t.0.push(p);
+        t.1.push(i);
+        t.2.push(key);
+        t.3.push(d);
+        t.4.push(value);
+        t.5.push(n);
+        t.6.push(first);
+        t.7.push(last);
     }
     let touched: BTreeSet<(Uuid, Uuid)> = new.iter().map(|(i, e)| (e.project_id(), *i)).collect();
     let (mut activity_projects, mut activity_issues, mut activity_ids) = (
@@ -253,16 +315,28 @@ pub async fn record_batch(
     tx.execute(
         statement,
         &[
-            &projects,
-            &issues,
-            &received,
-            &releases,
-            &users,
-            &tag_projects,
-            &tag_issues,
-            &keys,
-            &values,
-            &tag_received,
+            &issue_projects,
+            &issue_ids,
+            &last_seen,
+            &ir_projects,
+            &ir_issues,
+            &ir_releases,
+            &u.0,
+            &u.1,
+            &u.2,
+            &u.3,
+            &r.0,
+            &r.1,
+            &r.2,
+            &r.3,
+            &t.0,
+            &t.1,
+            &t.2,
+            &t.3,
+            &t.4,
+            &t.5,
+            &t.6,
+            &t.7,
             &MAX_TAG_VALUES,
             &activity_projects,
             &activity_issues,

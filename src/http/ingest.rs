@@ -327,13 +327,23 @@ async fn read_body(
 /// size fits.
 const FIRST_DECODE_BYTES: usize = MAX_EVENT_BYTES;
 
-/// Decodes `raw` within `limit`; decompressing up to 20 MiB is CPU work,
+/// Compressed bodies up to this size are decoded on the HTTP worker: an
+/// SDK's envelope is a few kilobytes, and handing it to another thread and
+/// back cost more than decoding it (two thread wake-ups per request, a
+/// tenth of Mesher's CPU in the HTTP benchmark's profile). Even one that
+/// expands to the first decode's whole megabyte takes about a millisecond.
+const DECODE_ON_WORKER_BYTES: usize = 16 * 1024;
+
+/// Decodes `raw` within `limit`; decompressing a large body is CPU work,
 /// so off the worker's thread.
 async fn decode(
     encoding: ContentEncoding,
     raw: bytes::Bytes,
     limit: usize,
 ) -> Result<Result<Vec<u8>, body::BodyError>, Problem> {
+    if raw.len() <= DECODE_ON_WORKER_BYTES && limit <= FIRST_DECODE_BYTES {
+        return Ok(body::decode(encoding, &raw, limit));
+    }
     web::block(move || body::decode(encoding, &raw, limit))
         .await
         .map_err(|e| Error::internal_from("decompressing a body", e).into())

@@ -487,6 +487,112 @@ async fn ceiling(
     Ok((stored as f64 / elapsed, starved.as_secs_f64() / elapsed))
 }
 
+/// The raw durable-write ceiling: binary COPY of the run's events as
+/// compressed blobs (as Mesher stores their bodies) into a table with only
+/// a primary key, in batches of 5,000 over one connection with synchronous
+/// commit, for `secs`; the blobs are made by a producer thread ahead of
+/// the clock's needs. What the disk and PostgreSQL can take at all:
+/// rows/s.
+async fn raw_ceiling(
+    pool: &Pool,
+    project: Uuid,
+    templates: Arc<Vec<Template>>,
+    ids: Arc<Ids>,
+    secs: f64,
+) -> Result<f64> {
+    sql(
+        pool,
+        "DROP TABLE IF EXISTS raw_ceiling;
+         CREATE TABLE raw_ceiling (id uuid PRIMARY KEY, body bytea NOT NULL);
+         ALTER TABLE raw_ceiling ALTER COLUMN body SET STORAGE EXTERNAL",
+    )
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Uuid, Vec<u8>)>>(2);
+    let producer = std::thread::spawn(move || -> Result<()> {
+        loop {
+            let first = ids.reserve(CEILING_BATCH as u64);
+            let batch = (0..CEILING_BATCH as u64)
+                .map(|n| {
+                    let seq = first + n;
+                    let json = templates[seq as usize % templates.len()]
+                        .event_json(&Ids::hex(ids.nonce, seq));
+                    let event = Event::from_json(project, &json)?;
+                    Ok((event.id(), event.body().as_bytes().to_vec()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if tx.blocking_send(batch).is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let client = pool.get().await?;
+    let types = [
+        tokio_postgres::types::Type::UUID,
+        tokio_postgres::types::Type::BYTEA,
+    ];
+    let mut batch = rx.recv().await;
+    let mut stored = 0usize;
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < secs {
+        let Some(rows) = batch else { break };
+        let sink = client
+            .copy_in("COPY raw_ceiling (id, body) FROM STDIN (FORMAT binary)")
+            .await?;
+        let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        futures_util::pin_mut!(writer);
+        for (id, body) in &rows {
+            writer.as_mut().write(&[id, &body.as_slice()]).await?;
+        }
+        writer.finish().await?;
+        stored += rows.len();
+        batch = rx.recv().await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(rx);
+    drop(client);
+    producer
+        .join()
+        .map_err(|_| Error::internal("producer panicked"))??;
+    sql(pool, "DROP TABLE raw_ceiling").await?;
+    Ok(stored as f64 / elapsed)
+}
+
+/// The CPU time of every PostgreSQL process on the machine (the server's
+/// backends, its writer and WAL writer, ...), from `/proc`: what storing
+/// the events cost PostgreSQL. (Run the benchmark with nothing else using
+/// PostgreSQL.)
+fn postgres_cpu(ticks: f64) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres")
+        })
+        .map(|pid| proc_stats(&pid, ticks).cpu)
+        .sum()
+}
+
+/// On-disk bytes per stored event: the `events` partitions' tables, TOAST
+/// and indexes, over their rows.
+async fn bytes_per_event(pool: &Pool) -> Result<f64> {
+    let row = pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::float8,
+                 (SELECT count(*) FROM events)::float8
+             FROM pg_inherits WHERE inhparent = 'events'::regclass",
+            &[],
+        )
+        .await?;
+    let (bytes, rows): (f64, f64) = (row.get(0), row.get(1));
+    Ok(bytes / rows.max(1.0))
+}
+
 /// The `mesher` process under test. Killed if the run ends early.
 struct Mesher {
     child: Child,
@@ -841,6 +947,10 @@ struct Step {
     pass: bool,
     p99_ms: f64,
     cpu_ms_per_1k: f64,
+    /// PostgreSQL's CPU per stored event, microseconds.
+    pg_us_per_event: f64,
+    /// On-disk bytes per stored event (see [`bytes_per_event`]).
+    bytes_per_event: f64,
 }
 
 impl Bench {
@@ -854,6 +964,7 @@ impl Bench {
         let before = counters(&self.client, &self.mesher.addr).await?;
         let pid = self.mesher.pid().to_string();
         let cpu_before = proc_stats(&pid, self.ticks).cpu;
+        let pg_before = postgres_cpu(self.ticks);
         let me_before = proc_stats("self", self.ticks).cpu;
         // A moment for the threads to connect before the first is due.
         let start = Instant::now() + Duration::from_millis(200);
@@ -904,6 +1015,9 @@ impl Bench {
             rows = stored_rows(&self.pool).await?;
         }
         let settled_secs = settle.elapsed().as_secs_f64();
+        // Counting rows and sizes costs PostgreSQL too: read its CPU first.
+        let pg_cpu = postgres_cpu(self.ticks).saturating_sub(pg_before);
+        let bytes_per_event = bytes_per_event(&self.pool).await?;
         let after = counters(&self.client, &self.mesher.addr).await?;
         let proc = proc_stats(&pid, self.ticks);
         let cpu = proc.cpu - cpu_before;
@@ -927,11 +1041,12 @@ impl Bench {
             && p99 < P99_LIMIT_MS
             && settled_secs <= KEEP_UP_BOUND.as_secs_f64();
         let cpu_ms_per_1k = cpu.as_secs_f64() * 1000.0 / (ok.max(1) as f64 / 1000.0);
+        let pg_us_per_event = pg_cpu.as_secs_f64() * 1e6 / rows.max(1) as f64;
         let batches = (after.batches - before.batches).max(1.0);
         let batch_size = (after.stored - before.stored) / batches;
         let batch_ms = (after.batch_secs - before.batch_secs) * 1000.0 / batches;
         println!(
-            "{label}: offered {rate:.0} ev/s for {secs} s: {ok}/{total} answered 200 ({:.0}/s), other {other}, errors {}, dropped {dropped}, refused {refused}, stored {rows}; latency p50 {p50:.1} ms p99 {p99:.1} ms (generator lag p99 {lag99:.1} ms); batches of {batch_size:.0} in {batch_ms:.0} ms on average, the last stored {settled_secs:.1} s after the load; mesher {cpu_ms_per_1k:.0} CPU ms/1k ev, rss {:.0} MiB; generator {:.0}% CPU; load {}: {}",
+            "{label}: offered {rate:.0} ev/s for {secs} s: {ok}/{total} answered 200 ({:.0}/s), other {other}, errors {}, dropped {dropped}, refused {refused}, stored {rows}; latency p50 {p50:.1} ms p99 {p99:.1} ms (generator lag p99 {lag99:.1} ms); batches of {batch_size:.0} in {batch_ms:.0} ms on average, the last stored {settled_secs:.1} s after the load; mesher {cpu_ms_per_1k:.0} CPU ms/1k ev, postgres {pg_us_per_event:.0} CPU us/ev, {bytes_per_event:.0} bytes/ev on disk, rss {:.0} MiB; generator {:.0}% CPU; load {}: {}",
             ok as f64 / load_secs,
             seen.errors,
             proc.rss_mb,
@@ -963,6 +1078,8 @@ impl Bench {
             pass,
             p99_ms: p99,
             cpu_ms_per_1k,
+            pg_us_per_event,
+            bytes_per_event,
         })
     }
 
@@ -1096,6 +1213,19 @@ async fn main() -> Result<()> {
         load_average()
     );
     empty_tables(&pool).await?;
+    let raw_ceiling = raw_ceiling(
+        &pool,
+        targets[0].id,
+        templates.clone(),
+        ids.clone(),
+        knobs.ceiling_secs,
+    )
+    .await?;
+    println!(
+        "raw ceiling: binary COPY x{CEILING_BATCH} of compressed bodies into a table with only a primary key, synchronous commit, {} s: {raw_ceiling:.0} events/s; load {}",
+        knobs.ceiling_secs,
+        load_average()
+    );
 
     let mesher = Mesher::start(&url)?;
     announce(&mesher, &knobs);
@@ -1152,7 +1282,7 @@ async fn main() -> Result<()> {
     };
     let knee_1 = knees.get(&1).and_then(|k| k.as_ref());
     println!(
-        "ceiling={ceiling:.0} knee_1={:.0} knee_100={:.0} knee_10000={:.0} ratio_1={:.2} ratio_100={:.2} ratio_10000={:.2} cpu_ms_per_1k={:.1} p99_ms={:.1} rss_mb={peak:.0} rss_10000_mb={rss_most:.0}",
+        "ceiling={ceiling:.0} knee_1={:.0} knee_100={:.0} knee_10000={:.0} ratio_1={:.2} ratio_100={:.2} ratio_10000={:.2} cpu_ms_per_1k={:.1} p99_ms={:.1} rss_mb={peak:.0} rss_10000_mb={rss_most:.0} raw_ceiling={raw_ceiling:.0} raw_ratio_1={:.2} raw_ratio_100={:.2} raw_ratio_10000={:.2} mesher_us_per_event={:.0} pg_us_per_event={:.0} bytes_per_event={:.0}",
         rate(1),
         rate(100),
         rate(10_000),
@@ -1161,6 +1291,12 @@ async fn main() -> Result<()> {
         rate(10_000) / ceiling,
         knee_1.map_or(f64::NAN, |s| s.cpu_ms_per_1k),
         knee_1.map_or(f64::NAN, |s| s.p99_ms),
+        rate(1) / raw_ceiling,
+        rate(100) / raw_ceiling,
+        rate(10_000) / raw_ceiling,
+        knee_1.map_or(f64::NAN, |s| s.cpu_ms_per_1k),
+        knee_1.map_or(f64::NAN, |s| s.pg_us_per_event),
+        knee_1.map_or(f64::NAN, |s| s.bytes_per_event),
     );
     Ok(())
 }

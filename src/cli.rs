@@ -8,8 +8,8 @@ use crate::config::Config;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::services::{
-    AddMember, CreateApiKey, CreateOrg, CreateProject, GetOrgBySlug, GetProject, ListApiKeys,
-    OrgService, ProjectService, Register, UserService,
+    AddMember, CreateApiKey, CreateOrg, CreateOrgToken, CreateProject, GetOrgBySlug, GetProject,
+    ListApiKeys, OrgService, OrgTokenService, ProjectService, Register, UserService,
 };
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +43,26 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Organization tokens, what sentry-cli uploads source maps with.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an organization token; prints it this once. Give it to
+    /// sentry-cli as SENTRY_AUTH_TOKEN, with SENTRY_URL set to Mesher's
+    /// public URL.
+    Create {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// What the token is for, e.g. "ci".
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +152,7 @@ struct Services {
     orgs: Addr<OrgService>,
     projects: Addr<ProjectService>,
     users: Addr<UserService>,
+    tokens: Addr<OrgTokenService>,
 }
 
 async fn services(config: &Config) -> Result<Services> {
@@ -142,6 +163,7 @@ async fn services(config: &Config) -> Result<Services> {
     Ok(Services {
         orgs: OrgService::new(pool.clone()).start(),
         projects: ProjectService::new(pool.clone(), public_url).start(),
+        tokens: OrgTokenService::new(pool.clone()).start(),
         users: UserService::new(pool, config.users.clone()).start(),
     })
 }
@@ -233,6 +255,24 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join("\n");
             let json = json!({ "keys": keys });
+            (text, json, output.json)
+        }
+        Command::Token(TokenCommand::Create { org, label, output }) => {
+            let org = s.orgs.send(GetOrgBySlug { slug: org }).await??;
+            let made = s
+                .tokens
+                .send(CreateOrgToken {
+                    org_id: org.id,
+                    label,
+                    created_by: None,
+                })
+                .await??;
+            let text = format!(
+                "token for {}: {}\nsentry-cli reads it as SENTRY_AUTH_TOKEN; it is shown this once",
+                org.slug,
+                made.token.expose()
+            );
+            let json = json!({ "token": made.token.expose(), "id": made.info.id, "org": org.slug });
             (text, json, output.json)
         }
         Command::User(UserCommand::Create {

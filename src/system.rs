@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
-    DrainAll, EnsurePartitions, IssueService, OrgService, PartitionManager, ProjectService,
-    RegistryStats, Spool, UserService, WriterRegistry,
+    DrainAll, EnsurePartitions, IssueService, OrgService, OrgTokenService, PartitionManager,
+    ProjectService, RegistryStats, SourceMapService, Spool, UserService, WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -33,6 +33,10 @@ pub struct Mesher {
     pub partitions: Addr<PartitionManager>,
     /// Issues and their events: listing, reading, triage.
     pub issues: Addr<IssueService>,
+    /// Organization tokens (sentry-cli's).
+    pub tokens: Addr<OrgTokenService>,
+    /// Uploaded source maps and the cache of parsed ones.
+    pub source_maps: Addr<SourceMapService>,
     /// What is counted, as `/metrics` serves it.
     pub metrics: Metrics,
     /// Where the HTTP server listens (the port actually bound).
@@ -84,6 +88,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let users = UserService::new(pool.clone(), config.users.clone()).start();
     let orgs = OrgService::new(pool.clone()).start();
     let issues = IssueService::new(pool.clone()).start();
+    let tokens = OrgTokenService::new(pool.clone()).start();
+    let source_maps = SourceMapService::new(pool.clone(), config.source_maps.clone()).start();
     let state = http::State {
         projects: projects.clone(),
         users: users.clone(),
@@ -95,6 +101,9 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             logins: Default::default(),
         },
         writers: writers.clone(),
+        tokens: tokens.clone(),
+        source_maps: source_maps.clone(),
+        source_map_config: config.source_maps.clone(),
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
@@ -109,6 +118,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         projects,
         users,
         issues,
+        tokens,
+        source_maps,
         writers,
         partitions,
         pool,

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod alert;
+mod artifact;
 mod event;
 pub mod grouping;
 mod issue;
@@ -16,6 +17,7 @@ mod tenancy;
 mod user;
 
 pub use alert::{AlertCondition, AlertRule};
+pub use artifact::{ArtifactType, NewOrgToken, OrgTokenInfo};
 pub use event::{
     Breadcrumb, ClientSdk, Event, EventPayload, ExceptionInfo, LogEntry, MAX_CLOCK_DRIFT,
     MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Thread,
@@ -26,7 +28,7 @@ pub use issue::{
     StoredEvent, contains_pattern, filter_text, page_limit,
 };
 pub use names::{Name, Slug};
-pub use secret::{ApiKey, SessionToken};
+pub use secret::{ApiKey, OrgToken, SessionToken};
 pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, PublicUrl};
 pub use user::{Email, Member, NewSession, OrgMembership, Password, Role, Session, User};
 

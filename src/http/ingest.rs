@@ -16,9 +16,10 @@ use super::body::{self, ContentEncoding};
 use super::envelope::{self, ItemType};
 use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
-use crate::domain::{Event, MAX_EVENT_BYTES, Project};
+use crate::domain::{Event, EventPayload, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
 use crate::services::{Admit, GetProjectByApiKey};
+use crate::sourcemaps;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -26,7 +27,6 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::{json, value::RawValue};
 use tokio::sync::OwnedSemaphorePermit;
-use uuid::Uuid;
 
 /// How long a client refused for want of memory is asked to wait.
 const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -68,10 +68,10 @@ pub async fn envelope(
             }
             None => authenticate(&state, keys, Some(public_id)).await?,
         };
-        let mut events = Vec::new();
+        let mut payloads = Vec::new();
         for item in &envelope.items {
             match &item.kind {
-                ItemType::Event => events.push(parse_event(project.id, item.payload)?),
+                ItemType::Event => payloads.push(parse_payload(item.payload)?),
                 other => state.metrics.item_ignored(other.as_str()),
             }
         }
@@ -79,6 +79,7 @@ pub async fn envelope(
         // after the writer has answered.
         drop(envelope);
         drop(body);
+        let events = build_events(&state, &project, payloads).await?;
         // An envelope without an event (sessions, client reports...) is
         // answered `{}`, as relay does.
         let body = match events.first() {
@@ -102,10 +103,11 @@ pub async fn store(
         let public_id = public_id(&path)?;
         let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
         let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
-        let event = parse_event(project.id, &body)?;
+        let payload = parse_payload(&body)?;
         drop(body);
-        let id = event.id().simple().to_string();
-        let count = admit(&state, vec![event]).await?;
+        let events = build_events(&state, &project, vec![payload]).await?;
+        let id = events[0].id().simple().to_string();
+        let count = admit(&state, events).await?;
         Ok((count, json!({ "id": id })))
     };
     respond(&state, outcome.await).map_err(SentryError)
@@ -126,8 +128,9 @@ pub async fn native(
             .map(str::to_owned);
         let project = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
-        let (events, is_array) = native_events(project.id, &body)?;
+        let (payloads, is_array) = native_events(&body)?;
         drop(body);
+        let events = build_events(&state, &project, payloads).await?;
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
         let count = admit(&state, events).await?;
         let body = if is_array {
@@ -142,9 +145,9 @@ pub async fn native(
 
 /// The events of a native request: one object, or an array of at most
 /// [`MAX_NATIVE_EVENTS`]; and whether it was an array.
-fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Problem> {
+fn native_events(body: &[u8]) -> Result<(Vec<EventPayload>, bool), Problem> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
-        return Ok((vec![parse_event(project_id, body)?], false));
+        return Ok((vec![parse_payload(body)?], false));
     }
     let payloads: Vec<&RawValue> = serde_json::from_slice(body)
         .map_err(|_| Error::invalid("events", "must be a JSON event or an array of events"))?;
@@ -153,7 +156,7 @@ fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Pr
     }
     let events = payloads
         .iter()
-        .map(|raw| parse_event(project_id, raw.get().as_bytes()))
+        .map(|raw| parse_payload(raw.get().as_bytes()))
         .collect::<Result<_, _>>()?;
     Ok((events, true))
 }
@@ -376,7 +379,7 @@ async fn authenticate(
 }
 
 /// One event payload; 413 past [`MAX_EVENT_BYTES`].
-fn parse_event(project_id: Uuid, payload: &[u8]) -> Result<Event, Problem> {
+fn parse_payload(payload: &[u8]) -> Result<EventPayload, Problem> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -384,7 +387,37 @@ fn parse_event(project_id: Uuid, payload: &[u8]) -> Result<Event, Problem> {
             "an event must be at most 1 MiB",
         ));
     }
-    Ok(Event::from_json(project_id, payload)?)
+    Ok(EventPayload::from_json(payload)?)
+}
+
+/// The events of `payloads`, each with its minified frames resolved
+/// through the project's source maps first, since grouping must see the
+/// resolved frames (see [`crate::sourcemaps::symbolicate`]).
+async fn build_events(
+    state: &State,
+    project: &Project,
+    payloads: Vec<EventPayload>,
+) -> Result<Vec<Event>, Problem> {
+    let mut events = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        let payload = sourcemaps::symbolicate(&state.source_maps, project, payload).await?;
+        // Resolved frames come with their source lines and the minified
+        // frames beside them: an event near the size limit may pass it,
+        // and is then stored as sent rather than refused.
+        let unresolved = sourcemaps::resolve::is_resolved(&payload).then(|| {
+            let mut raw = payload.clone();
+            sourcemaps::resolve::undo(&mut raw);
+            raw
+        });
+        let event = match (Event::from_payload(project.id, payload), unresolved) {
+            (Err(Error::InvalidInput { field: "event", .. }), Some(raw)) => {
+                Event::from_payload(project.id, raw)?
+            }
+            (event, _) => event?,
+        };
+        events.push(event);
+    }
+    Ok(events)
 }
 
 /// Hands the events to their writer; how many were taken.

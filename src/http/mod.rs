@@ -6,6 +6,8 @@
 //!   `/api/<id>/store/`, `/api/v1/events`).
 //! - [`api`]: the dashboard API under `/api/v1` (sessions, organizations,
 //!   projects, keys, issues), with the one access check.
+//! - [`sentry_api`]: the part of Sentry's `/api/0/` that `sentry-cli
+//!   sourcemaps upload` calls.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`error`]: the one mapping from errors to statuses and bodies.
 //! - The wire formats, pure functions with their tests: [`body`]
@@ -20,12 +22,16 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod sentry_api;
 pub mod sentry_auth;
 pub mod server;
 
 use crate::db::Pool;
 use crate::metrics::Metrics;
-use crate::services::{IssueService, OrgService, ProjectService, UserService, WriterRegistry};
+use crate::services::{
+    IssueService, OrgService, OrgTokenService, ProjectService, SourceMapService, UserService,
+    WriterRegistry,
+};
 use actix::Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +50,12 @@ pub struct State {
     pub dashboard: api::Dashboard,
     /// Takes events (see [`crate::services::Admit`]).
     pub writers: Addr<WriterRegistry>,
+    /// Organization tokens, for sentry-cli's `/api/0/` calls.
+    pub tokens: Addr<OrgTokenService>,
+    /// Uploaded source maps, and the parsed ones ingest resolves with.
+    pub source_maps: Addr<SourceMapService>,
+    /// The upload limits sentry-cli is told.
+    pub source_map_config: crate::sourcemaps::SourceMapConfig,
     /// For the readiness check.
     pub pool: Pool,
     pub metrics: Metrics,

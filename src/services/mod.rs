@@ -9,8 +9,10 @@
 mod committer;
 mod issue_service;
 mod org_service;
+mod org_token_service;
 mod partition_manager;
 mod project_service;
+mod source_map_service;
 mod spool;
 mod spool_replayer;
 mod storage_writer;
@@ -23,10 +25,17 @@ pub use issue_service::{
     IssueService, ListIssueEvents, ListIssues, UpdateIssueStatus,
 };
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
+pub use org_token_service::{
+    AuthenticateOrgToken, CreateOrgToken, ListOrgTokens, OrgTokenService, RevokeOrgToken,
+};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
     CreateApiKey, CreateProject, GetProject, GetProjectByApiKey, ListApiKeys, ListProjectsByOrg,
     ProjectService, RevokeApiKey,
+};
+pub use source_map_service::{
+    AssembleBundle, AssembleState, Assembled, GetCacheStats, LoadMaps, SourceMapService,
+    StoreChunks,
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;

@@ -166,6 +166,10 @@ macro_rules! reader {
     };
 }
 
+// After the macro: the child module uses `reader!`.
+mod tokens;
+pub use tokens::{create_token, revoke_token, tokens};
+
 /// `GET /`: the projects, or the login page.
 pub async fn home(req: HttpRequest) -> HttpResponse {
     match Caller::session(&req).await {

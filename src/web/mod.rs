@@ -26,6 +26,7 @@
 //! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
 //! | `GET /orgs/new` | [`pages::NewOrgPage`] |
 //! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
+//! | `GET /orgs/{org_id}/tokens` | organization tokens for sentry-cli |
 //! | `GET /static/{version}/{file}` | [`assets`] |
 //!
 //! The forms post to: `/login`, `/register`, `/logout`, `/orgs/new`
@@ -35,7 +36,9 @@
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
-//! (`email`, `role`) and `/orgs/{org_id}/members/{user_id}/role` (`role`).
+//! (`email`, `role`), `/orgs/{org_id}/members/{user_id}/role` (`role`),
+//! `/orgs/{org_id}/tokens` (`label`) and
+//! `/orgs/{org_id}/tokens/{token_id}/revoke`.
 //! Every page but log in and register needs a session; an outsider gets
 //! the 404 page for anything in an organization.
 
@@ -91,6 +94,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/orgs/{org_id}/members/{user_id}/role",
             web::post().to(h::change_role),
+        )
+        .route("/orgs/{org_id}/tokens", web::get().to(h::tokens))
+        .route("/orgs/{org_id}/tokens", web::post().to(h::create_token))
+        .route(
+            "/orgs/{org_id}/tokens/{token_id}/revoke",
+            web::post().to(h::revoke_token),
         )
         .route("/static/{version}/{name}", web::get().to(assets::serve));
 }

@@ -21,7 +21,7 @@
 
 use crate::domain::{EventPayload, StackFrame, Stacktrace};
 use serde_json::{Map, Value, json};
-use sourcemap::{DecodedMap, SourceMap, SourceView};
+use sourcemap::{DecodedMap, SourceMap, SourceView, Token};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -62,6 +62,9 @@ pub enum Lookup {
 pub struct ParsedMap {
     map: SourceMap,
     minified: Option<SourceView>,
+    /// Whether the minified file is ASCII, as minifiers write it: a column
+    /// is then a byte offset (see [`scope_name`]).
+    ascii: bool,
     /// Approximate bytes held in memory, for the cache's bound.
     weight: usize,
 }
@@ -89,9 +92,11 @@ impl ParsedMap {
                 .sum::<usize>()
             + minified.as_ref().map_or(0, |m| m.source().len())
             + std::mem::size_of::<ParsedMap>();
+        let ascii = minified.as_ref().is_some_and(|m| m.source().is_ascii());
         Ok(ParsedMap {
             map,
             minified,
+            ascii,
             weight,
         })
     }
@@ -330,13 +335,12 @@ fn resolve_frame(
         .lookup_token(line0, col0)
         .filter(|t| t.get_dst_line() == line0 && t.has_source())
         .ok_or("the frame's position is not in its source map")?;
-    let minified_name = frame.function.as_deref().map(minified_identifier);
-    let scope_name = match (&map.minified, minified_name) {
-        (Some(view), Some(name)) if !name.is_empty() => {
-            view.get_original_function_name(token, name)
-        }
-        _ => None,
-    };
+    let scope_name = frame
+        .function
+        .as_deref()
+        .map(minified_identifier)
+        .filter(|name| !name.is_empty())
+        .and_then(|name| scope_name(map, token, name));
     let function = scope_name
         .or(callsite_name)
         .or(frame.function.as_deref())
@@ -374,6 +378,59 @@ fn resolve_frame(
         json!(frame_path(frame).unwrap_or_default()),
     );
     Ok((resolved, token.get_name().map(str::to_owned)))
+}
+
+/// The original name of the function `token` is in, found as Sentry's
+/// older resolver did (and the `sourcemap` crate's
+/// `get_original_function_name` does): among the 128 tokens before it,
+/// the one whose minified text is the frame's minified function name and
+/// follows the keyword `function` names it. The crate's version counts
+/// UTF-16 columns from the start of the line for every frame, which on a
+/// minified file of one long line costs more than all the rest of the
+/// event; on an ASCII file a column is a byte offset, so this indexes.
+fn scope_name<'m>(map: &'m ParsedMap, token: Token<'m>, minified_name: &str) -> Option<&'m str> {
+    let view = map.minified.as_ref()?;
+    if !map.ascii {
+        return view.get_original_function_name(token, minified_name);
+    }
+    let identifier_at = |t: &Token<'_>| -> Option<&str> {
+        let rest = view
+            .get_line(t.get_dst_line())?
+            .get(t.get_dst_col() as usize..)?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|id| !id.is_empty())
+    };
+    let at = token_index(&map.map, token.get_dst_line(), token.get_dst_col())?;
+    let mut later = None;
+    for i in (at.saturating_sub(128)..=at).rev() {
+        let t = map.map.get_token(i)?;
+        let id = identifier_at(&t);
+        if let (Some("function"), Some(named)) = (id, later) {
+            return Some(named);
+        }
+        later = match id == Some(minified_name) {
+            true => t.get_name(),
+            false => None,
+        };
+    }
+    None
+}
+
+/// The index of the token `lookup_token(line, col)` finds: the last one
+/// at or before the position.
+fn token_index(map: &SourceMap, line: u32, col: u32) -> Option<usize> {
+    let (mut low, mut high) = (0usize, map.get_token_count() as usize);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let t = map.get_token(mid)?;
+        match (t.get_dst_line(), t.get_dst_col()) <= (line, col) {
+            true => low = mid + 1,
+            false => high = mid,
+        }
+    }
+    low.checked_sub(1)
 }
 
 /// A map's source name as people read it: bundlers' namespaces taken off

@@ -317,3 +317,20 @@ fn weights_count_the_sources_and_the_minified_file() {
     assert!(ParsedMap::parse(b"{\"version\": 3, \"mappings\": 7}", None).is_err());
     assert!(ParsedMap::parse(b"not json", None).is_err());
 }
+
+#[test]
+fn the_indexed_scope_lookup_agrees_with_the_crates() {
+    let map = map();
+    let view = map.minified.as_ref().unwrap();
+    assert!(map.ascii);
+    for (col, name, want) in [
+        (498, "m", "chargeCard"),
+        (578, "c", "processOrder"),
+        (629, "d", "run"),
+    ] {
+        let token = map.map.lookup_token(0, col - 1).unwrap();
+        assert_eq!(scope_name(&map, token, name), Some(want), "{name}");
+        assert_eq!(view.get_original_function_name(token, name), Some(want));
+        assert_eq!(scope_name(&map, token, "zz"), None);
+    }
+}

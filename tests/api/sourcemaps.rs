@@ -591,3 +591,112 @@ async fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
         "a revoked token is refused at once"
     );
 }
+
+#[actix::test]
+async fn admins_make_and_revoke_tokens_on_the_tokens_page() {
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let owner = dash.user("owner@example.org").await;
+    let org = dash.org(&owner, "Acme", "acme").await;
+    let member = dash.user("member@example.org").await;
+    dash.post(
+        &format!("/api/v1/orgs/{org}/members"),
+        &owner,
+        json!({"email": "member@example.org", "role": "member"}),
+    )
+    .await;
+    let outsider = dash.user("outsider@example.org").await;
+    let client = awc::Client::builder().disable_redirects().finish();
+    let origin = format!("http://{}", dash.mesher.http_addr);
+    let page = format!("/orgs/{org}/tokens");
+    let get = async |session: &str| {
+        let mut res = client
+            .get(dash.url(&page))
+            .insert_header(("Cookie", format!("mesher_session={session}")))
+            .send()
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let post = async |path: &str, form: &[(&str, &str)]| {
+        let mut res = client
+            .post(dash.url(path))
+            .insert_header(("Cookie", format!("mesher_session={owner}")))
+            .insert_header(("Origin", origin.as_str()))
+            .send_form(&form)
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    assert_eq!(get(&outsider).await.0, 404);
+    assert_eq!(get(&member).await.0, 403);
+    let (status, body) = get(&owner).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("no tokens yet"), "{body}");
+
+    // A new token is shown once, with the commands that use it, and works.
+    let (status, body) = post(&page, &[("label", "ci")]).await;
+    assert_eq!(status, 201);
+    let token = body
+        .split("value=\"")
+        .find_map(|s| s.split('"').next().filter(|v| v.starts_with("sntrys_")))
+        .expect("the token is shown")
+        .to_owned();
+    assert!(
+        body.contains(&format!("export SENTRY_URL={origin}")),
+        "{body}"
+    );
+    assert!(body.contains("sourcemaps upload --org acme"));
+    let (status, _) = call(
+        &dash,
+        Method::GET,
+        "/api/0/organizations/acme/chunk-upload/",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = get(&owner).await;
+    assert!(!listed.contains(&token), "never shown again");
+    assert!(listed.contains(&format!("…{}", &token[token.len() - 4..])));
+    assert_eq!(
+        crate::helpers::count_with(
+            &t,
+            "SELECT count(*) FROM org_tokens WHERE token_hint = $1",
+            &token[token.len() - 4..]
+        )
+        .await,
+        1
+    );
+
+    // Revoked on the page, refused at once.
+    let id: String = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id::text FROM org_tokens", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (status, _) = post(&format!("{page}/{id}/revoke"), &[]).await;
+    assert_eq!(status, 303);
+    let (status, _) = call(
+        &dash,
+        Method::GET,
+        "/api/0/organizations/acme/chunk-upload/",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(get(&owner).await.1.contains("revoked"));
+}

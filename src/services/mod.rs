@@ -34,8 +34,8 @@ pub use project_service::{
     ProjectService, RevokeApiKey,
 };
 pub use source_map_service::{
-    AssembleBundle, AssembleState, Assembled, GetCacheStats, LoadMaps, SourceMapService,
-    StoreChunks,
+    AssembleBundle, AssembleState, Assembled, GetSourceMapStats, LoadMaps, SourceMapService,
+    SourceMapStats, StoreChunks,
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;

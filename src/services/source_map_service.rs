@@ -37,6 +37,9 @@ pub struct SourceMapService {
     /// One assembly at a time: each holds a whole bundle and its files in
     /// memory.
     assembling: Arc<Semaphore>,
+    /// Maps read from the database so far (found or not): what the cache
+    /// and the sharing of loads in progress save.
+    loads: u64,
 }
 
 impl SourceMapService {
@@ -47,6 +50,7 @@ impl SourceMapService {
             config,
             loading: HashMap::new(),
             assembling: Arc::new(Semaphore::new(1)),
+            loads: 0,
         }
     }
 }
@@ -126,10 +130,18 @@ pub struct LoadMaps {
     pub keys: Vec<MapKey>,
 }
 
-/// What the cache holds now.
+/// What the cache holds now, and how many maps were read.
 #[derive(Debug, Message)]
-#[rtype(result = "CacheStats")]
-pub struct GetCacheStats;
+#[rtype(result = "SourceMapStats")]
+pub struct GetSourceMapStats;
+
+/// The answer to [`GetSourceMapStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceMapStats {
+    pub cache: CacheStats,
+    /// Maps read from the database (and parsed, when found) so far.
+    pub loads: u64,
+}
 
 impl Handler<StoreChunks> for SourceMapService {
     type Result = ResponseFuture<Result<()>>;
@@ -252,6 +264,7 @@ impl Handler<LoadMaps> for SourceMapService {
             let load = match self.loading.get(&cache_key) {
                 Some(load) => load.clone(),
                 None => {
+                    self.loads += 1;
                     let load = load_map(self.pool.clone(), self.config.clone(), cache_key.clone())
                         .boxed_local()
                         .shared();
@@ -277,11 +290,14 @@ impl Handler<LoadMaps> for SourceMapService {
     }
 }
 
-impl Handler<GetCacheStats> for SourceMapService {
-    type Result = MessageResult<GetCacheStats>;
+impl Handler<GetSourceMapStats> for SourceMapService {
+    type Result = MessageResult<GetSourceMapStats>;
 
-    fn handle(&mut self, _: GetCacheStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.cache.stats())
+    fn handle(&mut self, _: GetSourceMapStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(SourceMapStats {
+            cache: self.cache.stats(),
+            loads: self.loads,
+        })
     }
 }
 

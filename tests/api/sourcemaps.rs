@@ -700,3 +700,74 @@ async fn admins_make_and_revoke_tokens_on_the_tokens_page() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(get(&owner).await.1.contains("revoked"));
 }
+
+#[actix::test]
+async fn a_burst_of_events_from_one_build_reads_its_map_once() {
+    use mesher::services::{GetSourceMapStats, LoadMaps};
+    use mesher::sourcemaps::resolve::{Lookup, MapKey};
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let s = setup(&t, &dash).await;
+    let id = uuid::Uuid::now_v7();
+    let headers = json!({"debug-id": id});
+    let bundle = mesher::sourcemaps::bundle::write(
+        &json!({"files": {
+            "files/_/_/app.js": {"type": "minified_source", "url": "~/app.js", "headers": headers},
+            "files/_/_/app.js.map": {"type": "source_map", "url": "~/app.js.map", "headers": headers},
+        }}),
+        &[
+            (
+                "files/_/_/app.js",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js"),
+            ),
+            (
+                "files/_/_/app.js.map",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js.map"),
+            ),
+        ],
+    );
+    assert_eq!(upload_bundle(&dash, &s, &bundle).await["state"], "ok");
+    let project = dash
+        .mesher
+        .projects
+        .send(mesher::services::GetProject {
+            id: s.project.clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let load = || {
+        dash.mesher.source_maps.send(LoadMaps {
+            org_id: project.org_id,
+            project_id: project.id,
+            keys: vec![MapKey::DebugId(id)],
+        })
+    };
+    let burst = futures_util::future::join_all((0..20).map(|_| load())).await;
+    for found in burst {
+        assert!(matches!(
+            found.unwrap()[&MapKey::DebugId(id)],
+            Lookup::Found(_)
+        ));
+    }
+    let stats = dash
+        .mesher
+        .source_maps
+        .send(GetSourceMapStats)
+        .await
+        .unwrap();
+    assert_eq!(stats.loads, 1, "twenty events, one read");
+    assert_eq!(stats.cache.entries, 1);
+    assert!(stats.cache.bytes > 0 && stats.cache.bytes <= stats.cache.max_bytes);
+    load().await.unwrap();
+    assert_eq!(
+        dash.mesher
+            .source_maps
+            .send(GetSourceMapStats)
+            .await
+            .unwrap()
+            .loads,
+        1,
+        "then from the cache"
+    );
+}

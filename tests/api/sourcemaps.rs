@@ -709,23 +709,7 @@ async fn a_burst_of_events_from_one_build_reads_its_map_once() {
     let dash = Dash::start(&t).await;
     let s = setup(&t, &dash).await;
     let id = uuid::Uuid::now_v7();
-    let headers = json!({"debug-id": id});
-    let bundle = mesher::sourcemaps::bundle::write(
-        &json!({"files": {
-            "files/_/_/app.js": {"type": "minified_source", "url": "~/app.js", "headers": headers},
-            "files/_/_/app.js.map": {"type": "source_map", "url": "~/app.js.map", "headers": headers},
-        }}),
-        &[
-            (
-                "files/_/_/app.js",
-                include_bytes!("../../src/sourcemaps/fixtures/app.js"),
-            ),
-            (
-                "files/_/_/app.js.map",
-                include_bytes!("../../src/sourcemaps/fixtures/app.js.map"),
-            ),
-        ],
-    );
+    let bundle = fixture_bundle(id);
     assert_eq!(upload_bundle(&dash, &s, &bundle).await["state"], "ok");
     let project = dash
         .mesher
@@ -770,4 +754,85 @@ async fn a_burst_of_events_from_one_build_reads_its_map_once() {
         1,
         "then from the cache"
     );
+}
+
+/// A bundle of the unit tests' fixture (esbuild's `app.js`, not injected,
+/// and its map), both with debug id `id`.
+fn fixture_bundle(id: uuid::Uuid) -> Vec<u8> {
+    let headers = json!({"debug-id": id});
+    mesher::sourcemaps::bundle::write(
+        &json!({"files": {
+            "files/_/_/app.js": {"type": "minified_source", "url": "~/app.js", "headers": headers},
+            "files/_/_/app.js.map": {"type": "source_map", "url": "~/app.js.map", "headers": headers},
+        }}),
+        &[
+            (
+                "files/_/_/app.js",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js"),
+            ),
+            (
+                "files/_/_/app.js.map",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js.map"),
+            ),
+        ],
+    )
+}
+
+#[actix::test]
+async fn an_event_that_resolving_would_take_past_the_size_limit_is_stored_as_sent() {
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let s = setup(&t, &dash).await;
+    let id = uuid::Uuid::now_v7();
+    assert_eq!(
+        upload_bundle(&dash, &s, &fixture_bundle(id)).await["state"],
+        "ok"
+    );
+    let key = s
+        .dsn
+        .split("//")
+        .nth(1)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    // An event whose frame holds `vars`: 600 KB of local variables are
+    // within the limit as sent, past it once the resolved frame and the
+    // minified one both carry them.
+    let send = async |vars: Value| {
+        let event_id = uuid::Uuid::now_v7().simple().to_string();
+        let frame = json!({"filename": "/srv/app.js", "function": "m", "lineno": 1,
+                           "colno": 498, "vars": vars});
+        let event = json!({
+            "event_id": event_id,
+            "exception": {"values": [{"type": "Error", "value": "card declined",
+                                       "stacktrace": {"frames": [frame]}}]},
+            "debug_meta": {"images": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": id}]},
+        });
+        let sent = dash
+            .call(
+                Method::POST,
+                "/api/v1/events",
+                Auth::Bearer(&key),
+                Some(event),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        raised(&stored_event(&dash, &s, &event_id).await).clone()
+    };
+    let small = send(json!({"order": 17})).await;
+    assert_eq!(
+        top_frame(&small["stacktrace"])["function"],
+        "chargeCard",
+        "the map resolves the frame"
+    );
+    let large = send(json!({"blob": "x".repeat(600 * 1024)})).await;
+    let top = top_frame(&large["stacktrace"]);
+    assert_eq!(
+        (&top["function"], &top["colno"]),
+        (&json!("m"), &json!(498)),
+        "as sent"
+    );
+    assert!(large.get("raw_stacktrace").is_none());
 }

@@ -33,6 +33,9 @@
 //!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
 //!   is unreachable and the [`services::SpoolReplayer`] that replays them,
 //!   and the [`services::PartitionManager`].
+//! - [`sourcemaps`]: JavaScript source maps: the artifact bundles
+//!   sentry-cli uploads, and minified frames resolved at ingest (stored
+//!   by [`services::SourceMapService`]).
 //! - [`db`]: the query layer, the only place SQL lives; async functions
 //!   over a bb8 pool of tokio-postgres connections. [`db::events`] stores a
 //!   batch and its issues in one statement; [`db::spool`] is the spool's
@@ -88,6 +91,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod services;
+pub mod sourcemaps;
 pub mod system;
 pub mod web;
 

@@ -165,3 +165,6 @@ pub fn build(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,12 +17,15 @@
 //!   shell around [`run`] and the set-up commands in [`cli`].
 //! - [`http`]: the actix-web server: Sentry-compatible ingestion, health
 //!   and metrics, with the wire formats (envelopes, auth headers, body
-//!   encodings) as pure functions, and the dashboard API under `/api/v1`.
+//!   encodings) as pure functions, the dashboard API under `/api/v1`, and
+//!   the part of Sentry's `/api/0/` that sentry-cli uploads source maps
+//!   to.
 //! - [`app`]: the application layer under both the dashboard API and the
 //!   web UI: the handlers' [`app::State`], sessions and the login limiter,
 //!   the one access check ([`app::Caller`]), and the flows both surfaces
 //!   run (organizations and members, a project with its first key, key
-//!   revocation, triage). Neither surface imports the other.
+//!   revocation, triage, organization tokens). Neither surface imports
+//!   the other.
 //! - [`services`]: the actors, one file each: [`services::OrgService`],
 //!   [`services::ProjectService`] (with the ingest key cache),
 //!   [`services::UserService`], [`services::IssueService`], the per-project

@@ -387,4 +387,69 @@ BEGIN
 END
 $$;
 
+-- Organization tokens, what sentry-cli authenticates with to upload source
+-- maps; stored as their SHA-256, like keys.
+CREATE TABLE IF NOT EXISTS org_tokens (
+    id            uuid PRIMARY KEY,
+    org_id        uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    token_hash    bytea NOT NULL CONSTRAINT org_tokens_token_hash_key UNIQUE,
+    token_hint    text NOT NULL,
+    label         text NOT NULL,
+    created_by    uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_used_at  timestamptz,
+    revoked_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS org_tokens_org_idx ON org_tokens (org_id);
+
+-- Chunks of artifact bundles as sentry-cli uploads them, named by their
+-- SHA-1, until the bundle they make up is assembled (or a day has passed).
+CREATE TABLE IF NOT EXISTS upload_chunks (
+    org_id      uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    sha1        bytea NOT NULL,
+    data        bytea NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, sha1)
+);
+CREATE INDEX IF NOT EXISTS upload_chunks_created_idx ON upload_chunks (created_at);
+
+-- Artifact bundles (minified JavaScript and its source maps), one row per
+-- project the upload named, so that they go with their project; and their
+-- files, found by debug id within the organization, or by release, dist
+-- and URL within the project for bundles without debug ids.
+CREATE TABLE IF NOT EXISTS artifact_bundles (
+    id           uuid PRIMARY KEY,
+    org_id       uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    project_id   uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    checksum     bytea NOT NULL,
+    debug_id     uuid,
+    release      text,
+    dist         text,
+    file_count   integer NOT NULL,
+    bytes        bigint NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT artifact_bundles_project_checksum_key UNIQUE (project_id, checksum)
+);
+CREATE INDEX IF NOT EXISTS artifact_bundles_org_checksum_idx ON artifact_bundles (org_id, checksum);
+CREATE TABLE IF NOT EXISTS artifact_files (
+    id          uuid PRIMARY KEY,
+    bundle_id   uuid NOT NULL REFERENCES artifact_bundles (id) ON DELETE CASCADE,
+    org_id      uuid NOT NULL,
+    project_id  uuid NOT NULL,
+    file_type   text NOT NULL
+                CONSTRAINT artifact_files_type_check
+                CHECK (file_type IN ('minified_source', 'source_map', 'source', 'indexed_ram_bundle')),
+    url         text NOT NULL,
+    debug_id    uuid,
+    sourcemap   text,
+    release     text,
+    dist        text,
+    content     bytea NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifact_files_bundle_idx ON artifact_files (bundle_id);
+CREATE INDEX IF NOT EXISTS artifact_files_debug_id_idx
+    ON artifact_files (org_id, debug_id, file_type) WHERE debug_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS artifact_files_release_url_idx
+    ON artifact_files (project_id, release, dist, url) WHERE release IS NOT NULL;
+
 COMMIT;

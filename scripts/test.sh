@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=pg.sh
 . scripts/pg.sh
+# The JavaScript clients the source map tests run (esbuild, sentry-cli 3.x
+# and 2.x, @sentry/node), pinned by tests/js/package-lock.json; installed
+# again when the lock file changed. npm's registry is the only network use.
+if [ ! -e tests/js/node_modules/.package-lock.json ] ||
+    [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # Unit, integration and doc tests; examples (quickstart, the ingest
 # benchmark) are compiled too, so CI keeps them building.
 cargo test "$@"

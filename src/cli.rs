@@ -9,8 +9,8 @@ use crate::db;
 use crate::domain::ProjectWithKey;
 use crate::error::{Error, Result};
 use crate::services::{
-    AddMember, CreateApiKey, CreateOrg, CreateProjectWithKey, GetOrgBySlug, GetProject,
-    ListApiKeys, OrgService, ProjectService, Register, UserService,
+    AddMember, CreateApiKey, CreateOrg, CreateOrgToken, CreateProjectWithKey, GetOrgBySlug,
+    GetProject, ListApiKeys, OrgService, OrgTokenService, ProjectService, Register, UserService,
 };
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +44,26 @@ pub enum Command {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Organization tokens, what sentry-cli uploads source maps with.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an organization token; prints it this once. Give it to
+    /// sentry-cli as SENTRY_AUTH_TOKEN, with SENTRY_URL set to Mesher's
+    /// public URL.
+    Create {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// What the token is for, e.g. "ci".
+        #[arg(long)]
+        label: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +153,7 @@ struct Services {
     orgs: Addr<OrgService>,
     projects: Addr<ProjectService>,
     users: Addr<UserService>,
+    tokens: Addr<OrgTokenService>,
 }
 
 async fn services(config: &Config) -> Result<Services> {
@@ -143,6 +164,7 @@ async fn services(config: &Config) -> Result<Services> {
     Ok(Services {
         orgs: OrgService::new(pool.clone()).start(),
         projects: ProjectService::new(pool.clone(), public_url).start(),
+        tokens: OrgTokenService::new(pool.clone()).start(),
         users: UserService::new(pool, config.users.clone()).start(),
     })
 }
@@ -228,6 +250,24 @@ pub async fn run_admin(config: &Config, command: Command) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join("\n");
             let json = json!({ "keys": keys });
+            (text, json, output.json)
+        }
+        Command::Token(TokenCommand::Create { org, label, output }) => {
+            let org = s.orgs.send(GetOrgBySlug { slug: org }).await??;
+            let made = s
+                .tokens
+                .send(CreateOrgToken {
+                    org_id: org.id,
+                    label,
+                    created_by: None,
+                })
+                .await??;
+            let text = format!(
+                "token for {}: {}\nsentry-cli reads it as SENTRY_AUTH_TOKEN; it is shown this once",
+                org.slug,
+                made.token.expose()
+            );
+            let json = json!({ "token": made.token.expose(), "id": made.info.id, "org": org.slug });
             (text, json, output.json)
         }
         Command::User(UserCommand::Create {

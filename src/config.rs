@@ -29,6 +29,7 @@ pub struct Config {
     pub partitions: PartitionConfig,
     pub http: HttpConfig,
     pub spool: SpoolConfig,
+    pub source_maps: crate::sourcemaps::SourceMapConfig,
 }
 
 /// Where batches wait on local disk while PostgreSQL cannot take them
@@ -217,6 +218,7 @@ impl std::fmt::Debug for Config {
             .field("partitions", &self.partitions)
             .field("http", &self.http)
             .field("spool", &self.spool)
+            .field("source_maps", &self.source_maps)
             .finish()
     }
 }
@@ -234,6 +236,7 @@ impl Config {
             partitions: PartitionConfig::default(),
             http: HttpConfig::default(),
             spool: SpoolConfig::default(),
+            source_maps: Default::default(),
         }
     }
 
@@ -360,6 +363,21 @@ impl Config {
                 .checked_mul(1024 * 1024)
                 .ok_or(Error::invalid("MESHER_SPOOL_MAX_MB", "is too large"))?;
         }
+        if let Some(n) = num("MESHER_SOURCEMAP_CACHE_MB")? {
+            c.source_maps.cache_bytes = n
+                .checked_mul(1024 * 1024)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(Error::invalid("MESHER_SOURCEMAP_CACHE_MB", "is too large"))?;
+        }
+        if let Some(n) = num("MESHER_SOURCEMAP_MAX_BUNDLE_MB")? {
+            c.source_maps.max_bundle_bytes = n
+                .checked_mul(1024 * 1024)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(Error::invalid(
+                    "MESHER_SOURCEMAP_MAX_BUNDLE_MB",
+                    "is too large",
+                ))?;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -383,6 +401,10 @@ impl Config {
         self.writer.validate()?;
         self.partitions.validate()?;
         positive("MESHER_SPOOL_MAX_MB", self.spool.max_bytes)?;
+        positive(
+            "MESHER_SOURCEMAP_MAX_BUNDLE_MB",
+            self.source_maps.max_bundle_bytes as u64,
+        )?;
         self.http.validate()
     }
 }

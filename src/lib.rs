@@ -17,12 +17,15 @@
 //!   shell around [`run`] and the set-up commands in [`cli`].
 //! - [`http`]: the actix-web server: Sentry-compatible ingestion, health
 //!   and metrics, with the wire formats (envelopes, auth headers, body
-//!   encodings) as pure functions, and the dashboard API under `/api/v1`.
+//!   encodings) as pure functions, the dashboard API under `/api/v1`, and
+//!   the part of Sentry's `/api/0/` that sentry-cli uploads source maps
+//!   to.
 //! - [`app`]: the application layer under both the dashboard API and the
 //!   web UI: the handlers' [`app::State`], sessions and the login limiter,
 //!   the one access check ([`app::Caller`]), and the flows both surfaces
 //!   run (organizations and members, a project with its first key, key
-//!   revocation, triage). Neither surface imports the other.
+//!   revocation, triage, organization tokens). Neither surface imports
+//!   the other.
 //! - [`services`]: the actors, one file each: [`services::OrgService`],
 //!   [`services::ProjectService`] (with the ingest key cache),
 //!   [`services::UserService`], [`services::IssueService`], the per-project
@@ -33,6 +36,9 @@
 //!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
 //!   is unreachable and the [`services::SpoolReplayer`] that replays them,
 //!   and the [`services::PartitionManager`].
+//! - [`sourcemaps`]: JavaScript source maps: the artifact bundles
+//!   sentry-cli uploads, and minified frames resolved at ingest (stored
+//!   by [`services::SourceMapService`]).
 //! - [`db`]: the query layer, the only place SQL lives; async functions
 //!   over a bb8 pool of tokio-postgres connections. [`db::events`] stores a
 //!   batch and its issues in one statement; [`db::spool`] is the spool's
@@ -88,6 +94,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod services;
+pub mod sourcemaps;
 pub mod system;
 pub mod web;
 

@@ -11,9 +11,10 @@
 //!
 //! | thread | what runs there |
 //! |---|---|
-//! | the System's | [`OrgService`], [`UserService`] (bcrypt on tokio's blocking pool), [`PartitionManager`] |
+//! | the System's | [`OrgService`], [`UserService`] (bcrypt on tokio's blocking pool), [`OrgTokenService`], [`PartitionManager`] |
 //! | `lookups` | [`ProjectService`]: ingest keys the [`KeyCache`] missed, projects and keys |
 //! | `dashboard` | [`IssueService`]: the reads behind the API and the pages |
+//! | `maps` | [`SourceMapService`]: the source maps ingest resolves frames with (parsing on tokio's blocking pool), uploads |
 //! | `intake` | [`WriterRegistry`]: starting, retiring and draining writers; the embedding API's `Store` |
 //! | `writers` | every [`StorageWriter`](crate::services::StorageWriter) |
 //! | `storage` | [`Committer`] and [`SpoolReplayer`], the only users of the event pool |
@@ -35,8 +36,8 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
     Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, OrgService,
-    PartitionManager, ProjectService, RegistryStats, Spool, SpoolReplayer, SpoolStore, UserService,
-    WriterRegistry,
+    OrgTokenService, PartitionManager, ProjectService, RegistryStats, SourceMapService, Spool,
+    SpoolReplayer, SpoolStore, UserService, WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -61,6 +62,10 @@ pub struct Mesher {
     pub partitions: Addr<PartitionManager>,
     /// Issues and their events: listing, reading, triage.
     pub issues: Addr<IssueService>,
+    /// Organization tokens (sentry-cli's).
+    pub tokens: Addr<OrgTokenService>,
+    /// Uploaded source maps and the cache of parsed ones.
+    pub source_maps: Addr<SourceMapService>,
     /// What is counted, as `/metrics` serves it.
     pub metrics: Metrics,
     /// Where the HTTP server listens (the port actually bound).
@@ -160,6 +165,12 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let issues = IssueService::start_in_arbiter(&dashboard.handle(), move |_| issue_service);
     let users = UserService::new(pool.clone(), config.users.clone()).start();
     let orgs = OrgService::new(pool.clone()).start();
+    let tokens = OrgTokenService::new(pool.clone()).start();
+    let maps = Arbiter::new();
+    let (maps_pool, maps_config) = (pool.clone(), config.source_maps.clone());
+    let source_maps = SourceMapService::start_in_arbiter(&maps.handle(), move |_| {
+        SourceMapService::new(maps_pool, maps_config)
+    });
 
     let reachability = db::Reachability::default();
     let event_pool = db::event_pool(
@@ -194,6 +205,9 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         },
         intake: storage.intake.clone(),
         writers: storage.registry.clone(),
+        tokens: tokens.clone(),
+        source_maps: source_maps.clone(),
+        source_map_config: config.source_maps.clone(),
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
@@ -204,7 +218,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     actix_rt::spawn(server);
 
     let mut threads = storage.threads;
-    threads.extend([lookups, dashboard]);
+    threads.extend([lookups, dashboard, maps]);
     Ok(Mesher {
         orgs,
         projects,
@@ -213,6 +227,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         writers: storage.registry,
         intake: storage.intake,
         keys: state_keys,
+        tokens,
+        source_maps,
         partitions,
         pool,
         metrics,

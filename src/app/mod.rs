@@ -14,6 +14,7 @@
 //! - [`projects`]: creating a project with its first key (one
 //!   transaction), revoking a key.
 //! - [`issues`]: triage, with the rule on who may be assigned.
+//! - [`tokens`]: organization tokens for sentry-cli.
 //! - [`limiter`]: failed logins per account and per address.
 //!
 //! A flow takes the [`State`] and the [`Caller`], applies the access check,
@@ -30,13 +31,15 @@ pub mod limiter;
 pub mod orgs;
 pub mod projects;
 pub mod session;
+pub mod tokens;
 
 pub use caller::Caller;
 
 use crate::db::Pool;
 use crate::metrics::Metrics;
 use crate::services::{
-    Intake, IssueService, KeyCache, OrgService, ProjectService, UserService, WriterRegistry,
+    Intake, IssueService, KeyCache, OrgService, OrgTokenService, ProjectService, SourceMapService,
+    UserService, WriterRegistry,
 };
 use actix::Addr;
 use std::sync::Arc;
@@ -61,6 +64,12 @@ pub struct State {
     pub keys: KeyCache,
     /// Takes a request's events (see [`Intake::admit`]).
     pub intake: Intake,
+    /// Organization tokens, for sentry-cli's `/api/0/` calls.
+    pub tokens: Addr<OrgTokenService>,
+    /// Uploaded source maps, and the parsed ones ingest resolves with.
+    pub source_maps: Addr<SourceMapService>,
+    /// The upload limits sentry-cli is told.
+    pub source_map_config: crate::sourcemaps::SourceMapConfig,
     /// For the readiness check: whether the writers take events.
     pub writers: Addr<WriterRegistry>,
     /// For the readiness check.

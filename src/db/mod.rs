@@ -7,9 +7,11 @@
 //! partition's name and bounds, formatted from a date.
 
 pub mod api_keys;
+pub mod artifacts;
 pub mod events;
 pub mod issues;
 pub mod memberships;
+pub mod org_tokens;
 pub mod orgs;
 pub mod partitions;
 pub mod projects;

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod alert;
+mod artifact;
 mod event;
 pub mod grouping;
 mod issue;
@@ -18,6 +19,7 @@ mod triage;
 mod user;
 
 pub use alert::{AlertCondition, AlertRule};
+pub use artifact::{ArtifactType, NewOrgToken, OrgTokenInfo};
 pub use event::{
     Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, LogEntry,
     MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Tag,
@@ -30,7 +32,7 @@ pub use issue::{
 };
 pub use names::{Name, Slug};
 pub use search::Search;
-pub use secret::{ApiKey, SessionToken};
+pub use secret::{ApiKey, OrgToken, SessionToken};
 pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, ProjectWithKey, PublicUrl};
 pub use triage::{
     Activity, ArchiveUntil, MAX_ARCHIVE_AMOUNT, ResolveIn, StatusChange, TOP_TAG_VALUES,

@@ -21,6 +21,7 @@ use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
 use crate::services::resolve_key;
+use crate::sourcemaps::{self, Parsed};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -89,7 +90,7 @@ pub async fn envelope(
         for item in &envelope.items {
             match &item.kind {
                 ItemType::Event => {
-                    events.push(parse_event(project.id, item.payload, header_id).await?)
+                    events.push(parse_event(&state, &project, item.payload, header_id).await?)
                 }
                 other => state.metrics.item_ignored(other.as_str()),
             }
@@ -122,7 +123,7 @@ pub async fn store(
         let public_id = public_id(&path)?;
         let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
         let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
-        let event = parse_event(project.id, &body, None).await?;
+        let event = parse_event(&state, &project, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
         admit(&state, project.id, vec![event]).await?;
@@ -147,7 +148,7 @@ pub async fn native(
             .map(str::to_owned);
         let project = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
-        let (events, is_array) = native_events(project.id, &body).await?;
+        let (events, is_array) = native_events(&state, &project, &body).await?;
         drop(body);
         held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
@@ -165,9 +166,13 @@ pub async fn native(
 
 /// The events of a native request: one object, or an array of at most
 /// [`MAX_NATIVE_EVENTS`]; and whether it was an array.
-async fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, bool), Problem> {
+async fn native_events(
+    state: &State,
+    project: &Project,
+    body: &[u8],
+) -> Result<(Vec<Event>, bool), Problem> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
-        return Ok((vec![parse_event(project_id, body, None).await?], false));
+        return Ok((vec![parse_event(state, project, body, None).await?], false));
     }
     let payloads: Vec<&RawValue> = serde_json::from_slice(body)
         .map_err(|_| Error::invalid("events", "must be a JSON event or an array of events"))?;
@@ -176,7 +181,7 @@ async fn native_events(project_id: Uuid, body: &[u8]) -> Result<(Vec<Event>, boo
     }
     let mut events = Vec::with_capacity(payloads.len());
     for raw in payloads {
-        events.push(parse_event(project_id, raw.get().as_bytes(), None).await?);
+        events.push(parse_event(state, project, raw.get().as_bytes(), None).await?);
     }
     Ok((events, true))
 }
@@ -226,7 +231,7 @@ impl std::ops::Deref for Body {
 /// Takes `kib` more KiB of the memory all bodies share into `held`, or
 /// refuses the request: past that budget the server is busy, and waiting
 /// would hold connections and their buffers just the same.
-fn reserve(
+pub(super) fn reserve(
     state: &State,
     held: &mut Option<OwnedSemaphorePermit>,
     bytes: usize,
@@ -399,11 +404,14 @@ async fn authenticate(
 /// few kilobytes the hand-over would cost more than the parse.
 const PARSE_OFF_WORKER_BYTES: usize = 64 * 1024;
 
-/// One event payload; 413 past [`MAX_EVENT_BYTES`]. `fallback_id` (the
-/// envelope header's `event_id`) is the event's id when the payload names
-/// none.
+/// One event payload of `project`; 413 past [`MAX_EVENT_BYTES`].
+/// `fallback_id` (the envelope header's `event_id`) is the event's id when
+/// the payload names none. Minified frames are resolved through the
+/// project's source maps before the event is built (see
+/// [`sourcemaps::symbolicate`]).
 async fn parse_event(
-    project_id: Uuid,
+    state: &State,
+    project: &Project,
     payload: &[u8],
     fallback_id: Option<Uuid>,
 ) -> Result<Event, Problem> {
@@ -414,15 +422,23 @@ async fn parse_event(
             "an event must be at most 1 MiB",
         ));
     }
-    let parse = move |bytes: &[u8]| Event::from_json_named(project_id, bytes, fallback_id);
-    if payload.len() <= PARSE_OFF_WORKER_BYTES {
-        return Ok(parse(payload)?);
+    let project_id = project.id;
+    let parse = move |bytes: &[u8]| Parsed::from_json(project_id, bytes, fallback_id);
+    let parsed = if payload.len() <= PARSE_OFF_WORKER_BYTES {
+        parse(payload)?
+    } else {
+        let owned = payload.to_vec();
+        web::block(move || parse(&owned))
+            .await
+            .map_err(|e| Error::internal_from("parsing an event", e))??
+    };
+    match parsed {
+        Parsed::Event(event) => Ok(event),
+        Parsed::Minified { payload: p, maps } => {
+            let sent = payload.to_vec();
+            Ok(sourcemaps::symbolicate(&state.source_maps, project, *p, maps, sent).await?)
+        }
     }
-    let owned = payload.to_vec();
-    let parsed = web::block(move || parse(&owned))
-        .await
-        .map_err(|e| Error::internal_from("parsing an event", e))?;
-    Ok(parsed?)
 }
 
 /// Hands a request's events to their writer, all or none.

@@ -7,6 +7,8 @@
 //! - [`api`]: the dashboard API under `/api/v1` (sessions, organizations,
 //!   projects, keys, issues), over the application layer ([`crate::app`])
 //!   it shares with the web pages.
+//! - [`sentry_api`]: the part of Sentry's `/api/0/` that `sentry-cli
+//!   sourcemaps upload` calls.
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`error`]: the one mapping from errors to statuses and bodies.
 //! - The wire formats, pure functions with their tests: [`body`]
@@ -22,6 +24,7 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod sentry_api;
 pub mod sentry_auth;
 pub mod server;
 

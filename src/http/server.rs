@@ -90,6 +90,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .post(ingest::native)
             .default_service(web::to(method_not_allowed)),
     )
+    .configure(super::sentry_api::routes)
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))

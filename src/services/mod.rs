@@ -13,8 +13,10 @@ mod intake;
 mod issue_service;
 mod key_cache;
 mod org_service;
+mod org_token_service;
 mod partition_manager;
 mod project_service;
+mod source_map_service;
 mod spool;
 mod spool_replayer;
 mod storage_writer;
@@ -32,10 +34,17 @@ pub use issue_service::{
 };
 pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
+pub use org_token_service::{
+    AuthenticateOrgToken, CreateOrgToken, ListOrgTokens, OrgTokenService, RevokeOrgToken,
+};
 pub use partition_manager::{EnsurePartitions, PartitionManager};
 pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
     ListProjectsByOrg, ProjectService, RevokeApiKey,
+};
+pub use source_map_service::{
+    AssembleBundle, AssembleState, Assembled, GetSourceMapStats, LoadMaps, SourceMapService,
+    SourceMapStats, StoreChunks,
 };
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;

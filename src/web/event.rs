@@ -52,6 +52,9 @@ pub struct ExceptionView {
     pub mechanism: Option<String>,
     /// Innermost call first: where it was raised heads the list.
     pub frames: Vec<FrameView>,
+    /// The frames as the SDK sent them (minified JavaScript), when source
+    /// maps resolved `frames`; the page offers them behind a toggle.
+    pub raw_frames: Option<Vec<FrameView>>,
 }
 
 /// One stack frame.
@@ -69,6 +72,8 @@ pub struct FrameView {
     pub context: Vec<ContextLine>,
     /// Local variables, indented JSON.
     pub vars: Option<String>,
+    /// Why a minified frame could not be resolved through its source map.
+    pub note: Option<String>,
 }
 
 /// A line of source around a frame.
@@ -199,6 +204,7 @@ fn read_exceptions(value: Option<&Value>) -> Vec<ExceptionView> {
                 module: e.module.clone(),
                 mechanism,
                 frames: frame_views(e.frames()),
+                raw_frames: e.raw_stacktrace.as_ref().map(|s| frame_views(&s.frames)),
             }
         })
         .collect()
@@ -220,6 +226,12 @@ fn frame_views(frames: &[StackFrame]) -> Vec<FrameView> {
             expanded: f.is_in_app() || (!any_in_app && i == 0),
             context: context_lines(f),
             vars: f.vars.as_ref().map(json_pretty),
+            note: f
+                .other
+                .get("data")
+                .and_then(|d| d.get("sourcemap_error"))
+                .and_then(Value::as_str)
+                .map(|why| format!("Not resolved through a source map: {why}.")),
         })
         .collect()
 }

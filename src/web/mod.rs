@@ -28,6 +28,7 @@
 //! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
 //! | `GET /orgs/new` | [`pages::NewOrgPage`] |
 //! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
+//! | `GET /orgs/{org_id}/tokens` | organization tokens for sentry-cli |
 //! | `GET /static/{version}/{file}` | [`assets`] |
 //!
 //! The forms post to: `/login`, `/register`, `/logout`, `/orgs/new`
@@ -39,7 +40,9 @@
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
-//! (`email`, `role`) and `/orgs/{org_id}/members/{user_id}/role` (`role`).
+//! (`email`, `role`), `/orgs/{org_id}/members/{user_id}/role` (`role`),
+//! `/orgs/{org_id}/tokens` (`label`) and
+//! `/orgs/{org_id}/tokens/{token_id}/revoke`.
 //! Every page but log in and register needs a session; an outsider gets
 //! the 404 page for anything in an organization.
 
@@ -58,7 +61,7 @@ use pages::ErrorPage;
 
 /// The web UI's routes, to mount at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use handlers::{auth, issues, keys, orgs, projects};
+    use handlers::{auth, issues, keys, orgs, projects, tokens};
     cfg.route("/", web::get().to(handlers::home))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
@@ -98,6 +101,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/orgs/{org_id}/members/{user_id}/role",
             web::post().to(orgs::change_role),
+        )
+        .route("/orgs/{org_id}/tokens", web::get().to(tokens::list))
+        .route("/orgs/{org_id}/tokens", web::post().to(tokens::create))
+        .route(
+            "/orgs/{org_id}/tokens/{token_id}/revoke",
+            web::post().to(tokens::revoke),
         )
         .route("/static/{version}/{name}", web::get().to(assets::serve));
 }

@@ -491,3 +491,33 @@ async fn the_404_page_reveals_nothing_and_carries_the_headers() {
     assert!(body.contains("<h1>Page not found</h1>"));
     assert!(body.contains("or you do not have access to it"));
 }
+
+#[test]
+fn issue_page_shows_resolved_frames_with_the_minified_ones_behind_a_toggle() {
+    let mut event = sample_event();
+    event.exception = Some(json!({"values": [{
+        "type": "Error", "value": "card declined",
+        "stacktrace": {"frames": [
+            {"filename": "/srv/dist/app.js", "function": "o", "lineno": 1, "colno": 9,
+             "data": {"sourcemap_error": "no source map uploaded for debug id 7"}},
+            {"filename": "../src/checkout.js", "function": "chargeCard", "lineno": 4, "colno": 5,
+             "in_app": true, "context_line": "    throw new Error('card declined');"}
+        ]},
+        "raw_stacktrace": {"frames": [
+            {"filename": "/srv/dist/app.js", "function": "o", "lineno": 1, "colno": 9},
+            {"filename": "/srv/dist/app.js", "function": "s", "lineno": 1, "colno": 498}
+        ]}
+    }]}));
+    let page = html(&issue_page(Some(event)));
+    let resolved = page.find("<span class=\"fn\">chargeCard</span>").unwrap();
+    let toggle = page
+        .find("<summary>Minified frames, as sent</summary>")
+        .unwrap();
+    let minified = page.find("<span class=\"fn\">s</span>").unwrap();
+    assert!(resolved < toggle && toggle < minified, "{page}");
+    assert!(page.contains("../src/checkout.js:4:5"));
+    assert!(page.contains("/srv/dist/app.js:1:498"));
+    assert!(page.contains(
+        "<p class=\"note\">Not resolved through a source map: no source map uploaded for debug id 7.</p>"
+    ));
+}

@@ -16,6 +16,7 @@ mod memberships;
 mod orgs;
 mod projects;
 mod sessions;
+mod sourcemaps;
 mod users;
 
 mod binary;

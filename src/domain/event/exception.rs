@@ -23,6 +23,10 @@ pub struct ExceptionInfo {
     pub mechanism: Option<Mechanism>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stacktrace: Option<Stacktrace>,
+    /// The frames as the SDK sent them, when source maps resolved
+    /// `stacktrace` (minified JavaScript), as Sentry keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_stacktrace: Option<Stacktrace>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -59,6 +63,7 @@ impl Fields for ExceptionInfo {
             "module" => self.module = lenient::text(map)?,
             "mechanism" => self.mechanism = map.next_value()?,
             "stacktrace" => self.stacktrace = map.next_value()?,
+            "raw_stacktrace" => self.raw_stacktrace = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -314,12 +314,19 @@ impl Event {
         if payload.event_id.is_none() {
             payload.event_id = fallback_id;
         }
-        Self::build(
-            project_id,
-            &payload,
-            Utc::now(),
-            EventBody::compress(bytes)?,
-        )
+        Self::from_parsed_json(project_id, &payload, bytes)
+    }
+
+    /// As [`Event::from_json_named`], for a `payload` the caller parsed
+    /// from `bytes` (and perhaps gave the fallback id) to look at first:
+    /// the JSON is stored as sent, so the payload must be the one `bytes`
+    /// hold.
+    pub fn from_parsed_json(
+        project_id: Uuid,
+        payload: &EventPayload,
+        bytes: &[u8],
+    ) -> Result<Event> {
+        Self::build(project_id, payload, Utc::now(), EventBody::compress(bytes)?)
     }
 
     /// Validates `payload` for `project_id`, received at `received_at`

@@ -9,6 +9,7 @@
 //! - [`issues`]: a project's issues, one issue, and triage.
 //! - [`keys`]: a project's keys (admins).
 //! - [`orgs`]: a new organization, and its members (admins).
+//! - [`tokens`]: an organization's tokens for sentry-cli (admins).
 //!
 //! Sessions are the dashboard API's cookie. Forms post
 //! `application/x-www-form-urlencoded`, so instead of the API's JSON rule
@@ -43,6 +44,7 @@ pub mod issues;
 pub mod keys;
 pub mod orgs;
 pub mod projects;
+pub mod tokens;
 
 /// Where a page sends the reader: `303 See Other`, so a reload does not
 /// post the form again.

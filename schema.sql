@@ -447,9 +447,11 @@ COMMIT;
 -- batch; the total is the sum of a key's rows and `other` is now the row
 -- whose value is ''. The search index is on an expression now (see
 -- `issue_tag_values_tag_idx`).
-DROP INDEX IF EXISTS issue_tag_values_search_idx;
 DO $$
 BEGIN
+    IF to_regclass('issue_tag_values_search_idx') IS NOT NULL THEN
+        DROP INDEX issue_tag_values_search_idx;
+    END IF;
     IF to_regclass('issue_tag_keys') IS NOT NULL THEN
         INSERT INTO issue_tag_values (project_id, issue_id, key, day, value, count, first_seen,
                 last_seen)

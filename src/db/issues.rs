@@ -343,8 +343,10 @@ pub async fn get(pool: &Pool, project_id: Uuid, id: Uuid) -> Result<Issue> {
 }
 
 /// The events per issue of `ids` and UTC day of `window`, days without
-/// events absent. Bounded by `received_at`, so only the window's
-/// partitions are read.
+/// events absent. Read from the tag counts aggregated at ingest, not the
+/// events (a busy issue's page would count every event of the window):
+/// every event has a `level` tag, so an issue's `level` rows of a day sum
+/// to its stored events of that day.
 async fn daily_counts(
     tx: &Transaction<'_>,
     project_id: Uuid,
@@ -353,12 +355,12 @@ async fn daily_counts(
 ) -> Result<HashMap<(Uuid, NaiveDate), i64>> {
     let rows = tx
         .query(
-            "SELECT issue_id, (received_at AT TIME ZONE 'UTC')::date AS day, count(*)
-             FROM events
-             WHERE project_id = $1 AND issue_id = ANY($2)
-               AND received_at >= $3 AND received_at < $4
+            "SELECT issue_id, day, sum(count)::bigint
+             FROM issue_tag_values
+             WHERE project_id = $1 AND issue_id = ANY($2) AND key = 'level'
+               AND day >= $3 AND day < $4
              GROUP BY issue_id, day",
-            &[&project_id, &ids, &window.start_time(), &window.end_time()],
+            &[&project_id, &ids, &window.first, &window.end],
         )
         .await?;
     Ok(rows

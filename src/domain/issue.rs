@@ -4,7 +4,7 @@
 
 use super::Severity;
 use crate::error::{Error, Result};
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::{fmt, str::FromStr};
@@ -155,8 +155,7 @@ pub struct IssueDetail {
 pub const DAILY_COUNT_DAYS: u32 = 14;
 
 /// The [`DAILY_COUNT_DAYS`] UTC days ending with a given day: the span of
-/// the daily counts, and the `received_at` bounds that keep their query
-/// to those days' partitions.
+/// the daily counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayWindow {
     /// The oldest day counted.
@@ -175,16 +174,6 @@ impl DayWindow {
         })
     }
 
-    /// When the first day starts (inclusive bound).
-    pub fn start_time(&self) -> DateTime<Utc> {
-        day_start(self.first)
-    }
-
-    /// When the day after the window starts (exclusive bound).
-    pub fn end_time(&self) -> DateTime<Utc> {
-        day_start(self.end)
-    }
-
     /// Every day of the window, oldest first, with its count in `counted`
     /// or zero.
     pub fn fill(&self, counted: impl Fn(NaiveDate) -> Option<i64>) -> Vec<(NaiveDate, i64)> {
@@ -194,11 +183,6 @@ impl DayWindow {
             .map(|day| (day, counted(day).unwrap_or(0)))
             .collect()
     }
-}
-
-/// The start of UTC day `day`.
-fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(NaiveTime::MIN).and_utc()
 }
 
 /// What an issue list shows of an issue beyond its row: how it went over
@@ -460,10 +444,6 @@ mod tests {
             let w = DayWindow::ending(d(today)).unwrap();
             assert_eq!(w.first, d(first), "{today}");
             assert_eq!(w.end, d(today).succ_opt().unwrap(), "{today}");
-            assert_eq!(
-                w.start_time().to_rfc3339(),
-                format!("{first}T00:00:00+00:00")
-            );
             let days = w.fill(|_| None);
             assert_eq!(days.len(), DAILY_COUNT_DAYS as usize, "{today}");
             assert_eq!(days.first().unwrap(), &(d(first), 0));

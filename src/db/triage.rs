@@ -317,37 +317,37 @@ pub async fn record_batch(
     }
     let changed = tx
         .query(
-        statement,
-        &[
-            &issue_projects,
-            &issue_ids,
-            &last_seen,
-            &ir_projects,
-            &ir_issues,
-            &ir_releases,
-            &u.0,
-            &u.1,
-            &u.2,
-            &u.3,
-            &r.0,
-            &r.1,
-            &r.2,
-            &r.3,
-            &t.0,
-            &t.1,
-            &t.2,
-            &t.3,
-            &t.4,
-            &t.5,
-            &t.6,
-            &t.7,
-            &MAX_TAG_VALUES,
-            &activity_projects,
-            &activity_issues,
-            &activity_ids,
-        ],
-    )
-    .await?;
+            statement,
+            &[
+                &issue_projects,
+                &issue_ids,
+                &last_seen,
+                &ir_projects,
+                &ir_issues,
+                &ir_releases,
+                &u.0,
+                &u.1,
+                &u.2,
+                &u.3,
+                &r.0,
+                &r.1,
+                &r.2,
+                &r.3,
+                &t.0,
+                &t.1,
+                &t.2,
+                &t.3,
+                &t.4,
+                &t.5,
+                &t.6,
+                &t.7,
+                &MAX_TAG_VALUES,
+                &activity_projects,
+                &activity_issues,
+                &activity_ids,
+            ],
+        )
+        .await?;
     Ok(changed.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -927,7 +927,7 @@ pub async fn claim(pool: &Pool, claim: Uuid, limit: i64, lease: Duration) -> Res
                  FOR UPDATE SKIP LOCKED
              )
              UPDATE alert_deliveries d SET claim = $1, attempts = d.attempts + 1,
-                 next_attempt_at = now() + $3 * interval '1 millisecond'
+                 next_attempt_at = now() + $3::bigint * interval '1 millisecond'
              FROM due WHERE d.id = due.id
              RETURNING d.id",
             &[&claim, &limit, &lease_ms],
@@ -1045,11 +1045,11 @@ pub async fn settle(
         .query_opt(
             "UPDATE alert_deliveries SET claim = NULL, last_error = $3,
                  state = CASE WHEN $3::text IS NULL THEN 'delivered'
-                     WHEN created_at + $5 * interval '1 millisecond' <= now() THEN 'failed'
+                     WHEN created_at + $5::bigint * interval '1 millisecond' <= now() THEN 'failed'
                      ELSE 'pending' END,
                  finished_at = CASE WHEN $3::text IS NULL
-                     OR created_at + $5 * interval '1 millisecond' <= now() THEN now() END,
-                 next_attempt_at = now() + $4 * interval '1 millisecond'
+                     OR created_at + $5::bigint * interval '1 millisecond' <= now() THEN now() END,
+                 next_attempt_at = now() + $4::bigint * interval '1 millisecond'
              WHERE id = $1 AND claim = $2
              RETURNING state",
             &[&id, &claim, &error, &ms(retry_in), &ms(retry_for)],

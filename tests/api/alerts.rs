@@ -975,3 +975,131 @@ async fn rules_and_channels_are_read_by_members_written_by_admins_and_tested() {
     assert_eq!(rules.body["rules"][0]["channels"], json!([]));
     s.dash.mesher.shutdown().await.unwrap();
 }
+
+/// The real binary, killed with SIGKILL after it stored a new issue and
+/// while its webhook was on the wire (the receiver held the request
+/// unanswered): after a restart the notification goes out, with the same
+/// delivery id, once its claim has run out.
+#[test]
+fn a_notification_cut_off_by_sigkill_goes_out_after_a_restart() {
+    use crate::binary::{free_port, log_lines, mesher, wait_for_line};
+    // The receiver runs on this runtime: it answers while the test waits
+    // in `block_on`, and connections queue in its backlog meanwhile.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(TestDb::new());
+    let receiver = rt.block_on(Receiver::start());
+    receiver.answer.store(ANSWER_NEVER, Ordering::SeqCst);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let start = || {
+        let mut child = mesher(&t.url)
+            .env("MESHER_HTTP_ADDR", &addr)
+            .env("MESHER_SPOOL_DIR", t.spool_dir())
+            .env("MESHER_WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("MESHER_NOTIFIER_LEASE_SECS", "1")
+            .env("MESHER_NOTIFIER_POLL_MS", "100")
+            .env("MESHER_WRITER_FLUSH_MS", "100")
+            .spawn()
+            .expect("start mesher");
+        let lines = log_lines(&mut child);
+        wait_for_line(&lines, "ready");
+        (child, lines)
+    };
+    let (mut first, _lines) = start();
+
+    // An owner, a project, a webhook and a new-issue rule, through the API.
+    // reqwest is built without a default TLS provider (Mesher gives it
+    // its own configuration); this plain-HTTP client needs one to exist.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    let call = |path: String, token: Option<String>, body: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        rt.block_on(async move {
+            let mut request = http
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("the API answers");
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+            serde_json::from_slice::<Value>(&response.bytes().await.expect("a body"))
+                .expect("JSON")
+        })
+    };
+    call(
+        "/auth/register".into(),
+        None,
+        json!({"email": "ops@example.org", "password": "correct horse", "display_name": "Ops"}),
+    );
+    let token = call(
+        "/auth/login".into(),
+        None,
+        json!({"email": "ops@example.org", "password": "correct horse"}),
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = call(
+        "/orgs".into(),
+        Some(token.clone()),
+        json!({"name": "Acme", "slug": "acme"}),
+    );
+    let project = call(
+        format!("/orgs/{}/projects", org["id"].as_str().unwrap()),
+        Some(token.clone()),
+        json!({"name": "web", "platform": "python"}),
+    );
+    let project_id = project["id"].as_str().unwrap();
+    let channel = call(
+        format!("/projects/{project_id}/channels"),
+        Some(token.clone()),
+        json!({"kind": "webhook", "name": "Receiver", "url": receiver.url("/hook")}),
+    );
+    call(
+        format!("/projects/{project_id}/alert-rules"),
+        Some(token.clone()),
+        json!({"name": "New", "condition": {"type": "new_issue"}, "channels": [channel["id"]]}),
+    );
+
+    let dsn = project["key"]["dsn"].as_str().unwrap().to_owned();
+    rt.block_on(send(&dsn, vec![error("Killed mid-send")]));
+    rt.block_on(wait_until("the webhook is on the wire", async || {
+        receiver.requests().len() == 1
+    }));
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    assert_eq!(
+        rt.block_on(t.count("SELECT count(*) FROM alert_deliveries WHERE state = 'pending'")),
+        1,
+        "the delivery outlived the process, unsent"
+    );
+
+    receiver.answer.store(ANSWER_OK, Ordering::SeqCst);
+    let (mut second, _lines) = start();
+    rt.block_on(wait_until("the webhook is sent again", async || {
+        receiver.requests().len() == 2
+    }));
+    rt.block_on(wait_until("it is recorded as delivered", async || {
+        t.count("SELECT count(*) FROM alert_deliveries WHERE state = 'delivered'")
+            .await
+            == 1
+    }));
+    let requests = receiver.requests();
+    assert_eq!(
+        requests[0].header("x-mesher-delivery"),
+        requests[1].header("x-mesher-delivery"),
+        "the same delivery id, for the receiver to drop a repeat"
+    );
+    assert_eq!(rt.block_on(t.count("SELECT count(*) FROM alerts")), 1);
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(second.wait().unwrap().success());
+}

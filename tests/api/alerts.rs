@@ -1026,9 +1026,12 @@ fn a_notification_cut_off_by_sigkill_goes_out_after_a_restart() {
                 request = request.bearer_auth(token);
             }
             let response = request.send().await.expect("the API answers");
-            assert!(response.status().is_success(), "{path}: {}", response.status());
-            serde_json::from_slice::<Value>(&response.bytes().await.expect("a body"))
-                .expect("JSON")
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            serde_json::from_slice::<Value>(&response.bytes().await.expect("a body")).expect("JSON")
         })
     };
     call(

@@ -8,7 +8,7 @@
 //! A batch's transaction reads `alert_rules_version` beside its first
 //! statement ([`VERSION_SQL`], pipelined: no round trip of its own) and,
 //! after its events and triage are written, fires its project's rules in
-//! one statement ([`FIRE_SQL`]), only when a project of the batch has
+//! one statement (`FIRE_SQL`), only when a project of the batch has
 //! enabled rules. Every change to rules or channels bumps the version in
 //! its own transaction, and a batch whose version differs from the cached
 //! rules' reloads them in its transaction: any process applies a rule to

@@ -1106,3 +1106,134 @@ fn a_notification_cut_off_by_sigkill_goes_out_after_a_restart() {
     assert!(status.success());
     assert!(second.wait().unwrap().success());
 }
+
+/// In a real headless Chromium: log in, add a webhook channel and a
+/// new-issue rule through the alerts page's forms, send an error with the
+/// `sentry` crate, and see the delivery in the history.
+#[actix::test]
+async fn a_rule_made_in_the_browser_notifies_and_the_history_shows_the_delivery() {
+    use crate::browser::{Browser, DESKTOP, PHONE};
+    use fantoccini::Locator;
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let base = format!("http://{}", s.dash.mesher.http_addr);
+    let browser = Browser::start("alerts").await;
+    let client = &browser.client;
+    let fill = async |css: &str, text: &str| {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap();
+    };
+    let click = async |css: &str| {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    };
+
+    client.goto(&format!("{base}/login")).await.unwrap();
+    fill("#email", "ann@example.org").await;
+    fill("#password", "correct horse").await;
+    click("main button[type=submit]").await;
+    wait_until("the projects page", async || {
+        client.title().await.unwrap().starts_with("Projects")
+    })
+    .await;
+    let alerts = format!("{base}/projects/{}/alerts", s.owned.project.id);
+    client.goto(&alerts).await.unwrap();
+    assert!(client.title().await.unwrap().starts_with("Alerts"));
+
+    fill("#channel-name", "Receiver").await;
+    fill("#channel-target", &receiver.url("/hook")).await;
+    click(".channel-form button[type=submit]").await;
+    wait_until("the new webhook's secret is shown", async || {
+        client
+            .source()
+            .await
+            .unwrap()
+            .contains("Signing secret of Receiver")
+    })
+    .await;
+    let secret = client
+        .find(Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("the secret");
+    assert!(secret.starts_with("whsec_"));
+
+    fill("#rule-name", "New errors").await;
+    click(".rule-form input[name=channel]").await;
+    click(".rule-form button[type=submit]").await;
+    wait_until("the rule is listed", async || {
+        match client.find(Locator::Css("table.rules")).await {
+            Ok(table) => table.text().await.unwrap().contains("New errors"),
+            Err(_) => false,
+        }
+    })
+    .await;
+
+    send(
+        &s.owned.project.dsn,
+        vec![error("ZeroDivisionError: division by zero")],
+    )
+    .await;
+    wait_until("the webhook arrived", async || {
+        receiver.requests().len() == 1
+    })
+    .await;
+    let request = &receiver.requests()[0];
+    assert_eq!(
+        request.header("x-mesher-signature"),
+        mesher::domain::notice::signature(&secret, &request.body)
+    );
+
+    client.goto(&format!("{alerts}/history")).await.unwrap();
+    wait_until("the history shows it delivered", async || {
+        client.refresh().await.unwrap();
+        match client.find(Locator::Css(".history .delivery-state")).await {
+            Ok(state) => state.text().await.unwrap() == "delivered",
+            Err(_) => false,
+        }
+    })
+    .await;
+    let row = client
+        .find(Locator::Css(".history tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in ["New errors", "New issue", "ZeroDivisionError", "Receiver"] {
+        assert!(row.contains(shown), "{shown} in {row}");
+    }
+    for (size, name) in [(DESKTOP, "history-desktop"), (PHONE, "history-phone")] {
+        browser.resize(size).await;
+        assert!(
+            !browser.overflows_horizontally().await,
+            "the history is wider than {size:?}"
+        );
+        browser.screenshot(name).await;
+    }
+    client.goto(&alerts).await.unwrap();
+    for (size, name) in [(DESKTOP, "alerts-desktop"), (PHONE, "alerts-phone")] {
+        browser.resize(size).await;
+        assert!(
+            !browser.overflows_horizontally().await,
+            "the alerts page is wider than {size:?}"
+        );
+        browser.screenshot(name).await;
+    }
+    browser.close().await;
+    s.dash.mesher.shutdown().await.unwrap();
+}

@@ -476,6 +476,10 @@ CREATE TABLE IF NOT EXISTS alert_rules_version (
     version    bigint NOT NULL DEFAULT 0
 );
 INSERT INTO alert_rules_version (singleton, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+-- Version 0 means "no rule was ever made" (writers start from it with no
+-- rules loaded): a database with rules of the first release starts at 1.
+UPDATE alert_rules_version SET version = 1
+    WHERE version = 0 AND EXISTS (SELECT 1 FROM alert_rules);
 
 -- Where a project's alerts go. `config` holds the target: `{"url"}` for
 -- webhook, slack and discord, `{"addresses", "members"}` for email.

@@ -83,8 +83,9 @@ pub struct RuleCache(Mutex<Arc<Rules>>);
 impl Default for RuleCache {
     fn default() -> Self {
         RuleCache(Mutex::new(Arc::new(Rules {
-            // No version is negative: the first batch loads the rules.
-            version: -1,
+            // Version 0 has no rules (see schema.sql): a database where no
+            // rule was ever made costs its batches no loading.
+            version: 0,
             by_project: HashMap::new(),
         })))
     }

@@ -1114,6 +1114,17 @@ impl Bench {
         } else {
             (ceiling / 4.0).max(10.0)
         };
+        if self.knobs.alerts {
+            // Two knees are compared: neither may pay for a cold process
+            // (its first seconds of load fail on latency alone).
+            self.step(
+                &format!("warm-up {projects} project(s), at the first rate"),
+                projects,
+                rate,
+                5.0,
+            )
+            .await?;
+        }
         let (mut best, mut failed): (Option<Step>, Option<f64>) = (None, None);
         let mut n = 0;
         // Up until a step fails (or down until one passes).

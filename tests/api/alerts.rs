@@ -1237,3 +1237,52 @@ async fn a_rule_made_in_the_browser_notifies_and_the_history_shows_the_delivery(
     browser.close().await;
     s.dash.mesher.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn an_archived_issue_that_comes_back_by_itself_fires_an_unarchived_rule() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = s.webhook(&receiver).await;
+    s.rule(json!({"name": "It is back", "condition": {"type": "unarchived"},
+        "channels": [webhook]}))
+        .await;
+    let dsn = &s.owned.project.dsn;
+    send(dsn, vec![error("Quiet for now")]).await;
+    wait_until("the issue exists", async || {
+        t.count("SELECT count(*) FROM issues").await == 1
+    })
+    .await;
+    let issue: String = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id::text FROM issues", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Archived until 3 more events (its count is then 4).
+    let archived = s
+        .dash
+        .call(
+            Method::PATCH,
+            &s.path(&format!("/issues/{issue}")),
+            crate::dashboard::Auth::Bearer(&s.owned.owner),
+            Some(json!({"status": "archived", "archive": {"count": 3}})),
+        )
+        .await;
+    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
+    send(dsn, vec![error("Quiet for now")]).await;
+    wait_until("2 events stored", async || {
+        t.count("SELECT count(*) FROM events").await == 2
+    })
+    .await;
+    assert!(s.history().await.is_empty(), "still archived");
+    send(dsn, (0..3).map(|_| error("Quiet for now")).collect()).await;
+    let history = s.settled(1).await;
+    assert_eq!(history[0]["reason"], "unarchived");
+    assert_eq!(history[0]["issue_id"], issue.as_str());
+    assert_eq!(receiver.requests()[0].json()["reason"], "unarchived");
+    s.dash.mesher.shutdown().await.unwrap();
+}

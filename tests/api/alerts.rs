@@ -1244,9 +1244,11 @@ async fn an_archived_issue_that_comes_back_by_itself_fires_an_unarchived_rule() 
     let s = Setup::start(&t, |_| {}).await;
     let receiver = Receiver::start().await;
     let (webhook, _) = s.webhook(&receiver).await;
-    s.rule(json!({"name": "It is back", "condition": {"type": "unarchived"},
-        "channels": [webhook]}))
-        .await;
+    s.rule(
+        json!({"name": "It is back", "condition": {"type": "unarchived"},
+        "channels": [webhook]}),
+    )
+    .await;
     let dsn = &s.owned.project.dsn;
     send(dsn, vec![error("Quiet for now")]).await;
     wait_until("the issue exists", async || {

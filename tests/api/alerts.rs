@@ -255,6 +255,8 @@ pub struct Sent {
     pub level: sentry::Level,
     pub environment: Option<&'static str>,
     pub tags: Vec<(&'static str, &'static str)>,
+    /// Who it happened to (the SDK's `user.id`), if anyone.
+    pub user: Option<&'static str>,
 }
 
 pub fn error(message: &str) -> Sent {
@@ -263,6 +265,7 @@ pub fn error(message: &str) -> Sent {
         level: sentry::Level::Error,
         environment: Some("production"),
         tags: vec![],
+        user: None,
     }
 }
 
@@ -286,6 +289,10 @@ pub async fn send(dsn: &str, events: Vec<Sent>) -> Vec<uuid::Uuid> {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                user: sent.user.map(|id| sentry::User {
+                    id: Some(id.into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             };
             ids.push(hub.capture_event(event));
@@ -580,6 +587,59 @@ async fn a_frequency_rule_fires_once_when_crossed_and_a_regression_once() {
     assert_eq!(
         reasons,
         ["event_frequency", "regression", "event_frequency"]
+    );
+    s.dash.mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_user_frequency_rule_counts_distinct_users_and_fires_once() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = s.webhook(&receiver).await;
+    s.rule(json!({"name": "Spreading", "channels": [webhook],
+        "condition": {"type": "user_frequency", "count": 2, "window_minutes": 5}}))
+        .await;
+    let dsn = &s.owned.project.dsn;
+    let by = |user: &'static str| Sent {
+        user: Some(user),
+        ..error("Checkout fails")
+    };
+
+    // Many events, but of two users (and some of nobody): not more than 2.
+    let mut events: Vec<Sent> = (0..30).map(|_| by("ann")).collect();
+    events.extend((0..30).map(|_| by("bob")));
+    events.extend((0..10).map(|_| error("Checkout fails")));
+    send(dsn, events).await;
+    wait_until("70 stored", async || {
+        t.count("SELECT count(*) FROM events").await == 70
+    })
+    .await;
+    assert!(
+        s.history().await.is_empty(),
+        "two users are not more than 2"
+    );
+
+    // A third user crosses it; a fourth, within the interval, does not
+    // fire again.
+    send(dsn, vec![by("cat")]).await;
+    let history = s.settled(1).await;
+    assert_eq!(history[0]["reason"], "user_frequency");
+    assert_eq!(history[0]["message"], "More than 2 users in 5 minutes");
+    send(dsn, vec![by("dan"), by("eve")]).await;
+    wait_until("73 stored", async || {
+        t.count("SELECT count(*) FROM events").await == 73
+    })
+    .await;
+    assert_eq!(s.settled(1).await.len(), 1, "quiet within its interval");
+    wait_until("the outbox is empty", async || outbox_empty(&t).await).await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].json()["reason"], "user_frequency");
+    assert_eq!(
+        s.metrics()
+            .counter_with("alerts_fired", "condition", "user_frequency"),
+        1
     );
     s.dash.mesher.shutdown().await.unwrap();
 }

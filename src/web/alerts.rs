@@ -41,6 +41,26 @@ pub struct RuleEditPage {
     pub error: Option<String>,
 }
 
+/// `GET /projects/{id}/alerts/channels/{channel_id}/edit` (admins): a
+/// channel's name and target. A webhook's URL is not shown (its path is a
+/// credential for Slack and Discord): left empty, it stays.
+#[derive(Debug, Template)]
+#[template(path = "alert_channel_edit.html")]
+pub struct ChannelEditPage {
+    pub layout: Layout,
+    pub project: ProjectHeader,
+    pub channel: ChannelRow,
+    /// Whether it is an email channel (addresses) rather than a webhook
+    /// (a URL).
+    pub email: bool,
+    /// The name in the form: the channel's, or as posted.
+    pub name: String,
+    /// The email addresses in the form, comma-separated; empty for
+    /// webhooks, whose URL is kept unless a new one is given.
+    pub target: String,
+    pub error: Option<String>,
+}
+
 /// `GET /projects/{id}/alerts/history`: alerts, newest first.
 #[derive(Debug, Template)]
 #[template(path = "alert_history.html")]

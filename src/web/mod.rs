@@ -28,6 +28,7 @@
 //! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
 //! | `GET /projects/{id}/alerts` | [`alerts::AlertsPage`] |
 //! | `GET /projects/{id}/alerts/rules/{rule_id}/edit` | [`alerts::RuleEditPage`] |
+//! | `GET /projects/{id}/alerts/channels/{channel_id}/edit` | [`alerts::ChannelEditPage`] |
 //! | `GET /projects/{id}/alerts/history` | [`alerts::AlertHistoryPage`] (query: `cursor`) |
 //! | `GET /orgs/new` | [`pages::NewOrgPage`] |
 //! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
@@ -43,8 +44,9 @@
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/projects/{id}/alerts/channels`
-//! (`kind`, `name`, `target`), `/projects/{id}/alerts/channels/{channel_id}/`
-//! `enabled|delete|test`, `/projects/{id}/alerts/rules` and
+//! (`kind`, `name`, `target`), `/projects/{id}/alerts/channels/{channel_id}`
+//! (`name`, `target`: empty keeps a webhook's URL),
+//! `/projects/{id}/alerts/channels/{channel_id}/` `enabled|delete|test`, `/projects/{id}/alerts/rules` and
 //! `/projects/{id}/alerts/rules/{rule_id}` (the rule form, see
 //! [`alerts::rule_from_form`]), `/projects/{id}/alerts/rules/{rule_id}/`
 //! `enabled|delete`, `/orgs/{org_id}/members`
@@ -111,6 +113,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/projects/{id}/alerts/channels",
             web::post().to(alerts::create_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}",
+            web::post().to(alerts::update_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}/edit",
+            web::get().to(alerts::edit_channel),
         )
         .route(
             "/projects/{id}/alerts/channels/{channel_id}/enabled",

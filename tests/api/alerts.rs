@@ -1285,6 +1285,34 @@ async fn a_rule_made_in_the_browser_notifies_and_the_history_shows_the_delivery(
         );
         browser.screenshot(name).await;
     }
+    // The channel renamed on its edit page (its URL, left empty, stays),
+    // then tested: the test goes out to the same receiver.
+    client.goto(&alerts).await.unwrap();
+    click("a[aria-label='Edit channel Receiver']").await;
+    wait_until("the channel's edit page", async || {
+        client.title().await.unwrap().starts_with("Edit Receiver")
+    })
+    .await;
+    client
+        .find(Locator::Css("#channel-name"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    fill("#channel-name", "Team hook").await;
+    click(".channel-edit button[type=submit]").await;
+    wait_until("the channel is listed renamed", async || {
+        match client.find(Locator::Css("table.channels")).await {
+            Ok(table) => table.text().await.unwrap().contains("Team hook"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    click("button[aria-label='Send a test notification to Team hook']").await;
+    wait_until("the test arrived", async || receiver.requests().len() == 2).await;
+    assert_eq!(receiver.requests()[1].json()["reason"], "test");
+
     client.goto(&alerts).await.unwrap();
     for (size, name) in [(DESKTOP, "alerts-desktop"), (PHONE, "alerts-phone")] {
         browser.resize(size).await;

@@ -4,11 +4,11 @@
 use super::{Reader, error_page, page_or_error, see_other};
 use crate::app::{State, alerts};
 use crate::domain::access::Action;
-use crate::domain::{ChannelPatch, NewChannel, RulePatch};
+use crate::domain::{ChannelKind, ChannelPatch, NewChannel, RulePatch};
 use crate::error::Error;
 use crate::web::alerts::{
-    AlertHistoryPage, AlertRow, AlertsPage, ChannelRow, RuleEditPage, RuleForm, RuleRow,
-    rule_from_form,
+    AlertHistoryPage, AlertRow, AlertsPage, ChannelEditPage, ChannelRow, RuleEditPage, RuleForm,
+    RuleRow, rule_from_form,
 };
 use crate::web::pages::Layout;
 use actix_web::http::StatusCode;
@@ -105,14 +105,7 @@ pub async fn create_channel(
         NewChannel {
             kind,
             name,
-            addresses: Some(
-                target
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            ),
+            addresses: Some(addresses(&target)),
             ..Default::default()
         }
     } else {
@@ -130,6 +123,126 @@ pub async fn create_channel(
             page_or_error(page, StatusCode::CREATED, reader.nav)
         }
         Err(e) => refused(&state, reader, &project_id, e, None).await,
+    }
+}
+
+/// Email addresses as the forms take them: separated by commas.
+fn addresses(target: &str) -> Vec<String> {
+    target
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `GET /projects/{id}/alerts/channels/{channel_id}/edit` (admins).
+pub async fn edit_channel(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let (project_id, channel_id) = path.into_inner();
+    let page = channel_edit_page(&state, &reader, &project_id, &channel_id, None, None).await;
+    page_or_error(page, StatusCode::OK, reader.nav)
+}
+
+/// The channel's edit form, refilled with what was `posted` (name and
+/// target) when it was refused with `error`.
+async fn channel_edit_page(
+    state: &State,
+    reader: &Reader,
+    project_id: &str,
+    channel_id: &str,
+    error: Option<String>,
+    posted: Option<(String, String)>,
+) -> Result<ChannelEditPage, Error> {
+    let (project, header) = reader
+        .project(state, project_id, Action::ManageAlerts)
+        .await?;
+    let id = crate::domain::parse_id("channel_id", channel_id)?;
+    let channels = alerts::channels(state, &reader.caller, &project.id.to_string()).await?;
+    let channel = channels
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or(Error::NotFound { entity: "channel" })?;
+    let email = channel.kind == ChannelKind::Email;
+    let (name, target) = match posted {
+        Some(posted) => posted,
+        None if email => (channel.name.clone(), channel.addresses.join(", ")),
+        None => (channel.name.clone(), String::new()),
+    };
+    Ok(ChannelEditPage {
+        layout: Layout::new(format!("Edit {}", channel.name), Some(reader.nav.clone())),
+        project: header,
+        channel: ChannelRow::of(channel),
+        email,
+        name,
+        target: if email { target } else { String::new() },
+        error,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ChannelEditForm {
+    name: String,
+    /// A webhook's new URL (empty: it stays), or email addresses
+    /// separated by commas.
+    target: String,
+}
+
+/// `POST /projects/{id}/alerts/channels/{channel_id}`: the edited name
+/// and target (its kind, secret and on/off state stay).
+pub async fn update_channel(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    form: web::Form<ChannelEditForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let (project_id, channel_id) = path.into_inner();
+    let ChannelEditForm { name, target } = form.into_inner();
+    let saved = async {
+        let (project, _) = reader
+            .project(&state, &project_id, Action::ManageAlerts)
+            .await?;
+        let id = crate::domain::parse_id("channel_id", &channel_id)?;
+        let channel = alerts::channels(&state, &reader.caller, &project.id.to_string())
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or(Error::NotFound { entity: "channel" })?;
+        let target = target.trim();
+        let patch = match channel.kind {
+            ChannelKind::Email => ChannelPatch {
+                name: Some(name.clone()),
+                addresses: Some(addresses(target)),
+                ..Default::default()
+            },
+            _ => ChannelPatch {
+                name: Some(name.clone()),
+                url: Some(target.to_owned()).filter(|t| !t.is_empty()),
+                ..Default::default()
+            },
+        };
+        alerts::update_channel(&state, &reader.caller, &project_id, &channel_id, patch).await
+    };
+    match saved.await {
+        Ok(_) => see_other(&format!("/projects/{project_id}/alerts")),
+        Err(e @ (Error::InvalidInput { .. } | Error::NotFound { entity: "user" })) => {
+            let page = channel_edit_page(
+                &state,
+                &reader,
+                &project_id,
+                &channel_id,
+                Some(e.to_string()),
+                Some((name, target)),
+            )
+            .await;
+            page_or_error(page, StatusCode::BAD_REQUEST, reader.nav)
+        }
+        Err(e) => error_page(e, Some(reader.nav)),
     }
 }
 

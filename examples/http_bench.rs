@@ -28,12 +28,6 @@
 //!
 //! Requests: one event per `POST /api/<id>/envelope/`, gzip, with
 //! `X-Sentry-Auth`, spread round-robin over the projects, over
-//! With `BENCH_HTTP_ALERTS=1`, each project count's knee is found twice
-//! in the same run: without alert rules, then with a new-issue rule and a
-//! frequency rule on every project, both notifying a webhook this process
-//! receives; and at the end, at rest, the time from an event's arrival to
-//! its webhook (p50, p99) is measured over 50 events of new issues.
-//!
 //! `BENCH_HTTP_CONNECTIONS` (64) keep-alive connections driven by
 //! `BENCH_HTTP_THREADS` (2) threads. Events are realistic (an exception
 //! with 15 to 30 frames, breadcrumbs, tags, contexts, request, user; 2 to
@@ -52,6 +46,12 @@
 //! Between steps every writer is left to flush (the last events of a
 //! project wait for its 5 s timer) and the event tables are emptied, so
 //! every step starts alike.
+//!
+//! With `BENCH_HTTP_ALERTS=1`, each project count's knee is found twice
+//! in the same run: without alert rules, then with a new-issue rule and a
+//! frequency rule on every project, both notifying a webhook this process
+//! receives; and at the end, at rest, the time from an event's arrival to
+//! its webhook (p50, p99) is measured over 50 events of new issues.
 
 use actix_web::http::header::HeaderValue;
 use flate2::Compression;

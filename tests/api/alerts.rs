@@ -1285,6 +1285,26 @@ async fn a_rule_made_in_the_browser_notifies_and_the_history_shows_the_delivery(
         );
         browser.screenshot(name).await;
     }
+    // The issue's page lists the alert it caused.
+    let issue = request.json()["issue"]["id"].as_str().unwrap().to_owned();
+    client
+        .goto(&format!(
+            "{base}/projects/{}/issues/{issue}",
+            s.owned.project.id
+        ))
+        .await
+        .unwrap();
+    let listed = client
+        .find(Locator::Css("section.alerts"))
+        .await
+        .expect("the issue page's alerts")
+        .text()
+        .await
+        .unwrap();
+    for shown in ["New errors", "New issue", "Receiver delivered"] {
+        assert!(listed.contains(shown), "{shown} in {listed}");
+    }
+
     // The channel renamed on its edit page (its URL, left empty, stays),
     // then tested: the test goes out to the same receiver.
     client.goto(&alerts).await.unwrap();

@@ -45,7 +45,8 @@
 //!
 //! Between steps every writer is left to flush (the last events of a
 //! project wait for its 5 s timer) and the event tables are emptied, so
-//! every step starts alike.
+//! every step starts alike; the issues too, unless
+//! `BENCH_HTTP_KEEP_ISSUES=1` (then events recur in known issues).
 //!
 //! With `BENCH_HTTP_ALERTS=1`, each project count's knee is found twice
 //! in the same run: without alert rules, then with a new-issue rule and a
@@ -125,6 +126,12 @@ struct Knobs {
     /// project (both notifying a webhook this process receives), and the
     /// time from an event's arrival to its webhook is measured at rest.
     alerts: bool,
+    /// `BENCH_HTTP_KEEP_ISSUES=1`: steps empty the event tables but keep
+    /// the issues, so that after the warm-up events mostly recur in known
+    /// issues (an application's usual traffic) instead of every step
+    /// making each template's issue anew in every project (with a
+    /// new-issue rule, an alert per new issue).
+    keep_issues: bool,
 }
 
 impl Knobs {
@@ -151,6 +158,7 @@ impl Knobs {
             refine: env_or("BENCH_HTTP_REFINE", 3.0) as usize,
             max_steps: env_or("BENCH_HTTP_MAX_STEPS", 12.0) as usize,
             alerts: env_or("BENCH_HTTP_ALERTS", 0.0) > 0.0,
+            keep_issues: env_or("BENCH_HTTP_KEEP_ISSUES", 0.0) > 0.0,
         })
     }
 }
@@ -430,9 +438,13 @@ async fn stored_rows(pool: &Pool) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Every step starts on empty event tables.
-async fn empty_tables(pool: &Pool) -> Result<()> {
-    sql(pool, "TRUNCATE events, event_ids, issues; CHECKPOINT").await
+/// Every step starts on empty event tables (and issues, unless
+/// `keep_issues`).
+async fn empty_tables(pool: &Pool, keep_issues: bool) -> Result<()> {
+    match keep_issues {
+        true => sql(pool, "TRUNCATE events, event_ids; CHECKPOINT").await,
+        false => sql(pool, "TRUNCATE events, event_ids, issues; CHECKPOINT").await,
+    }
 }
 
 /// A pool made as the binary makes the writers' one, commit settings
@@ -1086,7 +1098,7 @@ impl Bench {
                 after.stored - before.stored
             );
         }
-        empty_tables(&self.pool).await?;
+        empty_tables(&self.pool, self.knobs.keep_issues).await?;
         Ok(Step {
             rate,
             pass,
@@ -1409,7 +1421,7 @@ async fn main() -> Result<()> {
         starved * 100.0,
         load_average()
     );
-    empty_tables(&pool).await?;
+    empty_tables(&pool, false).await?;
     let raw_ceiling = raw_ceiling(
         &pool,
         targets[0].id,

@@ -270,8 +270,8 @@ $$;
 -- when retention drops a day's events the same day's counts go with them
 -- (`db::triage::forget_days_before`): the counts are those of the stored
 -- events. At most `db::triage::MAX_TAG_VALUES` values are kept per issue,
--- key and day; events with a value past them count in `issue_tag_keys`'
--- `other`.
+-- key and day; the events with a value past them are counted in the row
+-- whose value is '' (tag values are never empty): the key's `other`.
 CREATE TABLE IF NOT EXISTS issue_tag_values (
     project_id  uuid NOT NULL,
     issue_id    uuid NOT NULL,
@@ -284,21 +284,12 @@ CREATE TABLE IF NOT EXISTS issue_tag_values (
     PRIMARY KEY (project_id, issue_id, key, day, value)
 ) WITH (fillfactor = 70);
 -- A tag search (`release:2.0`) finds its issues here rather than probing
--- each issue of the project.
-CREATE INDEX IF NOT EXISTS issue_tag_values_search_idx ON issue_tag_values (project_id, key, value);
-
--- Per issue, key and day: the events counted, those whose value was past
--- the bound, and how many values are kept (the bound's counter).
-CREATE TABLE IF NOT EXISTS issue_tag_keys (
-    project_id  uuid NOT NULL,
-    issue_id    uuid NOT NULL,
-    key         text NOT NULL,
-    day         date NOT NULL,
-    total       bigint NOT NULL,
-    other       bigint NOT NULL,
-    kept        integer NOT NULL,
-    PRIMARY KEY (project_id, issue_id, key, day)
-) WITH (fillfactor = 70);
+-- each issue of the project. On an expression (keys never hold '=') so
+-- that the batch's lookups by column, under generic plans, can only take
+-- the primary key: given this index on the columns, the planner took it
+-- and filtered every issue of the key.
+CREATE INDEX IF NOT EXISTS issue_tag_values_tag_idx
+    ON issue_tag_values (project_id, (key || '=' || value));
 
 -- The users an issue affected, exactly: one row per issue and user (its
 -- `user` tag: `id:42`, `email:...`), with the last day it was seen, so
@@ -379,9 +370,6 @@ BEGIN
                 last_seen)
             SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen
             FROM upgrade_tags ON CONFLICT DO NOTHING;
-        INSERT INTO issue_tag_keys (project_id, issue_id, key, day, total, other, kept)
-            SELECT project_id, issue_id, key, day, sum(n), 0, count(*) FROM upgrade_tags
-            GROUP BY 1, 2, 3, 4 ON CONFLICT DO NOTHING;
         DROP TABLE upgrade_events, upgrade_tags;
     END IF;
 END
@@ -563,3 +551,25 @@ CREATE TABLE IF NOT EXISTS alert_issue_users (
 CREATE INDEX IF NOT EXISTS alert_issue_users_seen_idx ON alert_issue_users (last_seen);
 
 COMMIT;
+
+-- The per-key counters of the first triage release (`issue_tag_keys`:
+-- total, other, kept) cost a second lookup and upsert per tag of every
+-- batch; the total is the sum of a key's rows and `other` is now the row
+-- whose value is ''. The search index is on an expression now (see
+-- `issue_tag_values_tag_idx`).
+DO $$
+BEGIN
+    IF to_regclass('issue_tag_values_search_idx') IS NOT NULL THEN
+        DROP INDEX issue_tag_values_search_idx;
+    END IF;
+    IF to_regclass('issue_tag_keys') IS NOT NULL THEN
+        INSERT INTO issue_tag_values (project_id, issue_id, key, day, value, count, first_seen,
+                last_seen)
+            SELECT project_id, issue_id, key, day, '', other, day::timestamp AT TIME ZONE 'UTC',
+                day::timestamp AT TIME ZONE 'UTC'
+            FROM issue_tag_keys WHERE other > 0
+            ON CONFLICT DO NOTHING;
+        DROP TABLE issue_tag_keys;
+    END IF;
+END
+$$;

@@ -89,9 +89,6 @@ async fn seed(database_url: &str, project: Uuid) -> Result<()> {
                  GROUP BY 1, 2, 3, 4, 5;
              INSERT INTO issue_tag_values (project_id, issue_id, key, day, value, count, first_seen, last_seen)
                  SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen FROM seeded_tags;
-             INSERT INTO issue_tag_keys (project_id, issue_id, key, day, total, other, kept)
-                 SELECT project_id, issue_id, key, day, sum(n), 0, count(*) FROM seeded_tags
-                 GROUP BY 1, 2, 3, 4;
              INSERT INTO issue_users (project_id, issue_id, who, last_day)
                  SELECT project_id, issue_id, value, max(day) FROM seeded_tags WHERE key = 'user'
                  GROUP BY 1, 2, 3;
@@ -101,7 +98,7 @@ async fn seed(database_url: &str, project: Uuid) -> Result<()> {
                  SELECT project_id, value, min(first_seen), max(last_seen) FROM seeded_tags
                  WHERE key = 'release' GROUP BY 1, 2;
              DROP TABLE seeded_tags;
-             ANALYZE issues; ANALYZE events; ANALYZE issue_tag_values; ANALYZE issue_tag_keys;"
+             ANALYZE issues; ANALYZE events; ANALYZE issue_tag_values;"
         ))
         .await?;
     Ok(())

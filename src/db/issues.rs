@@ -49,10 +49,10 @@ pub(crate) const ISSUE_COLUMNS: &str = "id, project_id, fingerprint, title, culp
      resolved_in_release, resolved_after_release, archived_until, archived_until_events, \
      archived_until_users, \
      (SELECT value FROM issue_tag_values t WHERE t.project_id = issues.project_id \
-          AND t.issue_id = issues.id AND t.key = 'release' \
+          AND t.issue_id = issues.id AND t.key = 'release' AND t.value <> '' \
           ORDER BY first_seen, value LIMIT 1) AS first_release, \
      (SELECT value FROM issue_tag_values t WHERE t.project_id = issues.project_id \
-          AND t.issue_id = issues.id AND t.key = 'release' \
+          AND t.issue_id = issues.id AND t.key = 'release' AND t.value <> '' \
           ORDER BY last_seen DESC, value LIMIT 1) AS last_release";
 
 /// An event's columns: `body` for the rows written since events are
@@ -215,7 +215,7 @@ impl Params {
 /// notes for what a walk over the pages guarantees.
 ///
 /// Every filter reads the issue's row or the ingest-time aggregates
-/// (`issue_tag_values`, `issue_tag_keys`), never the events.
+/// (`issue_tag_values`), never the events.
 pub async fn list(
     pool: &Pool,
     project_id: Uuid,
@@ -250,16 +250,15 @@ pub async fn list(
                 params.bind(email.clone())
             ),
             Condition::Level(level) => format!("level = {}", params.bind(level.as_str())),
-            // Through the (project_id, key, value) index: the issues
-            // with that tag, whichever days.
+            // Through `issue_tag_values_tag_idx`: the issues with that
+            // tag, whichever days.
             Condition::Tag { key, value } => format!(
                 "id IN (SELECT issue_id FROM issue_tag_values \
-                 WHERE project_id = {project} AND key = {} AND value = {})",
-                params.bind(key.clone()),
-                params.bind(value.clone())
+                 WHERE project_id = {project} AND key || '=' || value = {})",
+                params.bind(format!("{key}={value}"))
             ),
             Condition::Has { key } => format!(
-                "EXISTS (SELECT 1 FROM issue_tag_keys k WHERE k.project_id = issues.project_id \
+                "EXISTS (SELECT 1 FROM issue_tag_values k WHERE k.project_id = issues.project_id \
                  AND k.issue_id = issues.id AND k.key = {})",
                 params.bind(key.clone())
             ),

@@ -39,8 +39,10 @@ pub const MAX_TAG_VALUES: i32 = 100;
 /// the batch, for a regression or an archived issue coming back.
 ///
 /// In order: tag counts, with the bound (a value not yet kept for its
-/// issue, key and day is kept while fewer than `$11` are, the most
-/// frequent first; the rest count as `other`); users, exactly, by
+/// issue, key and day is kept while fewer than `$23` are, the most
+/// frequent first; the rest count in the key's `other`, the row whose
+/// value is ''; values are only looked up one by one for a key without
+/// room for all the batch brings); users, exactly, by
 /// inserting (issue, user) pairs and counting those that were new;
 /// releases (first sight exact, last sight at most a minute behind, so
 /// that a project's batches do not all queue on its release's row); then
@@ -69,40 +71,54 @@ WITH tagged AS (
         $20::bigint[], $21::timestamptz[], $22::timestamptz[])
         AS t(project_id, issue_id, key, day, value, n, first_seen, last_seen)
 ),
-known AS (
-    SELECT t.*, v.value IS NOT NULL AS present, coalesce(k.kept, 0) AS kept
+-- Whether each value is kept already for its issue, key and day.
+checked AS MATERIALIZED (
+    SELECT t.*, EXISTS (
+            SELECT FROM issue_tag_values v
+            WHERE v.project_id = t.project_id AND v.issue_id = t.issue_id
+                AND v.key = t.key AND v.day = t.day AND v.value = t.value
+        ) AS present
     FROM tagged t
-    LEFT JOIN issue_tag_values v ON v.project_id = t.project_id AND v.issue_id = t.issue_id
-        AND v.key = t.key AND v.day = t.day AND v.value = t.value
-    LEFT JOIN issue_tag_keys k ON k.project_id = t.project_id AND k.issue_id = t.issue_id
-        AND k.key = t.key AND k.day = t.day
 ),
+-- For a key and day bringing new values, how many are kept already
+-- (counted up to one past the bound).
+groups AS MATERIALIZED (
+    SELECT c.project_id, c.issue_id, c.key, c.day, CASE WHEN bool_and(c.present) THEN 0 ELSE (
+            SELECT count(*) FROM (
+                SELECT FROM issue_tag_values v
+                WHERE v.project_id = c.project_id AND v.issue_id = c.issue_id
+                    AND v.key = c.key AND v.day = c.day AND v.value <> ''
+                LIMIT $23::integer + 1) AS s
+        ) END AS kept
+    FROM checked c GROUP BY 1, 2, 3, 4
+),
+-- A value kept already keeps counting; new ones fill the room left, the
+-- most frequent first.
 ranked AS (
-    SELECT known.*, present OR kept + row_number() OVER (
-            PARTITION BY project_id, issue_id, key, day, present ORDER BY n DESC, value) <= $23::integer
+    SELECT c.*, c.present OR g.kept + row_number() OVER (
+            PARTITION BY c.project_id, c.issue_id, c.key, c.day, c.present
+            ORDER BY c.n DESC, c.value) <= $23::integer
         AS keep
-    FROM known
+    FROM checked c
+    JOIN groups g ON g.project_id = c.project_id AND g.issue_id = c.issue_id
+        AND g.key = c.key AND g.day = c.day
 ),
+-- The kept values, and each key's other (the row whose value is '').
 kept_values AS (
     INSERT INTO issue_tag_values AS v (project_id, issue_id, key, day, value, count, first_seen,
         last_seen)
-    SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen FROM ranked WHERE keep
+    SELECT * FROM (
+        SELECT project_id, issue_id, key, day, value, n, first_seen, last_seen
+        FROM ranked WHERE keep
+        UNION ALL
+        SELECT project_id, issue_id, key, day, '', sum(n), min(first_seen), max(last_seen)
+        FROM ranked WHERE NOT keep GROUP BY 1, 2, 3, 4
+    ) AS counted
     ORDER BY project_id, issue_id, key, day, value
     ON CONFLICT (project_id, issue_id, key, day, value) DO UPDATE SET
         count = v.count + excluded.count,
         first_seen = least(v.first_seen, excluded.first_seen),
         last_seen = greatest(v.last_seen, excluded.last_seen)
-),
-key_counts AS (
-    INSERT INTO issue_tag_keys AS k (project_id, issue_id, key, day, total, other, kept)
-    SELECT project_id, issue_id, key, day, sum(n), coalesce(sum(n) FILTER (WHERE NOT keep), 0),
-        count(*) FILTER (WHERE keep AND NOT present)
-    FROM ranked GROUP BY project_id, issue_id, key, day
-    ORDER BY project_id, issue_id, key, day
-    ON CONFLICT (project_id, issue_id, key, day) DO UPDATE SET
-        total = k.total + excluded.total,
-        other = k.other + excluded.other,
-        kept = k.kept + excluded.kept
 ),
 seen_users AS (
     INSERT INTO issue_users AS u (project_id, issue_id, who, last_day)
@@ -360,13 +376,6 @@ pub async fn breakdown(pool: &Pool, project_id: Uuid, issue_id: Uuid) -> Result<
     if !super::issues::issue_exists(&tx, project_id, issue_id).await? {
         return Err(Error::NotFound { entity: "issue" });
     }
-    let keys = tx
-        .query(
-            "SELECT key, sum(total)::bigint, sum(other)::bigint FROM issue_tag_keys
-             WHERE project_id = $1 AND issue_id = $2 GROUP BY key",
-            &[&project_id, &issue_id],
-        )
-        .await?;
     let values = tx
         .query(
             "SELECT key, value, sum(count)::bigint AS n FROM issue_tag_values
@@ -376,27 +385,23 @@ pub async fn breakdown(pool: &Pool, project_id: Uuid, issue_id: Uuid) -> Result<
         .await?;
     tx.commit().await?;
 
-    let mut by_key: BTreeMap<String, TagBreakdown> = keys
-        .iter()
-        .map(|r| {
-            let key: String = r.get(0);
-            let breakdown = TagBreakdown {
-                key: key.clone(),
-                total: r.get(1),
-                distinct: 0,
-                other: r.get(2),
-                top: Vec::new(),
-            };
-            (key, breakdown)
-        })
-        .collect();
+    let mut by_key: BTreeMap<String, TagBreakdown> = BTreeMap::new();
     for r in &values {
-        if let Some(b) = by_key.get_mut(r.get::<_, &str>(0)) {
+        let (key, value, count): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+        let b = by_key.entry(key.clone()).or_insert_with(|| TagBreakdown {
+            key,
+            total: 0,
+            distinct: 0,
+            other: 0,
+            top: Vec::new(),
+        });
+        b.total += count;
+        // The row whose value is '' counts the values past the bound.
+        if value.is_empty() {
+            b.other += count;
+        } else {
             b.distinct += 1;
-            b.top.push(TagCount {
-                value: r.get(1),
-                count: r.get(2),
-            });
+            b.top.push(TagCount { value, count });
         }
     }
     Ok(by_key
@@ -485,7 +490,7 @@ pub async fn change_status(
             let last: Option<String> = tx
                 .query_opt(
                     "SELECT value FROM issue_tag_values
-                     WHERE project_id = $1 AND issue_id = $2 AND key = 'release'
+                     WHERE project_id = $1 AND issue_id = $2 AND key = 'release' AND value <> ''
                      ORDER BY last_seen DESC LIMIT 1",
                     &[&project_id, &id],
                 )
@@ -652,8 +657,6 @@ pub async fn forget_days_before(pool: &Pool, day: NaiveDate) -> Result<()> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM issue_tag_values WHERE day < $1", &[&day])
-        .await?;
-    tx.execute("DELETE FROM issue_tag_keys WHERE day < $1", &[&day])
         .await?;
     tx.execute(
         "WITH gone AS (

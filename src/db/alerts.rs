@@ -131,7 +131,8 @@ pub async fn version(tx: &Transaction<'_>) -> Result<i64, PgError> {
 ///
 /// Frequencies are counted from the stored events (this batch's included)
 /// in the window ending at the batch's latest event of the issue, at most
-/// one past the threshold; users from `alert_issue_users`. The rules and
+/// one past the threshold, and only for an issue with more events than
+/// that in all; users from `alert_issue_users`. The rules and
 /// channels used are locked against deletion (`FOR KEY SHARE`) so that the
 /// alert and delivery rows referencing them always insert; a rule or
 /// channel deleted meanwhile simply drops out.
@@ -148,7 +149,14 @@ met AS (
     WHERE NOT EXISTS (SELECT 1 FROM alert_rule_issues s
             WHERE s.rule_id = c.rule_id AND s.issue_id = c.issue_id AND s.quiet_until > now())
       AND CASE c.reason
-        WHEN 'event_frequency' THEN (
+        -- An issue with no more events than the threshold in all (this
+        -- batch's upsert counted them) cannot have more in the window:
+        -- most issues, whose events are then not read.
+        WHEN 'event_frequency' THEN CASE
+            WHEN (SELECT i.event_count FROM issues i
+                  WHERE i.project_id = c.project_id AND i.id = c.issue_id) <= c.threshold
+            THEN false
+            ELSE (
             SELECT count(*) FROM (
                 SELECT 1 FROM events e
                 WHERE e.issue_id = c.issue_id
@@ -156,7 +164,7 @@ met AS (
                   AND e.received_at <= c.until
                   AND (c.environments IS NULL
                        OR e.environment = ANY (string_to_array(c.environments, E'\\n')))
-                LIMIT c.threshold + 1) n) > c.threshold
+                LIMIT c.threshold + 1) n) > c.threshold END
         WHEN 'user_frequency' THEN (
             SELECT count(*) FROM alert_issue_users u
             WHERE u.project_id = c.project_id AND u.issue_id = c.issue_id

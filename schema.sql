@@ -440,6 +440,116 @@ CREATE INDEX IF NOT EXISTS artifact_files_debug_id_idx
 CREATE INDEX IF NOT EXISTS artifact_files_release_url_idx
     ON artifact_files (project_id, release, dist, url) WHERE release IS NOT NULL;
 
+-- Alerts (issue 22). A rule's `condition_json` is its condition as the
+-- API takes it (`{"type": "new_issue"}`, `{"type": "event_frequency",
+-- "count": 50, "window_minutes": 1}`, ...), `action_json` what it does:
+-- `{"channels": [<channel id>...], "action_interval_minutes": 30}`;
+-- `filters` which events may set it off (environments, minimum level, a
+-- tag). The first release's `event_count` condition reads as the
+-- frequency condition it meant.
+ALTER TABLE alert_rules
+    ADD COLUMN IF NOT EXISTS filters     jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS updated_at  timestamptz NOT NULL DEFAULT now();
+UPDATE alert_rules SET condition_json = jsonb_build_object('type', 'event_frequency',
+        'count', (condition_json ->> 'threshold')::bigint,
+        'window_minutes', greatest(1, ceil((condition_json ->> 'window_secs')::numeric / 60)))
+    WHERE condition_json ->> 'type' = 'event_count';
+
+-- Bumped in the transaction of every change to rules or channels. Each
+-- batch reads it in its own transaction and reloads its cached rules
+-- when it moved, so every process applies a rule to every batch stored
+-- after the rule committed.
+CREATE TABLE IF NOT EXISTS alert_rules_version (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version    bigint NOT NULL DEFAULT 0
+);
+INSERT INTO alert_rules_version (singleton, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+-- Version 0 means "no rule was ever made" (writers start from it with no
+-- rules loaded): a database with rules of the first release starts at 1.
+UPDATE alert_rules_version SET version = 1
+    WHERE version = 0 AND EXISTS (SELECT 1 FROM alert_rules);
+
+-- Where a project's alerts go. `config` holds the target: `{"url"}` for
+-- webhook, slack and discord, `{"addresses", "members"}` for email.
+-- `secret` signs a generic webhook's body (HMAC-SHA256): the notifier
+-- must have it to sign, so unlike keys and tokens it cannot be kept as a
+-- hash; it is shown once and never logged, like the webhook URLs (whose
+-- paths are themselves credentials for Slack and Discord).
+CREATE TABLE IF NOT EXISTS notification_channels (
+    id          uuid PRIMARY KEY,
+    project_id  uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    kind        text NOT NULL
+                CONSTRAINT notification_channels_kind_check
+                CHECK (kind IN ('webhook', 'slack', 'discord', 'email')),
+    name        text NOT NULL,
+    config      jsonb NOT NULL,
+    secret      text,
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS notification_channels_project_idx ON notification_channels (project_id);
+
+-- An alert is one firing of a rule (or a channel's test, without rule)
+-- about one issue: written in the transaction of the batch that set it
+-- off, with the event that did.
+ALTER TABLE alerts ALTER COLUMN rule_id DROP NOT NULL;
+ALTER TABLE alerts
+    ADD COLUMN IF NOT EXISTS issue_id     uuid,
+    ADD COLUMN IF NOT EXISTS reason       text,
+    ADD COLUMN IF NOT EXISTS event_id     uuid,
+    ADD COLUMN IF NOT EXISTS release      text,
+    ADD COLUMN IF NOT EXISTS environment  text;
+-- The history pages, newest first (ids are time-ordered).
+CREATE INDEX IF NOT EXISTS alerts_project_id_idx ON alerts (project_id, id DESC);
+CREATE INDEX IF NOT EXISTS alerts_issue_idx ON alerts (project_id, issue_id, id DESC)
+    WHERE issue_id IS NOT NULL;
+
+-- Until when a rule stays quiet about an issue (its action interval): the
+-- unique key makes two batches that set a rule off for one issue at once
+-- fire it once, whichever process wrote them.
+CREATE TABLE IF NOT EXISTS alert_rule_issues (
+    rule_id      uuid NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,
+    issue_id     uuid NOT NULL,
+    quiet_until  timestamptz NOT NULL,
+    PRIMARY KEY (rule_id, issue_id)
+);
+
+-- The outbox: one delivery per alert and channel, claimed by a notifier
+-- (`claim`, with `next_attempt_at` pushed past the claim's lease) and
+-- retried with backoff until `delivered` or, after a day, `failed`. Its id
+-- goes out as `X-Mesher-Delivery`, the same on every attempt.
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    id               uuid PRIMARY KEY,
+    alert_id         uuid NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    project_id       uuid NOT NULL,
+    channel_id       uuid NOT NULL REFERENCES notification_channels (id) ON DELETE CASCADE,
+    state            text NOT NULL DEFAULT 'pending'
+                     CONSTRAINT alert_deliveries_state_check
+                     CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    claim            uuid,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz
+);
+CREATE INDEX IF NOT EXISTS alert_deliveries_due_idx ON alert_deliveries (next_attempt_at)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS alert_deliveries_alert_idx ON alert_deliveries (alert_id);
+CREATE INDEX IF NOT EXISTS alert_deliveries_channel_idx ON alert_deliveries (channel_id);
+
+-- Who an issue's events affected lately, kept only for projects with a
+-- `user_frequency` rule (from when it exists): what such a rule counts.
+-- Rows past the longest window (a week) are swept by the notifier.
+CREATE TABLE IF NOT EXISTS alert_issue_users (
+    project_id  uuid NOT NULL,
+    issue_id    uuid NOT NULL,
+    who         text NOT NULL,
+    last_seen   timestamptz NOT NULL,
+    PRIMARY KEY (project_id, issue_id, who)
+);
+CREATE INDEX IF NOT EXISTS alert_issue_users_seen_idx ON alert_issue_users (last_seen);
+
 COMMIT;
 
 -- The per-key counters of the first triage release (`issue_tag_keys`:

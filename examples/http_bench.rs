@@ -45,7 +45,14 @@
 //!
 //! Between steps every writer is left to flush (the last events of a
 //! project wait for its 5 s timer) and the event tables are emptied, so
-//! every step starts alike.
+//! every step starts alike; the issues too, unless
+//! `BENCH_HTTP_KEEP_ISSUES=1` (then events recur in known issues).
+//!
+//! With `BENCH_HTTP_ALERTS=1`, each project count's knee is found twice
+//! in the same run: without alert rules, then with a new-issue rule and a
+//! frequency rule on every project, both notifying a webhook this process
+//! receives; and at the end, at rest, the time from an event's arrival to
+//! its webhook (p50, p99) is measured over 50 events of new issues.
 
 use actix_web::http::header::HeaderValue;
 use flate2::Compression;
@@ -114,6 +121,17 @@ struct Knobs {
     refine: usize,
     /// Steps at most per project count, whatever the search still wants.
     max_steps: usize,
+    /// `BENCH_HTTP_ALERTS=1`: each knee is measured twice, without alert
+    /// rules and then with a new-issue rule and a frequency rule on every
+    /// project (both notifying a webhook this process receives), and the
+    /// time from an event's arrival to its webhook is measured at rest.
+    alerts: bool,
+    /// `BENCH_HTTP_KEEP_ISSUES=1`: steps empty the event tables but keep
+    /// the issues, so that after the warm-up events mostly recur in known
+    /// issues (an application's usual traffic) instead of every step
+    /// making each template's issue anew in every project (with a
+    /// new-issue rule, an alert per new issue).
+    keep_issues: bool,
 }
 
 impl Knobs {
@@ -139,6 +157,8 @@ impl Knobs {
             start: env_or("BENCH_HTTP_START", 0.0),
             refine: env_or("BENCH_HTTP_REFINE", 3.0) as usize,
             max_steps: env_or("BENCH_HTTP_MAX_STEPS", 12.0) as usize,
+            alerts: env_or("BENCH_HTTP_ALERTS", 0.0) > 0.0,
+            keep_issues: env_or("BENCH_HTTP_KEEP_ISSUES", 0.0) > 0.0,
         })
     }
 }
@@ -418,9 +438,13 @@ async fn stored_rows(pool: &Pool) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Every step starts on empty event tables.
-async fn empty_tables(pool: &Pool) -> Result<()> {
-    sql(pool, "TRUNCATE events, event_ids, issues; CHECKPOINT").await
+/// Every step starts on empty event tables (and issues, unless
+/// `keep_issues`).
+async fn empty_tables(pool: &Pool, keep_issues: bool) -> Result<()> {
+    match keep_issues {
+        true => sql(pool, "TRUNCATE events, event_ids; CHECKPOINT").await,
+        false => sql(pool, "TRUNCATE events, event_ids, issues; CHECKPOINT").await,
+    }
 }
 
 /// A pool made as the binary makes the writers' one, commit settings
@@ -633,6 +657,8 @@ impl Mesher {
             .env("DATABASE_URL", database_url)
             .env("MESHER_HTTP_ADDR", "127.0.0.1:0")
             .env("MESHER_SPOOL_DIR", &spool)
+            // The alert rules' webhook is this process, on loopback.
+            .env("MESHER_WEBHOOK_ALLOW_PRIVATE", "true")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -1072,7 +1098,7 @@ impl Bench {
                 after.stored - before.stored
             );
         }
-        empty_tables(&self.pool).await?;
+        empty_tables(&self.pool, self.knobs.keep_issues).await?;
         Ok(Step {
             rate,
             pass,
@@ -1100,6 +1126,17 @@ impl Bench {
         } else {
             (ceiling / 4.0).max(10.0)
         };
+        if self.knobs.alerts {
+            // Two knees are compared: neither may pay for a cold process
+            // (its first seconds of load fail on latency alone).
+            self.step(
+                &format!("warm-up {projects} project(s), at the first rate"),
+                projects,
+                rate,
+                5.0,
+            )
+            .await?;
+        }
         let (mut best, mut failed): (Option<Step>, Option<f64>) = (None, None);
         let mut n = 0;
         // Up until a step fails (or down until one passes).
@@ -1145,6 +1182,178 @@ impl Bench {
             }
         }
         Ok(best)
+    }
+}
+
+/// Removes every alert rule and channel (and so their alerts).
+const NO_RULES: &str = "DELETE FROM alert_rules; DELETE FROM notification_channels; \
+     UPDATE alert_rules_version SET version = version + 1";
+
+/// On every project: a webhook channel to `url`, a new-issue rule and a
+/// frequency rule (more than 1000 events in a minute), both notifying it.
+/// One statement, as a bulk set-up; Mesher picks the rules up through
+/// their version, as it does rules made through the API.
+async fn alert_rules(pool: &Pool, url: &str) -> Result<()> {
+    pool.get()
+        .await?
+        .execute(
+            "WITH ch AS (
+                 INSERT INTO notification_channels (id, project_id, kind, name, config)
+                 SELECT gen_random_uuid(), id, 'webhook', 'bench', jsonb_build_object('url', $1::text)
+                 FROM projects RETURNING id, project_id
+             ), rules AS (
+                 INSERT INTO alert_rules (id, project_id, name, condition_json, action_json)
+                 SELECT gen_random_uuid(), ch.project_id, r.name, r.condition,
+                     jsonb_build_object('channels', jsonb_build_array(ch.id),
+                         'action_interval_minutes', 30)
+                 FROM ch CROSS JOIN (VALUES
+                     ('new issue', '{\"type\": \"new_issue\"}'::jsonb),
+                     ('busy', '{\"type\": \"event_frequency\", \"count\": 1000, \"window_minutes\": 1}'::jsonb)
+                 ) AS r(name, condition)
+             )
+             UPDATE alert_rules_version SET version = version + 1",
+            &[&url],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The webhook receiver of the alert rules: answers 200 to every request
+/// and notes when each `latency probe` arrived.
+struct Hooks {
+    port: u16,
+    count: Arc<AtomicU64>,
+    probes: Arc<std::sync::Mutex<BTreeMap<String, Instant>>>,
+}
+
+impl Hooks {
+    async fn start() -> Result<Hooks> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::internal_from("webhook receiver", e))?;
+        let hooks = Hooks {
+            port: listener
+                .local_addr()
+                .map_err(|e| Error::internal_from("webhook receiver", e))?
+                .port(),
+            count: Default::default(),
+            probes: Default::default(),
+        };
+        let (count, probes) = (hooks.count.clone(), hooks.probes.clone());
+        actix_rt::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (count, probes) = (count.clone(), probes.clone());
+                actix_rt::spawn(async move {
+                    if let Some(body) = receive(socket).await {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let title = serde_json::from_slice::<Value>(&body)
+                            .ok()
+                            .and_then(|v| v["issue"]["title"].as_str().map(str::to_owned));
+                        if let Some(title) = title.filter(|t| t.starts_with("latency probe")) {
+                            probes.lock().unwrap().insert(title, Instant::now());
+                        }
+                    }
+                });
+            }
+        });
+        Ok(hooks)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn received(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads one request's body and answers 200.
+async fn receive(mut socket: tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16384];
+    let (head_end, length) = loop {
+        let n = socket.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0usize);
+            break (i + 4, length);
+        }
+    };
+    while data.len() < head_end + length {
+        let n = socket.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    let _ = socket
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await;
+    Some(data[head_end..head_end + length].to_vec())
+}
+
+impl Bench {
+    /// At rest (no other load), `PROBES` events of new issues, one every
+    /// 200 ms, to a project with the alert rules: the time from sending
+    /// each to its webhook's arrival, p50 and p99.
+    async fn notification_latency(&self, hooks: &Hooks) -> Result<()> {
+        const PROBES: usize = 50;
+        alert_rules(&self.pool, &hooks.url()).await?;
+        let target = &self.targets[0];
+        let url = format!(
+            "http://{}/api/{}/store/",
+            self.mesher.addr, target.public_id
+        );
+        let run = Uuid::now_v7().simple().to_string();
+        let mut sent = BTreeMap::new();
+        for i in 0..PROBES {
+            let title = format!("latency probe {i} {run}");
+            let body = json!({"event_id": Uuid::now_v7().simple().to_string(),
+                "message": title, "fingerprint": [title]});
+            sent.insert(title, Instant::now());
+            let status = self
+                .client
+                .post(&url)
+                .insert_header(("X-Sentry-Auth", target.auth.clone()))
+                .send_json(&body)
+                .await
+                .map_err(|e| Error::internal(format!("probe: {e}")))?
+                .status();
+            if !status.is_success() {
+                return Err(Error::internal(format!("probe answered {status}")));
+            }
+            actix_rt::time::sleep(Duration::from_millis(200)).await;
+        }
+        let deadline = Instant::now() + SETTLE_BOUND;
+        while hooks.probes.lock().unwrap().len() < PROBES && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let arrived = hooks.probes.lock().unwrap().clone();
+        let mut ms: Vec<u32> = sent
+            .iter()
+            .filter_map(|(title, at)| {
+                arrived
+                    .get(title)
+                    .map(|got| (*got - *at).as_millis() as u32)
+            })
+            .collect();
+        let got = ms.len();
+        println!(
+            "notification latency at rest: {got}/{PROBES} webhooks; event to webhook p50={:.0} ms p99={:.0} ms",
+            quantile_ms(&mut ms, 0.50),
+            quantile_ms(&mut ms, 0.99)
+        );
+        sql(&self.pool, NO_RULES).await
     }
 }
 
@@ -1212,7 +1421,7 @@ async fn main() -> Result<()> {
         starved * 100.0,
         load_average()
     );
-    empty_tables(&pool).await?;
+    empty_tables(&pool, false).await?;
     let raw_ceiling = raw_ceiling(
         &pool,
         targets[0].id,
@@ -1241,6 +1450,11 @@ async fn main() -> Result<()> {
     };
 
     let mut knees: BTreeMap<usize, Option<Step>> = BTreeMap::new();
+    let mut knees_with_rules: BTreeMap<usize, Option<Step>> = BTreeMap::new();
+    let hooks = match bench.knobs.alerts {
+        true => Some(Hooks::start().await?),
+        false => None,
+    };
     let (mut rss_most, mut peak, mut complaints) = (f64::NAN, 0f64, 0);
     let project_counts = bench.knobs.projects.clone();
     for (i, &projects) in project_counts.iter().enumerate() {
@@ -1259,11 +1473,27 @@ async fn main() -> Result<()> {
             Some(s) => println!("knee {projects} project(s): {:.0} events/s", s.rate),
             None => println!("knee {projects} project(s): none found"),
         }
+        if let Some(hooks) = &hooks {
+            alert_rules(&bench.pool, &hooks.url()).await?;
+            let with = bench.knee(projects, ceiling).await?;
+            let rate = |k: &Option<Step>| k.as_ref().map_or(f64::NAN, |s| s.rate);
+            println!(
+                "knee {projects} project(s) with alert rules: {:.0} events/s ({:.1}% of the knee without; {} webhooks received so far)",
+                rate(&with),
+                100.0 * rate(&with) / rate(&knee),
+                hooks.received()
+            );
+            sql(&bench.pool, NO_RULES).await?;
+            knees_with_rules.insert(projects, with);
+        }
         knees.insert(projects, knee);
         if projects == most {
             // Every project has sent events, and every writer has flushed.
             rss_most = proc_stats(&bench.mesher.pid().to_string(), bench.ticks).rss_mb;
         }
+    }
+    if let Some(hooks) = &hooks {
+        bench.notification_latency(hooks).await?;
     }
     let peak = peak.max(proc_stats(&bench.mesher.pid().to_string(), bench.ticks).peak_rss_mb);
     let complaints = complaints + bench.mesher.complaints.load(Ordering::Relaxed);
@@ -1280,6 +1510,23 @@ async fn main() -> Result<()> {
             .and_then(|k| k.as_ref())
             .map_or(f64::NAN, |s| s.rate)
     };
+    if hooks.is_some() {
+        let with = |n: usize| {
+            knees_with_rules
+                .get(&n)
+                .and_then(|k| k.as_ref())
+                .map_or(f64::NAN, |s| s.rate)
+        };
+        println!(
+            "alerts: knee_1_rules={:.0} knee_100_rules={:.0} knee_10000_rules={:.0} cost_1={:.1}% cost_100={:.1}% cost_10000={:.1}%",
+            with(1),
+            with(100),
+            with(10_000),
+            100.0 * (1.0 - with(1) / rate(1)),
+            100.0 * (1.0 - with(100) / rate(100)),
+            100.0 * (1.0 - with(10_000) / rate(10_000)),
+        );
+    }
     let knee_1 = knees.get(&1).and_then(|k| k.as_ref());
     println!(
         "ceiling={ceiling:.0} knee_1={:.0} knee_100={:.0} knee_10000={:.0} ratio_1={:.2} ratio_100={:.2} ratio_10000={:.2} cpu_ms_per_1k={:.1} p99_ms={:.1} rss_mb={peak:.0} rss_10000_mb={rss_most:.0} raw_ceiling={raw_ceiling:.0} raw_ratio_1={:.2} raw_ratio_100={:.2} raw_ratio_10000={:.2} mesher_us_per_event={:.0} pg_us_per_event={:.0} bytes_per_event={:.0}",

@@ -12,6 +12,12 @@
 #   BENCH_HTTP_MAX_STEPS     steps at most per project count (12)
 #   BENCH_HTTP_CONNECTIONS   keep-alive connections (64)
 #   BENCH_HTTP_THREADS       load generator threads (2)
+#   BENCH_HTTP_ALERTS        1: each knee again with a new-issue and a frequency
+#                            alert rule on every project, and the time from an
+#                            event to its webhook at rest (0)
+#   BENCH_HTTP_KEEP_ISSUES   1: steps keep the issues (events recur in known
+#                            issues after the warm-up) rather than making every
+#                            issue anew at each step (0)
 # A smoke run of about a minute:
 #   BENCH_HTTP_CEILING_SECS=3 BENCH_HTTP_STEP_SECS=2 BENCH_HTTP_PROJECTS=1,100 \
 #   BENCH_HTTP_REFINE=0 BENCH_HTTP_MAX_STEPS=2 scripts/bench-http.sh

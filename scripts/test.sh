@@ -13,6 +13,14 @@ if [ ! -e tests/js/node_modules/.package-lock.json ] ||
     [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The SMTP server the alert tests send to: Debian's aiosmtpd, run with
+# Debian's own Python (a python3 earlier on PATH may lack it).
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-aiosmtpd
+fi
 # Unit, integration and doc tests; examples (quickstart, the ingest
 # benchmark) are compiled too, so CI keeps them building.
 cargo test "$@"

@@ -30,6 +30,113 @@ pub struct Config {
     pub http: HttpConfig,
     pub spool: SpoolConfig,
     pub source_maps: crate::sourcemaps::SourceMapConfig,
+    pub notifier: NotifierConfig,
+}
+
+/// Where notifications go out and how the
+/// [`crate::services::Notifier`] retries them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotifierConfig {
+    /// The SMTP server email goes through (`MESHER_SMTP_URL`):
+    /// `smtps://user:pass@host:465` (TLS), `smtp://user:pass@host:587?tls=
+    /// starttls` (or `tls=required`; `tls=opportunistic`), `smtp://host:25`
+    /// (plain). Unset, email channels are refused when created. Holds a
+    /// password: never logged.
+    pub smtp_url: Option<String>,
+    /// The sender of every email (`MESHER_EMAIL_FROM`, `Mesher
+    /// <alerts@example.org>`); required with an SMTP URL.
+    pub email_from: Option<String>,
+    /// Whether webhooks may reach loopback, private, link-local and other
+    /// non-public addresses (`MESHER_WEBHOOK_ALLOW_PRIVATE`, default off:
+    /// such targets are how a webhook is turned against the network
+    /// Mesher runs in).
+    pub allow_private_webhooks: bool,
+    /// How often the notifier looks for due deliveries when nothing wakes
+    /// it (`MESHER_NOTIFIER_POLL_MS`): a batch that fires an alert wakes
+    /// every process's notifier at once; this catches retries and a wake-up
+    /// missed while reconnecting.
+    pub poll_interval: Duration,
+    /// The wait before the first retry (`MESHER_NOTIFIER_RETRY_MS`),
+    /// doubling at each failure up to `retry_max`
+    /// (`MESHER_NOTIFIER_RETRY_MAX_MS`).
+    pub retry_first: Duration,
+    pub retry_max: Duration,
+    /// How long a delivery is retried before it is marked failed
+    /// (`MESHER_NOTIFIER_RETRY_FOR_SECS`, a day).
+    pub retry_for: Duration,
+    /// How long a claimed delivery is the claiming process's alone
+    /// (`MESHER_NOTIFIER_LEASE_SECS`): if that process dies mid-send,
+    /// another sends it after this. Shorter than a send can take (10 s), a
+    /// slow delivery may go out twice (receivers drop the repeat by its
+    /// id).
+    pub lease: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig {
+            smtp_url: None,
+            email_from: None,
+            allow_private_webhooks: false,
+            poll_interval: Duration::from_secs(2),
+            retry_first: Duration::from_secs(5),
+            retry_max: Duration::from_secs(3600),
+            retry_for: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for NotifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifierConfig")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<redacted>"))
+            .field("email_from", &self.email_from)
+            .field("allow_private_webhooks", &self.allow_private_webhooks)
+            .field("poll_interval", &self.poll_interval)
+            .field("retry_first", &self.retry_first)
+            .field("retry_max", &self.retry_max)
+            .field("retry_for", &self.retry_for)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl NotifierConfig {
+    /// See [`Config::validate`].
+    pub fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(Error::invalid(
+                    "MESHER_SMTP_URL",
+                    "must start with smtp:// or smtps://",
+                ));
+            }
+            let Some(from) = &self.email_from else {
+                return Err(Error::invalid(
+                    "MESHER_EMAIL_FROM",
+                    "must be set when MESHER_SMTP_URL is",
+                ));
+            };
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(Error::invalid(
+                    "MESHER_EMAIL_FROM",
+                    "must be an address, or a name and <address>",
+                ));
+            }
+        }
+        timer("MESHER_NOTIFIER_POLL_MS", self.poll_interval)?;
+        timer("MESHER_NOTIFIER_RETRY_MS", self.retry_first)?;
+        timer("MESHER_NOTIFIER_RETRY_MAX_MS", self.retry_max)?;
+        if self.retry_max < self.retry_first {
+            return Err(Error::invalid(
+                "MESHER_NOTIFIER_RETRY_MAX_MS",
+                "must not be less than MESHER_NOTIFIER_RETRY_MS",
+            ));
+        }
+        at_most_a_year("MESHER_NOTIFIER_RETRY_FOR_SECS", self.retry_for)?;
+        timer("MESHER_NOTIFIER_LEASE_SECS", self.lease)
+    }
 }
 
 /// Where batches wait on local disk while PostgreSQL cannot take them
@@ -219,6 +326,7 @@ impl std::fmt::Debug for Config {
             .field("http", &self.http)
             .field("spool", &self.spool)
             .field("source_maps", &self.source_maps)
+            .field("notifier", &self.notifier)
             .finish()
     }
 }
@@ -237,6 +345,7 @@ impl Config {
             http: HttpConfig::default(),
             spool: SpoolConfig::default(),
             source_maps: Default::default(),
+            notifier: NotifierConfig::default(),
         }
     }
 
@@ -378,6 +487,26 @@ impl Config {
                     "is too large",
                 ))?;
         }
+        c.notifier.smtp_url = get("MESHER_SMTP_URL").filter(|u| !u.trim().is_empty());
+        c.notifier.email_from = get("MESHER_EMAIL_FROM").filter(|f| !f.trim().is_empty());
+        if let Some(on) = switch("MESHER_WEBHOOK_ALLOW_PRIVATE")? {
+            c.notifier.allow_private_webhooks = on;
+        }
+        if let Some(n) = num("MESHER_NOTIFIER_POLL_MS")? {
+            c.notifier.poll_interval = Duration::from_millis(n);
+        }
+        if let Some(n) = num("MESHER_NOTIFIER_RETRY_MS")? {
+            c.notifier.retry_first = Duration::from_millis(n);
+        }
+        if let Some(n) = num("MESHER_NOTIFIER_RETRY_MAX_MS")? {
+            c.notifier.retry_max = Duration::from_millis(n);
+        }
+        if let Some(n) = num("MESHER_NOTIFIER_RETRY_FOR_SECS")? {
+            c.notifier.retry_for = Duration::from_secs(n);
+        }
+        if let Some(n) = num("MESHER_NOTIFIER_LEASE_SECS")? {
+            c.notifier.lease = Duration::from_secs(n);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -405,6 +534,7 @@ impl Config {
             "MESHER_SOURCEMAP_MAX_BUNDLE_MB",
             self.source_maps.max_bundle_bytes as u64,
         )?;
+        self.notifier.validate()?;
         self.http.validate()
     }
 }

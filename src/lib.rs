@@ -24,8 +24,8 @@
 //!   web UI: the handlers' [`app::State`], sessions and the login limiter,
 //!   the one access check ([`app::Caller`]), and the flows both surfaces
 //!   run (organizations and members, a project with its first key, key
-//!   revocation, triage, organization tokens). Neither surface imports
-//!   the other.
+//!   revocation, triage, organization tokens, alert rules and channels).
+//!   Neither surface imports the other.
 //! - [`services`]: the actors, one file each: [`services::OrgService`],
 //!   [`services::ProjectService`] (with the ingest key cache),
 //!   [`services::UserService`], [`services::IssueService`], the per-project
@@ -35,17 +35,20 @@
 //!   that lands their batches, the
 //!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
 //!   is unreachable and the [`services::SpoolReplayer`] that replays them,
-//!   and the [`services::PartitionManager`].
+//!   the [`services::PartitionManager`], and the [`services::Notifier`]
+//!   that sends alerts' deliveries (webhooks, Slack, Discord, email).
 //! - [`sourcemaps`]: JavaScript source maps: the artifact bundles
 //!   sentry-cli uploads, and minified frames resolved at ingest (stored
 //!   by [`services::SourceMapService`]).
 //! - [`db`]: the query layer, the only place SQL lives; async functions
 //!   over a bb8 pool of tokio-postgres connections. [`db::events`] stores a
-//!   batch and its issues in one statement; [`db::spool`] is the spool's
-//!   SQLite file.
+//!   batch and its issues in one statement; [`db::alerts`] fires alert
+//!   rules in that batch's transaction and keeps the outbox the notifier
+//!   drains; [`db::spool`] is the spool's SQLite file.
 //! - [`domain`]: the values and their rules (slugs, emails, passwords,
 //!   keys, events as the SDKs send them), checked once at construction, and
-//!   [`domain::grouping`], Sentry's fingerprint precedence.
+//!   [`domain::grouping`], Sentry's fingerprint precedence, and
+//!   [`domain::notice`], what a notification says in each channel's format.
 //! - [`web`]: the server-rendered web UI at `/`: askama templates, their
 //!   view models, and the embedded stylesheet and script.
 //! - [`metrics`]: what `/metrics` counts.

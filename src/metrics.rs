@@ -65,6 +65,20 @@ pub struct RouteStatus {
     pub status: u16,
 }
 
+/// Why an alert fired: its condition (`new_issue`, `regression`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Condition {
+    pub condition: &'static str,
+}
+
+/// A delivery attempt's channel kind and outcome (`delivered`, `retry`,
+/// `failed`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelOutcome {
+    pub channel: &'static str,
+    pub outcome: &'static str,
+}
+
 /// Every counter Mesher keeps; cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -88,6 +102,10 @@ struct Inner {
     replayed: Counter,
     spool_events: Gauge,
     spool_bytes: Gauge,
+    alerts_fired: Family<Condition, Counter>,
+    notifications: Family<ChannelOutcome, Counter>,
+    outbox_pending: Gauge,
+    outbox_oldest_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -112,6 +130,10 @@ impl Default for Metrics {
             replayed: Counter::default(),
             spool_events: Gauge::default(),
             spool_bytes: Gauge::default(),
+            alerts_fired: Family::default(),
+            notifications: Family::default(),
+            outbox_pending: Gauge::default(),
+            outbox_oldest_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         let counters: [(&str, &str, &Counter); 6] = [
@@ -159,7 +181,7 @@ impl Default for Metrics {
             "Accepted events given up, by reason",
             inner.dropped.clone(),
         );
-        let gauges: [(&str, &str, &Gauge); 5] = [
+        let gauges: [(&str, &str, &Gauge); 7] = [
             (
                 "events_buffered",
                 "Events waiting in writers' buffers",
@@ -181,6 +203,16 @@ impl Default for Metrics {
                 "Bytes the spooled batches take",
                 &inner.spool_bytes,
             ),
+            (
+                "outbox_pending",
+                "Alert deliveries waiting to be sent or retried",
+                &inner.outbox_pending,
+            ),
+            (
+                "outbox_oldest_seconds",
+                "Age of the oldest alert delivery still pending",
+                &inner.outbox_oldest_seconds,
+            ),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
@@ -200,6 +232,16 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by route and status",
             inner.http_requests.clone(),
+        );
+        registry.register(
+            "alerts_fired",
+            "Alerts fired, by condition",
+            inner.alerts_fired.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notification delivery attempts, by channel kind and outcome",
+            inner.notifications.clone(),
         );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
@@ -313,6 +355,33 @@ impl Metrics {
     pub fn spool_usage(&self, events: u64, bytes: u64) {
         self.0.spool_events.set(events as i64);
         self.0.spool_bytes.set(bytes as i64);
+    }
+
+    /// Alerts a stored batch fired, by condition.
+    pub fn alerts_fired(&self, fired: &crate::db::alerts::Fired) {
+        for (&condition, &n) in fired.iter() {
+            self.0
+                .alerts_fired
+                .get_or_create(&Condition { condition })
+                .inc_by(n);
+        }
+    }
+
+    /// One delivery attempt to a channel of `channel` kind ended in
+    /// `outcome`.
+    pub fn notification(&self, channel: &'static str, outcome: &'static str) {
+        self.0
+            .notifications
+            .get_or_create(&ChannelOutcome { channel, outcome })
+            .inc();
+    }
+
+    /// The outbox now: deliveries pending, and how old the oldest is.
+    pub fn outbox(&self, pending: i64, oldest: Duration) {
+        self.0.outbox_pending.set(pending);
+        self.0
+            .outbox_oldest_seconds
+            .set(i64::try_from(oldest.as_secs()).unwrap_or(i64::MAX));
     }
 
     /// Everything counted so far, in the Prometheus text format.

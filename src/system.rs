@@ -18,6 +18,7 @@
 //! | `intake` | [`WriterRegistry`]: starting, retiring and draining writers; the embedding API's `Store` |
 //! | `writers` | every [`StorageWriter`](crate::services::StorageWriter) |
 //! | `storage` | [`Committer`] and [`SpoolReplayer`], the only users of the event pool |
+//! | `notifier` | [`Notifier`]: alert deliveries to webhooks and email |
 //! | the spool's | [`SpoolStore`]'s file (a `SyncArbiter`: every call blocks on disk) |
 //! | HTTP workers | actix-web's, one per core; body decoding and large events go to the blocking pool |
 //!
@@ -35,7 +36,7 @@ use crate::error::Result;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
-    Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, OrgService,
+    Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, Notifier, OrgService,
     OrgTokenService, PartitionManager, ProjectService, RegistryStats, SourceMapService, Spool,
     SpoolReplayer, SpoolStore, UserService, WriterRegistry,
 };
@@ -164,6 +165,15 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let issue_service = IssueService::new(pool.clone());
     let issues = IssueService::start_in_arbiter(&dashboard.handle(), move |_| issue_service);
     let users = UserService::new(pool.clone(), config.users.clone()).start();
+    let notifying = Arbiter::new();
+    let notifier = Notifier::new(
+        pool.clone(),
+        config.notifier.clone(),
+        public_url.clone(),
+        metrics.clone(),
+        config.database_url.clone(),
+    )?;
+    Notifier::start_in_arbiter(&notifying.handle(), move |_| notifier);
     let orgs = OrgService::new(pool.clone()).start();
     let tokens = OrgTokenService::new(pool.clone()).start();
     let maps = Arbiter::new();
@@ -212,13 +222,17 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
         body_memory: Arc::new(Semaphore::new(http::BODY_MEMORY_KIB)),
+        alerts: app::AlertSettings {
+            email: config.notifier.smtp_url.is_some(),
+            allow_private_webhooks: config.notifier.allow_private_webhooks,
+        },
     };
     let server = http::server::serve(state, listener, &config.http)?;
     let http = server.handle();
     actix_rt::spawn(server);
 
     let mut threads = storage.threads;
-    threads.extend([lookups, dashboard, maps]);
+    threads.extend([lookups, dashboard, maps, notifying]);
     Ok(Mesher {
         orgs,
         projects,

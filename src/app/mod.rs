@@ -25,6 +25,7 @@
 //! in it, as if it did not exist; a member whose role falls short gets
 //! `Forbidden`.
 
+pub mod alerts;
 pub mod caller;
 pub mod issues;
 pub mod limiter;
@@ -83,6 +84,19 @@ pub struct State {
     /// bounded, and this bounds them all, whatever the number of
     /// connections.
     pub body_memory: Arc<Semaphore>,
+    /// What alert channels may be made here.
+    pub alerts: AlertSettings,
+}
+
+/// What the notifier is set up for, which decides what channels are
+/// accepted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlertSettings {
+    /// Whether SMTP is configured: email channels are refused without it.
+    pub email: bool,
+    /// Whether webhooks may point at non-public addresses
+    /// (`MESHER_WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private_webhooks: bool,
 }
 
 /// The dashboard's settings and shared state.

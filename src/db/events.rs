@@ -21,13 +21,14 @@
 //! entries (`events_pkey`, for an event by id, and
 //! `events_issue_received_idx`, for an issue's events by time).
 
-use super::{partitions, triage};
+use super::{alerts, partitions, triage};
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
 use futures_util::pin_mut;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
@@ -49,8 +50,8 @@ use uuid::Uuid;
 /// decided later in the same transaction by [`super::triage::record_batch`],
 /// while this statement's upsert holds the issue's row lock.
 ///
-/// It returns a row per issue of the new events (`kind` 'issue': project,
-/// issue id, fingerprint), and a row per event of the batch that is not
+/// It returns a row per issue of the new events (`kind` 'new' for an issue
+/// it created, else 'issue': project, issue id, fingerprint), and a row per event of the batch that is not
 /// new (`kind` 'skipped': project, event id). A skipped event was stored
 /// by an earlier attempt at the same batch (a commit whose answer was
 /// lost, a spooled batch that had committed: the same event id received at
@@ -100,9 +101,10 @@ grouped AS (
             ELSE i.culprit END,
         level = CASE WHEN excluded.last_seen >= i.last_seen THEN excluded.level
             ELSE i.level END
-    RETURNING i.id, i.project_id, i.fingerprint
+    RETURNING i.id, i.project_id, i.fingerprint, i.xmax = 0 AS created
 )
-SELECT 'issue' AS kind, project_id, id, fingerprint FROM grouped
+SELECT CASE WHEN created THEN 'new' ELSE 'issue' END AS kind, project_id, id, fingerprint
+FROM grouped
 UNION ALL
 SELECT 'skipped', b.project_id, b.id, NULL FROM batch b
 WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.project_id = b.project_id AND f.id = b.id)";
@@ -149,6 +151,8 @@ pub struct EventConnections {
     reachability: super::Reachability,
     /// Handed to each connection (see [`EventConnection`]).
     partition_lock_timeout: Duration,
+    /// The alert rules its batches fire, shared by its connections.
+    rules: Arc<alerts::RuleCache>,
 }
 
 impl EventConnections {
@@ -161,6 +165,7 @@ impl EventConnections {
             manager,
             reachability,
             partition_lock_timeout,
+            rules: Arc::default(),
         }
     }
 }
@@ -175,6 +180,8 @@ pub struct EventConnection {
     /// the configured [`crate::config::PartitionConfig::lock_timeout`],
     /// as the partition manager uses it.
     partition_lock_timeout: Duration,
+    /// The pool's alert rules (see [`alerts::RuleCache`]).
+    rules: Arc<alerts::RuleCache>,
 }
 
 impl EventConnection {
@@ -219,6 +226,7 @@ impl bb8::ManageConnection for EventConnections {
             client,
             statements: None,
             partition_lock_timeout: self.partition_lock_timeout,
+            rules: Arc::clone(&self.rules),
         })
     }
 
@@ -236,7 +244,7 @@ impl bb8::ManageConnection for EventConnections {
 /// id received at the same moment). A project's events that are not counted here were
 /// received before, separately: duplicates.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Inserted(HashMap<Uuid, u64>);
+pub struct Inserted(HashMap<Uuid, u64>, alerts::Fired);
 
 impl Inserted {
     /// The events of `project_id` stored.
@@ -247,6 +255,11 @@ impl Inserted {
     /// The events stored in all.
     pub fn total(&self) -> u64 {
         self.0.values().sum()
+    }
+
+    /// The alerts the batch fired (see [`alerts::record_batch`]).
+    pub fn fired(&self) -> &alerts::Fired {
+        &self.1
     }
 }
 
@@ -347,6 +360,8 @@ pub struct Stored {
     /// Events PostgreSQL refused for their data, by position in the batch,
     /// in order; the rest of the batch is stored.
     pub refused: Vec<usize>,
+    /// The alerts the stored events fired.
+    pub fired: alerts::Fired,
 }
 
 /// Stores one project's batch like [`insert_batch`], except that a batch
@@ -361,11 +376,15 @@ pub struct Stored {
 pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
     let mut refused = Vec::new();
     let mut stored = 0;
+    let mut fired = alerts::Fired::default();
     // Each piece with the position of its first event.
     let mut pieces = vec![(0, events)];
     while let Some((at, piece)) = pieces.pop() {
         match insert_piece(pool, &[piece]).await {
-            Ok(inserted) => stored += inserted.total(),
+            Ok(inserted) => {
+                stored += inserted.total();
+                fired.merge(inserted.fired());
+            }
             Err(Failure::Data(e)) => match piece {
                 [one] => {
                     log::warn!("PostgreSQL refused event {}: {}", one.id(), e.report());
@@ -386,6 +405,7 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
         stored,
         duplicate,
         refused,
+        fired,
     })
 }
 
@@ -429,29 +449,45 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         issue_fingerprints.push(*fingerprint);
     }
     let (group, record) = conn.statements().await?;
+    let rule_cache = Arc::clone(&conn.rules);
     let tx = conn.client.transaction().await?;
-    let rows = tx
-        .query(
-            &group,
-            &[
-                &column(batches, Event::project_id),
-                &column(batches, Event::id),
-                &column(batches, Event::received_at),
-                &column(batches, Event::fingerprint),
-                &column(batches, Event::title),
-                &column(batches, Event::culprit),
-                &column(batches, |e| e.level().as_str()),
-                &issue_ids,
-                &issue_projects,
-                &issue_fingerprints,
-            ],
-        )
-        .await?;
+    // The rules' version is read beside the first statement, pipelined:
+    // no round trip of its own.
+    let (projects, ids, received) = (
+        column(batches, Event::project_id),
+        column(batches, Event::id),
+        column(batches, Event::received_at),
+    );
+    let (fingerprints, titles, culprits, levels) = (
+        column(batches, Event::fingerprint),
+        column(batches, Event::title),
+        column(batches, Event::culprit),
+        column(batches, |e| e.level().as_str()),
+    );
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &projects,
+        &ids,
+        &received,
+        &fingerprints,
+        &titles,
+        &culprits,
+        &levels,
+        &issue_ids,
+        &issue_projects,
+        &issue_fingerprints,
+    ];
+    let (rows, rules_version) =
+        futures_util::try_join!(tx.query(&group, &params), alerts::version(&tx))?;
     let mut issues: HashMap<(Uuid, &str), Uuid> = HashMap::with_capacity(proposed.len());
     let mut skipped: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut created: HashSet<Uuid> = HashSet::new();
     for row in &rows {
         let (project_id, id): (Uuid, Uuid) = (row.get(1), row.get(2));
-        if row.get::<_, &str>(0) == "issue" {
+        let kind: &str = row.get(0);
+        if kind == "new" {
+            created.insert(id);
+        }
+        if kind != "skipped" {
             // The key of `proposed` that this row's fingerprint names.
             let fingerprint: &str = row.get(3);
             if let Some(((_, key), _)) = proposed.get_key_value(&(project_id, fingerprint)) {
@@ -515,9 +551,12 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         *stored.entry(event.project_id()).or_default() += 1;
     }
     writer.finish().await?;
-    triage::record_batch(&tx, &record, &grouped).await?;
+    let activity = triage::record_batch(&tx, &record, &grouped).await?;
+    let rules = rule_cache.current(&tx, rules_version).await?;
+    let changes = alerts::changes(&created, &activity);
+    let fired = alerts::record_batch(&tx, &rules, &grouped, &changes).await?;
     tx.commit().await?;
-    Ok(Inserted(stored))
+    Ok(Inserted(stored, fired))
 }
 
 /// Already-encoded JSON goes out as it is: JSONB's binary format is a

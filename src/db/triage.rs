@@ -212,7 +212,8 @@ SELECT a.id, c.project_id, c.id, c.last_seen,
 FROM changed c
 JOIN unnest($24::uuid[], $25::uuid[], $26::uuid[]) AS a(project_id, issue_id, id)
     ON a.project_id = c.project_id AND a.issue_id = c.id
-WHERE c.reopened OR c.woke IS NOT NULL";
+WHERE c.reopened OR c.woke IS NOT NULL
+RETURNING issue_id, kind";
 
 /// Aggregates the events a batch newly stored, each with its issue, in
 /// the batch's transaction `tx` (after the events and their issues are
@@ -220,14 +221,16 @@ WHERE c.reopened OR c.woke IS NOT NULL";
 /// users, releases, and the issues' user counts, regressions and returns
 /// from archive (see [`RECORD_SQL`]). One statement, whatever the number
 /// of events. Events already stored before (duplicates) must not be
-/// passed, or they would be counted twice.
+/// passed, or they would be counted twice. Returns the issues that
+/// regressed or came back from archive, with that activity's kind
+/// (`regression`, `unarchived`), for the alerts.
 pub async fn record_batch(
     tx: &Transaction<'_>,
     statement: &Statement,
     new: &[(Uuid, &Event)],
-) -> Result<(), PgError> {
+) -> Result<Vec<(Uuid, String)>, PgError> {
     if new.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // The batch aggregated here, so the statement reads a row per issue,
     // user, release and tag value rather than per event.
@@ -328,39 +331,40 @@ pub async fn record_batch(
         activity_issues.push(issue);
         activity_ids.push(new_id());
     }
-    tx.execute(
-        statement,
-        &[
-            &issue_projects,
-            &issue_ids,
-            &last_seen,
-            &ir_projects,
-            &ir_issues,
-            &ir_releases,
-            &u.0,
-            &u.1,
-            &u.2,
-            &u.3,
-            &r.0,
-            &r.1,
-            &r.2,
-            &r.3,
-            &t.0,
-            &t.1,
-            &t.2,
-            &t.3,
-            &t.4,
-            &t.5,
-            &t.6,
-            &t.7,
-            &MAX_TAG_VALUES,
-            &activity_projects,
-            &activity_issues,
-            &activity_ids,
-        ],
-    )
-    .await?;
-    Ok(())
+    let changed = tx
+        .query(
+            statement,
+            &[
+                &issue_projects,
+                &issue_ids,
+                &last_seen,
+                &ir_projects,
+                &ir_issues,
+                &ir_releases,
+                &u.0,
+                &u.1,
+                &u.2,
+                &u.3,
+                &r.0,
+                &r.1,
+                &r.2,
+                &r.3,
+                &t.0,
+                &t.1,
+                &t.2,
+                &t.3,
+                &t.4,
+                &t.5,
+                &t.6,
+                &t.7,
+                &MAX_TAG_VALUES,
+                &activity_projects,
+                &activity_issues,
+                &activity_ids,
+            ],
+        )
+        .await?;
+    Ok(changed.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The issue's tags, by key: events, distinct values, and the

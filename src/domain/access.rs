@@ -2,8 +2,8 @@
 //! route (JSON or HTML) applies, through
 //! [`crate::app::Caller::require`].
 //!
-//! A member reads and triages; an admin also manages projects, keys and
-//! members; an owner also manages owners. Someone outside an organization
+//! A member reads and triages; an admin also manages projects, keys,
+//! alerts and members; an owner also manages owners. Someone outside an organization
 //! may do nothing in it, and is told it does not exist.
 
 use super::Role;
@@ -19,6 +19,8 @@ pub enum Action {
     ManageProjects,
     /// Create, list and revoke ingest keys.
     ManageKeys,
+    /// Create, change and delete alert rules and channels; send tests.
+    ManageAlerts,
     /// Add, change and remove members who are not owners.
     ManageMembers,
     /// Make, change or remove owners.
@@ -30,7 +32,10 @@ impl Action {
     pub fn least_role(self) -> Role {
         match self {
             Action::Read | Action::Triage => Role::Member,
-            Action::ManageProjects | Action::ManageKeys | Action::ManageMembers => Role::Admin,
+            Action::ManageProjects
+            | Action::ManageKeys
+            | Action::ManageAlerts
+            | Action::ManageMembers => Role::Admin,
             Action::ManageOwners => Role::Owner,
         }
     }
@@ -41,6 +46,7 @@ impl Action {
             Action::Triage => "triage",
             Action::ManageProjects => "manage projects",
             Action::ManageKeys => "manage keys",
+            Action::ManageAlerts => "manage alerts",
             Action::ManageMembers => "manage members",
             Action::ManageOwners => "manage owners",
         }
@@ -76,6 +82,7 @@ mod tests {
             (Triage, true, true, true),
             (ManageProjects, false, true, true),
             (ManageKeys, false, true, true),
+            (ManageAlerts, false, true, true),
             (ManageMembers, false, true, true),
             (ManageOwners, false, false, true),
         ];

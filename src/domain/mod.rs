@@ -12,13 +12,19 @@ mod event;
 pub mod grouping;
 mod issue;
 mod names;
+pub mod notice;
 pub mod search;
 mod secret;
 mod tenancy;
 mod triage;
 mod user;
 
-pub use alert::{AlertCondition, AlertRule};
+pub use alert::{
+    Alert, AlertCondition, AlertFilters, AlertPage, AlertRule, Channel, ChannelKind, ChannelPatch,
+    ChannelSecret, ChannelSpec, ChannelTarget, DEFAULT_ACTION_INTERVAL_MINUTES, Delivery,
+    DeliveryState, MAX_WINDOW_MINUTES, NewChannel, NewChannelReply, NewRule, RuleAction, RulePatch,
+    RuleSpec, TagFilter, WebhookUrl,
+};
 pub use artifact::{ArtifactType, NewOrgToken, OrgTokenInfo};
 pub use event::{
     Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, LogEntry,

@@ -169,6 +169,7 @@ async fn write(pool: EventPool, spool: Option<Spool>, metrics: Metrics, jobs: Ve
     match result {
         Ok(inserted) => {
             metrics.batch_written(started.elapsed());
+            metrics.alerts_fired(inserted.fired());
             for Job { batch, reply } in jobs {
                 let stored = inserted.of(batch.project_id());
                 let duplicate = batch.len() as u64 - stored;
@@ -213,8 +214,10 @@ async fn write_alone(pool: &EventPool, spool: Option<&Spool>, metrics: &Metrics,
             stored,
             duplicate,
             refused,
+            fired,
         }) => {
             metrics.batch_written(started.elapsed());
+            metrics.alerts_fired(&fired);
             let Job { batch, reply } = job;
             let refused: Vec<Uuid> = refused.iter().map(|&i| batch.events()[i].id()).collect();
             if !refused.is_empty() {

@@ -12,6 +12,7 @@ mod inbox;
 mod intake;
 mod issue_service;
 mod key_cache;
+mod notifier;
 mod org_service;
 mod org_token_service;
 mod partition_manager;
@@ -33,6 +34,7 @@ pub use issue_service::{
     WakeArchivedIssues,
 };
 pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
+pub use notifier::{Notifier, SEND_TIMEOUT, Wake, check_webhook_target};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
 pub use org_token_service::{
     AuthenticateOrgToken, CreateOrgToken, ListOrgTokens, OrgTokenService, RevokeOrgToken,

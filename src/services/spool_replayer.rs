@@ -243,9 +243,11 @@ async fn replay_next(
             stored,
             duplicate,
             refused,
+            fired,
         }) => {
             metrics.events_replayed(events.len() as u64);
             metrics.events_inserted(stored, duplicate, refused.len() as u64);
+            metrics.alerts_fired(&fired);
             if !refused.is_empty() {
                 let refused: Vec<_> = refused.iter().map(|&i| events[i].id()).collect();
                 log::error!(

@@ -26,6 +26,10 @@
 //! | `GET /projects/{id}/issues` | [`pages::IssuesPage`] (query: [`pages::IssueFilters`]) |
 //! | `GET /projects/{id}/issues/{issue_id}` | [`pages::IssuePage`] (query: `event=<id>`, else the latest) |
 //! | `GET /projects/{id}/keys` | [`pages::KeysPage`] |
+//! | `GET /projects/{id}/alerts` | [`alerts::AlertsPage`] |
+//! | `GET /projects/{id}/alerts/rules/{rule_id}/edit` | [`alerts::RuleEditPage`] |
+//! | `GET /projects/{id}/alerts/channels/{channel_id}/edit` | [`alerts::ChannelEditPage`] |
+//! | `GET /projects/{id}/alerts/history` | [`alerts::AlertHistoryPage`] (query: `cursor`) |
 //! | `GET /orgs/new` | [`pages::NewOrgPage`] |
 //! | `GET /orgs/{org_id}/members` | [`pages::MembersPage`] |
 //! | `GET /orgs/{org_id}/tokens` | organization tokens for sentry-cli |
@@ -39,13 +43,20 @@
 //! resolve in a release),
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
-//! `/projects/{id}/keys/{key_id}/revoke`, `/orgs/{org_id}/members`
+//! `/projects/{id}/keys/{key_id}/revoke`, `/projects/{id}/alerts/channels`
+//! (`kind`, `name`, `target`), `/projects/{id}/alerts/channels/{channel_id}`
+//! (`name`, `target`: empty keeps a webhook's URL),
+//! `/projects/{id}/alerts/channels/{channel_id}/` `enabled|delete|test`, `/projects/{id}/alerts/rules` and
+//! `/projects/{id}/alerts/rules/{rule_id}` (the rule form, see
+//! [`alerts::rule_from_form`]), `/projects/{id}/alerts/rules/{rule_id}/`
+//! `enabled|delete`, `/orgs/{org_id}/members`
 //! (`email`, `role`), `/orgs/{org_id}/members/{user_id}/role` (`role`),
 //! `/orgs/{org_id}/tokens` (`label`) and
 //! `/orgs/{org_id}/tokens/{token_id}/revoke`.
 //! Every page but log in and register needs a session; an outsider gets
 //! the 404 page for anything in an organization.
 
+pub mod alerts;
 pub mod assets;
 pub mod event;
 pub mod format;
@@ -61,7 +72,7 @@ use pages::ErrorPage;
 
 /// The web UI's routes, to mount at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use handlers::{auth, issues, keys, orgs, projects, tokens};
+    use handlers::{alerts, auth, issues, keys, orgs, projects, tokens};
     cfg.route("/", web::get().to(handlers::home))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
@@ -93,6 +104,55 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/projects/{id}/keys/{key_id}/revoke",
             web::post().to(keys::revoke),
+        )
+        .route("/projects/{id}/alerts", web::get().to(alerts::list))
+        .route(
+            "/projects/{id}/alerts/history",
+            web::get().to(alerts::history),
+        )
+        .route(
+            "/projects/{id}/alerts/channels",
+            web::post().to(alerts::create_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}",
+            web::post().to(alerts::update_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}/edit",
+            web::get().to(alerts::edit_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}/enabled",
+            web::post().to(alerts::channel_enabled),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}/delete",
+            web::post().to(alerts::delete_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/channels/{channel_id}/test",
+            web::post().to(alerts::test_channel),
+        )
+        .route(
+            "/projects/{id}/alerts/rules",
+            web::post().to(alerts::create_rule),
+        )
+        .route(
+            "/projects/{id}/alerts/rules/{rule_id}",
+            web::post().to(alerts::update_rule),
+        )
+        .route(
+            "/projects/{id}/alerts/rules/{rule_id}/edit",
+            web::get().to(alerts::edit_rule),
+        )
+        .route(
+            "/projects/{id}/alerts/rules/{rule_id}/enabled",
+            web::post().to(alerts::rule_enabled),
+        )
+        .route(
+            "/projects/{id}/alerts/rules/{rule_id}/delete",
+            web::post().to(alerts::delete_rule),
         )
         .route("/orgs/new", web::get().to(orgs::new))
         .route("/orgs/new", web::post().to(orgs::create))

@@ -417,6 +417,8 @@ pub struct IssuePage {
     pub older_event: Option<String>,
     /// Tags, activity, releases, the condition in force.
     pub triage: super::triage::IssueTriage,
+    /// The alerts it caused, newest first.
+    pub alerts: Vec<super::alerts::AlertRow>,
 }
 
 impl IssuePage {

@@ -321,6 +321,7 @@ fn issue_page(event: Option<StoredEvent>) -> IssuePage {
         event: event.map(|e| EventView::new(&e, now())),
         newer_event: None,
         older_event: Some("?event=older".into()),
+        alerts: vec![],
         triage: crate::web::triage::IssueTriage {
             tags: crate::web::triage::TagView::of(
                 Uuid::nil(),

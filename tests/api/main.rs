@@ -19,6 +19,7 @@ mod sessions;
 mod sourcemaps;
 mod users;
 
+mod alerts;
 mod binary;
 mod dashboard;
 mod dashboard_access;

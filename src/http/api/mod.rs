@@ -8,10 +8,12 @@
 //! - [`orgs`]: organizations, members, and the projects of one.
 //! - [`projects`]: one project and its keys.
 //! - [`issues`]: a project's issues and events, and triage.
+//! - [`alerts`]: a project's alert rules, channels and alert history.
 //!
 //! Someone outside an organization gets 404 for everything in it, as if it
 //! did not exist; a member whose role falls short gets 403.
 
+pub mod alerts;
 pub mod auth;
 pub mod caller;
 pub mod issues;
@@ -126,5 +128,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/projects/{project_id}/events/{event_id}",
         get().to(issues::event),
-    );
+    )
+    .route(
+        "/projects/{project_id}/alert-rules",
+        get().to(alerts::rules),
+    )
+    .route(
+        "/projects/{project_id}/alert-rules",
+        post().to(alerts::create_rule),
+    )
+    .route(
+        "/projects/{project_id}/alert-rules/{rule_id}",
+        patch().to(alerts::update_rule),
+    )
+    .route(
+        "/projects/{project_id}/alert-rules/{rule_id}",
+        delete().to(alerts::delete_rule),
+    )
+    .route(
+        "/projects/{project_id}/channels",
+        get().to(alerts::channels),
+    )
+    .route(
+        "/projects/{project_id}/channels",
+        post().to(alerts::create_channel),
+    )
+    .route(
+        "/projects/{project_id}/channels/{channel_id}",
+        patch().to(alerts::update_channel),
+    )
+    .route(
+        "/projects/{project_id}/channels/{channel_id}",
+        delete().to(alerts::delete_channel),
+    )
+    .route(
+        "/projects/{project_id}/channels/{channel_id}/test",
+        post().to(alerts::test_channel),
+    )
+    .route("/projects/{project_id}/alerts", get().to(alerts::history));
 }

@@ -10,6 +10,7 @@ use crate::services::{
     GetEvent, GetEventNeighbours, GetIssue, GetIssueActivity, ListIssues, ListMembers,
     UpdateIssueStatus,
 };
+use crate::web::alerts::AlertRow;
 use crate::web::event::EventView;
 use crate::web::format::{RelTime, Sparkline};
 use crate::web::pages::{
@@ -168,6 +169,10 @@ pub async fn issue(
         };
         let (newer_event, older_event) = IssuePage::event_links(&neighbours);
         let triage = crate::web::triage::IssueTriage::load(&state, &project, &detail.issue).await?;
+        let issue_id = detail.issue.id.to_string();
+        let alerts = crate::app::alerts::history(&state, &project, Some(&issue_id), None, Some(10))
+            .await?
+            .alerts;
         let members = state
             .users
             .send(ListMembers {
@@ -201,6 +206,10 @@ pub async fn issue(
             newer_event,
             older_event,
             triage,
+            alerts: alerts
+                .iter()
+                .map(|a| AlertRow::of(a, &project.id.to_string(), now))
+                .collect(),
         })
     };
     match page.await {

@@ -8,6 +8,7 @@
 //! - [`projects`]: my projects, and a new one with its first key.
 //! - [`issues`]: a project's issues, one issue, and triage.
 //! - [`keys`]: a project's keys (admins).
+//! - [`alerts`]: a project's alert channels, rules and history.
 //! - [`orgs`]: a new organization, and its members (admins).
 //! - [`tokens`]: an organization's tokens for sentry-cli (admins).
 //!
@@ -39,6 +40,7 @@ macro_rules! reader {
     };
 }
 
+pub mod alerts;
 pub mod auth;
 pub mod issues;
 pub mod keys;

@@ -201,6 +201,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let spool = SpoolStore::open(&config.spool, &pool, metrics.clone())
         .await?
         .map(|store| Spool::start(store, reachability));
+    let replay_pool = event_pool.clone();
     let mut storage = start_storage(
         event_pool,
         projects.clone(),
@@ -221,13 +222,13 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             // Alongside new traffic: what the earlier run left is bounded
             // by the log, and its segments stay until it is settled.
             if !leftovers.is_empty() {
-                let replay = crate::services::replay_leftovers(
-                    leftovers,
-                    storage.committer.clone(),
-                    metrics.clone(),
-                    config.writer.retry_backoff.clone(),
-                );
-                actix_rt::spawn(replay);
+                let replay = crate::services::Replay {
+                    committer: storage.committer.clone(),
+                    pool: replay_pool,
+                    metrics: metrics.clone(),
+                    retry_backoff: config.writer.retry_backoff.clone(),
+                };
+                actix_rt::spawn(crate::services::replay_leftovers(leftovers, replay));
             }
             storage.intake = storage.intake.durable(log.clone());
             Some(log)

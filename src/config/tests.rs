@@ -319,7 +319,14 @@ fn switches_read_one_set_of_words_for_every_variable() {
 
 #[test]
 fn acknowledgement_is_durable_or_from_memory_and_its_log_bounded() {
-    let cases: &[(&[(&str, &str)], Option<(Ack, u64)>, Option<&str>)] = &[
+    /// The variables, and what they make: a mode and bound, or the
+    /// variable an error names.
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        Option<(Ack, u64)>,
+        Option<&'a str>,
+    );
+    let cases: &[Case] = &[
         (
             &[("MESHER_ACK", "memory")],
             Some((Ack::Memory, 256 << 20)),

@@ -48,6 +48,7 @@
 
 use super::batch::{Batch, MemoryBudget};
 use super::committer::{Commit, Committer, Landed};
+use crate::db::{self, EventPool};
 use crate::domain::{Event, Hold};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -340,8 +341,10 @@ impl LogThread {
         }
         match self.write(&bytes) {
             Ok(segment) => {
+                // One hold for the round's requests, each event a clone.
+                let hold = Hold::new(segment);
                 for reply in waiting {
-                    let _ = reply.send(Ok(Hold::new(segment.clone())));
+                    let _ = reply.send(Ok(hold.clone()));
                 }
             }
             Err(e) => {
@@ -499,9 +502,12 @@ fn payload(project_id: Uuid, events: &[Event]) -> Result<Vec<u8>> {
     Ok(payload)
 }
 
+/// A record's events, or how many it held and why they do not decode.
+type Decoded = std::result::Result<Vec<Event>, (u64, Error)>;
+
 /// A payload's project, and its events or, when they do not decode, how
 /// many it held and why; `None` when even its header is short.
-fn decode(payload: &[u8]) -> Option<(Uuid, std::result::Result<Vec<Event>, (u64, Error)>)> {
+fn decode(payload: &[u8]) -> Option<(Uuid, Decoded)> {
     let (project, rest) = payload.split_first_chunk::<16>()?;
     let (count, batch) = rest.split_first_chunk::<4>()?;
     let project_id = Uuid::from_bytes(*project);
@@ -510,18 +516,27 @@ fn decode(payload: &[u8]) -> Option<(Uuid, std::result::Result<Vec<Event>, (u64,
     Some((project_id, events))
 }
 
+/// How [`replay_leftovers`] lands what it reads back.
+#[derive(Clone)]
+pub struct Replay {
+    /// Lands the batches, as the writers' (PostgreSQL, or the spool while
+    /// it is away).
+    pub committer: Addr<Committer>,
+    /// Asked which events the crashed run had stored already.
+    pub pool: EventPool,
+    pub metrics: Metrics,
+    /// A writer's retry delays (`MESHER_WRITER_RETRY_MS`).
+    pub retry_backoff: Vec<Duration>,
+}
+
 /// Replays the segments an earlier run left, oldest first, through the
-/// committer, as the writers' batches go (PostgreSQL, or the spool while
-/// it is away), retrying a failed batch after each of `retry_backoff`'s
-/// delays like a writer. Each event read back is counted as replayed
-/// (`from="ack_log"`) and then as its batch's outcome; a segment is
-/// deleted once its events are settled.
-pub async fn replay_leftovers(
-    leftovers: Vec<Leftover>,
-    committer: Addr<Committer>,
-    metrics: Metrics,
-    retry_backoff: Vec<Duration>,
-) {
+/// committer, retrying a failed batch like a writer. Each event read back
+/// is counted as replayed (`from="ack_log"`), then as a duplicate when the
+/// crashed run had stored it, else as its batch's outcome: the restarted
+/// process counts as stored exactly the rows it adds. A segment is deleted
+/// once its events are settled.
+pub async fn replay_leftovers(leftovers: Vec<Leftover>, replay: Replay) {
+    let metrics = &replay.metrics;
     let budget = MemoryBudget::new(usize::MAX);
     for Leftover { path, segment } in leftovers {
         let read_path = path.clone();
@@ -588,26 +603,50 @@ pub async fn replay_leftovers(
                 }
                 _ => {
                     if let Some((project, held)) = batch.replace((project_id, events)) {
-                        land(&committer, project, held, &metrics, &budget, &retry_backoff).await;
+                        land(&replay, project, held, &budget).await;
                     }
                 }
             }
         }
         if let Some((project, held)) = batch {
-            land(&committer, project, held, &metrics, &budget, &retry_backoff).await;
+            land(&replay, project, held, &budget).await;
         }
     }
 }
 
-/// Lands one replayed batch, retrying as a writer does.
-async fn land(
-    committer: &Addr<Committer>,
-    project_id: Uuid,
-    events: Vec<Event>,
-    metrics: &Metrics,
-    budget: &MemoryBudget,
-    retry_backoff: &[Duration],
-) {
+/// Lands one replayed batch: what the crashed run had stored as
+/// duplicates, the rest through the committer, retried as a writer does.
+async fn land(replay: &Replay, project_id: Uuid, events: Vec<Event>, budget: &MemoryBudget) {
+    let Replay {
+        committer,
+        pool,
+        metrics,
+        retry_backoff,
+    } = replay;
+    let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
+    let events = match db::ack_log::stored_ids(pool, project_id, &ids).await {
+        Ok(known) if !known.is_empty() => {
+            let (known, fresh): (Vec<Event>, Vec<Event>) =
+                events.into_iter().partition(|e| known.contains(&e.id()));
+            let count = known.len() as u64;
+            Batch::recovered(project_id, known, metrics.clone(), budget.clone())
+                .landed(0, count, 0);
+            fresh
+        }
+        Ok(_) => events,
+        // PostgreSQL away: the committer spools the batch, and its replay
+        // from the spool tells stored from duplicate as the spool does.
+        Err(e) => {
+            log::debug!(
+                "which replayed events are stored is unknown: {}",
+                e.report()
+            );
+            events
+        }
+    };
+    if events.is_empty() {
+        return;
+    }
     let mut batch = Batch::recovered(project_id, events, metrics.clone(), budget.clone());
     let mut attempt = 0;
     loop {
@@ -668,7 +707,8 @@ mod tests {
         huge.extend_from_slice(&[0; 4]);
         let mut stray = b"MSHRACK0".to_vec();
         stray.extend(record(b"one"));
-        let cases: Vec<(&str, Vec<u8>, Vec<&[u8]>, Option<(usize, &str)>)> = vec![
+        type Case<'a> = (&'a str, Vec<u8>, Vec<&'a [u8]>, Option<(usize, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("whole", whole.clone(), vec![b"one", b"", b"three"], None),
             ("header only", MAGIC.to_vec(), vec![], None),
             ("empty file", vec![], vec![], Some((0, "no segment header"))),

@@ -70,12 +70,14 @@ pub struct Event {
 /// acknowledgement log's segment holding the event, deleted once every
 /// event in it has been dropped (stored, spooled or given up, and
 /// counted). Type-erased, so that the domain knows nothing of the log.
+/// One pointer wide (an `Arc` of a box, not of the trait object), so that
+/// events do not grow by more than a word.
 #[derive(Clone, Default)]
-pub struct Hold(Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+pub struct Hold(Option<std::sync::Arc<Box<dyn std::any::Any + Send + Sync>>>);
 
 impl Hold {
-    pub fn new(held: std::sync::Arc<dyn std::any::Any + Send + Sync>) -> Hold {
-        Hold(Some(held))
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Hold {
+        Hold(Some(std::sync::Arc::new(Box::new(held))))
     }
 }
 

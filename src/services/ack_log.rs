@@ -26,6 +26,12 @@
 //! request, and an idle one adds no delay on top of its one fsync. No HTTP
 //! worker or actor ever waits on the disk itself.
 //!
+//! # What is acknowledged so
+//!
+//! Requests only (through [`super::Intake`]). The embedding API's `Store`
+//! answers nothing a caller waits on, so it keeps acknowledging from
+//! memory under drop-oldest, as before.
+//!
 //! # Format
 //!
 //! A segment is a file `<16 hex digits>.log` in `ack-log/` under the
@@ -39,7 +45,11 @@
 //!
 //! # Bounds
 //!
-//! The segments together are bounded by `MESHER_ACK_LOG_MAX_MB` (see
+//! The log has a bound of its own rather than a share of the spool's: the
+//! two fill at different times (the spool while PostgreSQL is away, when
+//! the log empties into it; the log while PostgreSQL is slow but
+//! reachable), and an operator sizes them apart. The segments together
+//! are bounded by `MESHER_ACK_LOG_MAX_MB` (see
 //! [`crate::config::AckConfig`]); a request that does not fit is refused
 //! with `Overloaded` (429 with `Retry-After`), so nothing is accepted that
 //! cannot be kept. Segments are rotated at an eighth of the bound (at

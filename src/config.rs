@@ -29,6 +29,7 @@ pub struct Config {
     pub partitions: PartitionConfig,
     pub http: HttpConfig,
     pub spool: SpoolConfig,
+    pub ack: AckConfig,
     pub source_maps: crate::sourcemaps::SourceMapConfig,
     pub notifier: NotifierConfig,
 }
@@ -136,6 +137,42 @@ impl NotifierConfig {
         }
         at_most_a_year("MESHER_NOTIFIER_RETRY_FOR_SECS", self.retry_for)?;
         timer("MESHER_NOTIFIER_LEASE_SECS", self.lease)
+    }
+}
+
+/// When an event is answered 200 (see [`crate::services::AckLog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once a request's events are on local disk (appended to the
+    /// acknowledgement log and fsynced) or in PostgreSQL: a SIGKILL, an
+    /// OOM kill or a power cut loses nothing answered 200. Costs a few
+    /// milliseconds of latency per request (one fsync, shared by the
+    /// requests that arrive meanwhile).
+    Durable,
+    /// Once a writer's buffer in memory holds them, as before the log:
+    /// what was buffered or in flight when the process dies is lost.
+    Memory,
+}
+
+/// How requests are acknowledged (`MESHER_ACK`) and the bound on the
+/// log that durable acknowledgement keeps in the spool's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckConfig {
+    /// `MESHER_ACK`: `durable` (the default) or `memory`.
+    pub mode: Ack,
+    /// The most the log's segments may take, in bytes
+    /// (`MESHER_ACK_LOG_MAX_MB`, default 256 MiB): the events accepted and
+    /// not yet settled in PostgreSQL or the spool. Past it, requests are
+    /// refused (HTTP 429 with `Retry-After`), never accepted and dropped.
+    pub max_bytes: u64,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig {
+            mode: Ack::Durable,
+            max_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -325,6 +362,7 @@ impl std::fmt::Debug for Config {
             .field("partitions", &self.partitions)
             .field("http", &self.http)
             .field("spool", &self.spool)
+            .field("ack", &self.ack)
             .field("source_maps", &self.source_maps)
             .field("notifier", &self.notifier)
             .finish()
@@ -344,6 +382,7 @@ impl Config {
             partitions: PartitionConfig::default(),
             http: HttpConfig::default(),
             spool: SpoolConfig::default(),
+            ack: AckConfig::default(),
             source_maps: Default::default(),
             notifier: NotifierConfig::default(),
         }
@@ -472,6 +511,18 @@ impl Config {
                 .checked_mul(1024 * 1024)
                 .ok_or(Error::invalid("MESHER_SPOOL_MAX_MB", "is too large"))?;
         }
+        if let Some(mode) = get("MESHER_ACK") {
+            c.ack.mode = match mode.trim().to_ascii_lowercase().as_str() {
+                "durable" => Ack::Durable,
+                "memory" => Ack::Memory,
+                _ => return Err(Error::invalid("MESHER_ACK", "must be durable or memory")),
+            };
+        }
+        if let Some(n) = num("MESHER_ACK_LOG_MAX_MB")? {
+            c.ack.max_bytes = n
+                .checked_mul(1024 * 1024)
+                .ok_or(Error::invalid("MESHER_ACK_LOG_MAX_MB", "is too large"))?;
+        }
         if let Some(n) = num("MESHER_SOURCEMAP_CACHE_MB")? {
             c.source_maps.cache_bytes = n
                 .checked_mul(1024 * 1024)
@@ -530,6 +581,15 @@ impl Config {
         self.writer.validate()?;
         self.partitions.validate()?;
         positive("MESHER_SPOOL_MAX_MB", self.spool.max_bytes)?;
+        positive("MESHER_ACK_LOG_MAX_MB", self.ack.max_bytes)?;
+        // The log lives in the spool's directory, which one process owns
+        // and one database.
+        if self.ack.mode == Ack::Durable && self.spool.dir.is_none() {
+            return Err(Error::invalid(
+                "MESHER_SPOOL_DIR",
+                "is where MESHER_ACK=durable keeps its log: set a directory, or MESHER_ACK=memory",
+            ));
+        }
         positive(
             "MESHER_SOURCEMAP_MAX_BUNDLE_MB",
             self.source_maps.max_bundle_bytes as u64,

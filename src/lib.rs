@@ -35,7 +35,8 @@
 //!   that lands their batches, the
 //!   [`services::Spool`] that keeps batches on local disk while PostgreSQL
 //!   is unreachable and the [`services::SpoolReplayer`] that replays them,
-//!   the [`services::PartitionManager`], and the [`services::Notifier`]
+//!   the [`services::AckLog`] that makes a 200 mean "on disk", the
+//!   [`services::PartitionManager`], and the [`services::Notifier`]
 //!   that sends alerts' deliveries (webhooks, Slack, Discord, email).
 //! - [`sourcemaps`]: JavaScript source maps: the artifact bundles
 //!   sentry-cli uploads, and minified frames resolved at ingest (stored
@@ -65,7 +66,8 @@
 //! Each busy path has a thread of its own (the table is in [`system`]):
 //! the tenancy services on the System's arbiter, key lookups and the
 //! dashboard's reads on one each, the writer registry, the writers and the
-//! storage I/O on three more, the spool's file on a fifth, and the HTTP
+//! storage I/O on three more, the spool's file on a fifth, the
+//! acknowledgement log's appends and fsyncs on a sixth, and the HTTP
 //! server on worker threads of its own. bcrypt, request-body decompression
 //! and the parsing of large events run on tokio's blocking pool.
 //!

@@ -26,9 +26,11 @@
 //!   event's data, a corrupt spool row...), each logged where it happens.
 //! - `buffered`, `in_flight` (gauges): waiting in a writer's buffer, or in
 //!   a batch being written or spilled.
-//! - `spooled`, `replayed`: put in the local spool, and taken out of it
-//!   again (each replayed event then lands in `stored`, `duplicate` or
-//!   `dropped`).
+//! - `spooled`, `replayed{from}`: put in the local spool, and taken out
+//!   of it again (`from="spool"`); or, after a crash, read back from the
+//!   acknowledgement log of the process that died (`from="ack_log"`,
+//!   events that process accepted but had not settled). Each replayed
+//!   event then lands in `stored`, `duplicate` or `dropped`.
 //!
 //! Counting happens where the fact is known: the HTTP layer counts what it
 //! receives and refuses, writers what they accept and drop, the statement's
@@ -48,6 +50,12 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
     pub reason: &'static str,
+}
+
+/// Where replayed events came from: `spool` or `ack_log`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Source {
+    pub from: &'static str,
 }
 
 /// An envelope item type Mesher accepts without storing (a bounded set:
@@ -99,13 +107,15 @@ struct Inner {
     http_requests: Family<RouteStatus, Counter>,
     writers: Gauge,
     spooled: Counter,
-    replayed: Counter,
+    replayed: Family<Source, Counter>,
     spool_events: Gauge,
     spool_bytes: Gauge,
     alerts_fired: Family<Condition, Counter>,
     notifications: Family<ChannelOutcome, Counter>,
     outbox_pending: Gauge,
     outbox_oldest_seconds: Gauge,
+    ack_seconds: Histogram,
+    ack_log_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -127,16 +137,19 @@ impl Default for Metrics {
             http_requests: Family::default(),
             writers: Gauge::default(),
             spooled: Counter::default(),
-            replayed: Counter::default(),
+            replayed: Family::default(),
             spool_events: Gauge::default(),
             spool_bytes: Gauge::default(),
             alerts_fired: Family::default(),
             notifications: Family::default(),
             outbox_pending: Gauge::default(),
             outbox_oldest_seconds: Gauge::default(),
+            // 100 µs to about 3 s.
+            ack_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            ack_log_bytes: Gauge::default(),
             registry: Registry::default(),
         };
-        let counters: [(&str, &str, &Counter); 6] = [
+        let counters: [(&str, &str, &Counter); 5] = [
             (
                 "events_received",
                 "Events that reached the intake",
@@ -162,11 +175,6 @@ impl Default for Metrics {
                 "Events written to the local spool while PostgreSQL could not take them",
                 &inner.spooled,
             ),
-            (
-                "events_replayed",
-                "Events taken out of the spool again",
-                &inner.replayed,
-            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
@@ -177,11 +185,16 @@ impl Default for Metrics {
             inner.refused.clone(),
         );
         registry.register(
+            "events_replayed",
+            "Events taken out of the spool, or out of a crashed run's acknowledgement log, to be stored",
+            inner.replayed.clone(),
+        );
+        registry.register(
             "events_dropped",
             "Accepted events given up, by reason",
             inner.dropped.clone(),
         );
-        let gauges: [(&str, &str, &Gauge); 7] = [
+        let gauges: [(&str, &str, &Gauge); 8] = [
             (
                 "events_buffered",
                 "Events waiting in writers' buffers",
@@ -213,6 +226,11 @@ impl Default for Metrics {
                 "Age of the oldest alert delivery still pending",
                 &inner.outbox_oldest_seconds,
             ),
+            (
+                "ack_log_bytes",
+                "Bytes the acknowledgement log's segments take on disk",
+                &inner.ack_log_bytes,
+            ),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
@@ -227,6 +245,11 @@ impl Default for Metrics {
             "batch_duration_seconds",
             "Time to write one event batch",
             inner.batch_seconds.clone(),
+        );
+        registry.register(
+            "ack_duration_seconds",
+            "Time a request's events waited to be on disk before the answer (MESHER_ACK=durable)",
+            inner.ack_seconds.clone(),
         );
         registry.register(
             "http_requests",
@@ -320,7 +343,30 @@ impl Metrics {
 
     /// `n` events taken out of the spool to be written (or given up).
     pub fn events_replayed(&self, n: u64) {
-        self.0.replayed.inc_by(n);
+        self.0
+            .replayed
+            .get_or_create(&Source { from: "spool" })
+            .inc_by(n);
+    }
+
+    /// `n` events read back from a crashed run's acknowledgement log, now
+    /// in flight again (see [`crate::services::AckLog`]).
+    pub fn events_recovered(&self, n: u64) {
+        self.0
+            .replayed
+            .get_or_create(&Source { from: "ack_log" })
+            .inc_by(n);
+        self.0.in_flight.inc_by(n as i64);
+    }
+
+    /// A request's events waited `took` to be on disk.
+    pub fn ack_waited(&self, took: Duration) {
+        self.0.ack_seconds.observe(took.as_secs_f64());
+    }
+
+    /// What the acknowledgement log's segments take now.
+    pub fn ack_log_bytes(&self, bytes: u64) {
+        self.0.ack_log_bytes.set(bytes as i64);
     }
 
     pub fn item_ignored(&self, item_type: &'static str) {

@@ -20,25 +20,27 @@
 //! | `storage` | [`Committer`] and [`SpoolReplayer`], the only users of the event pool |
 //! | `notifier` | [`Notifier`]: alert deliveries to webhooks and email |
 //! | the spool's | [`SpoolStore`]'s file (a `SyncArbiter`: every call blocks on disk) |
+//! | `ack-log` | the [`AckLog`]'s appends and fsyncs (a plain thread; `MESHER_ACK=durable`) |
 //! | HTTP workers | actix-web's, one per core; body decoding and large events go to the blocking pool |
 //!
 //! An envelope's way from the socket to a commit: an HTTP worker reads,
-//! decodes and parses it and resolves its key (from the [`KeyCache`]), then
+//! decodes and parses it and resolves its key (from the [`KeyCache`]),
+//! waits for the [`AckLog`] to have its events on disk, then
 //! sends one `Admit` to its project's writer (found in the registry's
 //! directory); the writer's batch goes to the committer in one `Commit`,
 //! which answers when PostgreSQL (or the spool) has it.
 
 use crate::app;
-use crate::config::{Config, WriterConfig};
+use crate::config::{Ack, Config, WriterConfig};
 use crate::db::{self, EventPool, Pool};
 use crate::domain::PublicUrl;
 use crate::error::Result;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::services::{
-    Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, Notifier, OrgService,
-    OrgTokenService, PartitionManager, ProjectService, RegistryStats, SourceMapService, Spool,
-    SpoolReplayer, SpoolStore, UserService, WriterRegistry,
+    AckLog, Committer, DrainAll, EnsurePartitions, Intake, IssueService, KeyCache, Notifier,
+    OrgService, OrgTokenService, PartitionManager, ProjectService, RegistryStats, SourceMapService,
+    Spool, SpoolReplayer, SpoolStore, UserService, WriterRegistry,
 };
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -79,6 +81,8 @@ pub struct Mesher {
     threads: Vec<Arbiter>,
     /// Closed at shutdown, letting its directory go for the next process.
     spool: Option<Spool>,
+    /// Closed at shutdown, after the drain (`MESHER_ACK=durable`).
+    ack_log: Option<AckLog>,
 }
 
 /// The storage side, started by [`start_storage`].
@@ -87,6 +91,8 @@ pub struct Storage {
     pub registry: Addr<WriterRegistry>,
     /// The path a request's events take (see [`Intake`]).
     pub intake: Intake,
+    /// Lands the writers' batches (and a crashed run's, replayed).
+    pub committer: Addr<Committer>,
     /// The threads it runs on (intake, writers, storage I/O), to stop once
     /// the registry has drained.
     pub threads: Vec<Arbiter>,
@@ -113,6 +119,7 @@ pub fn start_storage(
         config.concurrent_writes,
     );
     let committer = Committer::start_in_arbiter(&io.handle(), move |_| committer);
+    let committer_addr = committer.clone();
     if let Some(spool) = &spool {
         let replayer = SpoolReplayer::new(spool.clone(), pool, metrics.clone());
         SpoolReplayer::start_in_arbiter(&io.handle(), move |_| replayer);
@@ -129,6 +136,7 @@ pub fn start_storage(
     let registry = WriterRegistry::start_in_arbiter(&intake.handle(), move |_| registry);
     Storage {
         intake: Intake::new(registry.clone(), directory),
+        committer: committer_addr,
         registry,
         threads: vec![intake, writers, io],
     }
@@ -193,13 +201,42 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let spool = SpoolStore::open(&config.spool, &pool, metrics.clone())
         .await?
         .map(|store| Spool::start(store, reachability));
-    let storage = start_storage(
+    let replay_pool = event_pool.clone();
+    let mut storage = start_storage(
         event_pool,
         projects.clone(),
         config.writer.clone(),
         metrics.clone(),
         spool.clone(),
     );
+    let ack_log = match (config.ack.mode, &config.spool.dir) {
+        (Ack::Durable, Some(dir)) => {
+            let (dir, max, log_metrics) =
+                (dir.join("ack-log"), config.ack.max_bytes, metrics.clone());
+            let (log, leftovers) =
+                tokio::task::spawn_blocking(move || AckLog::open(&dir, max, log_metrics))
+                    .await
+                    .map_err(|e| {
+                        crate::Error::internal_from("opening the acknowledgement log", e)
+                    })??;
+            // Alongside new traffic: what the earlier run left is bounded
+            // by the log, and its segments stay until it is settled.
+            if !leftovers.is_empty() {
+                let replay = crate::services::Replay {
+                    committer: storage.committer.clone(),
+                    pool: replay_pool,
+                    metrics: metrics.clone(),
+                    retry_backoff: config.writer.retry_backoff.clone(),
+                };
+                actix_rt::spawn(crate::services::replay_leftovers(leftovers, replay));
+            }
+            storage.intake = storage.intake.durable(log.clone());
+            Some(log)
+        }
+        // Config::validate refuses durable acknowledgement without a
+        // directory.
+        _ => None,
+    };
 
     let state_keys = keys.clone();
     let state = app::State {
@@ -251,6 +288,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         http,
         threads,
         spool,
+        ack_log,
     })
 }
 
@@ -262,6 +300,9 @@ impl Mesher {
     pub async fn shutdown(self) -> Result<RegistryStats> {
         self.http.stop(true).await;
         let stats = self.writers.send(DrainAll).await?;
+        if let Some(log) = &self.ack_log {
+            log.close().await;
+        }
         if let Some(spool) = &self.spool {
             spool.close().await;
         }

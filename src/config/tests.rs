@@ -27,6 +27,8 @@ fn defaults_match_the_specification() {
     assert_eq!(c.partitions.lock_timeout, Duration::from_secs(5));
     assert_eq!(c.spool.dir, Some(PathBuf::from("mesher-spool")));
     assert_eq!(c.spool.max_bytes, 1 << 30);
+    assert_eq!(c.ack.mode, Ack::Durable, "200 means on disk by default");
+    assert_eq!(c.ack.max_bytes, 256 << 20);
     assert!(c.http.allow_registration);
     c.validate().unwrap();
 }
@@ -41,7 +43,12 @@ fn the_spool_can_be_moved_bounded_or_turned_off() {
     .unwrap();
     assert_eq!(c.spool.dir, Some(PathBuf::from("/var/lib/mesher/spool")));
     assert_eq!(c.spool.max_bytes, 2 * 1024 * 1024);
-    let off = from(&[("DATABASE_URL", "postgres://x"), ("MESHER_SPOOL_DIR", "")]).unwrap();
+    let off = from(&[
+        ("DATABASE_URL", "postgres://x"),
+        ("MESHER_SPOOL_DIR", ""),
+        ("MESHER_ACK", "memory"),
+    ])
+    .unwrap();
     assert_eq!(off.spool.dir, None);
     for bad in ["0", "18446744073709551615"] {
         let refused = from(&[
@@ -306,6 +313,66 @@ fn switches_read_one_set_of_words_for_every_variable() {
                 }
                 (expected, read) => panic!("{key}={value:?}: expected {expected:?}, got {read:?}"),
             }
+        }
+    }
+}
+
+#[test]
+fn acknowledgement_is_durable_or_from_memory_and_its_log_bounded() {
+    /// The variables, and what they make: a mode and bound, or the
+    /// variable an error names.
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        Option<(Ack, u64)>,
+        Option<&'a str>,
+    );
+    let cases: &[Case] = &[
+        (
+            &[("MESHER_ACK", "memory")],
+            Some((Ack::Memory, 256 << 20)),
+            None,
+        ),
+        (
+            &[("MESHER_ACK", " Durable ")],
+            Some((Ack::Durable, 256 << 20)),
+            None,
+        ),
+        (
+            &[("MESHER_ACK_LOG_MAX_MB", "3")],
+            Some((Ack::Durable, 3 << 20)),
+            None,
+        ),
+        (&[("MESHER_ACK", "fsync")], None, Some("MESHER_ACK")),
+        (&[("MESHER_ACK", "")], None, Some("MESHER_ACK")),
+        (
+            &[("MESHER_ACK_LOG_MAX_MB", "0")],
+            None,
+            Some("MESHER_ACK_LOG_MAX_MB"),
+        ),
+        (
+            &[("MESHER_ACK_LOG_MAX_MB", "18446744073709551615")],
+            None,
+            Some("MESHER_ACK_LOG_MAX_MB"),
+        ),
+        // Durable acknowledgement keeps its log in the spool's directory.
+        (&[("MESHER_SPOOL_DIR", "")], None, Some("MESHER_SPOOL_DIR")),
+        (
+            &[("MESHER_SPOOL_DIR", ""), ("MESHER_ACK", "durable")],
+            None,
+            Some("MESHER_SPOOL_DIR"),
+        ),
+    ];
+    for (vars, expected, refused) in cases {
+        let mut all = vec![("DATABASE_URL", "postgres://x")];
+        all.extend_from_slice(vars);
+        match (from(&all), expected, refused) {
+            (Ok(c), Some((mode, max)), None) => {
+                assert_eq!((c.ack.mode, c.ack.max_bytes), (*mode, *max), "{vars:?}")
+            }
+            (Err(Error::InvalidInput { field, .. }), None, Some(named)) => {
+                assert_eq!(field, *named, "{vars:?}")
+            }
+            (other, _, _) => panic!("{vars:?}: {other:?}"),
         }
     }
 }

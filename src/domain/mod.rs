@@ -27,9 +27,9 @@ pub use alert::{
 };
 pub use artifact::{ArtifactType, NewOrgToken, OrgTokenInfo};
 pub use event::{
-    Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, LogEntry,
-    MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame, Stacktrace, Tag,
-    Thread, read_payload, tags,
+    Breadcrumb, ClientSdk, Event, EventBody, EventParts, EventPayload, ExceptionInfo, Hold,
+    LogEntry, MAX_CLOCK_DRIFT, MAX_EVENT_BYTES, Mechanism, RawJson, Severity, StackFrame,
+    Stacktrace, Tag, Thread, read_payload, tags,
 };
 pub use issue::{
     Cursor, DAILY_COUNT_DAYS, DEFAULT_PAGE_LIMIT, DayWindow, EventNeighbours, EventPage, Issue,

@@ -108,6 +108,28 @@ impl Batch {
         }
     }
 
+    /// Events read back from a crashed run's acknowledgement log (see
+    /// [`super::AckLog`]): in flight again from now on, counted as
+    /// replayed from it; their bytes are taken from `budget` whatever it
+    /// holds (the log bounds them), and given back when settled.
+    pub fn recovered(
+        project_id: Uuid,
+        events: Vec<Event>,
+        metrics: Metrics,
+        budget: MemoryBudget,
+    ) -> Batch {
+        metrics.events_recovered(events.len() as u64);
+        let bytes = events.iter().map(Event::size).sum();
+        budget.take(bytes);
+        Batch {
+            project_id,
+            events,
+            bytes,
+            metrics,
+            budget,
+        }
+    }
+
     pub fn project_id(&self) -> Uuid {
         self.project_id
     }

@@ -8,7 +8,15 @@
 //! runs for the project (its first event since start, or since its writer
 //! retired). It holds no state of its own, so it is a plain async function
 //! over the registry's directory rather than an actor of its own.
+//!
+//! With durable acknowledgement (`MESHER_ACK=durable`, see [`AckLog`]) a
+//! request's events are appended to the log and fsynced first, and
+//! admitted only then: a 200 means they are on disk. Should the inbox
+//! then refuse them (429), they are dropped at once and their record is
+//! deleted with its segment; only a crash in between would replay them,
+//! as the client's retry of the same ids would be: stored once.
 
+use super::ack_log::AckLog;
 use super::inbox::Admitted;
 use super::storage_writer::Overflow;
 use super::writer_registry::{Directory, WriterFor, WriterRegistry};
@@ -24,6 +32,9 @@ pub struct Intake {
     registry: Addr<WriterRegistry>,
     /// The running writers (see [`Directory`]).
     directory: Directory,
+    /// Where events are made durable before they are admitted; `None`
+    /// acknowledges from memory (`MESHER_ACK=memory`).
+    ack_log: Option<AckLog>,
 }
 
 impl Intake {
@@ -31,12 +42,22 @@ impl Intake {
         Intake {
             registry,
             directory,
+            ack_log: None,
+        }
+    }
+
+    /// This intake, admitting events only once `log` has them on disk.
+    pub fn durable(self, log: AckLog) -> Self {
+        Intake {
+            ack_log: Some(log),
+            ..self
         }
     }
 
     /// Buffers one request's events (all of `project_id`, which the caller
     /// vouches for) in the project's writer, all or none: `Ok` once the
-    /// writer holds them, `Err(Overloaded)` when they do not fit,
+    /// writer holds them (and, with an acknowledgement log, once they are
+    /// on disk; `Err(Overloaded)` when it is full), `Err(Overloaded)` when they do not fit,
     /// `Err(ShuttingDown)` once the system drains. A writer that stopped
     /// just now (it retired, or failed) loses the message and the request
     /// gets an error it may retry; nothing was accepted.
@@ -45,6 +66,9 @@ impl Intake {
             return Ok(());
         }
         let mut events = events;
+        if let Some(log) = &self.ack_log {
+            log.append(project_id, &mut events).await?;
+        }
         // A writer that retired just now hands the events back: the second
         // inbox is a new writer's.
         for _ in 0..2 {

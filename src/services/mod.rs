@@ -6,6 +6,7 @@
 //! handlers parse it into domain types first, so bad input gets a typed
 //! error before any SQL runs.
 
+mod ack_log;
 mod batch;
 mod committer;
 mod inbox;
@@ -24,6 +25,7 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
+pub use ack_log::{AckLog, Leftover, Replay, replay_leftovers};
 pub use batch::{Batch, MemoryBudget};
 pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
 pub use inbox::{Admitted, Inbox};

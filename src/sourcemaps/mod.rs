@@ -65,6 +65,10 @@ impl Default for SourceMapConfig {
 
 /// An event as ingest first reads it (see [`Parsed::from_json`]).
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one: boxing it would cost nearly every event an allocation"
+)]
 pub enum Parsed {
     /// Built, its JSON stored as sent: no frame names a source map, as for
     /// nearly every event.

@@ -24,6 +24,7 @@ mod binary;
 mod dashboard;
 mod dashboard_access;
 mod dashboard_issues;
+mod durable_ack;
 mod grouping;
 mod ingest;
 mod issue_activity;

@@ -103,6 +103,7 @@ impl LegacyEvent {
             environment: self.environment,
             indexed_tags: super::tags::event_tags(&payload, self.level),
             body: EventBody::compress(&json)?,
+            hold: Default::default(),
         })
     }
 }

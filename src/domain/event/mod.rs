@@ -29,7 +29,7 @@ pub use raw_json::RawJson;
 pub use severity::Severity;
 pub(crate) use stacktrace::base_name;
 pub use stacktrace::{StackFrame, Stacktrace, Thread};
-pub use stored::{Event, EventParts, MAX_CLOCK_DRIFT, read_payload};
+pub use stored::{Event, EventParts, Hold, MAX_CLOCK_DRIFT, read_payload};
 pub use tags::Tag;
 
 /// The largest event accepted: its JSON as sent, and its text and JSON

@@ -59,6 +59,39 @@ pub struct Event {
     pub(crate) indexed_tags: Vec<Tag>,
     /// Everything else: the event's JSON.
     pub(crate) body: EventBody,
+    /// Keeps the record that made the event durable (the acknowledgement
+    /// log's segment) until the event is settled and dropped; never
+    /// encoded.
+    #[serde(skip)]
+    pub(crate) hold: Hold,
+}
+
+/// Something that must stay alive as long as an event is unsettled: the
+/// acknowledgement log's segment holding the event, deleted once every
+/// event in it has been dropped (stored, spooled or given up, and
+/// counted). Type-erased, so that the domain knows nothing of the log.
+/// One pointer wide (an `Arc` of a box, not of the trait object), so that
+/// events do not grow by more than a word.
+#[derive(Clone, Default)]
+pub struct Hold(Option<std::sync::Arc<Box<dyn std::any::Any + Send + Sync>>>);
+
+impl Hold {
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Hold {
+        Hold(Some(std::sync::Arc::new(Box::new(held))))
+    }
+}
+
+/// Events are equal by what they say, whatever holds them.
+impl PartialEq for Hold {
+    fn eq(&self, _: &Hold) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Hold" } else { "NoHold" })
+    }
 }
 
 impl Serialize for Event {
@@ -395,6 +428,7 @@ impl Event {
             environment: column(p.environment.as_deref()),
             indexed_tags: event_tags(p, level),
             body,
+            hold: Hold::default(),
         };
         event.check()?;
         Ok(event)
@@ -404,6 +438,11 @@ impl Event {
     /// back: its parts, its frames).
     pub fn payload(&self) -> Result<EventPayload> {
         read_payload(&self.body)
+    }
+
+    /// Keeps `hold` alive until this event is dropped (see [`Hold`]).
+    pub fn set_hold(&mut self, hold: Hold) {
+        self.hold = hold;
     }
 
     /// What an event page shows of this event.

@@ -234,4 +234,80 @@ DROP INDEX IF EXISTS events_level_received_idx;
 DROP INDEX IF EXISTS events_fingerprint_idx;
 DROP INDEX IF EXISTS events_tags_idx;
 
+-- Retention (see the PartitionManager). `event_ids` is partitioned by
+-- UTC day like `events`, so that the ids of a day go with its events
+-- (dropped whole, never deleted row by row). A unique key on a
+-- partitioned table must hold the partition key, so the key is (project,
+-- id, day): two copies of an event received on one day meet on it, and a
+-- copy received on the day before or after is found by `GROUP_SQL`
+-- looking there, under the locks of `mesher_lock_event_days` (below). A
+-- database with the unpartitioned table gets its ids moved, each into
+-- the partition of its day.
+DO $$
+DECLARE
+    d date;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = 'event_ids'::regclass) = 'r' THEN
+        ALTER TABLE event_ids RENAME TO event_ids_unpartitioned;
+        ALTER INDEX event_ids_pkey RENAME TO event_ids_unpartitioned_pkey;
+        CREATE TABLE event_ids (
+            project_id   uuid NOT NULL,
+            id           uuid NOT NULL,
+            received_at  timestamptz NOT NULL,
+            day          date NOT NULL,
+            PRIMARY KEY (project_id, id, day)
+        ) PARTITION BY RANGE (day);
+        FOR d IN SELECT DISTINCT (received_at AT TIME ZONE 'UTC')::date FROM event_ids_unpartitioned
+        LOOP
+            -- As db::partitions makes them.
+            EXECUTE format('CREATE TABLE %I (LIKE event_ids INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                'event_ids_' || to_char(d, 'YYYYMMDD'));
+            EXECUTE format('ALTER TABLE event_ids ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                'event_ids_' || to_char(d, 'YYYYMMDD'), d, d + 1);
+        END LOOP;
+        INSERT INTO event_ids (project_id, id, received_at, day)
+            SELECT project_id, id, received_at, (received_at AT TIME ZONE 'UTC')::date
+            FROM event_ids_unpartitioned;
+        DROP TABLE event_ids_unpartitioned;
+    END IF;
+END
+$$;
+
+-- Taken by every batch before it records its ids (db::events), so that
+-- two copies of one event received on neighbouring days cannot both pass
+-- as new: a batch holds ROW EXCLUSIVE on the partitions of its own days
+-- and SHARE on their neighbours, which conflict, so batches of
+-- neighbouring days take turns while batches of the same day (all of
+-- them, nearly always) run side by side. In the order of the days, so
+-- that no two batches wait for each other. A partition that does not
+-- exist has nothing to find in it.
+CREATE OR REPLACE FUNCTION mesher_lock_event_days(days date[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN
+        SELECT 'event_ids_' || to_char(s.day, 'YYYYMMDD') AS name,
+            bool_or(s.own) AS own, bool_or(NOT s.own) AS near
+        FROM (SELECT x AS day, true AS own FROM unnest(days) AS x
+              UNION ALL
+              SELECT x + n.k, false FROM unnest(days) AS x, (VALUES (-1), (1)) AS n(k)) s
+        GROUP BY s.day ORDER BY s.day
+    LOOP
+        CONTINUE WHEN to_regclass(p.name) IS NULL;
+        EXECUTE format('LOCK TABLE %I IN %s MODE', p.name,
+            CASE WHEN p.own AND p.near THEN 'SHARE ROW EXCLUSIVE'
+                 WHEN p.own THEN 'ROW EXCLUSIVE' ELSE 'SHARE' END);
+    END LOOP;
+END
+$$;
+
+-- Per project: a retention shorter than the server's, in days, and a
+-- limit of events per minute; NULL for none.
+ALTER TABLE projects
+    ADD COLUMN IF NOT EXISTS retention_days integer
+        CONSTRAINT projects_retention_days_check CHECK (retention_days > 0),
+    ADD COLUMN IF NOT EXISTS rate_limit_per_minute integer
+        CONSTRAINT projects_rate_limit_per_minute_check CHECK (rate_limit_per_minute > 0);
+
 COMMIT;

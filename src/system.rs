@@ -138,7 +138,10 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let pool = db::pool(&config.database_url, config.pool_size)?;
     db::apply_schema(&pool).await?;
 
-    let partitions = PartitionManager::new(pool.clone(), config.partitions.clone()).start();
+    let metrics = Metrics::default();
+    let partitions = PartitionManager::new(pool.clone(), config.partitions.clone())
+        .with_metrics(metrics.clone())
+        .start();
     // The manager's own start-up check runs concurrently; asking once more
     // means partitions certainly exist when `start` returns.
     partitions.send(EnsurePartitions).await??;
@@ -151,7 +154,6 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         .map_err(|e| crate::Error::internal_from("listening socket", e))?;
     let public_url = config.http.public_url(http_addr)?;
 
-    let metrics = Metrics::default();
     let (lookups, dashboard) = (Arbiter::new(), Arbiter::new());
     let project_service = ProjectService::new(pool.clone(), public_url.clone());
     let keys: KeyCache = project_service.key_cache();

@@ -3,10 +3,12 @@
 //! two statements.
 //!
 //! The first (`GROUP_SQL`) records the batch's event ids in `event_ids`,
-//! skipping those already there, so an event is stored once whatever its
-//! day and however often it arrives (an SDK's retry, a batch retried after
-//! its commit's reply was lost); then creates or updates the issues of the
-//! events that are new, counting exactly those. The second is a binary
+//! skipping those already there, so an event is stored once however often
+//! it arrives: a batch retried after its commit's reply was lost, or
+//! replayed from the spool, whenever that is (its copy has the same day);
+//! an SDK's retry received within a day of the first copy (see
+//! `GROUP_SQL`). Then it creates or updates the issues of the events that
+//! are new, counting exactly those. The second is a binary
 //! `COPY` of the new events, each a few columns and its compressed body,
 //! into `events`. Concurrent batches meet on the unique keys of
 //! `event_ids` and `issues`, where PostgreSQL makes one wait for the
@@ -24,6 +26,7 @@ use super::partitions;
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
+use chrono::NaiveDate;
 use futures_util::pin_mut;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -39,7 +42,16 @@ use uuid::Uuid;
 /// The arrays `$1..$7` hold one element per event (project, id, received
 /// at, fingerprint, title, culprit, level), `$8..$10` one new issue id per
 /// project and fingerprint in the batch (used only for an issue that does
-/// not exist yet). Rows are taken in key order so that two batches sharing
+/// not exist yet); `$11` and `$12` are the day before the batch's first
+/// UTC day of receipt and the day after its last.
+///
+/// An event is new unless its id is in `event_ids` for its project on its
+/// day of receipt (the conflict on the key) or on the day before or after
+/// (looked up; `$11` and `$12` let PostgreSQL read only those partitions):
+/// a retry is recognised for at least a day after the first copy, and up
+/// to two. [`LOCK_SQL`], run first, makes batches of neighbouring days
+/// take turns, so that two copies received on either side of midnight,
+/// written at once, cannot both pass as new. Rows are taken in key order so that two batches sharing
 /// keys lock them in the same order and cannot deadlock, and an event twice
 /// in one batch is taken once (its earliest receipt). An issue takes its
 /// title, culprit and level from its latest event.
@@ -61,15 +73,20 @@ use uuid::Uuid;
 /// separately: a duplicate.
 const GROUP_SQL: &str = "
 WITH batch AS (
-    SELECT DISTINCT ON (project_id, id) *
+    SELECT DISTINCT ON (project_id, id) *, (received_at AT TIME ZONE 'UTC')::date AS day
     FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
         $7::text[])
     AS b(project_id, id, received_at, fingerprint, title, culprit, level)
     ORDER BY project_id, id, received_at
 ),
 fresh AS (
-    INSERT INTO event_ids (project_id, id, received_at)
-    SELECT project_id, id, received_at FROM batch ORDER BY project_id, id
+    INSERT INTO event_ids (project_id, id, received_at, day)
+    SELECT project_id, id, received_at, day FROM batch b
+    WHERE NOT EXISTS (
+        SELECT 1 FROM event_ids e
+        WHERE e.project_id = b.project_id AND e.id = b.id
+            AND e.day BETWEEN $11::date AND $12::date AND e.day IN (b.day - 1, b.day + 1))
+    ORDER BY project_id, id
     ON CONFLICT DO NOTHING
     RETURNING project_id, id
 ),
@@ -121,7 +138,14 @@ const EARLIER_SQL: &str = "
 SELECT project_id, count(*) FROM event_ids
 JOIN unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS s(project_id, id, received_at)
     USING (project_id, id, received_at)
+WHERE event_ids.day = ANY($4::date[])
 GROUP BY project_id";
+
+/// Locks the partitions of `event_ids` that a batch received on the days
+/// `$1` writes to and looks into (see `mesher_lock_event_days` in
+/// `schema.sql`). A statement of its own, before [`GROUP_SQL`], so that
+/// the latter's snapshot sees whatever a batch it waited for committed.
+const LOCK_SQL: &str = "SELECT mesher_lock_event_days($1::date[])";
 
 /// The columns the COPY fills, in order, and their types.
 const COPY_SQL: &str = "COPY events (project_id, id, received_at, issue_id, level, occurred_at, \
@@ -175,8 +199,8 @@ impl EventConnections {
 /// A connection of an [`EventPool`]; usable as a [`Client`] for any query.
 pub struct EventConnection {
     client: Client,
-    /// [`GROUP_SQL`], once prepared on this connection.
-    group: Option<Statement>,
+    /// [`LOCK_SQL`] and [`GROUP_SQL`], once prepared on this connection.
+    group: Option<(Statement, Statement)>,
     /// How long creating a missing partition on demand waits for a lock:
     /// the configured [`crate::config::PartitionConfig::lock_timeout`],
     /// as the partition manager uses it.
@@ -184,12 +208,13 @@ pub struct EventConnection {
 }
 
 impl EventConnection {
-    async fn group_statement(&mut self) -> Result<Statement, PgError> {
-        if let Some(statement) = &self.group {
-            return Ok(statement.clone());
+    async fn group_statements(&mut self) -> Result<(Statement, Statement), PgError> {
+        if let Some(statements) = &self.group {
+            return Ok(statements.clone());
         }
-        let statement = self.client.prepare(GROUP_SQL).await?;
-        Ok(self.group.insert(statement).clone())
+        let lock = self.client.prepare(LOCK_SQL).await?;
+        let group = self.client.prepare(GROUP_SQL).await?;
+        Ok(self.group.insert((lock, group)).clone())
     }
 }
 
@@ -433,8 +458,18 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         issue_projects.push(*project_id);
         issue_fingerprints.push(*fingerprint);
     }
-    let group = conn.group_statement().await?;
+    let days: BTreeSet<NaiveDate> = events().map(|e| e.received_at().date_naive()).collect();
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok(Inserted::default());
+    };
+    let (before, after) = (
+        first.pred_opt().unwrap_or(*first),
+        last.succ_opt().unwrap_or(*last),
+    );
+    let days: Vec<NaiveDate> = days.iter().copied().collect();
+    let (lock, group) = conn.group_statements().await?;
     let tx = conn.client.transaction().await?;
+    tx.execute(&lock, &[&days]).await?;
     let rows = tx
         .query(
             &group,
@@ -449,6 +484,8 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
                 &issue_ids,
                 &issue_projects,
                 &issue_fingerprints,
+                &before,
+                &after,
             ],
         )
         .await?;
@@ -474,7 +511,10 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
             ids.push(event.id());
             times.push(event.received_at());
         }
-        for row in tx.query(EARLIER_SQL, &[&projects, &ids, &times]).await? {
+        for row in tx
+            .query(EARLIER_SQL, &[&projects, &ids, &times, &days])
+            .await?
+        {
             stored.insert(row.get(0), row.get::<_, i64>(1) as u64);
         }
     }

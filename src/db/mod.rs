@@ -13,6 +13,7 @@ pub mod memberships;
 pub mod orgs;
 pub mod partitions;
 pub mod projects;
+pub mod retention;
 pub mod sessions;
 pub mod spool;
 pub mod users;

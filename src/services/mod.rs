@@ -29,7 +29,7 @@ pub use issue_service::{
 };
 pub use key_cache::{KEY_CACHE_TTL, KeyCache, resolve_key};
 pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrgs, OrgService};
-pub use partition_manager::{EnsurePartitions, PartitionManager};
+pub use partition_manager::{ApplyRetention, EnsurePartitions, PartitionManager, Retained};
 pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
     ListProjectsByOrg, ProjectService, RevokeApiKey,

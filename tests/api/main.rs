@@ -29,6 +29,7 @@ mod issues;
 mod outages;
 mod partitions;
 mod queries;
+mod retention;
 mod spool;
 mod startup;
 mod storage;

@@ -199,6 +199,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
+        retention_days: config.partitions.retention_days,
+        limits: Default::default(),
         body_memory: Arc::new(Semaphore::new(http::BODY_MEMORY_KIB)),
     };
     let server = http::server::serve(state, listener, &config.http)?;

@@ -11,6 +11,7 @@ mod event;
 pub mod grouping;
 mod issue;
 mod names;
+pub mod rate_limit;
 mod secret;
 mod tenancy;
 mod user;
@@ -28,7 +29,10 @@ pub use issue::{
 };
 pub use names::{Name, Slug};
 pub use secret::{ApiKey, SessionToken};
-pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, ProjectWithKey, PublicUrl};
+pub use tenancy::{
+    ApiKeyInfo, MAX_RATE_LIMIT_PER_MINUTE, NewApiKey, Organization, Project, ProjectSettings,
+    ProjectWithKey, PublicUrl,
+};
 pub use user::{Email, Member, NewSession, OrgMembership, Password, Role, Session, User};
 
 use crate::error::{Error, Result};

@@ -20,7 +20,7 @@ use crate::domain::{Event, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
-use crate::services::resolve_key;
+use crate::services::{Scope, resolve_key};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -104,7 +104,7 @@ pub async fn envelope(
             Some(event) => json!({ "id": event.id().simple().to_string() }),
             None => json!({}),
         };
-        admit(&state, project.id, events).await?;
+        admit(&state, &project, events).await?;
         Ok(body)
     };
     let outcome = outcome.await;
@@ -125,7 +125,7 @@ pub async fn store(
         let event = parse_event(project.id, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
-        admit(&state, project.id, vec![event]).await?;
+        admit(&state, &project, vec![event]).await?;
         Ok(json!({ "id": id }))
     };
     respond(&state, outcome.await, 1).map_err(SentryError)
@@ -151,7 +151,7 @@ pub async fn native(
         drop(body);
         held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
-        admit(&state, project.id, events).await?;
+        admit(&state, &project, events).await?;
         let body = if is_array {
             json!({ "ids": ids })
         } else {
@@ -415,7 +415,22 @@ async fn parse_event(
     Ok(parsed?)
 }
 
-/// Hands a request's events to their writer, all or none.
-async fn admit(state: &State, project_id: Uuid, events: Vec<Event>) -> Result<(), Problem> {
-    Ok(state.intake.admit(project_id, events).await?)
+/// Hands a request's events to their writer, all or none, once they are
+/// within the project's rate limit (before: a request over it is refused,
+/// never accepted and then dropped).
+async fn admit(state: &State, project: &Project, events: Vec<Event>) -> Result<(), Problem> {
+    let limits: Vec<(Scope, u32)> = project
+        .rate_limit_per_minute
+        .map(|n| (Scope::Project(project.id), n))
+        .into_iter()
+        .collect();
+    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    if let Err((scope, retry_after)) = state.limits.admit(&limits, n) {
+        return Err(Error::RateLimited {
+            scope: scope.as_str(),
+            retry_after,
+        }
+        .into());
+    }
+    Ok(state.intake.admit(project.id, events).await?)
 }

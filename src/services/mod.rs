@@ -14,6 +14,7 @@ mod key_cache;
 mod org_service;
 mod partition_manager;
 mod project_service;
+mod rate_limiter;
 mod spool;
 mod spool_replayer;
 mod storage_writer;
@@ -32,8 +33,9 @@ pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrg
 pub use partition_manager::{ApplyRetention, EnsurePartitions, PartitionManager, Retained};
 pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
-    ListProjectsByOrg, ProjectService, RevokeApiKey,
+    ListProjectsByOrg, ProjectService, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
 };
+pub use rate_limiter::{RateLimiter, Scope};
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;
 pub use storage_writer::{

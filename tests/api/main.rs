@@ -26,6 +26,7 @@ mod grouping;
 mod ingest;
 mod issue_activity;
 mod issues;
+mod limits;
 mod outages;
 mod partitions;
 mod queries;

@@ -227,3 +227,44 @@ async fn a_project_over_its_limit_gets_429_and_the_sdk_backs_off() {
     // Every event answered 200 is stored: refused ones were never taken.
     metrics.assert_settled_and_equal_to_rows(&t).await;
 }
+
+#[actix::test]
+async fn twelve_thousand_keys_used_in_turn_are_each_looked_up_once() {
+    use mesher::domain::ApiKey;
+    use mesher::services::resolve_key;
+    let t = TestDb::new().await;
+    let mesher = t.start().await;
+    let project = crate::common::project_with_key(&mesher, "many keys").await;
+    let keys: Vec<ApiKey> = (0..12_000).map(|_| ApiKey::generate().unwrap()).collect();
+    let hashes: Vec<Vec<u8>> = keys.iter().map(ApiKey::hash).collect();
+    let prefixes: Vec<&str> = keys.iter().map(ApiKey::display_prefix).collect();
+    t.pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO api_keys (id, project_id, key_hash, key_prefix)
+             SELECT gen_random_uuid(), $1, h, p FROM unnest($2::bytea[], $3::text[]) AS k(h, p)",
+            &[&project.project.id, &hashes, &prefixes],
+        )
+        .await
+        .unwrap();
+    let before = mesher.keys.lookups();
+    // Every key in turn, twice: a cache that emptied itself when full, or
+    // kept fewer keys than are in use, would ask the database again.
+    // (A few at once, as requests come: both rounds take far less than
+    // the cache's 60 s lifetime.)
+    for round in 0..2 {
+        for chunk in keys.chunks(50) {
+            let found = futures_util::future::join_all(chunk.iter().map(|key| {
+                resolve_key(&mesher.keys, &mesher.projects, key.expose().to_owned())
+            }))
+            .await;
+            for project_of_key in found {
+                assert_eq!(project_of_key.unwrap().id, project.project.id, "round {round}");
+            }
+        }
+        assert_eq!(mesher.keys.lookups() - before, 12_000, "after round {round}");
+    }
+    mesher.shutdown().await.unwrap();
+}

@@ -256,15 +256,24 @@ async fn twelve_thousand_keys_used_in_turn_are_each_looked_up_once() {
     // the cache's 60 s lifetime.)
     for round in 0..2 {
         for chunk in keys.chunks(50) {
-            let found = futures_util::future::join_all(chunk.iter().map(|key| {
-                resolve_key(&mesher.keys, &mesher.projects, key.expose().to_owned())
-            }))
-            .await;
+            let found =
+                futures_util::future::join_all(chunk.iter().map(|key| {
+                    resolve_key(&mesher.keys, &mesher.projects, key.expose().to_owned())
+                }))
+                .await;
             for project_of_key in found {
-                assert_eq!(project_of_key.unwrap().id, project.project.id, "round {round}");
+                assert_eq!(
+                    project_of_key.unwrap().id,
+                    project.project.id,
+                    "round {round}"
+                );
             }
         }
-        assert_eq!(mesher.keys.lookups() - before, 12_000, "after round {round}");
+        assert_eq!(
+            mesher.keys.lookups() - before,
+            12_000,
+            "after round {round}"
+        );
     }
     mesher.shutdown().await.unwrap();
 }

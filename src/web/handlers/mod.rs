@@ -43,6 +43,7 @@ pub mod issues;
 pub mod keys;
 pub mod orgs;
 pub mod projects;
+pub mod settings;
 
 /// Where a page sends the reader: `303 See Other`, so a reload does not
 /// post the form again.

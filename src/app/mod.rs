@@ -72,7 +72,7 @@ pub struct State {
     /// The server's retention in days (0: everything kept), which a
     /// project's may only shorten.
     pub retention_days: u32,
-    /// Events per minute taken per project and key (see
+    /// Events per minute taken per project (see
     /// [`crate::services::RateLimiter`]).
     pub limits: crate::services::RateLimiter,
     /// The memory, in KiB, that request bodies being read and decoded may

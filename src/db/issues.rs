@@ -413,9 +413,17 @@ pub async fn detail(
         .transpose()?;
     let counted = daily_counts(&tx, project_id, &[id], &window).await?;
     let users = users_affected(&tx, project_id, &[id]).await?;
+    let stored_events: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM events WHERE project_id = $1 AND issue_id = $2",
+            &[&project_id, &id],
+        )
+        .await?
+        .get(0);
     tx.commit().await?;
 
     Ok(IssueDetail {
+        stored_events,
         issue,
         latest_event,
         daily_counts: window.fill(|day| counted.get(&(id, day)).copied()),

@@ -107,11 +107,8 @@ impl From<Error> for Problem {
             .retry_after(retry_after),
             // The client's own limit: SDKs stop sending errors (`error`,
             // and `default` for older ones) for that long.
-            Error::RateLimited { scope, retry_after } => Problem {
-                sentry_limit: match scope {
-                    "key" => "error;default:key:rate_limited",
-                    _ => "error;default:project:rate_limited",
-                },
+            Error::RateLimited { retry_after } => Problem {
+                sentry_limit: "error;default:project:rate_limited",
                 ..Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
                     .retry_after(retry_after)
             },
@@ -274,23 +271,20 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_limit_names_its_categories_scope_and_reason_for_the_sdks() {
-        for (scope, header) in [
-            ("project", "13:error;default:project:rate_limited"),
-            ("key", "13:error;default:key:rate_limited"),
-        ] {
-            let p = Problem::from(Error::RateLimited {
-                scope,
-                retry_after: Duration::from_millis(12_100),
-            });
-            assert_eq!(
-                (p.status, p.code),
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            );
-            let r = SentryError(p).error_response();
-            assert_eq!(r.headers().get("retry-after").unwrap(), "13");
-            assert_eq!(r.headers().get("x-sentry-rate-limits").unwrap(), header);
-        }
+    fn a_rate_limit_names_its_categories_the_project_and_the_reason_for_the_sdks() {
+        let p = Problem::from(Error::RateLimited {
+            retry_after: Duration::from_millis(12_100),
+        });
+        assert_eq!(
+            (p.status, p.code),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
+        let r = SentryError(p).error_response();
+        assert_eq!(r.headers().get("retry-after").unwrap(), "13");
+        assert_eq!(
+            r.headers().get("x-sentry-rate-limits").unwrap(),
+            "13:error;default:project:rate_limited"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::domain::{Event, MAX_EVENT_BYTES, Project};
 use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
-use crate::services::{Scope, resolve_key};
+use crate::services::resolve_key;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -419,18 +419,11 @@ async fn parse_event(
 /// within the project's rate limit (before: a request over it is refused,
 /// never accepted and then dropped).
 async fn admit(state: &State, project: &Project, events: Vec<Event>) -> Result<(), Problem> {
-    let limits: Vec<(Scope, u32)> = project
-        .rate_limit_per_minute
-        .map(|n| (Scope::Project(project.id), n))
-        .into_iter()
-        .collect();
-    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    if let Err((scope, retry_after)) = state.limits.admit(&limits, n) {
-        return Err(Error::RateLimited {
-            scope: scope.as_str(),
-            retry_after,
+    if let Some(per_minute) = project.rate_limit_per_minute {
+        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        if let Err(retry_after) = state.limits.admit(project.id, per_minute, n) {
+            return Err(Error::RateLimited { retry_after }.into());
         }
-        .into());
     }
     Ok(state.intake.admit(project.id, events).await?)
 }

@@ -35,7 +35,7 @@ pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
     ListProjectsByOrg, ProjectService, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
 };
-pub use rate_limiter::{RateLimiter, Scope};
+pub use rate_limiter::RateLimiter;
 pub use spool::{Refused, Spool, SpoolStore};
 pub use spool_replayer::SpoolReplayer;
 pub use storage_writer::{

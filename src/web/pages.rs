@@ -408,6 +408,8 @@ pub struct IssuePage {
     pub layout: Layout,
     pub project: ProjectHeader,
     pub issue: IssueRow,
+    /// Its events still stored (see [`crate::domain::IssueDetail`]).
+    pub stored_events: i64,
     pub sparkline: Sparkline,
     /// Set while resolved.
     pub resolved: Option<RelTime>,

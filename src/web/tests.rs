@@ -296,6 +296,7 @@ fn issue_page(event: Option<StoredEvent>) -> IssuePage {
         layout: layout("Issue"),
         project: project(),
         issue: IssueRow::new(&issue(), now()),
+        stored_events: issue().event_count,
         sparkline: Sparkline::new(&days),
         resolved: None,
         assignee: Assignee {

@@ -71,23 +71,24 @@ async fn partition_days(t: &TestDb, table: &str) -> BTreeSet<NaiveDate> {
 }
 
 /// `(event_count, stored events)` of the project's issue of `event`'s
-/// fingerprint `name`, or `None` when it has been deleted.
+/// fingerprint `name`, as the issue's page shows them, or `None` when it
+/// has been deleted.
 async fn issue(t: &TestDb, project: Uuid, name: &str) -> Option<(i64, i64)> {
-    let client = t.pool.get().await.unwrap();
-    let row = client
+    let row = t
+        .pool
+        .get()
+        .await
+        .unwrap()
         .query_opt(
-            "SELECT id, event_count FROM issues WHERE project_id = $1 AND title = $2",
+            "SELECT id FROM issues WHERE project_id = $1 AND title = $2",
             &[&project, &format!("{name} happened")],
         )
         .await
         .unwrap()?;
-    let id: Uuid = row.get(0);
-    let stored: i64 = client
-        .query_one("SELECT count(*) FROM events WHERE issue_id = $1", &[&id])
+    let detail = db::issues::detail(&t.pool, project, row.get(0), today())
         .await
-        .unwrap()
-        .get(0);
-    Some((row.get(1), stored))
+        .unwrap();
+    Some((detail.issue.event_count, detail.stored_events))
 }
 
 #[actix::test]

@@ -31,9 +31,11 @@ fn start_of(day: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Deletes the issues last seen before `day` began, of `project_id` or of
-/// every project: their events are all past the retention. An issue that
-/// an event reaches meanwhile is kept (the condition is checked again on
-/// each row). Returns how many were deleted.
+/// every project: their events are all past the retention. Their triage
+/// rows (activity, tag counts, users) go in the same statement, so none is
+/// left pointing at an issue that no longer exists. An issue that an event
+/// reaches meanwhile is kept (the condition is checked again on each row).
+/// Returns how many were deleted.
 pub async fn delete_stale_issues(
     pool: &Pool,
     project_id: Option<Uuid>,
@@ -57,15 +59,36 @@ pub async fn delete_stale_issues(
     let mut deleted = 0;
     for chunk in stale.chunks(DELETE_BATCH as usize) {
         let (projects, ids): (Vec<Uuid>, Vec<Uuid>) = chunk.iter().copied().unzip();
-        deleted += pool
+        let row = pool
             .get()
             .await?
-            .execute(
-                "DELETE FROM issues i USING unnest($1::uuid[], $2::uuid[]) AS s(project_id, id)
-                 WHERE i.project_id = s.project_id AND i.id = s.id AND i.last_seen < $3",
+            .query_one(
+                "WITH gone AS (
+                     DELETE FROM issues i USING unnest($1::uuid[], $2::uuid[]) AS s(project_id, id)
+                     WHERE i.project_id = s.project_id AND i.id = s.id AND i.last_seen < $3
+                     RETURNING i.project_id, i.id
+                 ),
+                 activity AS (
+                     DELETE FROM issue_activity a USING gone g
+                     WHERE a.project_id = g.project_id AND a.issue_id = g.id
+                 ),
+                 tag_values AS (
+                     DELETE FROM issue_tag_values v USING gone g
+                     WHERE v.project_id = g.project_id AND v.issue_id = g.id
+                 ),
+                 tag_keys AS (
+                     DELETE FROM issue_tag_keys k USING gone g
+                     WHERE k.project_id = g.project_id AND k.issue_id = g.id
+                 ),
+                 users AS (
+                     DELETE FROM issue_users u USING gone g
+                     WHERE u.project_id = g.project_id AND u.issue_id = g.id
+                 )
+                 SELECT count(*) FROM gone",
                 &[&projects, &ids, &before],
             )
             .await?;
+        deleted += row.get::<_, i64>(0) as u64;
     }
     Ok(deleted)
 }
@@ -79,7 +102,8 @@ pub struct ProjectsExpired {
 
 /// For each project whose own retention is shorter than the server's
 /// (`server_days`, 0 for none), deletes its events received before its
-/// first kept day, then its issues last seen before it. The events'
+/// first kept day, then its issues last seen before it, and the triage
+/// counts of the days it no longer keeps. The events'
 /// primary key leads with the project and partitions are bounded by
 /// receipt, so each statement reads only that project's rows in the
 /// partitions past its retention.
@@ -124,6 +148,7 @@ pub async fn expire_project_events(
             }
         }
         expired.issues += delete_stale_issues(pool, Some(project_id), day).await?;
+        super::triage::forget_days_before(pool, Some(project_id), day).await?;
     }
     if expired.events > 0 || expired.issues > 0 {
         log::info!(

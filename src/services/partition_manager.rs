@@ -14,9 +14,10 @@
 //! The retention, housekeeping that runs by itself: the partitions of days
 //! wholly older than `retention_days` are dropped (see
 //! [`db::partitions::drop_before`]), with the issues last seen before
-//! them; a project keeping less has its older events and issues deleted in
-//! bounded batches; expired sessions are swept; and each project's usage
-//! is measured for the metrics.
+//! them and the triage counts of those days; a project keeping less has
+//! its older events, issues and triage counts deleted in bounded batches;
+//! expired sessions are swept; and each project's usage is measured for
+//! the metrics.
 
 use crate::config::PartitionConfig;
 use crate::db::{self, Pool};
@@ -93,6 +94,7 @@ impl PartitionManager {
                 done.partitions =
                     db::partitions::drop_before(&pool, first_kept, lock_timeout).await?;
                 done.issues = db::retention::delete_stale_issues(&pool, None, first_kept).await?;
+                db::triage::forget_days_before(&pool, None, first_kept).await?;
             }
             let projects =
                 db::retention::expire_project_events(&pool, today, retention_days).await?;

@@ -108,6 +108,16 @@ async fn days_past_the_retention_go_with_their_ids_and_stale_issues() {
     events.push(event(project, "edge", at(days_ago(91), 2)));
     events.push(event(project, "kept", at(days_ago(90), -719)));
     db::events::insert_batch(&t.events, &events).await.unwrap();
+    // Someone resolved the stale issue once: its activity goes with it.
+    t.execute(
+        "INSERT INTO issue_activity (id, project_id, issue_id, at, kind)
+         SELECT gen_random_uuid(), project_id, id, now(), 'resolved' FROM issues
+         WHERE title = 'stale happened'",
+    )
+    .await;
+    let dropped_days = format!("day < '{}'", days_ago(90));
+    let tag_counts = |table: &str, which: &str| format!("SELECT count(*) FROM {table} WHERE {which}");
+    assert!(t.count(&tag_counts("issue_tag_keys", &dropped_days)).await > 0);
     let manager = manager(&t, 90);
     manager.send(EnsurePartitions).await.unwrap().unwrap();
     let all: BTreeSet<NaiveDate> = (0..100).map(days_ago).collect();
@@ -142,6 +152,17 @@ async fn days_past_the_retention_go_with_their_ids_and_stale_issues() {
         t.count("SELECT count(*) FROM events").await,
         "the ids of the days kept, and only those"
     );
+    // The tag counts of the days dropped are forgotten, those kept stay;
+    // the deleted issues leave no triage rows behind.
+    for table in ["issue_tag_keys", "issue_tag_values"] {
+        assert_eq!(t.count(&tag_counts(table, &dropped_days)).await, 0, "{table}");
+        assert!(t.count(&tag_counts(table, "true")).await > 0, "{table}");
+    }
+    let orphans = "NOT EXISTS (SELECT 1 FROM issues i WHERE i.id = issue_id)";
+    for table in ["issue_activity", "issue_tag_keys", "issue_tag_values", "issue_users"] {
+        assert_eq!(t.count(&tag_counts(table, orphans)).await, 0, "{table}");
+    }
+
     // A second check finds nothing more to do.
     let again = manager.send(ApplyRetention).await.unwrap().unwrap();
     assert!(
@@ -253,6 +274,15 @@ async fn a_project_keeping_seven_days_loses_only_its_own_older_events() {
         .unwrap()
         .get(0);
     assert_eq!(oldest, at(days_ago(7), 0));
+    // Its tag counts go back as far as its events, the other's further.
+    let counted_days = |project: Uuid| {
+        format!(
+            "SELECT count(DISTINCT day) FROM issue_tag_keys WHERE project_id = '{project}'
+             AND key = 'level'"
+        )
+    };
+    assert_eq!(t.count(&counted_days(short)).await, 8);
+    assert_eq!(t.count(&counted_days(other)).await, 20);
 }
 
 #[actix::test]

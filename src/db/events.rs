@@ -8,7 +8,7 @@
 //! it arrives: a batch retried after its commit's reply was lost, or
 //! replayed from the spool whenever that is (its copy has the same time of
 //! receipt); an SDK's retry received the same UTC day, or within
-//! [`RETRY_WINDOW`] across midnight (see [`GROUP_SQL`]). Then it creates
+//! [`RETRY_WINDOW`] across midnight (see `GROUP_SQL`). Then it creates
 //! or updates the issues of the events that are new, counting exactly
 //! those. The second is a binary
 //! `COPY` of the new events, each a few columns and its compressed body,
@@ -43,7 +43,7 @@ use uuid::Uuid;
 /// midnight may be and still be recognised as one (copies received the
 /// same UTC day always are). Sentry's own window for telling a repeated
 /// event id is an hour. An event received this close to the end of its day
-/// costs a second row in `event_ids` (see [`GROUP_SQL`]).
+/// costs a second row in `event_ids` (see `GROUP_SQL`).
 pub const RETRY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The day after `received_at`'s (UTC) when it is within [`RETRY_WINDOW`]

@@ -116,7 +116,8 @@ async fn days_past_the_retention_go_with_their_ids_and_stale_issues() {
     )
     .await;
     let dropped_days = format!("day < '{}'", days_ago(90));
-    let tag_counts = |table: &str, which: &str| format!("SELECT count(*) FROM {table} WHERE {which}");
+    let tag_counts =
+        |table: &str, which: &str| format!("SELECT count(*) FROM {table} WHERE {which}");
     assert!(t.count(&tag_counts("issue_tag_keys", &dropped_days)).await > 0);
     let manager = manager(&t, 90);
     manager.send(EnsurePartitions).await.unwrap().unwrap();
@@ -155,11 +156,20 @@ async fn days_past_the_retention_go_with_their_ids_and_stale_issues() {
     // The tag counts of the days dropped are forgotten, those kept stay;
     // the deleted issues leave no triage rows behind.
     for table in ["issue_tag_keys", "issue_tag_values"] {
-        assert_eq!(t.count(&tag_counts(table, &dropped_days)).await, 0, "{table}");
+        assert_eq!(
+            t.count(&tag_counts(table, &dropped_days)).await,
+            0,
+            "{table}"
+        );
         assert!(t.count(&tag_counts(table, "true")).await > 0, "{table}");
     }
     let orphans = "NOT EXISTS (SELECT 1 FROM issues i WHERE i.id = issue_id)";
-    for table in ["issue_activity", "issue_tag_keys", "issue_tag_values", "issue_users"] {
+    for table in [
+        "issue_activity",
+        "issue_tag_keys",
+        "issue_tag_values",
+        "issue_users",
+    ] {
         assert_eq!(t.count(&tag_counts(table, orphans)).await, 0, "{table}");
     }
 
@@ -329,7 +339,9 @@ async fn a_retry_received_after_midnight_is_stored_once() {
     let other = event(project, "y", at(today(), -700));
     let earlier = copy(project, "y", at(days_ago(1), 11 * 60 + 40), other.id());
     db::events::store_batch(&t.events, &[other]).await.unwrap();
-    let late = db::events::store_batch(&t.events, &[earlier]).await.unwrap();
+    let late = db::events::store_batch(&t.events, &[earlier])
+        .await
+        .unwrap();
     assert_eq!((late.stored, late.duplicate), (0, 1));
     assert_eq!(t.count("SELECT count(*) FROM events").await, 2);
     assert_eq!(

@@ -12,6 +12,7 @@
 #   BENCH_HTTP_MAX_STEPS     steps at most per project count (12)
 #   BENCH_HTTP_CONNECTIONS   keep-alive connections (64)
 #   BENCH_HTTP_THREADS       load generator threads (2)
+#   BENCH_HTTP_RATE_LIMIT    events a minute every project is limited to (none)
 # A smoke run of about a minute:
 #   BENCH_HTTP_CEILING_SECS=3 BENCH_HTTP_STEP_SECS=2 BENCH_HTTP_PROJECTS=1,100 \
 #   BENCH_HTTP_REFINE=0 BENCH_HTTP_MAX_STEPS=2 scripts/bench-http.sh

@@ -534,7 +534,7 @@ async fn drop_day(url: &str, pool: &Pool, org: Uuid) -> Result<()> {
         "drop: locks seen (other than row-level): {modes:?}; at most {most_waiting} session(s) waiting on a lock at once"
     );
     println!(
-        "drop: ingestion at {rate} events/s: p99 {:.1} ms during the drop ({} requests) vs {:.1} ms without ({:.2}x); worst {:.1} ms vs {:.1} ms",
+        "drop: ingestion at {rate} events/s: p99 {:.1} ms during the drop ({} requests) vs {:.1} ms without ({:.2}x); worst {:.1} ms vs {:.1} ms; answered other than 200: {drop_refused} during, {base_refused} without",
         p99_drop.as_secs_f64() * 1e3,
         in_drop.len(),
         p99_base.as_secs_f64() * 1e3,

@@ -200,7 +200,13 @@ async fn an_event_beyond_the_created_range_is_stored_in_a_new_partition() {
         message: Some("from the future".into()),
         ..Default::default()
     };
-    let in_30_days = Utc::now() + chrono::Duration::days(30);
+    // At noon: an event received in the last hour of its day makes the
+    // next day's partitions too (its id is recorded there as well).
+    let in_30_days = (Utc::now() + chrono::Duration::days(30))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
     let event = Event::from_payload_received_at(project, payload, in_30_days).unwrap();
     let day = event.received_at().date_naive();
     let name = db::partitions::partition_name(day);

@@ -549,6 +549,58 @@ CREATE TABLE IF NOT EXISTS alert_issue_users (
     PRIMARY KEY (project_id, issue_id, who)
 );
 CREATE INDEX IF NOT EXISTS alert_issue_users_seen_idx ON alert_issue_users (last_seen);
+-- Retention (see the PartitionManager). `event_ids` is partitioned by
+-- UTC day like `events`, so that the ids of a day go with its events
+-- (dropped whole, never deleted row by row). A unique key on a
+-- partitioned table must hold the partition key, so the key is (project,
+-- id, day): two copies of an event received on one day meet on it, and an
+-- id received in the last hour of a day is recorded on the next day too,
+-- where a copy received after midnight meets it (see `db::events`). A
+-- database with the unpartitioned table gets its ids moved, each into
+-- the partition of its day (and the next, as above).
+DO $$
+DECLARE
+    d date;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = 'event_ids'::regclass) = 'r' THEN
+        ALTER TABLE event_ids RENAME TO event_ids_unpartitioned;
+        ALTER INDEX event_ids_pkey RENAME TO event_ids_unpartitioned_pkey;
+        CREATE TABLE event_ids (
+            project_id   uuid NOT NULL,
+            id           uuid NOT NULL,
+            received_at  timestamptz NOT NULL,
+            day          date NOT NULL,
+            PRIMARY KEY (project_id, id, day)
+        ) PARTITION BY RANGE (day);
+        CREATE TEMP TABLE upgrade_ids ON COMMIT DROP AS
+            SELECT project_id, id, received_at, (received_at AT TIME ZONE 'UTC')::date AS day
+            FROM event_ids_unpartitioned
+            UNION ALL
+            SELECT project_id, id, received_at, (received_at AT TIME ZONE 'UTC')::date + 1
+            FROM event_ids_unpartitioned
+            WHERE (received_at AT TIME ZONE 'UTC')::time >= time '23:00';
+        FOR d IN SELECT DISTINCT day FROM upgrade_ids
+        LOOP
+            -- As db::partitions makes them.
+            EXECUTE format('CREATE TABLE %I (LIKE event_ids INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                'event_ids_' || to_char(d, 'YYYYMMDD'));
+            EXECUTE format('ALTER TABLE event_ids ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                'event_ids_' || to_char(d, 'YYYYMMDD'), d, d + 1);
+        END LOOP;
+        INSERT INTO event_ids (project_id, id, received_at, day)
+            SELECT project_id, id, received_at, day FROM upgrade_ids;
+        DROP TABLE event_ids_unpartitioned, upgrade_ids;
+    END IF;
+END
+$$;
+
+-- Per project: a retention shorter than the server's, in days, and a
+-- limit of events per minute; NULL for none.
+ALTER TABLE projects
+    ADD COLUMN IF NOT EXISTS retention_days integer
+        CONSTRAINT projects_retention_days_check CHECK (retention_days > 0),
+    ADD COLUMN IF NOT EXISTS rate_limit_per_minute integer
+        CONSTRAINT projects_rate_limit_per_minute_check CHECK (rate_limit_per_minute > 0);
 
 COMMIT;
 

@@ -1399,6 +1399,18 @@ async fn main() -> Result<()> {
         "set-up: {most} projects with a key each in {:.1} s",
         made.elapsed().as_secs_f64()
     );
+    // A rate limit on every project (events per minute), to measure what
+    // checking one costs: set high enough, it never refuses.
+    if let Ok(limit) = std::env::var("BENCH_HTTP_RATE_LIMIT") {
+        let limit: i32 = limit
+            .parse()
+            .map_err(|_| Error::invalid("BENCH_HTTP_RATE_LIMIT", "must be a number"))?;
+        pool.get()
+            .await?
+            .execute("UPDATE projects SET rate_limit_per_minute = $1", &[&limit])
+            .await?;
+        println!("set-up: every project limited to {limit} events a minute");
+    }
 
     let templates = Arc::new(templates()?);
     let (json, min, max, gz) = check_templates(&templates, targets[0].id)?;

@@ -18,6 +18,7 @@
 #   BENCH_HTTP_KEEP_ISSUES   1: steps keep the issues (events recur in known
 #                            issues after the warm-up) rather than making every
 #                            issue anew at each step (0)
+#   BENCH_HTTP_RATE_LIMIT    events a minute every project is limited to (none)
 # A smoke run of about a minute:
 #   BENCH_HTTP_CEILING_SECS=3 BENCH_HTTP_STEP_SECS=2 BENCH_HTTP_PROJECTS=1,100 \
 #   BENCH_HTTP_REFINE=0 BENCH_HTTP_MAX_STEPS=2 scripts/bench-http.sh

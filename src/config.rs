@@ -309,6 +309,10 @@ pub struct PartitionConfig {
     /// be tried again (`MESHER_PARTITION_LOCK_TIMEOUT_MS`): a long query or
     /// VACUUM on `events` must not hold every creation up behind it.
     pub lock_timeout: Duration,
+    /// Days of events kept (`MESHER_RETENTION_DAYS`, default 90; 0 keeps
+    /// everything): each check drops the partitions of the days wholly
+    /// older than that, and the issues last seen before them.
+    pub retention_days: u32,
 }
 
 impl Default for UserConfig {
@@ -343,6 +347,7 @@ impl Default for PartitionConfig {
             days_ahead: 7,
             check_interval: Duration::from_secs(24 * 3600),
             lock_timeout: Duration::from_secs(5),
+            retention_days: 90,
         }
     }
 }
@@ -486,6 +491,9 @@ impl Config {
         if let Some(n) = num("MESHER_PARTITION_LOCK_TIMEOUT_MS")? {
             c.partitions.lock_timeout = Duration::from_millis(n);
         }
+        if let Some(n) = num("MESHER_RETENTION_DAYS")? {
+            c.partitions.retention_days = small("MESHER_RETENTION_DAYS", n)?;
+        }
         if let Some(addr) = get("MESHER_HTTP_ADDR") {
             c.http.addr = addr.trim().parse().map_err(|_| {
                 Error::invalid("MESHER_HTTP_ADDR", "must be an address like 127.0.0.1:8000")
@@ -618,6 +626,9 @@ fn parse_switch(key: &'static str, value: &str) -> Result<bool> {
     }
 }
 
+/// The longest retention, server-wide or a project's, in days.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// Past this, a duration is surely a typo, and a huge one would overflow
 /// the clock arithmetic of timers or PostgreSQL's intervals.
 const A_YEAR: Duration = Duration::from_secs(366 * 86_400);
@@ -734,6 +745,14 @@ impl PartitionConfig {
             return Err(Error::invalid(
                 "MESHER_PARTITION_LOCK_TIMEOUT_MS",
                 "must be at most 2147483647 ms",
+            ));
+        }
+        // A century: past it, surely a typo (and date arithmetic stays far
+        // from chrono's limits).
+        if self.retention_days > MAX_RETENTION_DAYS {
+            return Err(Error::invalid(
+                "MESHER_RETENTION_DAYS",
+                "must be at most 36500",
             ));
         }
         Ok(())

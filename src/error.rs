@@ -89,6 +89,11 @@ pub enum Error {
     #[error("overloaded; retry after {}s", retry_after.as_secs())]
     Overloaded { retry_after: std::time::Duration },
 
+    /// A client sent more events than its project's rate limit allows; it
+    /// may send again after `retry_after`. Nothing was accepted.
+    #[error("the project's rate limit is reached; retry after {}s", retry_after.as_secs())]
+    RateLimited { retry_after: std::time::Duration },
+
     /// Mesher is shutting down and accepts nothing new.
     #[error("shutting down")]
     ShuttingDown,

@@ -65,6 +65,12 @@ pub struct ItemTypeName {
     pub item_type: &'static str,
 }
 
+/// A project, by id: the usage gauges' label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectLabel {
+    pub project: String,
+}
+
 /// An HTTP request's route (the pattern, never the raw path, so the label
 /// set stays bounded) and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,6 +122,12 @@ struct Inner {
     outbox_oldest_seconds: Gauge,
     ack_seconds: Histogram,
     ack_log_bytes: Gauge,
+    partitions_dropped: Counter,
+    expired_events: Counter,
+    expired_issues: Counter,
+    expired_sessions: Counter,
+    project_events: Family<ProjectLabel, Gauge>,
+    project_bytes: Family<ProjectLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -147,6 +159,12 @@ impl Default for Metrics {
             // 100 µs to about 3 s.
             ack_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             ack_log_bytes: Gauge::default(),
+            partitions_dropped: Counter::default(),
+            expired_events: Counter::default(),
+            expired_issues: Counter::default(),
+            expired_sessions: Counter::default(),
+            project_events: Family::default(),
+            project_bytes: Family::default(),
             registry: Registry::default(),
         };
         let counters: [(&str, &str, &Counter); 5] = [
@@ -239,6 +257,41 @@ impl Default for Metrics {
             "envelope_items_ignored",
             "Envelope items accepted but not stored, by type",
             inner.ignored_items.clone(),
+        );
+        let housekeeping: [(&str, &str, &Counter); 4] = [
+            (
+                "retention_partitions_dropped",
+                "Daily partitions dropped past the retention (events and their ids)",
+                &inner.partitions_dropped,
+            ),
+            (
+                "retention_events_deleted",
+                "Events deleted past their project's retention",
+                &inner.expired_events,
+            ),
+            (
+                "retention_issues_deleted",
+                "Issues deleted whose events were all past the retention",
+                &inner.expired_issues,
+            ),
+            (
+                "sessions_expired_deleted",
+                "Expired sessions swept",
+                &inner.expired_sessions,
+            ),
+        ];
+        for (name, help, counter) in housekeeping {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "project_events_stored",
+            "Events a project has stored, as of the last housekeeping check",
+            inner.project_events.clone(),
+        );
+        registry.register(
+            "project_bytes_stored",
+            "Approximate bytes a project's events take, as of the last housekeeping check",
+            inner.project_bytes.clone(),
         );
         registry.register("batches", "Event batches written", inner.batches.clone());
         registry.register(
@@ -428,6 +481,23 @@ impl Metrics {
         self.0
             .outbox_oldest_seconds
             .set(i64::try_from(oldest.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// What a retention check removed.
+    pub fn retention(&self, partitions: u64, events: u64, issues: u64, sessions: u64) {
+        self.0.partitions_dropped.inc_by(partitions);
+        self.0.expired_events.inc_by(events);
+        self.0.expired_issues.inc_by(issues);
+        self.0.expired_sessions.inc_by(sessions);
+    }
+
+    /// A project's events stored and their approximate bytes.
+    pub fn project_usage(&self, project: uuid::Uuid, events: i64, bytes: i64) {
+        let label = ProjectLabel {
+            project: project.to_string(),
+        };
+        self.0.project_events.get_or_create(&label).set(events);
+        self.0.project_bytes.get_or_create(&label).set(bytes);
     }
 
     /// Everything counted so far, in the Prometheus text format.

@@ -152,7 +152,10 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let pool = db::pool(&config.database_url, config.pool_size)?;
     db::apply_schema(&pool).await?;
 
-    let partitions = PartitionManager::new(pool.clone(), config.partitions.clone()).start();
+    let metrics = Metrics::default();
+    let partitions = PartitionManager::new(pool.clone(), config.partitions.clone())
+        .with_metrics(metrics.clone())
+        .start();
     // The manager's own start-up check runs concurrently; asking once more
     // means partitions certainly exist when `start` returns.
     partitions.send(EnsurePartitions).await??;
@@ -165,7 +168,6 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         .map_err(|e| crate::Error::internal_from("listening socket", e))?;
     let public_url = config.http.public_url(http_addr)?;
 
-    let metrics = Metrics::default();
     let (lookups, dashboard) = (Arbiter::new(), Arbiter::new());
     let project_service = ProjectService::new(pool.clone(), public_url.clone());
     let keys: KeyCache = project_service.key_cache();
@@ -258,6 +260,8 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         pool: pool.clone(),
         metrics: metrics.clone(),
         body_timeout: config.http.client_timeout,
+        retention_days: config.partitions.retention_days,
+        limits: Default::default(),
         body_memory: Arc::new(Semaphore::new(http::BODY_MEMORY_KIB)),
         alerts: app::AlertSettings {
             email: config.notifier.smtp_url.is_some(),

@@ -79,6 +79,12 @@ pub struct State {
     pub metrics: Metrics,
     /// How long a client may take to send a body.
     pub body_timeout: Duration,
+    /// The server's retention in days (0: everything kept), which a
+    /// project's may only shorten.
+    pub retention_days: u32,
+    /// Events per minute taken per project (see
+    /// [`crate::services::RateLimiter`]).
+    pub limits: crate::services::RateLimiter,
     /// The memory, in KiB, that request bodies being read and decoded may
     /// hold together ([`crate::http::BODY_MEMORY_KIB`]): each request is
     /// bounded, and this bounds them all, whatever the number of

@@ -3,11 +3,14 @@
 
 use super::orgs::ORG;
 use super::{Caller, State};
+use crate::db::retention::Usage;
 use crate::domain::access::Action;
-use crate::domain::{Project, ProjectWithKey};
+use crate::domain::{Project, ProjectSettings, ProjectWithKey};
 use crate::error::Error;
-use crate::services::{CreateProjectWithKey, ListApiKeys, RevokeApiKey};
-use serde::Deserialize;
+use crate::services::{
+    CreateProjectWithKey, ListApiKeys, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
+};
+use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
 /// A new project, as the API's JSON and the page's form give it.
@@ -61,4 +64,57 @@ pub async fn revoke_key(state: &State, project: &Project, key_id: Uuid) -> Resul
         })
         .await??;
     Ok(())
+}
+
+/// A change to a project's settings, as the API's JSON and the page's form
+/// give it: a field left out stays as it is, `null` removes it.
+#[derive(Debug, Default, Deserialize)]
+pub struct SettingsChange {
+    #[serde(default, deserialize_with = "given")]
+    pub retention_days: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "given")]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+}
+
+/// A field that is present, `null` or not: `Some`, told apart from one
+/// left out (`None`, by `#[serde(default)]`).
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+/// Changes `project`'s retention and rate limit (an admin's to do),
+/// checked against the server's retention. The caller has found the
+/// project; the role is checked here.
+pub async fn update_settings(
+    state: &State,
+    caller: &Caller,
+    project: &Project,
+    change: SettingsChange,
+) -> Result<Project, Error> {
+    caller
+        .require(state, project.org_id, Action::ManageProjects, "project")
+        .await?;
+    let change = ProjectSettings::parse(
+        change.retention_days,
+        change.rate_limit_per_minute,
+        state.retention_days,
+    )?;
+    state
+        .projects
+        .send(UpdateProjectSettings {
+            project_id: project.id,
+            change,
+        })
+        .await?
+}
+
+/// What `project` stores: its events and their approximate bytes.
+pub async fn usage(state: &State, project: &Project) -> Result<Usage, Error> {
+    let usage = state
+        .projects
+        .send(ProjectUsage {
+            project_ids: vec![project.id],
+        })
+        .await??;
+    Ok(usage.get(&project.id).copied().unwrap_or_default())
 }

@@ -25,6 +25,7 @@ fn defaults_match_the_specification() {
     assert_eq!(c.partitions.days_ahead, 7);
     assert_eq!(c.partitions.check_interval, Duration::from_secs(86_400));
     assert_eq!(c.partitions.lock_timeout, Duration::from_secs(5));
+    assert_eq!(c.partitions.retention_days, 90);
     assert_eq!(c.spool.dir, Some(PathBuf::from("mesher-spool")));
     assert_eq!(c.spool.max_bytes, 1 << 30);
     assert_eq!(c.ack.mode, Ack::Durable, "200 means on disk by default");
@@ -60,6 +61,34 @@ fn the_spool_can_be_moved_bounded_or_turned_off() {
                 refused,
                 Err(Error::InvalidInput {
                     field: "MESHER_SPOOL_MAX_MB",
+                    ..
+                })
+            ),
+            "{bad}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn retention_is_read_in_days_and_zero_keeps_everything() {
+    for (given, days) in [("30", 30), ("0", 0), (" 365 ", 365)] {
+        let c = from(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("MESHER_RETENTION_DAYS", given),
+        ])
+        .unwrap();
+        assert_eq!(c.partitions.retention_days, days, "{given:?}");
+    }
+    for bad in ["-1", "ninety", "36501"] {
+        let refused = from(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("MESHER_RETENTION_DAYS", bad),
+        ]);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::InvalidInput {
+                    field: "MESHER_RETENTION_DAYS",
                     ..
                 })
             ),
@@ -172,7 +201,7 @@ fn refused(c: &Config) -> &'static str {
 #[test]
 fn configurations_built_in_code_are_checked_like_the_environment() {
     let ms = Duration::from_millis;
-    let cases: [(&str, Spoil); 22] = [
+    let cases: [(&str, Spoil); 23] = [
         ("DATABASE_URL", |c| c.database_url = "not a url".into()),
         ("MESHER_POOL_SIZE", |c| c.pool_size = 0),
         ("MESHER_DB_WAIT_SECS", |c| c.database_wait = Duration::MAX),
@@ -222,6 +251,9 @@ fn configurations_built_in_code_are_checked_like_the_environment() {
         }),
         ("MESHER_PARTITION_LOCK_TIMEOUT_MS", |c| {
             c.partitions.lock_timeout = Duration::from_millis(i32::MAX as u64 + 1)
+        }),
+        ("MESHER_RETENTION_DAYS", |c| {
+            c.partitions.retention_days = 36_501
         }),
     ];
     for (field, spoil) in cases {

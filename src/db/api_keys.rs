@@ -62,7 +62,8 @@ pub async fn project_by_key(pool: &Pool, key: &ApiKey) -> Result<Project> {
     pool.get()
         .await?
         .query_opt(
-            "SELECT p.id, p.public_id, p.org_id, p.name, p.platform, p.created_at
+            "SELECT p.id, p.public_id, p.org_id, p.name, p.platform, p.created_at,
+                 p.retention_days, p.rate_limit_per_minute
              FROM api_keys k JOIN projects p ON p.id = k.project_id
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
             &[&key.hash()],

@@ -4,10 +4,13 @@
 //! (see [`super::triage::record_batch`]).
 //!
 //! The first (`GROUP_SQL`) records the batch's event ids in `event_ids`,
-//! skipping those already there, so an event is stored once whatever its
-//! day and however often it arrives (an SDK's retry, a batch retried after
-//! its commit's reply was lost); then creates or updates the issues of the
-//! events that are new, counting exactly those. The second is a binary
+//! skipping those already there, so an event is stored once however often
+//! it arrives: a batch retried after its commit's reply was lost, or
+//! replayed from the spool whenever that is (its copy has the same time of
+//! receipt); an SDK's retry received the same UTC day, or within
+//! [`RETRY_WINDOW`] across midnight (see `GROUP_SQL`). Then it creates
+//! or updates the issues of the events that are new, counting exactly
+//! those. The second is a binary
 //! `COPY` of the new events, each a few columns and its compressed body,
 //! into `events`. Concurrent batches meet on the unique keys of
 //! `event_ids` and `issues`, where PostgreSQL makes one wait for the
@@ -25,6 +28,7 @@ use super::{alerts, partitions, triage};
 use crate::domain::{Event, RawJson};
 use crate::error::{Error, Result};
 use bb8_postgres::PostgresConnectionManager;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::pin_mut;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -36,12 +40,44 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Error as PgError, NoTls, Statement};
 use uuid::Uuid;
 
+/// How far apart two copies of an event received on either side of a UTC
+/// midnight may be and still be recognised as one (copies received the
+/// same UTC day always are). Sentry's own window for telling a repeated
+/// event id is an hour. An event received this close to the end of its day
+/// costs a second row in `event_ids` (see `GROUP_SQL`).
+pub const RETRY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// The day after `received_at`'s (UTC) when it is within [`RETRY_WINDOW`]
+/// of that day's end: its id is recorded on that day too.
+pub fn next_day_recorded(received_at: DateTime<Utc>) -> Option<NaiveDate> {
+    let day = received_at.date_naive();
+    let later = received_at.checked_add_signed(RETRY_WINDOW)?.date_naive();
+    (later != day).then_some(later)
+}
+
 /// Records a batch's event ids and groups its new events into issues.
 ///
 /// The arrays `$1..$7` hold one element per event (project, id, received
 /// at, fingerprint, title, culprit, level), `$8..$10` one new issue id per
 /// project and fingerprint in the batch (used only for an issue that does
-/// not exist yet). Rows are taken in key order so that two batches sharing
+/// not exist yet), `$11` one per event: the next day its id is recorded
+/// on too (see [`next_day_recorded`]), or NULL.
+///
+/// `event_ids` is partitioned by UTC day of receipt, so that its rows go
+/// with their day's events when retention drops the day, and its key must
+/// hold the partition key: `(project_id, id, day)`. Two copies received
+/// the same day meet on it. So that copies received on either side of
+/// midnight meet too, an event received within [`RETRY_WINDOW`] of its
+/// day's end is recorded on the next day as well, where a copy received
+/// after midnight lands on it (whichever is written first). The unique
+/// key decides, as it does for any two copies: a batch waits for another
+/// writing the same key to commit or roll back, in one process or many,
+/// with no lock of Mesher's own. An event is new only when every row it
+/// records is new; a copy whose next-day row alone went in (it met an
+/// earlier copy on its own day) leaves that row behind, saying truly that
+/// the id was seen then.
+///
+/// Rows are taken in key order so that two batches sharing
 /// keys lock them in the same order and cannot deadlock, and an event twice
 /// in one batch is taken once (its earliest receipt). An issue takes its
 /// title, culprit and level from its latest event. Its status is not
@@ -51,28 +87,37 @@ use uuid::Uuid;
 /// while this statement's upsert holds the issue's row lock.
 ///
 /// It returns a row per issue of the new events (`kind` 'new' for an issue
-/// it created, else 'issue': project, issue id, fingerprint), and a row per event of the batch that is not
-/// new (`kind` 'skipped': project, event id). A skipped event was stored
-/// by an earlier attempt at the same batch (a commit whose answer was
-/// lost, a spooled batch that had committed: the same event id received at
-/// the same moment, see [`EARLIER_SQL`]), or else received before,
-/// separately: a duplicate.
+/// it created, else 'issue': project, issue id, fingerprint), and a row per
+/// event of the batch that is not new: `kind` 'skipped' (project, event id)
+/// when its own day's row was there already, `kind` 'duplicate' when only
+/// its next day's was. A skipped event was stored by an earlier attempt at
+/// the same batch (a commit whose answer was lost, a spooled batch that had
+/// committed: the same event id received at the same moment, see
+/// [`EARLIER_SQL`]), or else received before, separately: a duplicate.
 const GROUP_SQL: &str = "
 WITH batch AS (
-    SELECT DISTINCT ON (project_id, id) *
+    SELECT DISTINCT ON (project_id, id) *, (received_at AT TIME ZONE 'UTC')::date AS day
     FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-        $7::text[])
-    AS b(project_id, id, received_at, fingerprint, title, culprit, level)
+        $7::text[], $11::date[])
+    AS b(project_id, id, received_at, fingerprint, title, culprit, level, next_day)
     ORDER BY project_id, id, received_at
 ),
-fresh AS (
-    INSERT INTO event_ids (project_id, id, received_at)
-    SELECT project_id, id, received_at FROM batch ORDER BY project_id, id
+recorded AS (
+    INSERT INTO event_ids (project_id, id, received_at, day)
+    SELECT b.project_id, b.id, b.received_at, r.day
+    FROM batch b, LATERAL (VALUES (b.day), (b.next_day)) AS r(day)
+    WHERE r.day IS NOT NULL
+    ORDER BY b.project_id, b.id, r.day
     ON CONFLICT DO NOTHING
-    RETURNING project_id, id
+    RETURNING project_id, id, day
+),
+own AS (
+    SELECT b.* FROM batch b JOIN recorded r USING (project_id, id, day)
 ),
 new_events AS (
-    SELECT batch.* FROM batch JOIN fresh USING (project_id, id)
+    SELECT o.* FROM own o
+    WHERE o.next_day IS NULL OR EXISTS (SELECT 1 FROM recorded r
+        WHERE r.project_id = o.project_id AND r.id = o.id AND r.day = o.next_day)
 ),
 counted AS (
     SELECT project_id, fingerprint, count(*) AS events, min(received_at) AS first_seen,
@@ -107,16 +152,21 @@ SELECT CASE WHEN created THEN 'new' ELSE 'issue' END AS kind, project_id, id, fi
 FROM grouped
 UNION ALL
 SELECT 'skipped', b.project_id, b.id, NULL FROM batch b
-WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.project_id = b.project_id AND f.id = b.id)";
+WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.project_id = b.project_id AND o.id = b.id)
+UNION ALL
+SELECT 'duplicate', o.project_id, o.id, NULL FROM own o
+WHERE NOT EXISTS (SELECT 1 FROM new_events n WHERE n.project_id = o.project_id AND n.id = o.id)";
 
-/// Of events the batch skipped (`$1..$3`: project, id, received at), those
-/// an earlier attempt at the same batch stored, per project. A statement of
-/// its own, run only when some were skipped: its snapshot sees what a
+/// Of events the batch skipped (`$1..$4`: project, id, received at, UTC
+/// day of receipt), those an earlier attempt at the same batch stored, per
+/// project: their own day's row has the same time of receipt. A statement
+/// of its own, run only when some were skipped: its snapshot sees what a
 /// concurrent attempt committed while [`GROUP_SQL`] waited for it.
 const EARLIER_SQL: &str = "
 SELECT project_id, count(*) FROM event_ids
-JOIN unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS s(project_id, id, received_at)
-    USING (project_id, id, received_at)
+JOIN unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[])
+    AS s(project_id, id, received_at, day)
+    USING (project_id, id, received_at, day)
 GROUP BY project_id";
 
 /// The columns the COPY fills, in order, and their types.
@@ -270,7 +320,8 @@ impl Inserted {
 /// [`Inserted`]).
 ///
 /// A row whose day has no partition yet (the clock passed the pre-created
-/// range, or the partition manager has not run) is repaired here: the
+/// range, the partition manager has not run, or a spooled batch of a day
+/// an upgrade made no `event_ids` partition for) is repaired here: the
 /// batch's days get partitions and the batch goes again, so no event is
 /// lost to a missing partition.
 pub async fn insert_batch(pool: &EventPool, events: &[Event]) -> Result<Inserted> {
@@ -333,7 +384,14 @@ async fn insert_piece(pool: &EventPool, batches: &[&[Event]]) -> Result<Inserted
             // not the message (which follows the server's language): creating
             // existing partitions is a no-op, and a second failure surfaces.
             Some(&SqlState::CHECK_VIOLATION) if !partitions_ensured => {
-                let days: BTreeSet<_> = events().map(|e| e.received_at().date_naive()).collect();
+                // Its days, and the next days its ids are recorded on.
+                let days: BTreeSet<_> = events()
+                    .flat_map(|e| {
+                        let at = e.received_at();
+                        [Some(at.date_naive()), next_day_recorded(at)]
+                    })
+                    .flatten()
+                    .collect();
                 log::info!(
                     "creating event partitions for {} day(s) on demand",
                     days.len()
@@ -464,7 +522,8 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         column(batches, Event::culprit),
         column(batches, |e| e.level().as_str()),
     );
-    let params: [&(dyn ToSql + Sync); 10] = [
+    let next_days = column(batches, |e| next_day_recorded(e.received_at()));
+    let params: [&(dyn ToSql + Sync); 11] = [
         &projects,
         &ids,
         &received,
@@ -475,37 +534,52 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
         &issue_ids,
         &issue_projects,
         &issue_fingerprints,
+        &next_days,
     ];
     let (rows, rules_version) =
         futures_util::try_join!(tx.query(&group, &params), alerts::version(&tx))?;
     let mut issues: HashMap<(Uuid, &str), Uuid> = HashMap::with_capacity(proposed.len());
+    // Events not new: all of them are left out of the COPY; those whose
+    // own day's row was there already may be an earlier attempt's.
     let mut skipped: HashSet<(Uuid, Uuid)> = HashSet::new();
+    let mut earlier: HashSet<(Uuid, Uuid)> = HashSet::new();
     let mut created: HashSet<Uuid> = HashSet::new();
     for row in &rows {
         let (project_id, id): (Uuid, Uuid) = (row.get(1), row.get(2));
-        let kind: &str = row.get(0);
-        if kind == "new" {
-            created.insert(id);
-        }
-        if kind != "skipped" {
-            // The key of `proposed` that this row's fingerprint names.
-            let fingerprint: &str = row.get(3);
-            if let Some(((_, key), _)) = proposed.get_key_value(&(project_id, fingerprint)) {
-                issues.insert((project_id, key), id);
+        match row.get::<_, &str>(0) {
+            kind @ ("new" | "issue") => {
+                if kind == "new" {
+                    created.insert(id);
+                }
+                // The key of `proposed` that this row's fingerprint names.
+                let fingerprint: &str = row.get(3);
+                if let Some(((_, key), _)) = proposed.get_key_value(&(project_id, fingerprint)) {
+                    issues.insert((project_id, key), id);
+                }
             }
-        } else {
-            skipped.insert((project_id, id));
+            "skipped" => {
+                skipped.insert((project_id, id));
+                earlier.insert((project_id, id));
+            }
+            _ => {
+                skipped.insert((project_id, id));
+            }
         }
     }
     let mut stored: HashMap<Uuid, u64> = HashMap::new();
-    if !skipped.is_empty() {
-        let (mut projects, mut ids, mut times) = (Vec::new(), Vec::new(), Vec::new());
-        for event in events().filter(|e| skipped.contains(&(e.project_id(), e.id()))) {
+    if !earlier.is_empty() {
+        let (mut projects, mut ids, mut times, mut days) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for event in events().filter(|e| earlier.contains(&(e.project_id(), e.id()))) {
             projects.push(event.project_id());
             ids.push(event.id());
             times.push(event.received_at());
+            days.push(event.received_at().date_naive());
         }
-        for row in tx.query(EARLIER_SQL, &[&projects, &ids, &times]).await? {
+        for row in tx
+            .query(EARLIER_SQL, &[&projects, &ids, &times, &days])
+            .await?
+        {
             stored.insert(row.get(0), row.get::<_, i64>(1) as u64);
         }
     }
@@ -584,6 +658,22 @@ impl ToSql for RawJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_received_within_the_window_of_midnight_are_recorded_on_the_next_day_too() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let day = |s: &str| Some(s.parse::<NaiveDate>().unwrap());
+        for (received, next) in [
+            ("2024-02-28T12:00:00Z", None),
+            ("2024-02-28T22:59:59.999999Z", None),
+            ("2024-02-28T23:00:00Z", day("2024-02-29")),
+            ("2024-02-29T23:59:59.999999Z", day("2024-03-01")),
+            ("2024-12-31T23:30:00Z", day("2025-01-01")),
+            ("2025-01-01T00:00:00Z", None),
+        ] {
+            assert_eq!(next_day_recorded(at(received)), next, "{received}");
+        }
+    }
 
     #[test]
     fn only_refusals_of_the_values_sent_split_a_batch() {

@@ -387,7 +387,8 @@ pub(crate) async fn snapshot(client: &mut Client) -> Result<Transaction<'_>> {
 
 /// An issue with its newest event, its events per UTC day for the
 /// [`DAILY_COUNT_DAYS`](crate::domain::DAILY_COUNT_DAYS) days ending with
-/// `today`, and its users, read in one snapshot so they agree.
+/// `today`, its users and how many of its events are still stored, read
+/// in one snapshot so they agree.
 pub async fn detail(
     pool: &Pool,
     project_id: Uuid,
@@ -418,10 +419,18 @@ pub async fn detail(
         .map(event_from_row)
         .transpose()?;
     let counted = daily_counts(&tx, project_id, &[id], &window).await?;
+    let stored_events: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM events WHERE project_id = $1 AND issue_id = $2",
+            &[&project_id, &id],
+        )
+        .await?
+        .get(0);
     tx.commit().await?;
 
     Ok(IssueDetail {
         users: issue.users,
+        stored_events,
         issue,
         latest_event,
         daily_counts: window.fill(|day| counted.get(&(id, day)).copied()),

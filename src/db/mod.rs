@@ -17,6 +17,7 @@ pub mod org_tokens;
 pub mod orgs;
 pub mod partitions;
 pub mod projects;
+pub mod retention;
 pub mod sessions;
 pub mod spool;
 pub mod triage;

@@ -1,5 +1,7 @@
 //! Daily partitions of `events`, named `events_YYYYMMDD`, each covering
-//! `[day 00:00 UTC, next day 00:00 UTC)`.
+//! `[day 00:00 UTC, next day 00:00 UTC)`, and of `event_ids`, named
+//! `event_ids_YYYYMMDD`, holding the ids of the same day's events: made
+//! together, dropped together.
 
 use super::Pool;
 use crate::error::Result;
@@ -12,8 +14,25 @@ pub fn partition_name(day: NaiveDate) -> String {
     format!("events_{}", day.format("%Y%m%d"))
 }
 
-/// Ensures partitions for `first` and the `days_ahead` days after it,
-/// giving up on a lock after `lock_timeout` (the caller's
+/// The partition holding the ids of `day`'s events.
+pub fn ids_partition_name(day: NaiveDate) -> String {
+    format!("event_ids_{}", day.format("%Y%m%d"))
+}
+
+/// The day of a partition of either table, from its name; `None` for any
+/// other name.
+pub fn partition_day(name: &str) -> Option<NaiveDate> {
+    let digits = name
+        .strip_prefix("events_")
+        .or_else(|| name.strip_prefix("event_ids_"))?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+}
+
+/// Ensures partitions (of both tables) for `first` and the `days_ahead`
+/// days after it, giving up on a lock after `lock_timeout` (the caller's
 /// [`crate::config::PartitionConfig::lock_timeout`]). Returns the names of
 /// the partitions this call created (empty when all existed).
 pub async fn ensure_range(
@@ -55,36 +74,127 @@ pub(crate) async fn ensure_days(
     .await?;
     let mut created = Vec::new();
     for day in days {
-        let name = partition_name(day);
-        let present: bool = tx
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-            .await?
-            .get(0);
         let Some(next) = day.checked_add_days(Days::new(1)) else {
             continue;
         };
-        if present {
-            continue;
-        }
         // Identifiers and bounds cannot be bound parameters; both come from
         // a NaiveDate's formatting, never from input text. Creating the
-        // table apart and then attaching it locks `events` only in SHARE
+        // table apart and then attaching it locks the parent only in SHARE
         // UPDATE EXCLUSIVE mode, which inserts and queries do not wait on;
         // CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE and
-        // queue every writer behind any long query on `events`.
-        tx.batch_execute(&format!(
-            "CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-             ALTER TABLE events ATTACH PARTITION {name}
-                 FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')"
-        ))
-        .await?;
-        created.push(name);
+        // queue every writer behind any long query on it.
+        let tables = [
+            (
+                partition_name(day),
+                "events",
+                format!("'{day} 00:00:00+00'"),
+                format!("'{next} 00:00:00+00'"),
+            ),
+            (
+                ids_partition_name(day),
+                "event_ids",
+                format!("'{day}'"),
+                format!("'{next}'"),
+            ),
+        ];
+        for (name, parent, from, to) in tables {
+            let present: bool = tx
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+                .await?
+                .get(0);
+            if present {
+                continue;
+            }
+            tx.batch_execute(&format!(
+                "CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+                 ALTER TABLE {parent} ATTACH PARTITION {name} FOR VALUES FROM ({from}) TO ({to})"
+            ))
+            .await?;
+            created.push(name);
+        }
     }
     tx.commit().await?;
     if !created.is_empty() {
         log::info!("created event partitions {}", created.join(", "));
     }
     Ok(created)
+}
+
+/// The advisory lock that makes dropping partitions take turns across
+/// processes. Not the schema's: creating partitions (which ingestion may
+/// wait for) must not queue behind a drop waiting for old snapshots.
+const RETENTION_LOCK: &str = "SELECT pg_advisory_lock(hashtext('mesher-retention'))";
+
+/// Drops the partitions of both tables for every day before `first_kept`
+/// (detached first, then dropped), giving up on a lock after
+/// `lock_timeout`; returns the names dropped, oldest first. Each is
+/// detached `CONCURRENTLY`, so that neither writers nor readers of the
+/// table ever wait for it (a plain DETACH, like a DROP of an attached
+/// partition, takes ACCESS EXCLUSIVE on the whole table, queueing every
+/// insert behind the longest query running). Left half done (a detach
+/// interrupted, a table detached but not dropped), it is finished by the
+/// next call. Callers in several processes take turns on an advisory lock
+/// (waiting for it at most `lock_timeout`), each listing what is left once
+/// it holds it, so each partition is dropped once. The lock is held by a
+/// connection of its own, closed at the end, so that a call cancelled
+/// halfway cannot leave it held by a pooled connection.
+pub async fn drop_before(
+    pool: &Pool,
+    first_kept: NaiveDate,
+    lock_timeout: Duration,
+) -> Result<Vec<String>> {
+    let client = pool.dedicated_connection().await?;
+    let ms = lock_timeout.as_millis().max(1);
+    client
+        .batch_execute(&format!("SET lock_timeout = '{ms}ms'"))
+        .await?;
+    client.batch_execute(RETENTION_LOCK).await?;
+    let rows = client
+        .query(
+            "SELECT c.relname::text, p.relname::text, coalesce(i.inhdetachpending, false)
+             FROM pg_class c
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+             LEFT JOIN pg_class p ON p.oid = i.inhparent
+             WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+               AND c.relname ~ '^(events|event_ids)_[0-9]{8}$'",
+            &[],
+        )
+        .await?;
+    let mut expired: Vec<(NaiveDate, String, Option<String>, bool)> = rows
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            let day = partition_day(&name).filter(|d| *d < first_kept)?;
+            Some((day, name, r.get(1), r.get(2)))
+        })
+        .collect();
+    expired.sort();
+    let mut dropped = Vec::with_capacity(expired.len());
+    for (_, name, parent, pending) in expired {
+        // Each its own statement: DETACH CONCURRENTLY cannot run inside a
+        // transaction block. Names come from the catalog and match the
+        // pattern above.
+        if let Some(parent) = parent {
+            let how = if pending { "FINALIZE" } else { "CONCURRENTLY" };
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {parent} DETACH PARTITION {name} {how}"
+                ))
+                .await?;
+        }
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+            .await?;
+        dropped.push(name);
+    }
+    if !dropped.is_empty() {
+        log::info!(
+            "dropped {} partition(s) of days before {first_kept}: {}",
+            dropped.len(),
+            dropped.join(", ")
+        );
+    }
+    Ok(dropped)
 }
 
 #[cfg(test)]
@@ -95,5 +205,24 @@ mod tests {
     fn partition_names_are_zero_padded_dates() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
         assert_eq!(partition_name(d), "events_20260307");
+        assert_eq!(ids_partition_name(d), "event_ids_20260307");
+    }
+
+    #[test]
+    fn only_partition_names_have_a_day() {
+        let d = NaiveDate::from_ymd_opt(2024, 2, 29);
+        for (name, day) in [
+            ("events_20240229", d),
+            ("event_ids_20240229", d),
+            ("events_20240230", None),
+            ("events_2024022", None),
+            ("events_202402290", None),
+            ("events_2024+229", None),
+            ("event_ids", None),
+            ("events", None),
+            ("issues_20240229", None),
+        ] {
+            assert_eq!(partition_day(name), day, "{name}");
+        }
     }
 }

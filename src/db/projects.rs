@@ -1,13 +1,14 @@
 //! `projects`.
 
 use super::{EventPool, Pool, api_keys, exists};
-use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, new_id};
+use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, ProjectSettings, new_id};
 use crate::error::{Error, Result};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 /// The columns [`from_row`] reads, for every query returning projects.
-pub(crate) const COLUMNS: &str = "id, public_id, org_id, name, platform, created_at";
+pub(crate) const COLUMNS: &str =
+    "id, public_id, org_id, name, platform, created_at, retention_days, rate_limit_per_minute";
 
 pub(crate) fn from_row(row: &Row) -> Project {
     Project {
@@ -17,6 +18,13 @@ pub(crate) fn from_row(row: &Row) -> Project {
         name: row.get("name"),
         platform: row.get("platform"),
         created_at: row.get("created_at"),
+        // Positive by the table's checks.
+        retention_days: row
+            .get::<_, Option<i32>>("retention_days")
+            .map(i32::unsigned_abs),
+        rate_limit_per_minute: row
+            .get::<_, Option<i32>>("rate_limit_per_minute")
+            .map(i32::unsigned_abs),
     }
 }
 
@@ -112,4 +120,35 @@ pub async fn list_by_org(pool: &Pool, org_id: Uuid) -> Result<Vec<Project>> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE org_id = $1 ORDER BY id");
     let rows = client.query(&sql, &[&org_id]).await?;
     Ok(rows.iter().map(from_row).collect())
+}
+
+/// Changes a project's retention and rate limit (each left as it is when
+/// not given); `NotFound` for an unknown project.
+pub async fn update_settings(pool: &Pool, id: Uuid, change: &ProjectSettings) -> Result<Project> {
+    let value = |v: Option<Option<u32>>| v.map(|v| v.map(|n| n as i32));
+    let sql = format!(
+        "UPDATE projects SET
+             retention_days = CASE WHEN $2 THEN $3 ELSE retention_days END,
+             rate_limit_per_minute = CASE WHEN $4 THEN $5 ELSE rate_limit_per_minute END
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let (retention, rate) = (
+        value(change.retention_days),
+        value(change.rate_limit_per_minute),
+    );
+    pool.get()
+        .await?
+        .query_opt(
+            &sql,
+            &[
+                &id,
+                &retention.is_some(),
+                &retention.flatten(),
+                &rate.is_some(),
+                &rate.flatten(),
+            ],
+        )
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or(Error::NotFound { entity: "project" })
 }

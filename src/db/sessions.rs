@@ -69,3 +69,13 @@ pub async fn delete(pool: &Pool, token: &SessionToken) -> Result<bool> {
         .await?;
     Ok(n > 0)
 }
+
+/// Deletes the sessions that have expired (a logged-out one is deleted at
+/// once); returns how many. Through `sessions_expires_idx`.
+pub async fn delete_expired(pool: &Pool) -> Result<u64> {
+    Ok(pool
+        .get()
+        .await?
+        .execute("DELETE FROM sessions WHERE expires_at <= now()", &[])
+        .await?)
+}

@@ -651,21 +651,29 @@ pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<u64> {
 
 /// Forgets what retention dropped: the tag counts of days before `day`,
 /// and the users whose last event was received before it (each issue's
-/// user count lowered to match). Called after the events of those days
-/// are dropped.
-pub async fn forget_days_before(pool: &Pool, day: NaiveDate) -> Result<()> {
+/// user count lowered to match), of `project_id` or of every project.
+/// Called after the events of those days are dropped.
+pub async fn forget_days_before(
+    pool: &Pool,
+    project_id: Option<Uuid>,
+    day: NaiveDate,
+) -> Result<()> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("DELETE FROM issue_tag_values WHERE day < $1", &[&day])
-        .await?;
+    tx.execute(
+        "DELETE FROM issue_tag_values WHERE day < $1 AND ($2::uuid IS NULL OR project_id = $2)",
+        &[&day, &project_id],
+    )
+    .await?;
     tx.execute(
         "WITH gone AS (
-             DELETE FROM issue_users WHERE last_day < $1 RETURNING project_id, issue_id
+             DELETE FROM issue_users WHERE last_day < $1 AND ($2::uuid IS NULL OR project_id = $2)
+             RETURNING project_id, issue_id
          )
          UPDATE issues i SET user_count = i.user_count - g.n
          FROM (SELECT project_id, issue_id, count(*) AS n FROM gone GROUP BY 1, 2) g
          WHERE i.project_id = g.project_id AND i.id = g.issue_id",
-        &[&day],
+        &[&day, &project_id],
     )
     .await?;
     tx.commit().await?;

@@ -149,6 +149,9 @@ pub struct IssueDetail {
     pub daily_counts: Vec<(NaiveDate, i64)>,
     /// Distinct users among all its stored events (see [`IssueActivity::users`]).
     pub users: i64,
+    /// Its events still stored: `event_count` counts every event it ever
+    /// had, these only those the retention has kept.
+    pub stored_events: i64,
 }
 
 /// How many days [`IssueDetail::daily_counts`] covers, today included.

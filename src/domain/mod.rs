@@ -13,6 +13,7 @@ pub mod grouping;
 mod issue;
 mod names;
 pub mod notice;
+pub mod rate_limit;
 pub mod search;
 mod secret;
 mod tenancy;
@@ -39,7 +40,10 @@ pub use issue::{
 pub use names::{Name, Slug};
 pub use search::Search;
 pub use secret::{ApiKey, OrgToken, SessionToken};
-pub use tenancy::{ApiKeyInfo, NewApiKey, Organization, Project, ProjectWithKey, PublicUrl};
+pub use tenancy::{
+    ApiKeyInfo, MAX_RATE_LIMIT_PER_MINUTE, NewApiKey, Organization, Project, ProjectSettings,
+    ProjectWithKey, PublicUrl,
+};
 pub use triage::{
     Activity, ArchiveUntil, MAX_ARCHIVE_AMOUNT, ResolveIn, StatusChange, TOP_TAG_VALUES,
     TagBreakdown, TagCount,

@@ -28,6 +28,61 @@ pub struct Project {
     /// The SDK platform (e.g. "rust", "python"), when the user said.
     pub platform: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Days of events kept, when shorter than the server's retention: its
+    /// older events are deleted by the housekeeping check.
+    pub retention_days: Option<u32>,
+    /// Events per minute accepted, when limited: past it, requests get 429
+    /// with the rate-limit headers SDKs obey.
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// The most events per minute a limit may name: far past what one process
+/// takes, so anything above is a typo.
+pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 10_000_000;
+
+/// A change to a project's settings, checked: `None` leaves a setting as
+/// it is, `Some(None)` removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectSettings {
+    pub retention_days: Option<Option<u32>>,
+    pub rate_limit_per_minute: Option<Option<u32>>,
+}
+
+impl ProjectSettings {
+    /// Checks a change against the server's retention (`server_days`, 0
+    /// for none): a project's may only be shorter (or as long), at least
+    /// a day; a rate limit is at least one event a minute.
+    pub fn parse(
+        retention_days: Option<Option<u32>>,
+        rate_limit_per_minute: Option<Option<u32>>,
+        server_days: u32,
+    ) -> Result<Self> {
+        let most = if server_days == 0 {
+            crate::config::MAX_RETENTION_DAYS
+        } else {
+            server_days
+        };
+        if let Some(Some(days)) = retention_days
+            && !(1..=most).contains(&days)
+        {
+            return Err(Error::invalid(
+                "retention_days",
+                "must be a number of days from 1 to the server's retention",
+            ));
+        }
+        if let Some(Some(n)) = rate_limit_per_minute
+            && !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&n)
+        {
+            return Err(Error::invalid(
+                "rate_limit_per_minute",
+                "must be from 1 to 10000000 events a minute",
+            ));
+        }
+        Ok(ProjectSettings {
+            retention_days,
+            rate_limit_per_minute,
+        })
+    }
 }
 
 /// An API key as listed: everything but the key itself.
@@ -126,6 +181,39 @@ impl fmt::Debug for PublicUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_settings_keep_within_the_server_and_above_zero() {
+        let ok = |r, l, server| ProjectSettings::parse(r, l, server).is_ok();
+        // (retention, limit, server's retention, accepted)
+        let table = [
+            (Some(Some(7)), None, 90, true),
+            (Some(Some(90)), None, 90, true),
+            (Some(Some(91)), None, 90, false),
+            (Some(Some(0)), None, 90, false),
+            (Some(Some(400)), None, 0, true),
+            (Some(Some(36_501)), None, 0, false),
+            (Some(None), Some(None), 90, true),
+            (None, Some(Some(1)), 90, true),
+            (None, Some(Some(0)), 90, false),
+            (None, Some(Some(10_000_001)), 90, false),
+            (None, None, 90, true),
+        ];
+        for (retention, limit, server, accepted) in table {
+            assert_eq!(
+                ok(retention, limit, server),
+                accepted,
+                "{retention:?} {limit:?} {server}"
+            );
+        }
+        assert!(matches!(
+            ProjectSettings::parse(Some(Some(0)), None, 90),
+            Err(Error::InvalidInput {
+                field: "retention_days",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn dsns_keep_scheme_host_port_and_path() {

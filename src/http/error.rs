@@ -28,6 +28,10 @@ pub struct Problem {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// What a 429 tells Sentry's SDKs after the seconds in
+    /// `X-Sentry-Rate-Limits` (`categories:scope[:reason]`): every
+    /// category of the whole project unless said otherwise.
+    pub sentry_limit: &'static str,
 }
 
 impl Problem {
@@ -37,6 +41,7 @@ impl Problem {
             code,
             message: message.into(),
             retry_after: None,
+            sentry_limit: ":project",
         }
     }
 
@@ -59,7 +64,10 @@ impl Problem {
             response.insert_header((header::RETRY_AFTER, secs));
             if sentry && self.status == StatusCode::TOO_MANY_REQUESTS {
                 // SDKs stop sending to this project for that long.
-                response.insert_header(("X-Sentry-Rate-Limits", format!("{secs}::project")));
+                response.insert_header((
+                    "X-Sentry-Rate-Limits",
+                    format!("{secs}:{}", self.sentry_limit),
+                ));
             }
         }
         response.json(body)
@@ -100,6 +108,13 @@ impl From<Error> for Problem {
                 "too many requests; retry later",
             )
             .retry_after(retry_after),
+            // The client's own limit: SDKs stop sending errors (`error`,
+            // and `default` for older ones) for that long.
+            Error::RateLimited { retry_after } => Problem {
+                sentry_limit: "error;default:project:rate_limited",
+                ..Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+                    .retry_after(retry_after)
+            },
             Error::Forbidden { .. } => Problem::new(S::FORBIDDEN, "forbidden", e.to_string()),
             Error::Conflict { .. } => Problem::new(S::CONFLICT, "conflict", e.to_string()),
             Error::ShuttingDown => {
@@ -256,6 +271,23 @@ mod tests {
             let waits = [S::TOO_MANY_REQUESTS, S::SERVICE_UNAVAILABLE].contains(&status);
             assert_eq!(problem.retry_after.is_some(), waits, "{text}");
         }
+    }
+
+    #[test]
+    fn a_rate_limit_names_its_categories_the_project_and_the_reason_for_the_sdks() {
+        let p = Problem::from(Error::RateLimited {
+            retry_after: Duration::from_millis(12_100),
+        });
+        assert_eq!(
+            (p.status, p.code),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
+        let r = SentryError(p).error_response();
+        assert_eq!(r.headers().get("retry-after").unwrap(), "13");
+        assert_eq!(
+            r.headers().get("x-sentry-rate-limits").unwrap(),
+            "13:error;default:project:rate_limited"
+        );
     }
 
     #[test]

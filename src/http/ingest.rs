@@ -105,7 +105,7 @@ pub async fn envelope(
             Some(event) => json!({ "id": event.id().simple().to_string() }),
             None => json!({}),
         };
-        admit(&state, project.id, events).await?;
+        admit(&state, &project, events).await?;
         Ok(body)
     };
     let outcome = outcome.await;
@@ -126,7 +126,7 @@ pub async fn store(
         let event = parse_event(&state, &project, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
-        admit(&state, project.id, vec![event]).await?;
+        admit(&state, &project, vec![event]).await?;
         Ok(json!({ "id": id }))
     };
     respond(&state, outcome.await, 1).map_err(SentryError)
@@ -152,7 +152,7 @@ pub async fn native(
         drop(body);
         held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
-        admit(&state, project.id, events).await?;
+        admit(&state, &project, events).await?;
         let body = if is_array {
             json!({ "ids": ids })
         } else {
@@ -441,7 +441,15 @@ async fn parse_event(
     }
 }
 
-/// Hands a request's events to their writer, all or none.
-async fn admit(state: &State, project_id: Uuid, events: Vec<Event>) -> Result<(), Problem> {
-    Ok(state.intake.admit(project_id, events).await?)
+/// Hands a request's events to their writer, all or none, once they are
+/// within the project's rate limit (before: a request over it is refused,
+/// never accepted and then dropped).
+async fn admit(state: &State, project: &Project, events: Vec<Event>) -> Result<(), Problem> {
+    if let Some(per_minute) = project.rate_limit_per_minute {
+        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+        if let Err(retry_after) = state.limits.admit(project.id, per_minute, n) {
+            return Err(Error::RateLimited { retry_after }.into());
+        }
+    }
+    Ok(state.intake.admit(project.id, events).await?)
 }

@@ -41,6 +41,8 @@ struct Keys {
     /// Counts revocations, so that a lookup that started before one does
     /// not put a key it just revoked back in the cache.
     revocations: u64,
+    /// Lookups the database answered (see [`KeyCache::lookups`]).
+    lookups: u64,
 }
 
 impl Default for KeyCache {
@@ -49,6 +51,7 @@ impl Default for KeyCache {
             known: LruCache::new(KNOWN_CAPACITY),
             unknown: LruCache::new(UNKNOWN_CAPACITY),
             revocations: 0,
+            lookups: 0,
         })))
     }
 }
@@ -87,6 +90,7 @@ impl KeyCache {
     /// a revocation happened meanwhile.
     pub(crate) fn remember(&self, hash: Vec<u8>, resolved: &Result<Project>, revocations: u64) {
         let mut keys = self.lock();
+        keys.lookups += 1;
         if keys.revocations != revocations {
             return;
         }
@@ -101,6 +105,11 @@ impl KeyCache {
             // Not an answer about the key (say, the database is down).
             Err(_) => {}
         }
+    }
+
+    /// How many lookups the database has answered: the cache's misses.
+    pub fn lookups(&self) -> u64 {
+        self.lock().lookups
     }
 
     /// Forgets every key of a project, so a revoked one stops resolving.

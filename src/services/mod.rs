@@ -18,6 +18,7 @@ mod org_service;
 mod org_token_service;
 mod partition_manager;
 mod project_service;
+mod rate_limiter;
 mod source_map_service;
 mod spool;
 mod spool_replayer;
@@ -41,11 +42,12 @@ pub use org_service::{CreateOrg, CreateOrgAsOwner, GetOrg, GetOrgBySlug, ListOrg
 pub use org_token_service::{
     AuthenticateOrgToken, CreateOrgToken, ListOrgTokens, OrgTokenService, RevokeOrgToken,
 };
-pub use partition_manager::{EnsurePartitions, PartitionManager};
+pub use partition_manager::{ApplyRetention, EnsurePartitions, PartitionManager, Retained};
 pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
-    ListProjectsByOrg, ProjectService, RevokeApiKey,
+    ListProjectsByOrg, ProjectService, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
 };
+pub use rate_limiter::RateLimiter;
 pub use source_map_service::{
     AssembleBundle, AssembleState, Assembled, GetSourceMapStats, LoadMaps, SourceMapService,
     SourceMapStats, StoreChunks,

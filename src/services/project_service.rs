@@ -6,12 +6,15 @@
 //! forgets it there at once.
 
 use super::key_cache::KeyCache;
+use crate::db::retention::Usage;
 use crate::db::{self, Pool};
 use crate::domain::{
-    ApiKey, ApiKeyInfo, Name, NewApiKey, Project, ProjectWithKey, PublicUrl, parse_id,
+    ApiKey, ApiKeyInfo, Name, NewApiKey, Project, ProjectSettings, ProjectWithKey, PublicUrl,
+    parse_id,
 };
 use crate::error::Result;
 use actix::prelude::*;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Creates and reads projects; issues, resolves and revokes API keys.
@@ -262,5 +265,49 @@ impl Handler<ListApiKeys> for ProjectService {
         Box::pin(async move {
             db::api_keys::list_by_project(&pool, parse_id("project_id", &msg.project_id)?).await
         })
+    }
+}
+
+/// Changes a project's retention and rate limit (see [`ProjectSettings`]);
+/// the new limit applies in this process at once (its keys are forgotten
+/// by the cache), in others within the cache's TTL. Errors: `NotFound`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Project>")]
+pub struct UpdateProjectSettings {
+    pub project_id: Uuid,
+    pub change: ProjectSettings,
+}
+
+impl Handler<UpdateProjectSettings> for ProjectService {
+    type Result = ResponseActFuture<Self, Result<Project>>;
+
+    fn handle(&mut self, msg: UpdateProjectSettings, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let update =
+            async move { db::projects::update_settings(&pool, msg.project_id, &msg.change).await };
+        Box::pin(update.into_actor(self).map(|updated, act, _| {
+            if let Ok(project) = &updated {
+                act.keys.forget_project(project.id);
+            }
+            updated
+        }))
+    }
+}
+
+/// The events stored and their approximate bytes, per project of
+/// `project_ids` (see [`db::retention::usage`]); a project without events
+/// is absent.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<HashMap<Uuid, Usage>>")]
+pub struct ProjectUsage {
+    pub project_ids: Vec<Uuid>,
+}
+
+impl Handler<ProjectUsage> for ProjectService {
+    type Result = ResponseFuture<Result<HashMap<Uuid, Usage>>>;
+
+    fn handle(&mut self, msg: ProjectUsage, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { db::retention::usage(&pool, &msg.project_ids).await })
     }
 }

@@ -120,6 +120,22 @@ impl Sparkline {
 
 /// `value` as one line of text: a string as itself (no quotes), anything
 /// else as compact JSON.
+/// A size for people: bytes in B, KB, MB, GB or TB (powers of 1024), one
+/// decimal past KB.
+pub fn bytes(n: i64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if n < 1024 {
+        return format!("{} B", n.max(0));
+    }
+    let mut size = n as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
+}
+
 pub fn json_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -220,6 +236,21 @@ impl Setup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_in_the_largest_unit_below_them() {
+        for (n, text) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KB"),
+            (1536, "1.5 KB"),
+            (5 * 1024 * 1024, "5.0 MB"),
+            (3 << 40, "3.0 TB"),
+            (5000 << 40, "5000.0 TB"),
+        ] {
+            assert_eq!(bytes(n), text, "{n}");
+        }
+    }
     use chrono::TimeZone;
     use serde_json::json;
 

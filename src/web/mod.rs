@@ -72,7 +72,7 @@ use pages::ErrorPage;
 
 /// The web UI's routes, to mount at `/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use handlers::{alerts, auth, issues, keys, orgs, projects, tokens};
+    use handlers::{alerts, auth, issues, keys, orgs, projects, settings, tokens};
     cfg.route("/", web::get().to(handlers::home))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
@@ -99,6 +99,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/projects/{id}/issues/{issue_id}/assignee",
             web::post().to(issues::set_assignee),
         )
+        .route("/projects/{id}/settings", web::get().to(settings::show))
+        .route("/projects/{id}/settings", web::post().to(settings::update))
         .route("/projects/{id}/keys", web::get().to(keys::list))
         .route("/projects/{id}/keys", web::post().to(keys::create))
         .route(

@@ -6,6 +6,7 @@
 use super::assets;
 use super::event::EventView;
 use super::format::{RelTime, Setup, Sparkline};
+use crate::db::retention::Usage;
 use crate::domain::{
     EventNeighbours, Issue, IssueActivity, IssueCounts, IssueDetail, IssueSort, IssueStatus,
     Project,
@@ -109,17 +110,23 @@ pub struct ProjectRow {
     pub platform: Option<String>,
     pub unresolved_issues: i64,
     pub total_issues: i64,
+    /// Events stored, and the disk they take (approximately).
+    pub stored_events: i64,
+    pub stored_bytes: String,
 }
 
 impl ProjectRow {
-    /// The row of `project` with its issue counts (from `CountIssues`).
-    pub fn new(project: &Project, counts: &IssueCounts) -> Self {
+    /// The row of `project` with its issue counts (from `CountIssues`) and
+    /// its usage.
+    pub fn new(project: &Project, counts: &IssueCounts, usage: Usage) -> Self {
         ProjectRow {
             id: project.id.to_string(),
             name: project.name.clone(),
             platform: project.platform.clone(),
             unresolved_issues: counts.unresolved,
             total_issues: counts.total,
+            stored_events: usage.events,
+            stored_bytes: super::format::bytes(usage.bytes),
         }
     }
 }
@@ -404,6 +411,8 @@ pub struct IssuePage {
     pub layout: Layout,
     pub project: ProjectHeader,
     pub issue: IssueRow,
+    /// Its events still stored (see [`crate::domain::IssueDetail`]).
+    pub stored_events: i64,
     pub sparkline: Sparkline,
     /// Set while resolved.
     pub resolved: Option<RelTime>,
@@ -460,6 +469,20 @@ pub struct MemberChoice {
 }
 
 /// `GET /projects/{project_id}/keys` (admins).
+#[derive(Debug, Template)]
+#[template(path = "settings.html")]
+pub struct SettingsPage {
+    pub layout: Layout,
+    pub project: ProjectHeader,
+    /// The form's values: the project's settings, or what was sent.
+    pub retention_days: String,
+    pub rate_limit_per_minute: String,
+    /// The server's retention, in days (0: everything kept).
+    pub server_retention_days: u32,
+    pub saved: bool,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Template)]
 #[template(path = "keys.html")]
 pub struct KeysPage {

@@ -145,10 +145,13 @@ fn projects_page_with_counts_and_empty_states() {
                 platform: Some("python".into()),
                 unresolved_issues: 7,
                 total_issues: 31,
+                stored_events: 1200,
+                stored_bytes: "1.5 MB".into(),
             }],
         }],
     });
     assert!(page.contains("<strong>7</strong> unresolved · 31 issues"));
+    assert!(page.contains("1200 events stored · 1.5 MB"));
     assert!(page.contains("href=\"/projects/p1/issues\""));
     assert!(page.contains("href=\"/projects/new\""));
     assert!(page.contains("Log out"));
@@ -301,6 +304,7 @@ fn issue_page(event: Option<StoredEvent>) -> IssuePage {
         layout: layout("Issue"),
         project: project(),
         issue: IssueRow::new(&issue(), now()),
+        stored_events: issue().event_count,
         sparkline: Sparkline::new(&days),
         resolved: None,
         assignee: Assignee {

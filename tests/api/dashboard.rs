@@ -65,6 +65,11 @@ impl Dash {
         format!("http://{}{path}", self.mesher.http_addr)
     }
 
+    /// The HTTP client, for requests of other shapes.
+    pub fn client(&self) -> &awc::Client {
+        &self.client
+    }
+
     pub async fn call(
         &self,
         method: Method,

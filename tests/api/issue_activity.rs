@@ -145,7 +145,7 @@ async fn issue_counts_per_project_split_unresolved_from_all() {
 
     // The projects page's row.
     let project = db::projects::get(&t.pool, busy).await.unwrap();
-    let row = ProjectRow::new(&project, &counts[1]);
+    let row = ProjectRow::new(&project, &counts[1], Default::default());
     assert_eq!(
         (row.id, row.unresolved_issues, row.total_issues),
         (busy.to_string(), 2, 4)

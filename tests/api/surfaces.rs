@@ -226,6 +226,8 @@ async fn a_stopped_service_is_503_with_retry_after_in_the_api_and_the_pages() {
         body_timeout: Duration::from_secs(5),
         body_memory: Arc::new(tokio::sync::Semaphore::new(BODY_MEMORY_KIB)),
         alerts: Default::default(),
+        retention_days: 90,
+        limits: Default::default(),
     };
     let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();

@@ -191,7 +191,7 @@ async fn tag_counts_equal_the_stored_events_also_after_retention() {
     // left, users seen only that day are gone.
     t.execute(&format!("DROP TABLE events_{}", first.format("%Y%m%d")))
         .await;
-    db::triage::forget_days_before(&t.pool, first + Days::new(1))
+    db::triage::forget_days_before(&t.pool, None, first + Days::new(1))
         .await
         .unwrap();
     let left: Vec<&Event> = events[..60]

@@ -95,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/orgs/{org_id}/projects", post().to(orgs::create_project))
     .route("/orgs/{org_id}/projects", get().to(orgs::projects))
     .route("/projects/{project_id}", get().to(projects::get))
+    .route("/projects/{project_id}", patch().to(projects::update))
     .route(
         "/projects/{project_id}/keys",
         post().to(projects::create_key),

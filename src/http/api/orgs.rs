@@ -114,6 +114,8 @@ pub async fn create_project(
     let view = ProjectView {
         project: made.project,
         keys: vec![made.key.info.clone()],
+        // A new project stores nothing yet.
+        usage: Default::default(),
     };
     Ok(HttpResponse::Created().json(CreatedProject {
         view,

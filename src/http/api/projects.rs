@@ -1,6 +1,8 @@
 //! `/api/v1/projects/{id}`: one project and its ingest keys.
 
+use crate::app::projects::SettingsChange;
 use crate::app::{Caller, State, projects};
+use crate::db::retention::Usage;
 use crate::domain::access::Action;
 use crate::domain::{ApiKeyInfo, Project};
 use crate::error::Error;
@@ -11,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A project with its keys' prefixes (never the keys: those are shown
-/// once, when made).
+/// once, when made), its settings (in `project`) and what it stores.
 #[derive(Serialize)]
 pub struct ProjectView {
     #[serde(flatten)]
     pub project: Project,
     pub keys: Vec<ApiKeyInfo>,
+    pub usage: Usage,
 }
 
 pub async fn with_keys(state: &State, project: Project) -> Result<ProjectView, Error> {
@@ -26,7 +29,12 @@ pub async fn with_keys(state: &State, project: Project) -> Result<ProjectView, E
             project_id: project.id.to_string(),
         })
         .await??;
-    Ok(ProjectView { project, keys })
+    let usage = projects::usage(state, &project).await?;
+    Ok(ProjectView {
+        project,
+        keys,
+        usage,
+    })
 }
 
 pub async fn get(
@@ -35,6 +43,19 @@ pub async fn get(
     project_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
+    Ok(HttpResponse::Ok().json(with_keys(&state, project).await?))
+}
+
+/// `PATCH`: `{"retention_days": N | null, "rate_limit_per_minute": N |
+/// null}` (admins); replies with the project as `GET` does.
+pub async fn update(
+    state: web::Data<State>,
+    caller: Caller,
+    project_id: web::Path<String>,
+    body: web::Json<SettingsChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, _) = caller.project(&state, &project_id, Action::Read).await?;
+    let project = projects::update_settings(&state, &caller, &project, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(with_keys(&state, project).await?))
 }
 

@@ -185,6 +185,8 @@ mod tests {
             name: name.into(),
             platform: None,
             created_at: Utc::now(),
+            retention_days: None,
+            rate_limit_per_minute: None,
         }
     }
 

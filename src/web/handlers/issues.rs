@@ -199,6 +199,7 @@ pub async fn issue(
             layout: Layout::new(detail.issue.title.clone(), Some(reader.nav.clone())),
             project: header,
             issue: IssueRow::of_detail(&detail, now),
+            stored_events: detail.stored_events,
             sparkline: Sparkline::new(&detail.daily_counts),
             resolved: detail.issue.resolved_at.map(|at| RelTime::new(at, now)),
             assignee,

@@ -46,6 +46,7 @@ pub mod issues;
 pub mod keys;
 pub mod orgs;
 pub mod projects;
+pub mod settings;
 pub mod tokens;
 
 /// Where a page sends the reader: `303 See Other`, so a reload does not

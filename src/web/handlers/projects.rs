@@ -5,7 +5,7 @@ use crate::app::projects::{self, NewProject};
 use crate::app::{Caller, State, orgs};
 use crate::domain::access::Action;
 use crate::error::Error;
-use crate::services::{CountIssues, ListProjectsByOrg};
+use crate::services::{CountIssues, ListProjectsByOrg, ProjectUsage};
 use crate::web::format::Setup;
 use crate::web::pages::{
     Layout, NewProjectPage, OrgHeader, OrgOption, OrgProjects, ProjectCreatedPage, ProjectRow,
@@ -35,10 +35,16 @@ pub async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                     project_ids: listed.iter().map(|p| p.id).collect(),
                 })
                 .await??;
+            let usage = state
+                .projects
+                .send(ProjectUsage {
+                    project_ids: listed.iter().map(|p| p.id).collect(),
+                })
+                .await??;
             let projects = listed
                 .iter()
                 .zip(&counts)
-                .map(|(p, c)| ProjectRow::new(p, c))
+                .map(|(p, c)| ProjectRow::new(p, c, usage.get(&p.id).copied().unwrap_or_default()))
                 .collect();
             listed_orgs.push(OrgProjects {
                 org: OrgHeader {

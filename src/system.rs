@@ -25,10 +25,11 @@
 //!
 //! An envelope's way from the socket to a commit: an HTTP worker reads,
 //! decodes and parses it and resolves its key (from the [`KeyCache`]),
-//! waits for the [`AckLog`] to have its events on disk, then
-//! sends one `Admit` to its project's writer (found in the registry's
-//! directory); the writer's batch goes to the committer in one `Commit`,
-//! which answers when PostgreSQL (or the spool) has it.
+//! waits for the [`AckLog`] to have its events on disk, then puts them in
+//! its project's inbox (found in the registry's directory) on its own
+//! thread; the writer hears of the inbox by one `Wake` per full batch (or
+//! its timer), and its batch goes to the committer in one `Commit`, which
+//! answers when PostgreSQL (or the spool) has it.
 
 use crate::app;
 use crate::config::{Ack, Config, WriterConfig};

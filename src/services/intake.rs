@@ -2,12 +2,13 @@
 //!
 //! The HTTP layer (and the ingest benchmark, which measures the path
 //! production takes) hands a request's events to [`Intake::admit`], which
-//! finds the project's writer in the registry's [`Directory`] and sends it
-//! one [`Admit`]: one message, one hop from the request's thread to the
-//! writers' thread. The [`WriterRegistry`] is asked only when no writer
-//! runs for the project (its first event since start, or since its writer
-//! retired). It holds no state of its own, so it is a plain async function
-//! over the registry's directory rather than an actor of its own.
+//! finds the project's [`Inbox`](super::inbox::Inbox) in the registry's
+//! [`Directory`] and puts them there on the request's own thread: no
+//! message and no hop to the writers' thread. The [`WriterRegistry`] is
+//! asked only when no writer runs for the project (its first event since
+//! start, or since its writer retired). It holds no state of its own, so
+//! it is a plain async function over the registry's directory rather than
+//! an actor of its own.
 //!
 //! With durable acknowledgement (`MESHER_ACK=durable`, see [`AckLog`]) a
 //! request's events are appended to the log and fsynced first, and

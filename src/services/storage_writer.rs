@@ -1,7 +1,8 @@
 //! StorageWriter: one per project, batching events into PostgreSQL.
 //!
-//! Events enter through [`Admit`], a request's events all together or not
-//! at all, and wait in a buffer; they go to the database in batches, one
+//! Events enter the writer's [`Inbox`] (from the request's own thread, or
+//! by [`Admit`] from the embedding API and tests), a request's events all
+//! together or not at all, and wait there; they go to the database in batches, one
 //! statement per batch. A flush starts when `batch_size` events are
 //! waiting or every `flush_interval`; up to `batches_in_flight` batches are
 //! written at once (the table does not care about their order, and each

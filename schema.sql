@@ -419,6 +419,10 @@ CREATE TABLE IF NOT EXISTS artifact_bundles (
     CONSTRAINT artifact_bundles_project_checksum_key UNIQUE (project_id, checksum)
 );
 CREATE INDEX IF NOT EXISTS artifact_bundles_org_checksum_idx ON artifact_bundles (org_id, checksum);
+-- When an event last needed one of the bundle's files (at most a day
+-- stale; upload counts as use): retention deletes bundles unused for
+-- longer than it keeps events, so a build still reporting keeps its maps.
+ALTER TABLE artifact_bundles ADD COLUMN IF NOT EXISTS used_at timestamptz NOT NULL DEFAULT now();
 CREATE TABLE IF NOT EXISTS artifact_files (
     id          uuid PRIMARY KEY,
     bundle_id   uuid NOT NULL REFERENCES artifact_bundles (id) ON DELETE CASCADE,

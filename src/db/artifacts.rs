@@ -6,6 +6,7 @@ use super::Pool;
 use crate::domain::{ArtifactType, new_id};
 use crate::error::Result;
 use crate::sourcemaps::bundle::Bundle;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// How long chunks of a bundle never assembled are kept.
@@ -172,7 +173,8 @@ pub async fn insert_bundle(
 }
 
 /// The newest source map with `debug_id` in the organization, and the
-/// newest minified file with it (it names the enclosing functions).
+/// newest minified file with it (it names the enclosing functions). Their
+/// bundles count as used (see [`delete_unused_bundles`]).
 pub async fn map_by_debug_id(
     pool: &Pool,
     org_id: Uuid,
@@ -182,9 +184,17 @@ pub async fn map_by_debug_id(
         .get()
         .await?
         .query(
-            "SELECT DISTINCT ON (file_type) file_type, content FROM artifact_files
-             WHERE org_id = $1 AND debug_id = $2 AND file_type IN ('source_map', 'minified_source')
-             ORDER BY file_type, id DESC",
+            "WITH found AS (
+                 SELECT DISTINCT ON (file_type) file_type, content, bundle_id FROM artifact_files
+                 WHERE org_id = $1 AND debug_id = $2
+                     AND file_type IN ('source_map', 'minified_source')
+                 ORDER BY file_type, id DESC
+             ),
+             used AS (
+                 UPDATE artifact_bundles b SET used_at = now() FROM found f
+                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 day'
+             )
+             SELECT file_type, content FROM found",
             &[&org_id, &debug_id],
         )
         .await?;
@@ -198,7 +208,7 @@ pub async fn map_by_debug_id(
 
 /// A file of the project's bundles for `release` and `dist`: the newest
 /// of `kind` whose URL is one of `urls` (tried in their order). Its URL,
-/// its source map reference and its bytes.
+/// its source map reference and its bytes. Its bundle counts as used.
 pub async fn file_by_url(
     pool: &Pool,
     project_id: Uuid,
@@ -211,12 +221,52 @@ pub async fn file_by_url(
         .get()
         .await?
         .query_opt(
-            "SELECT url, sourcemap, content FROM artifact_files
-             WHERE project_id = $1 AND release = $2 AND dist IS NOT DISTINCT FROM $3
-               AND url = ANY($4) AND file_type = $5
-             ORDER BY array_position($4, url), id DESC LIMIT 1",
+            "WITH found AS (
+                 SELECT url, sourcemap, content, bundle_id FROM artifact_files
+                 WHERE project_id = $1 AND release = $2 AND dist IS NOT DISTINCT FROM $3
+                   AND url = ANY($4) AND file_type = $5
+                 ORDER BY array_position($4, url), id DESC LIMIT 1
+             ),
+             used AS (
+                 UPDATE artifact_bundles b SET used_at = now() FROM found f
+                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 day'
+             )
+             SELECT url, sourcemap, content FROM found",
             &[&project_id, &release, &dist, &urls, &kind.as_str()],
         )
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// Bundles a retention check deletes at most per statement: a bundle may
+/// hold up to `MESHER_SOURCEMAP_MAX_BUNDLE_MB` of files.
+const DELETE_BUNDLES: i64 = 20;
+
+/// Deletes the artifact bundles (with their files) of `project_id`, or of
+/// every project, that neither an upload nor an event has used since
+/// before `before`, in bounded statements. A release still
+/// reporting keeps its maps however old they are. Returns how many went.
+pub async fn delete_unused_bundles(
+    pool: &Pool,
+    project_id: Option<Uuid>,
+    before: DateTime<Utc>,
+) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = pool
+            .get()
+            .await?
+            .execute(
+                "DELETE FROM artifact_bundles WHERE id IN (
+                     SELECT id FROM artifact_bundles
+                     WHERE used_at < $1 AND ($2::uuid IS NULL OR project_id = $2) LIMIT $3
+                 ) AND used_at < $1",
+                &[&before, &project_id, &DELETE_BUNDLES],
+            )
+            .await?;
+        deleted += n;
+        if n < DELETE_BUNDLES as u64 {
+            return Ok(deleted);
+        }
+    }
 }

@@ -26,7 +26,8 @@ pub fn first_kept(today: NaiveDate, days: u32) -> NaiveDate {
         .unwrap_or(NaiveDate::MIN)
 }
 
-fn start_of(day: NaiveDate) -> DateTime<Utc> {
+/// The first moment (UTC) of `day`.
+pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(NaiveTime::MIN).and_utc()
 }
 
@@ -101,6 +102,8 @@ pub async fn delete_stale_issues(
 pub struct ProjectsExpired {
     pub events: u64,
     pub issues: u64,
+    /// Artifact bundles unused for longer than the project keeps events.
+    pub bundles: u64,
 }
 
 /// For each project whose own retention is shorter than the server's
@@ -152,12 +155,15 @@ pub async fn expire_project_events(
         }
         expired.issues += delete_stale_issues(pool, Some(project_id), day).await?;
         super::triage::forget_days_before(pool, Some(project_id), day).await?;
+        expired.bundles +=
+            super::artifacts::delete_unused_bundles(pool, Some(project_id), before).await?;
     }
-    if expired.events > 0 || expired.issues > 0 {
+    if expired.events > 0 || expired.issues > 0 || expired.bundles > 0 {
         log::info!(
-            "deleted {} event(s) and {} issue(s) past their project's retention",
+            "deleted {} event(s), {} issue(s) and {} artifact bundle(s) past their project's retention",
             expired.events,
-            expired.issues
+            expired.issues,
+            expired.bundles
         );
     }
     Ok(expired)

@@ -16,8 +16,9 @@
 //! [`db::partitions::drop_before`]), with the issues last seen before
 //! them and the triage counts of those days; a project keeping less has
 //! its older events, issues and triage counts deleted in bounded batches;
-//! expired sessions are swept; and each project's usage is measured for
-//! the metrics.
+//! artifact bundles no upload or event used within the retention are
+//! deleted; expired sessions are swept; and each project's usage is
+//! measured for the metrics.
 
 use crate::config::PartitionConfig;
 use crate::db::{self, Pool};
@@ -95,11 +96,24 @@ impl PartitionManager {
                     db::partitions::drop_before(&pool, first_kept, lock_timeout).await?;
                 done.issues = db::retention::delete_stale_issues(&pool, None, first_kept).await?;
                 db::triage::forget_days_before(&pool, None, first_kept).await?;
+                done.bundles = db::artifacts::delete_unused_bundles(
+                    &pool,
+                    None,
+                    db::retention::start_of(first_kept),
+                )
+                .await?;
+                if done.bundles > 0 {
+                    log::info!(
+                        "deleted {} artifact bundle(s) unused past the retention",
+                        done.bundles
+                    );
+                }
             }
             let projects =
                 db::retention::expire_project_events(&pool, today, retention_days).await?;
             done.events = projects.events;
             done.issues += projects.issues;
+            done.bundles += projects.bundles;
             done.sessions = db::sessions::delete_expired(&pool).await?;
             metrics.retention(
                 done.partitions.len() as u64,
@@ -172,6 +186,9 @@ pub struct Retained {
     pub issues: u64,
     /// Expired sessions swept.
     pub sessions: u64,
+    /// Artifact bundles (source maps) no upload or event used within the
+    /// retention.
+    pub bundles: u64,
 }
 
 /// Applies the retention now (call), as each check does after ensuring

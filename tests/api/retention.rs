@@ -416,3 +416,77 @@ async fn an_unpartitioned_event_ids_is_moved_into_daily_partitions() {
     assert_eq!(old.count("SELECT count(*) FROM event_ids").await, 11);
     assert_eq!(old.count(ids).await, 9);
 }
+
+/// A bundle of one source map for `project`, with `debug_id`, last used at
+/// `used_at`, made as an upload leaves it.
+async fn bundle(t: &TestDb, project: Uuid, debug_id: Uuid, used_at: DateTime<Utc>) {
+    let client = t.pool.get().await.unwrap();
+    client
+        .execute(
+            "WITH b AS (
+                 INSERT INTO artifact_bundles
+                     (id, org_id, project_id, checksum, debug_id, file_count, bytes, used_at)
+                 SELECT gen_random_uuid(), org_id, id, uuid_send($2), $2, 1, 2, $3
+                 FROM projects WHERE id = $1
+                 RETURNING id, org_id, project_id
+             )
+             INSERT INTO artifact_files
+                 (id, bundle_id, org_id, project_id, file_type, url, debug_id, content)
+             SELECT gen_random_uuid(), id, org_id, project_id, 'source_map', '~/app.js.map', $2,
+                 '{}'::bytea
+             FROM b",
+            &[&project, &debug_id, &used_at],
+        )
+        .await
+        .unwrap();
+}
+
+#[actix::test]
+async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() {
+    let t = TestDb::new().await;
+    let (project, short) = (t.new_project().await, t.new_project().await);
+    t.execute(&format!(
+        "UPDATE projects SET retention_days = 7 WHERE id = '{short}'"
+    ))
+    .await;
+    let [unused, reporting, recent, short_unused] = [(); 4].map(|_| Uuid::now_v7());
+    bundle(&t, project, unused, at(days_ago(120), 0)).await;
+    bundle(&t, project, reporting, at(days_ago(120), 0)).await;
+    bundle(&t, project, recent, at(days_ago(10), 0)).await;
+    bundle(&t, short, short_unused, at(days_ago(10), 0)).await;
+    // An event of the build still reporting needs its map now.
+    let org: Uuid = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT org_id FROM projects WHERE id = $1", &[&project])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        db::artifacts::map_by_debug_id(&t.pool, org, reporting)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let retained = manager(&t, 90).send(ApplyRetention).await.unwrap().unwrap();
+
+    assert_eq!(retained.bundles, 2);
+    let kept = |debug_id: Uuid| {
+        format!(
+            "SELECT count(*) FROM artifact_bundles b JOIN artifact_files f ON f.bundle_id = b.id
+             WHERE b.debug_id = '{debug_id}'"
+        )
+    };
+    assert_eq!(t.count(&kept(unused)).await, 0, "unused for 120 days");
+    assert_eq!(t.count(&kept(reporting)).await, 1, "used just now");
+    assert_eq!(t.count(&kept(recent)).await, 1, "the server keeps 90 days");
+    assert_eq!(t.count(&kept(short_unused)).await, 0, "its project keeps 7");
+    assert_eq!(
+        t.count("SELECT count(*) FROM artifact_files").await,
+        2,
+        "no file is left without its bundle"
+    );
+}

@@ -66,10 +66,16 @@ pub async fn delete_rule(
     db::alerts::delete_rule(&state.pool, project.id, id).await
 }
 
-/// The project's channels, for a member (never their secrets).
+/// The project's channels, for a member: never their secrets, and their
+/// URLs whole only to those who may manage them.
 pub async fn channels(state: &State, caller: &Caller, project_id: &str) -> Result<Vec<Channel>> {
-    let (project, _) = caller.project(state, project_id, Action::Read).await?;
-    db::alerts::list_channels(&state.pool, project.id).await
+    let (project, role) = caller.project(state, project_id, Action::Read).await?;
+    let channels = db::alerts::list_channels(&state.pool, project.id).await?;
+    Ok(if role.may(Action::ManageAlerts) {
+        channels
+    } else {
+        channels.into_iter().map(Channel::redacted).collect()
+    })
 }
 
 /// Whether this Mesher can send to `spec`: email needs SMTP; a webhook's

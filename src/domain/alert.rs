@@ -554,6 +554,25 @@ pub struct Channel {
     pub created_at: DateTime<Utc>,
 }
 
+impl Channel {
+    /// The channel as one who may not manage alerts sees it: its URL by
+    /// origin only, since a Slack or Discord webhook's path is itself the
+    /// credential that lets anyone post to it.
+    pub fn redacted(self) -> Channel {
+        Channel {
+            url: self.url.as_deref().map(url_origin),
+            ..self
+        }
+    }
+}
+
+/// A URL shown without what follows its origin: `https://hooks.slack.com/…`.
+pub fn url_origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| format!("{}/…", u.origin().ascii_serialization()))
+        .unwrap_or_default()
+}
+
 /// The secret a generic webhook channel signs its bodies with: 256 random
 /// bits as hex, prefixed `whsec_`. Shown once; `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -820,6 +839,24 @@ mod tests {
         let url = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/secret").unwrap();
         assert_eq!(url.origin(), "https://hooks.slack.com");
         assert!(!format!("{url:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_redacted_url_keeps_only_its_origin() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/secret",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "https://discord.com/api/webhooks/1/token?wait=true",
+                "https://discord.com/…",
+            ),
+            ("http://10.0.0.5:8080/hook#x", "http://10.0.0.5:8080/…"),
+            ("not a url", ""),
+        ] {
+            assert_eq!(url_origin(url), shown, "{url}");
+        }
     }
 
     #[test]

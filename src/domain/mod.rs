@@ -24,7 +24,7 @@ pub use alert::{
     Alert, AlertCondition, AlertFilters, AlertPage, AlertRule, Channel, ChannelKind, ChannelPatch,
     ChannelSecret, ChannelSpec, ChannelTarget, DEFAULT_ACTION_INTERVAL_MINUTES, Delivery,
     DeliveryState, MAX_WINDOW_MINUTES, NewChannel, NewChannelReply, NewRule, RuleAction, RulePatch,
-    RuleSpec, TagFilter, WebhookUrl,
+    RuleSpec, TagFilter, WebhookUrl, url_origin,
 };
 pub use artifact::{ArtifactType, NewOrgToken, OrgTokenInfo};
 pub use event::{

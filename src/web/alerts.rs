@@ -6,6 +6,7 @@ use super::format::RelTime;
 use super::pages::{Layout, ProjectHeader};
 use crate::domain::{
     Alert, AlertCondition, AlertFilters, AlertRule, Channel, ChannelKind, NewRule, TagFilter,
+    url_origin,
 };
 use crate::error::{Error, Result};
 use askama::Template;
@@ -93,12 +94,7 @@ impl ChannelRow {
                 }
                 to.join(", ")
             }
-            _ => channel
-                .url
-                .as_deref()
-                .and_then(|u| url::Url::parse(u).ok())
-                .map(|u| format!("{}/…", u.origin().ascii_serialization()))
-                .unwrap_or_default(),
+            _ => channel.url.as_deref().map(url_origin).unwrap_or_default(),
         };
         ChannelRow {
             id: channel.id.to_string(),

@@ -964,6 +964,19 @@ async fn rules_and_channels_are_read_by_members_written_by_admins_and_tested() {
         s.dash.get(&s.path("/alert-rules"), &member).await.body["rules"][0]["id"],
         rule.as_str()
     );
+    // A webhook's path can be a credential (Slack's, Discord's): the admin
+    // who manages the channel sees the URL whole, a member its origin.
+    let url = listed.body["channels"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.ends_with("/hook"), "{url}");
+    let seen = s.dash.get(&s.path("/channels"), &member).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert_eq!(
+        seen.body["channels"][0]["url"],
+        format!("{}/…", url.trim_end_matches("/hook")).as_str()
+    );
     let denied = s
         .dash
         .post(

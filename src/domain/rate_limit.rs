@@ -54,6 +54,13 @@ impl Bucket {
         self.tokens = (self.refilled(per_minute, now) - f64::from(n)).max(0.0);
         self.at = now;
     }
+
+    /// Gives back `n` tokens taken for events that were then not accepted
+    /// after all (storage refused them): the limit counts what got in.
+    pub fn give_back(&mut self, per_minute: u32, n: u32, now: Instant) {
+        self.tokens = (self.refilled(per_minute, now) + f64::from(n)).min(f64::from(per_minute));
+        self.at = now;
+    }
 }
 
 #[cfg(test)]

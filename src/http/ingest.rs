@@ -445,11 +445,17 @@ async fn parse_event(
 /// within the project's rate limit (before: a request over it is refused,
 /// never accepted and then dropped).
 async fn admit(state: &State, project: &Project, events: Vec<Event>) -> Result<(), Problem> {
-    if let Some(per_minute) = project.rate_limit_per_minute {
-        let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
-        if let Err(retry_after) = state.limits.admit(project.id, per_minute, n) {
-            return Err(Error::RateLimited { retry_after }.into());
-        }
+    let Some(per_minute) = project.rate_limit_per_minute else {
+        return Ok(state.intake.admit(project.id, events).await?);
+    };
+    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    if let Err(retry_after) = state.limits.admit(project.id, per_minute, n) {
+        return Err(Error::RateLimited { retry_after }.into());
     }
-    Ok(state.intake.admit(project.id, events).await?)
+    // Refused by storage, none of them got in: the limit counts only
+    // events accepted.
+    state.intake.admit(project.id, events).await.map_err(|e| {
+        state.limits.give_back(project.id, per_minute, n);
+        e.into()
+    })
 }

@@ -44,6 +44,16 @@ impl RateLimiter {
         bucket.take(per_minute, n, now);
         Ok(())
     }
+
+    /// Returns `n` events [`RateLimiter::admit`] let through that storage
+    /// then refused (overloaded, shutting down): a client told to retry
+    /// is not charged twice for the same events.
+    pub fn give_back(&self, project: Uuid, per_minute: u32, n: u32) {
+        let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bucket) = buckets.get_mut(&project) {
+            bucket.give_back(per_minute, n, Instant::now());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +72,19 @@ mod tests {
         assert!(limiter.admit(one, 4, 1).is_err());
         // Another project has its own bucket.
         assert_eq!(limiter.admit(two, 4, 4), Ok(()));
+    }
+
+    #[test]
+    fn events_given_back_pass_again_and_never_past_a_full_bucket() {
+        let limiter = RateLimiter::default();
+        let project = Uuid::nil();
+        assert_eq!(limiter.admit(project, 4, 4), Ok(()));
+        assert!(limiter.admit(project, 4, 3).is_err());
+        limiter.give_back(project, 4, 3);
+        assert_eq!(limiter.admit(project, 4, 3), Ok(()));
+        // Given back more than was taken: a minute's worth, no more.
+        limiter.give_back(project, 4, 100);
+        assert_eq!(limiter.admit(project, 4, 4), Ok(()));
+        assert!(limiter.admit(project, 4, 1).is_err());
     }
 }

@@ -105,8 +105,11 @@ pub(crate) async fn ensure_days(
             if present {
                 continue;
             }
+            // STORAGE: a body is zstd already; the parent's EXTERNAL keeps
+            // PostgreSQL from compressing it again (ATTACH does not copy it).
             tx.batch_execute(&format!(
-                "CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+                "CREATE TABLE {name} (LIKE {parent}
+                     INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE);
                  ALTER TABLE {parent} ATTACH PARTITION {name} FOR VALUES FROM ({from}) TO ({to})"
             ))
             .await?;
@@ -133,9 +136,11 @@ const RETENTION_LOCK: &str = "SELECT pg_advisory_lock(hashtext('mesher-retention
 /// partition, takes ACCESS EXCLUSIVE on the whole table, queueing every
 /// insert behind the longest query running). Left half done (a detach
 /// interrupted, a table detached but not dropped), it is finished by the
-/// next call. Callers in several processes take turns on an advisory lock
-/// (waiting for it at most `lock_timeout`), each listing what is left once
-/// it holds it, so each partition is dropped once. The lock is held by a
+/// next call. Callers in several processes take turns on an advisory lock,
+/// each listing what is left once it holds it, so each partition is
+/// dropped once. The turn is waited for without `lock_timeout` (the other
+/// caller's detach of a large day may take longer, and is no error; its
+/// own statements give up after `lock_timeout`). The lock is held by a
 /// connection of its own, closed at the end, so that a call cancelled
 /// halfway cannot leave it held by a pooled connection.
 pub async fn drop_before(
@@ -144,11 +149,11 @@ pub async fn drop_before(
     lock_timeout: Duration,
 ) -> Result<Vec<String>> {
     let client = pool.dedicated_connection().await?;
+    client.batch_execute(RETENTION_LOCK).await?;
     let ms = lock_timeout.as_millis().max(1);
     client
         .batch_execute(&format!("SET lock_timeout = '{ms}ms'"))
         .await?;
-    client.batch_execute(RETENTION_LOCK).await?;
     let rows = client
         .query(
             "SELECT c.relname::text, p.relname::text, coalesce(i.inhdetachpending, false)

@@ -105,6 +105,19 @@ async fn the_manager_creates_today_and_the_next_seven_days() {
 
     manager.send(EnsurePartitions).await.unwrap().unwrap();
     assert_eq!(partitions(&t).await, expected_partitions(today()));
+    // Each keeps the compressed bodies as Mesher wrote them: stored out of
+    // line when large, never compressed again by PostgreSQL.
+    let storage = t
+        .count(
+            "SELECT count(*) FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid
+             WHERE i.inhparent = 'events'::regclass AND a.attname = 'body'
+               AND a.attstorage <> 'e'",
+        )
+        .await;
+    assert_eq!(
+        storage, 0,
+        "partitions whose body PostgreSQL would compress"
+    );
 }
 
 #[actix::test]

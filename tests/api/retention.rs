@@ -245,6 +245,38 @@ async fn two_processes_at_once_drop_each_partition_once() {
 }
 
 #[actix::test]
+async fn a_drop_waits_its_turn_behind_another_process_longer_than_the_lock_timeout() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    let events: Vec<Event> = (0..35)
+        .map(|n| event(project, "x", at(days_ago(n), 0)))
+        .collect();
+    db::events::insert_batch(&t.events, &events).await.unwrap();
+    // Another process's turn (a large day being detached, say), held for
+    // three lock timeouts.
+    let lock_timeout = std::time::Duration::from_millis(300);
+    let other = db::pool(&t.url, 1).unwrap();
+    let holder = other.get().await.unwrap();
+    holder
+        .batch_execute("SELECT pg_advisory_lock(hashtext('mesher-retention'))")
+        .await
+        .unwrap();
+    let release = async {
+        actix::clock::sleep(lock_timeout * 3).await;
+        holder
+            .batch_execute("SELECT pg_advisory_unlock(hashtext('mesher-retention'))")
+            .await
+            .unwrap();
+    };
+    let (dropped, ()) = futures_util::join!(
+        db::partitions::drop_before(&t.pool, days_ago(30), lock_timeout),
+        release
+    );
+    assert_eq!(dropped.unwrap().len(), 2 * 4, "days 31 to 34, both tables");
+    assert_eq!(t.count("SELECT count(*) FROM events").await, 31);
+}
+
+#[actix::test]
 async fn a_project_keeping_seven_days_loses_only_its_own_older_events() {
     let t = TestDb::new().await;
     let (short, other) = (t.new_project().await, t.new_project().await);

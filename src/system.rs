@@ -212,10 +212,13 @@ pub async fn start(config: &Config) -> Result<Mesher> {
         metrics.clone(),
         spool.clone(),
     );
-    let ack_log = match (config.ack.mode, &config.spool.dir) {
-        (Ack::Durable, Some(dir)) => {
-            let (dir, max, log_metrics) =
-                (dir.join("ack-log"), config.ack.max_bytes, metrics.clone());
+    // A log is opened in durable mode, and in memory mode when an earlier
+    // durable run left one: its events were answered 200, so they are
+    // replayed whatever this run acknowledges by.
+    let ack_dir = config.spool.dir.as_ref().map(|dir| dir.join("ack-log"));
+    let ack_log = match (config.ack.mode, ack_dir) {
+        (mode, Some(dir)) if mode == Ack::Durable || dir.exists() => {
+            let (max, log_metrics) = (config.ack.max_bytes, metrics.clone());
             let (log, leftovers) =
                 tokio::task::spawn_blocking(move || AckLog::open(&dir, max, log_metrics))
                     .await
@@ -233,7 +236,9 @@ pub async fn start(config: &Config) -> Result<Mesher> {
                 };
                 actix_rt::spawn(crate::services::replay_leftovers(leftovers, replay));
             }
-            storage.intake = storage.intake.durable(log.clone());
+            if mode == Ack::Durable {
+                storage.intake = storage.intake.durable(log.clone());
+            }
             Some(log)
         }
         // Config::validate refuses durable acknowledgement without a

@@ -223,11 +223,12 @@ ALTER TABLE events
     ALTER COLUMN body SET STORAGE EXTERNAL;
 -- Each row wrote six index entries; two remain, each with its queries in
 -- src/db: `events_pkey` (an event by id: db::issues::event, and the
--- neighbours of db::issues::event_neighbours) and
+-- neighbours of db::issues::event_neighbours; a project's events before a
+-- day: db::retention's per-project deletes and usage) and
 -- `events_issue_received_idx` (an issue's events by time: the latest
--- event, the event pages and the daily counts of db::issues). Filters by
--- tag, level or fingerprint read issues and the triage aggregates, not
--- events.
+-- event, the event pages and the daily counts of db::issues, and an
+-- event-frequency alert's window in db::alerts). Filters by tag, level or
+-- fingerprint read issues and the triage aggregates, not events.
 DROP INDEX IF EXISTS events_project_received_idx;
 DROP INDEX IF EXISTS events_level_received_idx;
 DROP INDEX IF EXISTS events_fingerprint_idx;

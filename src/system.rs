@@ -173,7 +173,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let project_service = ProjectService::new(pool.clone(), public_url.clone());
     let keys: KeyCache = project_service.key_cache();
     let projects = ProjectService::start_in_arbiter(&lookups.handle(), move |_| project_service);
-    let issue_service = IssueService::new(pool.clone());
+    let issue_service = IssueService::new(pool.clone()).counting(metrics.clone());
     let issues = IssueService::start_in_arbiter(&dashboard.handle(), move |_| issue_service);
     let users = UserService::new(pool.clone(), config.users.clone()).start();
     let notifying = Arbiter::new();

@@ -26,8 +26,8 @@ use super::Pool;
 use crate::domain::notice::{Notice, NoticeEvent, NoticeIssue, NoticeProject, NoticeRule};
 use crate::domain::{
     Alert, AlertCondition, AlertFilters, AlertRule, Channel, ChannelKind, ChannelSecret,
-    ChannelSpec, ChannelTarget, Delivery, DeliveryState, Event, IssueStatus, RuleAction, RuleSpec,
-    Severity, new_id,
+    ChannelSpec, ChannelTarget, Delivery, DeliveryState, Event, EventBody, EventPayload,
+    IssueStatus, RuleAction, RuleSpec, Severity, new_id,
 };
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -307,6 +307,88 @@ pub async fn record_batch(
         return Ok(Fired::default());
     }
     fire(tx, &candidates).await
+}
+
+/// Fires the `unarchived` rules about issues that came back by themselves
+/// with no event (archived for a time that has passed: see
+/// [`super::triage::wake_archived`]), in the transaction that brings them
+/// back (`woken`: project and issue). Each issue is judged, filters and
+/// all, by its latest stored event, as a batch judges an issue by the
+/// event that brought it back; an issue whose events are all gone, or
+/// only in the columns of a release before bodies were stored whole,
+/// fires nothing.
+pub async fn record_woken(tx: &Transaction<'_>, woken: &[(Uuid, Uuid)]) -> Result<Fired> {
+    let projects: Vec<Uuid> = woken
+        .iter()
+        .map(|&(project, _)| project)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let sql = format!(
+        "SELECT {RULE_COLUMNS} FROM alert_rules
+         WHERE enabled AND project_id = ANY($1) AND condition_json ->> 'type' = 'unarchived'"
+    );
+    let mut by_project: HashMap<Uuid, Vec<AlertRule>> = HashMap::new();
+    for row in tx.query(&sql, &[&projects]).await? {
+        match rule_from_row(&row) {
+            Ok(rule) => by_project.entry(rule.project_id).or_default().push(rule),
+            Err(e) => log::warn!("skipping an alert rule: {}", e.report()),
+        }
+    }
+    if by_project.is_empty() {
+        return Ok(Fired::default());
+    }
+    let (projects, issues): (Vec<Uuid>, Vec<Uuid>) = woken
+        .iter()
+        .filter(|(project, _)| by_project.contains_key(project))
+        .copied()
+        .unzip();
+    let latest = tx
+        .query(
+            "SELECT w.project_id, w.issue_id, e.id, e.received_at, e.body
+             FROM unnest($1::uuid[], $2::uuid[]) AS w(project_id, issue_id)
+             JOIN LATERAL (
+                 SELECT id, received_at, body FROM events
+                 WHERE project_id = w.project_id AND issue_id = w.issue_id
+                 ORDER BY received_at DESC LIMIT 1
+             ) e ON e.body IS NOT NULL",
+            &[&projects, &issues],
+        )
+        .await?;
+    let mut events: Vec<(Uuid, Event)> = Vec::with_capacity(latest.len());
+    for row in &latest {
+        let (project_id, issue_id, id): (Uuid, Uuid, Uuid) = (row.get(0), row.get(1), row.get(2));
+        let rebuilt = EventBody::from_stored(row.get(4))
+            .decompress()
+            .and_then(|json| EventPayload::from_json(&json))
+            .and_then(|mut payload| {
+                payload.event_id = Some(id);
+                Event::from_payload_received_at(project_id, payload, row.get(3))
+            });
+        match rebuilt {
+            Ok(event) => events.push((issue_id, event)),
+            Err(e) => log::warn!(
+                "issue {issue_id} came back, but its latest event {id} is unreadable: {}",
+                e.report()
+            ),
+        }
+    }
+    let new: Vec<(Uuid, &Event)> = events.iter().map(|(issue, e)| (*issue, e)).collect();
+    let changes = events
+        .iter()
+        .map(|(issue, _)| {
+            let change = IssueChange {
+                unarchived: true,
+                ..IssueChange::default()
+            };
+            (*issue, change)
+        })
+        .collect();
+    let rules = Rules {
+        version: 0,
+        by_project,
+    };
+    Ok(record_batch(tx, &rules, &new, &changes).await?)
 }
 
 /// Keeps `alert_issue_users` for the batch's issues of projects with a

@@ -614,9 +614,11 @@ async fn record(
 }
 
 /// Brings back the issues archived until a time that `now` has passed,
-/// each with an `unarchived` activity (reason `time`). Returns how many.
-/// Issues another caller holds locked are left for the next sweep.
-pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<u64> {
+/// each with an `unarchived` activity (reason `time`), and fires the
+/// `unarchived` alert rules about them in the same transaction. Returns
+/// how many came back, and the alerts fired. Issues another caller holds
+/// locked are left for the next sweep.
+pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<(u64, super::alerts::Fired)> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let due = tx
@@ -628,7 +630,7 @@ pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<u64> {
         )
         .await?;
     if due.is_empty() {
-        return Ok(0);
+        return Ok((0, Default::default()));
     }
     let projects: Vec<Uuid> = due.iter().map(|r| r.get(0)).collect();
     let ids: Vec<Uuid> = due.iter().map(|r| r.get(1)).collect();
@@ -645,8 +647,10 @@ pub async fn wake_archived(pool: &Pool, now: DateTime<Utc>) -> Result<u64> {
         &[&projects, &ids, &activity_ids, &now],
     )
     .await?;
+    let woken: Vec<(Uuid, Uuid)> = projects.iter().copied().zip(ids.iter().copied()).collect();
+    let fired = super::alerts::record_woken(&tx, &woken).await?;
     tx.commit().await?;
-    Ok(ids.len() as u64)
+    Ok((ids.len() as u64, fired))
 }
 
 /// Forgets what retention dropped: the tag counts of days before `day`,

@@ -19,6 +19,7 @@ use crate::domain::{
     StatusChange, StoredEvent, TagBreakdown, filter_text, page_limit, parse_id,
 };
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct IssueService {
     /// Shared connection pool; each request borrows a connection briefly.
     pool: Pool,
     clock: Clock,
+    /// Counts the alerts that issues coming back by themselves fire.
+    metrics: Option<Metrics>,
 }
 
 impl IssueService {
@@ -48,6 +51,15 @@ impl IssueService {
         IssueService {
             pool,
             clock: Arc::new(clock),
+            metrics: None,
+        }
+    }
+
+    /// This service, counting in `metrics` the alerts it fires.
+    pub fn counting(self, metrics: Metrics) -> Self {
+        IssueService {
+            metrics: Some(metrics),
+            ..self
         }
     }
 }
@@ -381,12 +393,20 @@ impl Handler<WakeArchivedIssues> for IssueService {
     fn handle(&mut self, _: WakeArchivedIssues, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
         let now = (self.clock)();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
-            let woke = triage::wake_archived(&pool, now).await;
-            if let Err(e) = &woke {
-                log::warn!("bringing back archived issues failed: {}", e.report());
+            match triage::wake_archived(&pool, now).await {
+                Ok((woke, fired)) => {
+                    if let Some(metrics) = metrics {
+                        metrics.alerts_fired(&fired);
+                    }
+                    Ok(woke)
+                }
+                Err(e) => {
+                    log::warn!("bringing back archived issues failed: {}", e.report());
+                    Err(e)
+                }
             }
-            woke
         })
     }
 }

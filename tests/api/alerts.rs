@@ -1409,3 +1409,82 @@ async fn an_archived_issue_that_comes_back_by_itself_fires_an_unarchived_rule() 
     assert_eq!(receiver.requests()[0].json()["reason"], "unarchived");
     s.dash.mesher.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn an_issue_archived_for_a_while_fires_the_unarchived_rule_when_its_time_has_passed() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = s.webhook(&receiver).await;
+    s.rule(
+        json!({"name": "Back in production", "condition": {"type": "unarchived"},
+        "filters": {"environments": ["production"]}, "channels": [webhook]}),
+    )
+    .await;
+    // Its filter holds: the issue's events are production's, not staging's.
+    s.rule(
+        json!({"name": "Back in staging", "condition": {"type": "unarchived"},
+        "filters": {"environments": ["staging"]}, "channels": [webhook]}),
+    )
+    .await;
+    send(&s.owned.project.dsn, vec![error("Snoozed")]).await;
+    wait_until("the issue exists", async || {
+        t.count("SELECT count(*) FROM issues").await == 1
+    })
+    .await;
+    let issue: String = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id::text FROM issues", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let archived = s
+        .dash
+        .call(
+            Method::PATCH,
+            &s.path(&format!("/issues/{issue}")),
+            crate::dashboard::Auth::Bearer(&s.owned.owner),
+            Some(json!({"status": "archived", "archive": {"minutes": 60}})),
+        )
+        .await;
+    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
+    let woken = s
+        .dash
+        .mesher
+        .issues
+        .send(mesher::services::WakeArchivedIssues)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(woken, 0, "its hour has not passed");
+
+    // The hour passes, with no event: the sweep brings it back, and that
+    // is what the rule is about.
+    t.execute("UPDATE issues SET archived_until = now() - interval '1 second'")
+        .await;
+    let woken = s
+        .dash
+        .mesher
+        .issues
+        .send(mesher::services::WakeArchivedIssues)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(woken, 1);
+    let history = s.settled(1).await;
+    assert_eq!(history[0]["reason"], "unarchived");
+    assert_eq!(history[0]["issue_id"], issue.as_str());
+    let sent = receiver.requests()[0].json();
+    assert_eq!(sent["reason"], "unarchived");
+    assert_eq!(sent["rule"]["name"], "Back in production");
+    assert_eq!(sent["issue"]["status"], "unresolved");
+    assert_eq!(
+        s.metrics()
+            .counter_with("alerts_fired", "condition", "unarchived"),
+        1
+    );
+    s.dash.mesher.shutdown().await.unwrap();
+}

@@ -111,13 +111,17 @@ recorded AS (
     ON CONFLICT DO NOTHING
     RETURNING project_id, id, day
 ),
+-- Whether each event is new is decided here, once (the EXISTS is hashed):
+-- under the generic plans the events pool forces, a CTE's size is
+-- unknown, and joining two CTEs of the batch for the duplicates was
+-- planned as a nested loop, quadratic in the batch (1 s for 5,000 events).
 own AS (
-    SELECT b.* FROM batch b JOIN recorded r USING (project_id, id, day)
+    SELECT b.*, b.next_day IS NULL OR EXISTS (SELECT 1 FROM recorded n
+        WHERE n.project_id = b.project_id AND n.id = b.id AND n.day = b.next_day) AS new
+    FROM batch b JOIN recorded r USING (project_id, id, day)
 ),
 new_events AS (
-    SELECT o.* FROM own o
-    WHERE o.next_day IS NULL OR EXISTS (SELECT 1 FROM recorded r
-        WHERE r.project_id = o.project_id AND r.id = o.id AND r.day = o.next_day)
+    SELECT * FROM own WHERE new
 ),
 counted AS (
     SELECT project_id, fingerprint, count(*) AS events, min(received_at) AS first_seen,
@@ -154,8 +158,7 @@ UNION ALL
 SELECT 'skipped', b.project_id, b.id, NULL FROM batch b
 WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.project_id = b.project_id AND o.id = b.id)
 UNION ALL
-SELECT 'duplicate', o.project_id, o.id, NULL FROM own o
-WHERE NOT EXISTS (SELECT 1 FROM new_events n WHERE n.project_id = o.project_id AND n.id = o.id)";
+SELECT 'duplicate', project_id, id, NULL FROM own WHERE NOT new";
 
 /// Of events the batch skipped (`$1..$4`: project, id, received at, UTC
 /// day of receipt), those an earlier attempt at the same batch stored, per

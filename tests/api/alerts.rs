@@ -324,6 +324,36 @@ impl Setup {
         Setup { dash, owned }
     }
 
+    /// The issue of one event `message` (the project's only issue),
+    /// archived `until` (the API's `archive` object); its id.
+    pub async fn archived_issue(&self, t: &TestDb, message: &str, until: Value) -> String {
+        send(&self.owned.project.dsn, vec![error(message)]).await;
+        wait_until("the issue exists", async || {
+            t.count("SELECT count(*) FROM issues").await == 1
+        })
+        .await;
+        let issue: String = t
+            .pool
+            .get()
+            .await
+            .unwrap()
+            .query_one("SELECT id::text FROM issues", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let archived = self
+            .dash
+            .call(
+                Method::PATCH,
+                &self.path(&format!("/issues/{issue}")),
+                crate::dashboard::Auth::Bearer(&self.owned.owner),
+                Some(json!({"status": "archived", "archive": until})),
+            )
+            .await;
+        assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
+        issue
+    }
+
     pub fn path(&self, rest: &str) -> String {
         format!("/api/v1/projects/{}{rest}", self.owned.project.id)
     }
@@ -1371,31 +1401,10 @@ async fn an_archived_issue_that_comes_back_by_itself_fires_an_unarchived_rule() 
     )
     .await;
     let dsn = &s.owned.project.dsn;
-    send(dsn, vec![error("Quiet for now")]).await;
-    wait_until("the issue exists", async || {
-        t.count("SELECT count(*) FROM issues").await == 1
-    })
-    .await;
-    let issue: String = t
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT id::text FROM issues", &[])
-        .await
-        .unwrap()
-        .get(0);
     // Archived until 3 more events (its count is then 4).
-    let archived = s
-        .dash
-        .call(
-            Method::PATCH,
-            &s.path(&format!("/issues/{issue}")),
-            crate::dashboard::Auth::Bearer(&s.owned.owner),
-            Some(json!({"status": "archived", "archive": {"count": 3}})),
-        )
+    let issue = s
+        .archived_issue(&t, "Quiet for now", json!({"count": 3}))
         .await;
-    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
     send(dsn, vec![error("Quiet for now")]).await;
     wait_until("2 events stored", async || {
         t.count("SELECT count(*) FROM events").await == 2
@@ -1427,30 +1436,9 @@ async fn an_issue_archived_for_a_while_fires_the_unarchived_rule_when_its_time_h
         "filters": {"environments": ["staging"]}, "channels": [webhook]}),
     )
     .await;
-    send(&s.owned.project.dsn, vec![error("Snoozed")]).await;
-    wait_until("the issue exists", async || {
-        t.count("SELECT count(*) FROM issues").await == 1
-    })
-    .await;
-    let issue: String = t
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT id::text FROM issues", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let archived = s
-        .dash
-        .call(
-            Method::PATCH,
-            &s.path(&format!("/issues/{issue}")),
-            crate::dashboard::Auth::Bearer(&s.owned.owner),
-            Some(json!({"status": "archived", "archive": {"minutes": 60}})),
-        )
+    let issue = s
+        .archived_issue(&t, "Snoozed", json!({"minutes": 60}))
         .await;
-    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
     let woken = s
         .dash
         .mesher

@@ -86,6 +86,8 @@ async fn relay(mut inbound: TcpStream, target: SocketAddr, mut cuts: watch::Rece
     let Ok(mut outbound) = TcpStream::connect(target).await else {
         return reset(inbound);
     };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
         _ = cuts.changed() => {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use actix::prelude::*;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// bcrypt computations allowed at once, running or queued. Past it a
@@ -51,16 +51,26 @@ impl UserService {
     }
 }
 
-/// Runs bcrypt work on the blocking pool if a slot is free; `Overloaded`
-/// otherwise.
+/// A bcrypt slot if one is free; `Overloaded` otherwise. Taken as the
+/// message is handled, before any query: requests get slots in the order
+/// they arrive, and one past the slots is refused at once.
+fn bcrypt_slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
+    slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Overloaded {
+            retry_after: BCRYPT_RETRY_AFTER,
+        })
+}
+
+/// Runs bcrypt work on the blocking pool, holding `slot` until it is done.
 async fn bcrypt_off_thread<T: Send + 'static>(
-    slots: &Semaphore,
+    slot: OwnedSemaphorePermit,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    let _slot = slots.try_acquire().map_err(|_| Error::Overloaded {
-        retry_after: BCRYPT_RETRY_AFTER,
-    })?;
-    off_thread(f).await
+    let done = off_thread(f).await;
+    drop(slot);
+    done
 }
 
 impl Actor for UserService {
@@ -177,12 +187,15 @@ impl Handler<Register> for UserService {
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
         let (pool, cost) = (self.pool.clone(), self.config.bcrypt_cost);
-        let slots = self.bcrypt_slots.clone();
+        let slot = match bcrypt_slot(&self.bcrypt_slots) {
+            Ok(slot) => slot,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         Box::pin(async move {
             let email = Email::parse(&msg.email)?;
             let password = Password::parse(&msg.password)?;
             let display_name = Name::parse("display_name", &msg.display_name)?;
-            let hash = bcrypt_off_thread(&slots, move || bcrypt::hash(password.expose(), cost))
+            let hash = bcrypt_off_thread(slot, move || bcrypt::hash(password.expose(), cost))
                 .await?
                 .map_err(|e| Error::internal_from("bcrypt failed", e))?;
             db::users::insert(&pool, &email, &hash, &display_name).await
@@ -200,7 +213,10 @@ impl Handler<Login> for UserService {
             self.config.bcrypt_cost,
             self.config.session_ttl,
         );
-        let slots = self.bcrypt_slots.clone();
+        let slot = match bcrypt_slot(&self.bcrypt_slots) {
+            Ok(slot) => slot,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         Box::pin(async move {
             let email = Email::parse(&msg.email)?;
             let password = Password::parse(&msg.password)?;
@@ -209,7 +225,7 @@ impl Handler<Login> for UserService {
                 Some((user, hash)) => (Some(user), hash),
                 None => (None, String::new()),
             };
-            let verified = bcrypt_off_thread(&slots, move || {
+            let verified = bcrypt_off_thread(slot, move || {
                 let hash = if hash.is_empty() {
                     dummy_hash(&dummy, cost)
                 } else {

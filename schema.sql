@@ -607,6 +607,12 @@ ALTER TABLE projects
     ADD COLUMN IF NOT EXISTS rate_limit_per_minute integer
         CONSTRAINT projects_rate_limit_per_minute_check CHECK (rate_limit_per_minute > 0);
 
+-- Per ingest key: a limit of events per minute on top of its project's,
+-- so that one noisy deployment can be held back alone; NULL for none.
+ALTER TABLE api_keys
+    ADD COLUMN IF NOT EXISTS rate_limit_per_minute integer
+        CONSTRAINT api_keys_rate_limit_per_minute_check CHECK (rate_limit_per_minute > 0);
+
 COMMIT;
 
 -- The per-key counters of the first triage release (`issue_tag_keys`:

@@ -54,7 +54,7 @@ async fn main() -> Result<(), Error> {
             key: key.key.expose().into(),
         })
         .await??;
-    assert_eq!(resolved.id, project.id);
+    assert_eq!(resolved.project.id, project.id);
 
     let user = mesher
         .users

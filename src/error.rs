@@ -89,10 +89,15 @@ pub enum Error {
     #[error("overloaded; retry after {}s", retry_after.as_secs())]
     Overloaded { retry_after: std::time::Duration },
 
-    /// A client sent more events than its project's rate limit allows; it
-    /// may send again after `retry_after`. Nothing was accepted.
-    #[error("the project's rate limit is reached; retry after {}s", retry_after.as_secs())]
-    RateLimited { retry_after: std::time::Duration },
+    /// A client sent more events than its project's, or its key's, rate
+    /// limit allows; it may send again after `retry_after`. Nothing was
+    /// accepted.
+    #[error("the {}'s rate limit is reached; retry after {}s", scope.as_str(), retry_after.as_secs())]
+    RateLimited {
+        retry_after: std::time::Duration,
+        /// Whose limit: SDKs are told, in `X-Sentry-Rate-Limits`.
+        scope: crate::domain::rate_limit::LimitScope,
+    },
 
     /// Mesher is shutting down and accepts nothing new.
     #[error("shutting down")]

@@ -1,14 +1,15 @@
-//! Projects and their keys: a new project with its first key, and a key
-//! revoked.
+//! Projects and their keys: a new project with its first key, a key
+//! limited or revoked.
 
 use super::orgs::ORG;
 use super::{Caller, State};
 use crate::db::retention::Usage;
 use crate::domain::access::Action;
-use crate::domain::{Project, ProjectSettings, ProjectWithKey};
+use crate::domain::{ApiKeyInfo, Project, ProjectSettings, ProjectWithKey, check_rate_limit};
 use crate::error::Error;
 use crate::services::{
-    CreateProjectWithKey, ListApiKeys, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
+    CreateProjectWithKey, ListApiKeys, ProjectUsage, RevokeApiKey, SetKeyRateLimit,
+    UpdateProjectSettings,
 };
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
@@ -44,19 +45,25 @@ pub async fn create(
         .await?
 }
 
-/// Revokes `key_id` if it is one of `project`'s keys: a key id is no
-/// licence to revoke another project's key. `NotFound { "api key" }`
-/// otherwise. The caller has checked that it may manage `project`'s keys.
-pub async fn revoke_key(state: &State, project: &Project, key_id: Uuid) -> Result<(), Error> {
+/// `key_id` as listed, if it is one of `project`'s keys; `NotFound {
+/// "api key" }` otherwise: a key id is no licence to change another
+/// project's key.
+async fn own_key(state: &State, project: &Project, key_id: Uuid) -> Result<ApiKeyInfo, Error> {
     let keys = state
         .projects
         .send(ListApiKeys {
             project_id: project.id.to_string(),
         })
         .await??;
-    if !keys.iter().any(|k| k.id == key_id) {
-        return Err(Error::NotFound { entity: "api key" });
-    }
+    keys.into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or(Error::NotFound { entity: "api key" })
+}
+
+/// Revokes `key_id` if it is one of `project`'s keys. The caller has
+/// checked that it may manage `project`'s keys.
+pub async fn revoke_key(state: &State, project: &Project, key_id: Uuid) -> Result<(), Error> {
+    own_key(state, project, key_id).await?;
     state
         .projects
         .send(RevokeApiKey {
@@ -64,6 +71,39 @@ pub async fn revoke_key(state: &State, project: &Project, key_id: Uuid) -> Resul
         })
         .await??;
     Ok(())
+}
+
+/// A key's settings, as the API's JSON and the page's form give them.
+/// A field left out stays as it is, `null` removes it.
+#[derive(Debug, Default, Deserialize)]
+pub struct KeySettings {
+    /// Events per minute, or `null` for no limit of the key's own.
+    #[serde(default, deserialize_with = "given")]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+}
+
+/// Sets or removes the rate limit of `key_id`, one of `project`'s keys.
+/// The caller has checked that it may manage `project`'s keys.
+pub async fn set_key_settings(
+    state: &State,
+    project: &Project,
+    key_id: Uuid,
+    settings: KeySettings,
+) -> Result<ApiKeyInfo, Error> {
+    let change = settings
+        .rate_limit_per_minute
+        .map(check_rate_limit)
+        .transpose()?;
+    let key = own_key(state, project, key_id).await?;
+    match change {
+        Some(per_minute) => {
+            state
+                .projects
+                .send(SetKeyRateLimit { key_id, per_minute })
+                .await?
+        }
+        None => Ok(key),
+    }
 }
 
 /// A change to a project's settings, as the API's JSON and the page's form

@@ -1,12 +1,13 @@
 //! `api_keys`: only a key's SHA-256 and display prefix are stored.
 
 use super::{Pool, exists};
-use crate::domain::{ApiKey, ApiKeyInfo, Name, Project, new_id};
+use crate::domain::{ApiKey, ApiKeyInfo, Name, ResolvedKey, new_id};
 use crate::error::{Error, Result};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-const INFO_COLUMNS: &str = "id, project_id, key_prefix, label, created_at, revoked_at";
+const INFO_COLUMNS: &str =
+    "id, project_id, key_prefix, label, created_at, revoked_at, rate_limit_per_minute";
 
 fn info_from_row(row: &Row) -> ApiKeyInfo {
     ApiKeyInfo {
@@ -16,6 +17,10 @@ fn info_from_row(row: &Row) -> ApiKeyInfo {
         label: row.get("label"),
         created_at: row.get("created_at"),
         revoked_at: row.get("revoked_at"),
+        // Positive by the table's check.
+        rate_limit_per_minute: row
+            .get::<_, Option<i32>>("rate_limit_per_minute")
+            .map(i32::unsigned_abs),
     }
 }
 
@@ -56,21 +61,48 @@ pub(super) async fn insert_on(
     Ok(info_from_row(&row))
 }
 
-/// The project an active key belongs to. Unknown and revoked keys alike
-/// give `InvalidCredentials`, so a probe learns nothing.
-pub async fn project_by_key(pool: &Pool, key: &ApiKey) -> Result<Project> {
+/// The project an active key belongs to, with the key's own limit.
+/// Unknown and revoked keys alike give `InvalidCredentials`, so a probe
+/// learns nothing.
+pub async fn project_by_key(pool: &Pool, key: &ApiKey) -> Result<ResolvedKey> {
     pool.get()
         .await?
         .query_opt(
             "SELECT p.id, p.public_id, p.org_id, p.name, p.platform, p.created_at,
-                 p.retention_days, p.rate_limit_per_minute
+                 p.retention_days, p.rate_limit_per_minute,
+                 k.id AS key_id, k.rate_limit_per_minute AS key_rate_limit_per_minute
              FROM api_keys k JOIN projects p ON p.id = k.project_id
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
             &[&key.hash()],
         )
         .await?
-        .map(|r| super::projects::from_row(&r))
+        .map(|r| ResolvedKey {
+            project: super::projects::from_row(&r),
+            key_id: r.get("key_id"),
+            rate_limit_per_minute: r
+                .get::<_, Option<i32>>("key_rate_limit_per_minute")
+                .map(i32::unsigned_abs),
+        })
         .ok_or(Error::InvalidCredentials)
+}
+
+/// Sets or removes (`None`) a key's rate limit, checked by the caller.
+/// `NotFound` for an unknown key id.
+pub async fn set_rate_limit(
+    pool: &Pool,
+    key_id: Uuid,
+    per_minute: Option<u32>,
+) -> Result<ApiKeyInfo> {
+    let sql = format!(
+        "UPDATE api_keys SET rate_limit_per_minute = $2 WHERE id = $1 RETURNING {INFO_COLUMNS}"
+    );
+    let per_minute = per_minute.map(|n| n as i32);
+    pool.get()
+        .await?
+        .query_opt(&sql, &[&key_id, &per_minute])
+        .await?
+        .map(|r| info_from_row(&r))
+        .ok_or(Error::NotFound { entity: "api key" })
 }
 
 /// Revokes a key; revoking it again is a no-op that keeps the first

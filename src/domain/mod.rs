@@ -42,7 +42,7 @@ pub use search::Search;
 pub use secret::{ApiKey, OrgToken, SessionToken};
 pub use tenancy::{
     ApiKeyInfo, MAX_RATE_LIMIT_PER_MINUTE, NewApiKey, Organization, Project, ProjectSettings,
-    ProjectWithKey, PublicUrl,
+    ProjectWithKey, PublicUrl, ResolvedKey, check_rate_limit,
 };
 pub use triage::{
     Activity, ArchiveUntil, MAX_ARCHIVE_AMOUNT, ResolveIn, StatusChange, TOP_TAG_VALUES,

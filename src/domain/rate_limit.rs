@@ -9,6 +9,22 @@
 
 use std::time::{Duration, Instant};
 
+/// Whose limit refused a request, as `X-Sentry-Rate-Limits` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    Project,
+    Key,
+}
+
+impl LimitScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitScope::Project => "project",
+            LimitScope::Key => "key",
+        }
+    }
+}
+
 /// One bucket; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {

@@ -70,18 +70,26 @@ impl ProjectSettings {
                 "must be a number of days from 1 to the server's retention",
             ));
         }
-        if let Some(Some(n)) = rate_limit_per_minute
-            && !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&n)
-        {
-            return Err(Error::invalid(
-                "rate_limit_per_minute",
-                "must be from 1 to 10000000 events a minute",
-            ));
+        if let Some(limit) = rate_limit_per_minute {
+            check_rate_limit(limit)?;
         }
         Ok(ProjectSettings {
             retention_days,
             rate_limit_per_minute,
         })
+    }
+}
+
+/// Checks a rate limit (a project's or a key's) as a caller gives it:
+/// at least one event a minute, at most [`MAX_RATE_LIMIT_PER_MINUTE`];
+/// `None` is no limit.
+pub fn check_rate_limit(per_minute: Option<u32>) -> Result<Option<u32>> {
+    match per_minute {
+        Some(n) if !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&n) => Err(Error::invalid(
+            "rate_limit_per_minute",
+            "must be from 1 to 10000000 events a minute",
+        )),
+        limit => Ok(limit),
     }
 }
 
@@ -95,6 +103,21 @@ pub struct ApiKeyInfo {
     pub label: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Events per minute this key may send, when limited: one SDK or
+    /// deployment of a project held back without limiting the others.
+    /// Applies on top of the project's limit.
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// What an ingest key resolves to: its project, and what the key itself
+/// limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedKey {
+    pub project: Project,
+    /// The key's id: its rate limit's bucket.
+    pub key_id: Uuid,
+    /// The key's own limit (see [`ApiKeyInfo::rate_limit_per_minute`]).
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// A freshly created key: the only moment the key exists in clear.

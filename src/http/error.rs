@@ -8,6 +8,7 @@
 use super::body::BodyError;
 use super::envelope::EnvelopeError;
 use super::sentry_auth::AuthError;
+use crate::domain::rate_limit::LimitScope;
 use crate::error::Error;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -110,8 +111,11 @@ impl From<Error> for Problem {
             .retry_after(retry_after),
             // The client's own limit: SDKs stop sending errors (`error`,
             // and `default` for older ones) for that long.
-            Error::RateLimited { retry_after } => Problem {
-                sentry_limit: "error;default:project:rate_limited",
+            Error::RateLimited { retry_after, scope } => Problem {
+                sentry_limit: match scope {
+                    LimitScope::Project => "error;default:project:rate_limited",
+                    LimitScope::Key => "error;default:key:rate_limited",
+                },
                 ..Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
                     .retry_after(retry_after)
             },
@@ -274,20 +278,24 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_limit_names_its_categories_the_project_and_the_reason_for_the_sdks() {
-        let p = Problem::from(Error::RateLimited {
-            retry_after: Duration::from_millis(12_100),
-        });
-        assert_eq!(
-            (p.status, p.code),
-            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-        );
-        let r = SentryError(p).error_response();
-        assert_eq!(r.headers().get("retry-after").unwrap(), "13");
-        assert_eq!(
-            r.headers().get("x-sentry-rate-limits").unwrap(),
-            "13:error;default:project:rate_limited"
-        );
+    fn a_rate_limit_names_its_categories_its_scope_and_the_reason_for_the_sdks() {
+        let table = [
+            (LimitScope::Project, "13:error;default:project:rate_limited"),
+            (LimitScope::Key, "13:error;default:key:rate_limited"),
+        ];
+        for (scope, header) in table {
+            let p = Problem::from(Error::RateLimited {
+                retry_after: Duration::from_millis(12_100),
+                scope,
+            });
+            assert_eq!(
+                (p.status, p.code),
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            );
+            let r = SentryError(p).error_response();
+            assert_eq!(r.headers().get("retry-after").unwrap(), "13");
+            assert_eq!(r.headers().get("x-sentry-rate-limits").unwrap(), header);
+        }
     }
 
     #[test]

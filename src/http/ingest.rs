@@ -16,11 +16,12 @@ use super::envelope::{self, ItemType};
 use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
 use crate::app::State;
-use crate::domain::{Event, MAX_EVENT_BYTES, Project};
+use crate::domain::rate_limit::LimitScope;
+use crate::domain::{Event, MAX_EVENT_BYTES, Project, ResolvedKey};
 use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
-use crate::services::resolve_key;
+use crate::services::{Limit, resolve_key};
 use crate::sourcemaps::{self, Parsed};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_ENCODING, HeaderMap};
@@ -65,11 +66,11 @@ pub async fn envelope(
         if let Some(dsn) = &envelope.header.dsn {
             keys.push(sentry_auth::key_from_dsn(dsn)?);
         }
-        let project = match checked {
-            Some(project) => {
+        let key = match checked {
+            Some(key) => {
                 // The envelope's key must agree with the one checked.
                 sentry_auth::one_key(keys)?;
-                project
+                key
             }
             None => authenticate(&state, keys, Some(public_id)).await?,
         };
@@ -90,7 +91,7 @@ pub async fn envelope(
         for item in &envelope.items {
             match &item.kind {
                 ItemType::Event => {
-                    events.push(parse_event(&state, &project, item.payload, header_id).await?)
+                    events.push(parse_event(&state, &key.project, item.payload, header_id).await?)
                 }
                 other => state.metrics.item_ignored(other.as_str()),
             }
@@ -105,7 +106,7 @@ pub async fn envelope(
             Some(event) => json!({ "id": event.id().simple().to_string() }),
             None => json!({}),
         };
-        admit(&state, &project, events).await?;
+        admit(&state, &key, events).await?;
         Ok(body)
     };
     let outcome = outcome.await;
@@ -121,12 +122,12 @@ pub async fn store(
 ) -> Result<HttpResponse, SentryError> {
     let outcome = async {
         let public_id = public_id(&path)?;
-        let project = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
+        let key = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
         let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
-        let event = parse_event(&state, &project, &body, None).await?;
+        let event = parse_event(&state, &key.project, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
-        admit(&state, &project, vec![event]).await?;
+        admit(&state, &key, vec![event]).await?;
         Ok(json!({ "id": id }))
     };
     respond(&state, outcome.await, 1).map_err(SentryError)
@@ -146,13 +147,13 @@ pub async fn native(
             .and_then(|v| v.to_str().ok())
             .and_then(sentry_auth::bearer_token)
             .map(str::to_owned);
-        let project = authenticate(&state, key.into_iter().collect(), None).await?;
+        let key = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
-        let (events, is_array) = native_events(&state, &project, &body).await?;
+        let (events, is_array) = native_events(&state, &key.project, &body).await?;
         drop(body);
         held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
-        admit(&state, &project, events).await?;
+        admit(&state, &key, events).await?;
         let body = if is_array {
             json!({ "ids": ids })
         } else {
@@ -379,22 +380,22 @@ fn sentry_keys(req: &HttpRequest) -> Result<Vec<String>, Problem> {
     Ok(keys)
 }
 
-/// The project of the one key presented; 403 when `public_id` names
-/// another project than the key's.
+/// The one key presented, resolved to its project; 403 when `public_id`
+/// names another project than the key's.
 async fn authenticate(
     state: &State,
     keys: Vec<String>,
     public_id: Option<i64>,
-) -> Result<Project, Problem> {
+) -> Result<ResolvedKey, Problem> {
     let key = sentry_auth::one_key(keys)?;
-    let project = resolve_key(&state.keys, &state.projects, key).await?;
+    let key = resolve_key(&state.keys, &state.projects, key).await?;
     match public_id {
-        Some(id) if id != project.public_id => Err(Problem::new(
+        Some(id) if id != key.project.public_id => Err(Problem::new(
             StatusCode::FORBIDDEN,
             "wrong_project",
             "this key belongs to another project",
         )),
-        _ => Ok(project),
+        _ => Ok(key),
     }
 }
 
@@ -442,20 +443,36 @@ async fn parse_event(
 }
 
 /// Hands a request's events to their writer, all or none, once they are
-/// within the project's rate limit (before: a request over it is refused,
-/// never accepted and then dropped).
-async fn admit(state: &State, project: &Project, events: Vec<Event>) -> Result<(), Problem> {
-    let Some(per_minute) = project.rate_limit_per_minute else {
+/// within the key's rate limit and its project's (before: a request over
+/// either is refused, never accepted and then dropped).
+async fn admit(state: &State, key: &ResolvedKey, events: Vec<Event>) -> Result<(), Problem> {
+    let project = &key.project;
+    let limits: Vec<(Limit, LimitScope)> = [
+        (key.key_id, key.rate_limit_per_minute, LimitScope::Key),
+        (
+            project.id,
+            project.rate_limit_per_minute,
+            LimitScope::Project,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(bucket, per_minute, scope)| {
+        per_minute.map(|per_minute| (Limit { bucket, per_minute }, scope))
+    })
+    .collect();
+    if limits.is_empty() {
         return Ok(state.intake.admit(project.id, events).await?);
-    };
-    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    if let Err(retry_after) = state.limits.admit(project.id, per_minute, n) {
-        return Err(Error::RateLimited { retry_after }.into());
     }
-    // Refused by storage, none of them got in: the limit counts only
+    let (limits, scopes): (Vec<Limit>, Vec<LimitScope>) = limits.into_iter().unzip();
+    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    if let Err((which, retry_after)) = state.limits.admit(&limits, n) {
+        let scope = scopes[which];
+        return Err(Error::RateLimited { retry_after, scope }.into());
+    }
+    // Refused by storage, none of them got in: the limits count only
     // events accepted.
     state.intake.admit(project.id, events).await.map_err(|e| {
-        state.limits.give_back(project.id, per_minute, n);
+        state.limits.give_back(&limits, n);
         e.into()
     })
 }

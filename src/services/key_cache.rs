@@ -12,7 +12,7 @@
 //! it stops accepting it within the TTL.
 
 use super::project_service::{GetProjectByApiKey, ProjectService};
-use crate::domain::{ApiKey, Project};
+use crate::domain::{ApiKey, ResolvedKey};
 use crate::error::{Error, Result};
 use actix::Addr;
 use lru::LruCache;
@@ -36,7 +36,7 @@ const UNKNOWN_CAPACITY: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zer
 pub struct KeyCache(Arc<Mutex<Keys>>);
 
 struct Keys {
-    known: LruCache<Vec<u8>, (Project, Instant)>,
+    known: LruCache<Vec<u8>, (ResolvedKey, Instant)>,
     unknown: LruCache<Vec<u8>, Instant>,
     /// Counts revocations, so that a lookup that started before one does
     /// not put a key it just revoked back in the cache.
@@ -69,7 +69,7 @@ impl KeyCache {
 
     /// `Some(Ok)` for a fresh known key, `Some(Err)` for a fresh unknown
     /// one, `None` when the database must be asked.
-    pub fn get(&self, hash: &[u8]) -> Option<Result<Project>> {
+    pub fn get(&self, hash: &[u8]) -> Option<Result<ResolvedKey>> {
         let mut keys = self.lock();
         if let Some((project, _)) = keys.known.get(hash).filter(|(_, at)| fresh(at)) {
             return Some(Ok(project.clone()));
@@ -88,7 +88,7 @@ impl KeyCache {
 
     /// Remembers what a lookup that started at `revocations` found, unless
     /// a revocation happened meanwhile.
-    pub(crate) fn remember(&self, hash: Vec<u8>, resolved: &Result<Project>, revocations: u64) {
+    pub(crate) fn remember(&self, hash: Vec<u8>, resolved: &Result<ResolvedKey>, revocations: u64) {
         let mut keys = self.lock();
         keys.lookups += 1;
         if keys.revocations != revocations {
@@ -119,7 +119,7 @@ impl KeyCache {
         let gone: Vec<Vec<u8>> = keys
             .known
             .iter()
-            .filter(|(_, (p, _))| p.id == project_id)
+            .filter(|(_, (k, _))| k.project.id == project_id)
             .map(|(hash, _)| hash.clone())
             .collect();
         for hash in gone {
@@ -135,7 +135,7 @@ pub async fn resolve_key(
     cache: &KeyCache,
     projects: &Addr<ProjectService>,
     key: String,
-) -> Result<Project> {
+) -> Result<ResolvedKey> {
     let hash = match ApiKey::parse(&key) {
         Ok(key) => key.hash(),
         Err(_) => return Err(Error::InvalidCredentials),

@@ -45,9 +45,10 @@ pub use org_token_service::{
 pub use partition_manager::{ApplyRetention, EnsurePartitions, PartitionManager, Retained};
 pub use project_service::{
     CreateApiKey, CreateProject, CreateProjectWithKey, GetProject, GetProjectByApiKey, ListApiKeys,
-    ListProjectsByOrg, ProjectService, ProjectUsage, RevokeApiKey, UpdateProjectSettings,
+    ListProjectsByOrg, ProjectService, ProjectUsage, RevokeApiKey, SetKeyRateLimit,
+    UpdateProjectSettings,
 };
-pub use rate_limiter::RateLimiter;
+pub use rate_limiter::{Limit, RateLimiter};
 pub use source_map_service::{
     AssembleBundle, AssembleState, Assembled, GetSourceMapStats, LoadMaps, SourceMapService,
     SourceMapStats, StoreChunks,

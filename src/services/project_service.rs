@@ -10,7 +10,7 @@ use crate::db::retention::Usage;
 use crate::db::{self, Pool};
 use crate::domain::{
     ApiKey, ApiKeyInfo, Name, NewApiKey, Project, ProjectSettings, ProjectWithKey, PublicUrl,
-    parse_id,
+    ResolvedKey, parse_id,
 };
 use crate::error::Result;
 use actix::prelude::*;
@@ -102,7 +102,7 @@ pub struct CreateApiKey {
 /// the module documentation). Errors: `InvalidInput` (api_key: malformed),
 /// `InvalidCredentials` (unknown or revoked).
 #[derive(Message)]
-#[rtype(result = "Result<Project>")]
+#[rtype(result = "Result<ResolvedKey>")]
 pub struct GetProjectByApiKey {
     pub key: String,
 }
@@ -220,7 +220,7 @@ impl Handler<CreateApiKey> for ProjectService {
 }
 
 impl Handler<GetProjectByApiKey> for ProjectService {
-    type Result = ResponseActFuture<Self, Result<Project>>;
+    type Result = ResponseActFuture<Self, Result<ResolvedKey>>;
 
     fn handle(&mut self, msg: GetProjectByApiKey, _: &mut Self::Context) -> Self::Result {
         let key = match ApiKey::parse(&msg.key) {
@@ -253,6 +253,32 @@ impl Handler<RevokeApiKey> for ProjectService {
                 act.keys.forget_project(info.project_id);
             }
             revoked
+        }))
+    }
+}
+
+/// Sets or removes (`None`) a key's rate limit (checked by the caller);
+/// it applies in this process at once, in others within the key cache's
+/// TTL, as a project's does. Errors: `NotFound`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ApiKeyInfo>")]
+pub struct SetKeyRateLimit {
+    pub key_id: Uuid,
+    pub per_minute: Option<u32>,
+}
+
+impl Handler<SetKeyRateLimit> for ProjectService {
+    type Result = ResponseActFuture<Self, Result<ApiKeyInfo>>;
+
+    fn handle(&mut self, msg: SetKeyRateLimit, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        let set =
+            async move { db::api_keys::set_rate_limit(&pool, msg.key_id, msg.per_minute).await };
+        Box::pin(set.into_actor(self).map(|set, act, _| {
+            if let Ok(info) = &set {
+                act.keys.forget_project(info.project_id);
+            }
+            set
         }))
     }
 }

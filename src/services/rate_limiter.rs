@@ -1,5 +1,6 @@
-//! RateLimiter: the events per minute each limited project may send,
-//! checked by the ingestion routes before anything is admitted.
+//! RateLimiter: the events per minute each limited project, and each
+//! limited key, may send, checked by the ingestion routes before anything
+//! is admitted.
 //!
 //! Not an actor: every request reads and updates it under a short mutex
 //! (one map lookup and a little arithmetic), from the HTTP workers'
@@ -19,6 +20,15 @@ use uuid::Uuid;
 /// anyway after a minute.
 const BUCKETS: NonZeroUsize = NonZeroUsize::new(100_000).expect("not zero");
 
+/// One limit a request is checked against: the bucket it draws from (a
+/// project's or a key's id; both are UUIDv7, so they never collide) and
+/// its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub bucket: Uuid,
+    pub per_minute: u32,
+}
+
 /// See the module documentation; cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct RateLimiter(Arc<Mutex<LruCache<Uuid, Bucket>>>);
@@ -30,28 +40,41 @@ impl Default for RateLimiter {
 }
 
 impl RateLimiter {
-    /// Takes `n` events from `project`'s limit of `per_minute`, all or
-    /// none: `Err` tells how long until they would pass.
-    pub fn admit(&self, project: Uuid, per_minute: u32, n: u32) -> Result<(), Duration> {
+    /// Takes `n` events from every one of `limits`, all or none: when one
+    /// cannot pass them, nothing is taken from any, and `Err` tells which
+    /// (its index in `limits`) and how long until it would pass.
+    pub fn admit(&self, limits: &[Limit], n: u32) -> Result<(), (usize, Duration)> {
         if n == 0 {
             return Ok(());
         }
         let now = Instant::now();
         // A panic while the lock was held left a bucket at worst stale.
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.get_or_insert_mut(project, || Bucket::full(per_minute, now));
-        bucket.check(per_minute, n, now)?;
-        bucket.take(per_minute, n, now);
+        for (i, limit) in limits.iter().enumerate() {
+            let bucket =
+                buckets.get_or_insert_mut(limit.bucket, || Bucket::full(limit.per_minute, now));
+            bucket
+                .check(limit.per_minute, n, now)
+                .map_err(|wait| (i, wait))?;
+        }
+        for limit in limits {
+            if let Some(bucket) = buckets.get_mut(&limit.bucket) {
+                bucket.take(limit.per_minute, n, now);
+            }
+        }
         Ok(())
     }
 
     /// Returns `n` events [`RateLimiter::admit`] let through that storage
     /// then refused (overloaded, shutting down): a client told to retry
     /// is not charged twice for the same events.
-    pub fn give_back(&self, project: Uuid, per_minute: u32, n: u32) {
+    pub fn give_back(&self, limits: &[Limit], n: u32) {
+        let now = Instant::now();
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bucket) = buckets.get_mut(&project) {
-            bucket.give_back(per_minute, n, Instant::now());
+        for limit in limits {
+            if let Some(bucket) = buckets.get_mut(&limit.bucket) {
+                bucket.give_back(limit.per_minute, n, now);
+            }
         }
     }
 }
@@ -60,31 +83,72 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn limit(bucket: Uuid, per_minute: u32) -> [Limit; 1] {
+        [Limit { bucket, per_minute }]
+    }
+
     #[test]
     fn projects_count_apart_and_a_refusal_takes_nothing() {
         let limiter = RateLimiter::default();
-        let (one, two) = (Uuid::nil(), Uuid::max());
-        assert_eq!(limiter.admit(one, 4, 3), Ok(()));
+        let (one, two) = (limit(Uuid::nil(), 4), limit(Uuid::max(), 4));
+        assert_eq!(limiter.admit(&one, 3), Ok(()));
         // One left: two are refused, and take nothing.
-        let wait = limiter.admit(one, 4, 2).unwrap_err();
+        let (which, wait) = limiter.admit(&one, 2).unwrap_err();
+        assert_eq!(which, 0);
         assert!(wait > Duration::from_secs(10), "{wait:?}");
-        assert_eq!(limiter.admit(one, 4, 1), Ok(()));
-        assert!(limiter.admit(one, 4, 1).is_err());
+        assert_eq!(limiter.admit(&one, 1), Ok(()));
+        assert!(limiter.admit(&one, 1).is_err());
         // Another project has its own bucket.
-        assert_eq!(limiter.admit(two, 4, 4), Ok(()));
+        assert_eq!(limiter.admit(&two, 4), Ok(()));
     }
 
     #[test]
     fn events_given_back_pass_again_and_never_past_a_full_bucket() {
         let limiter = RateLimiter::default();
-        let project = Uuid::nil();
-        assert_eq!(limiter.admit(project, 4, 4), Ok(()));
-        assert!(limiter.admit(project, 4, 3).is_err());
-        limiter.give_back(project, 4, 3);
-        assert_eq!(limiter.admit(project, 4, 3), Ok(()));
+        let project = limit(Uuid::nil(), 4);
+        assert_eq!(limiter.admit(&project, 4), Ok(()));
+        assert!(limiter.admit(&project, 3).is_err());
+        limiter.give_back(&project, 3);
+        assert_eq!(limiter.admit(&project, 3), Ok(()));
         // Given back more than was taken: a minute's worth, no more.
-        limiter.give_back(project, 4, 100);
-        assert_eq!(limiter.admit(project, 4, 4), Ok(()));
-        assert!(limiter.admit(project, 4, 1).is_err());
+        limiter.give_back(&project, 100);
+        assert_eq!(limiter.admit(&project, 4), Ok(()));
+        assert!(limiter.admit(&project, 1).is_err());
+    }
+
+    #[test]
+    fn a_key_and_its_project_pass_together_or_neither_is_charged() {
+        let limiter = RateLimiter::default();
+        let project = Limit {
+            bucket: Uuid::from_u128(1),
+            per_minute: 10,
+        };
+        let (key_a, key_b) = (
+            Limit {
+                bucket: Uuid::from_u128(2),
+                per_minute: 3,
+            },
+            Limit {
+                bucket: Uuid::from_u128(3),
+                per_minute: 100,
+            },
+        );
+        // (key, events, passes or which limit refused)
+        let table: [(Limit, u32, Result<(), usize>); 5] = [
+            (key_a, 3, Ok(())),
+            // Key a's limit refuses; the project is not charged for it.
+            (key_a, 1, Err(0)),
+            (key_b, 7, Ok(())),
+            // The project's limit refuses; key b keeps its tokens.
+            (key_b, 1, Err(1)),
+            (key_b, 0, Ok(())),
+        ];
+        for (key, n, expected) in table {
+            let got = limiter.admit(&[key, project], n).map_err(|(i, _)| i);
+            assert_eq!(got, expected, "{n} through {key:?}");
+        }
+        // The project got its ten; key b still has 93 of its own.
+        limiter.give_back(&[project], 5);
+        assert_eq!(limiter.admit(&[key_b, project], 5), Ok(()));
     }
 }

@@ -43,6 +43,7 @@
 //! resolve in a release),
 //! `/projects/{id}/issues/{issue_id}/assignee` (`user_id`, empty for
 //! nobody), `/projects/{id}/keys` (`label`),
+//! `/projects/{id}/keys/{key_id}/limit` (`rate_limit_per_minute`),
 //! `/projects/{id}/keys/{key_id}/revoke`, `/projects/{id}/alerts/channels`
 //! (`kind`, `name`, `target`), `/projects/{id}/alerts/channels/{channel_id}`
 //! (`name`, `target`: empty keeps a webhook's URL),
@@ -103,6 +104,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/settings", web::post().to(settings::update))
         .route("/projects/{id}/keys", web::get().to(keys::list))
         .route("/projects/{id}/keys", web::post().to(keys::create))
+        .route(
+            "/projects/{id}/keys/{key_id}/limit",
+            web::post().to(keys::limit),
+        )
         .route(
             "/projects/{id}/keys/{key_id}/revoke",
             web::post().to(keys::revoke),

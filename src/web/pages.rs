@@ -503,6 +503,8 @@ pub struct KeyRow {
     pub prefix: String,
     pub created: RelTime,
     pub revoked: Option<RelTime>,
+    /// The key's own events per minute, empty for none: the form's value.
+    pub rate_limit: String,
 }
 
 /// `GET /orgs/{org_id}/members` (admins).

@@ -409,6 +409,7 @@ fn keys_page_lists_keys_and_shows_a_new_dsn_once() {
                 prefix: "mshr_ab12".into(),
                 created: created.clone(),
                 revoked: None,
+                rate_limit: "600".into(),
             },
             KeyRow {
                 id: "k2".into(),
@@ -416,6 +417,7 @@ fn keys_page_lists_keys_and_shows_a_new_dsn_once() {
                 prefix: "mshr_cd34".into(),
                 created: created.clone(),
                 revoked: Some(created),
+                rate_limit: String::new(),
             },
         ],
         created: Some(setup()),
@@ -427,6 +429,10 @@ fn keys_page_lists_keys_and_shows_a_new_dsn_once() {
         !page.contains("/keys/k2/revoke"),
         "revoked keys stay revoked"
     );
+    // An active key's limit can be changed, a revoked one's not.
+    assert!(page.contains("action=\"/projects/p1/keys/k1/limit\""));
+    assert!(page.contains("value=\"600\""));
+    assert!(!page.contains("/keys/k2/limit"));
     assert!(page.contains("revoked <time"));
     assert!(page.contains("value=\"http://mshr_abc@127.0.0.1:8000/42\""));
     let later = html(&KeysPage {

@@ -263,7 +263,7 @@ async fn twelve_thousand_keys_used_in_turn_are_each_looked_up_once() {
                 .await;
             for project_of_key in found {
                 assert_eq!(
-                    project_of_key.unwrap().id,
+                    project_of_key.unwrap().project.id,
                     project.project.id,
                     "round {round}"
                 );
@@ -276,4 +276,129 @@ async fn twelve_thousand_keys_used_in_turn_are_each_looked_up_once() {
         );
     }
     mesher.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_key_over_its_own_limit_gets_429_naming_the_key_and_the_projects_other_keys_go_on() {
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let owned = dash.owner_with_project("owner@example.com", "web").await;
+    let keys_path = format!("/api/v1/projects/{}/keys", owned.project.id);
+    // The project's first key, and a second one for another deployment.
+    let listed = dash.get(&keys_path, &owned.owner).await;
+    let noisy_id = listed.body[0]["id"].as_str().unwrap().to_owned();
+    let second = dash
+        .post(&keys_path, &owned.owner, json!({"label": "batch jobs"}))
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let quiet_dsn = second.body["dsn"].as_str().unwrap().to_owned();
+
+    let key_path = format!("{keys_path}/{noisy_id}");
+    let patch = |path: String, token: String, body| {
+        let dash = &dash;
+        async move {
+            dash.call(
+                Method::PATCH,
+                &path,
+                crate::dashboard::Auth::Bearer(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    for bad in [
+        json!({"rate_limit_per_minute": 0}),
+        json!({"rate_limit_per_minute": 10_000_001}),
+        json!({"rate_limit_per_minute": "ten"}),
+    ] {
+        let refused = patch(key_path.clone(), owned.owner.clone(), bad.clone()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // A key is limited through its own project only.
+    let elsewhere = dash
+        .project(&owned.owner, &owned.org, json!({"name": "api"}))
+        .await;
+    let not_mine = patch(
+        format!("/api/v1/projects/{}/keys/{noisy_id}", elsewhere.id),
+        owned.owner.clone(),
+        json!({"rate_limit_per_minute": 1}),
+    )
+    .await;
+    assert_eq!(not_mine.status, StatusCode::NOT_FOUND, "{}", not_mine.body);
+    // 20 a minute for this key alone.
+    let set = patch(
+        key_path.clone(),
+        owned.owner.clone(),
+        json!({"rate_limit_per_minute": 20}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["rate_limit_per_minute"], 20);
+    // A field left out leaves the limit as it is.
+    let unchanged = patch(key_path.clone(), owned.owner.clone(), json!({})).await;
+    assert_eq!(unchanged.body["rate_limit_per_minute"], 20);
+    let listed = dash.get(&keys_path, &owned.owner).await;
+    assert_eq!(listed.body[0]["rate_limit_per_minute"], 20);
+    assert_eq!(listed.body[1]["rate_limit_per_minute"], json!(null));
+
+    let (noisy, quiet) = (client(&owned.project.dsn), client(&quiet_dsn));
+    let sent = tokio::task::spawn_blocking(move || {
+        (0..25).all(|i| {
+            capture(&noisy, &format!("loop {i}"));
+            capture(&quiet, &format!("job {i}"));
+            noisy.flush(Some(Duration::from_secs(10))) && quiet.flush(Some(Duration::from_secs(10)))
+        })
+    });
+    assert!(sent.await.unwrap());
+    // The limited key's burst and the other key's every event, in one
+    // project with no limit of its own.
+    wait_until("both keys' accepted events are stored", async || {
+        stored_of(&t, &owned.project.id).await == 20 + 25
+    })
+    .await;
+    let metrics = Metrics::of(&dash.mesher.metrics);
+    assert_eq!(answered(&metrics, "429"), 1, "the SDK backed off after one");
+    assert_eq!(
+        metrics.counter_with("events_refused", "reason", "rate_limited"),
+        1
+    );
+
+    // What the SDK was told: the key's limit, not the project's.
+    let auth = format!("Sentry sentry_key={}, sentry_version=7", owned.project.key);
+    let public_id = owned.project.dsn.rsplit('/').next().unwrap().to_owned();
+    let raw = dash
+        .client()
+        .post(dash.url(&format!("/api/{public_id}/store/")))
+        .insert_header(("X-Sentry-Auth", auth))
+        .send_body(r#"{"message": "one more"}"#)
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::TOO_MANY_REQUESTS);
+    let limits = raw.headers().get("x-sentry-rate-limits").unwrap();
+    let limits = limits.to_str().unwrap();
+    assert!(
+        limits.ends_with(":error;default:key:rate_limited"),
+        "{limits}"
+    );
+
+    // Lifted, the key sends again at once.
+    let lifted = patch(
+        key_path,
+        owned.owner.clone(),
+        json!({"rate_limit_per_minute": null}),
+    )
+    .await;
+    assert_eq!(lifted.body["rate_limit_per_minute"], json!(null));
+    let noisy = client(&owned.project.dsn);
+    let sent = tokio::task::spawn_blocking(move || {
+        capture(&noisy, "after the lift");
+        noisy.flush(Some(Duration::from_secs(10)))
+    });
+    assert!(sent.await.unwrap());
+    wait_until("the event after the lift is stored", async || {
+        stored_of(&t, &owned.project.id).await == 20 + 25 + 1
+    })
+    .await;
+    let metrics = Metrics::of(&dash.mesher.metrics);
+    metrics.assert_settled_and_equal_to_rows(&t).await;
 }

@@ -144,7 +144,7 @@ async fn deleting_an_org_cascades_to_projects_keys_and_memberships() {
         Error::InvalidCredentials,
     );
     assert_eq!(
-        call(&s.projects, by_key(&kept_key)).await.unwrap(),
+        call(&s.projects, by_key(&kept_key)).await.unwrap().project,
         kept_project
     );
     assert_eq!(call(&s.users, orgs_of(&ann)).await.unwrap(), vec![survivor]);

@@ -73,7 +73,8 @@ async fn api_keys_are_random_mshr_keys_that_resolve_to_their_project() {
 
     for (k, project) in [(&a, &web), (&b, &web), (&c, &api)] {
         let found = call(&s.projects, by_key(k)).await.unwrap();
-        assert_eq!(&found, project);
+        assert_eq!(&found.project, project);
+        assert_eq!(found.key_id, k.info.id);
     }
     // Well-formed but never issued.
     let forged = format!("mshr_{}", "0".repeat(64));
@@ -174,7 +175,7 @@ async fn revoked_api_key_stops_resolving_at_once() {
         Error::InvalidCredentials
     );
     assert_eq!(
-        call(&s.projects, by_key(&kept)).await.unwrap(),
+        call(&s.projects, by_key(&kept)).await.unwrap().project,
         project,
         "revoking one key must leave the others working"
     );
@@ -206,7 +207,7 @@ async fn a_project_made_with_its_first_key_has_both_or_neither() {
         made.key.dsn
     );
     let resolved = call(&s.projects, by_key(&made.key)).await.unwrap();
-    assert_eq!(resolved, made.project);
+    assert_eq!(resolved.project, made.project);
     let keys = call(&s.projects, keys_of(&made.project)).await.unwrap();
     assert_eq!(keys, std::slice::from_ref(&made.key.info));
 

@@ -220,7 +220,10 @@ async fn api_keys_resolve_until_revoked_and_are_stored_hashed() {
         .unwrap();
     assert_eq!(info.prefix, key.display_prefix());
     assert_eq!(
-        db::api_keys::project_by_key(&t.pool, &key).await.unwrap(),
+        db::api_keys::project_by_key(&t.pool, &key)
+            .await
+            .unwrap()
+            .project,
         project
     );
 

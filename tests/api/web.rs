@@ -366,6 +366,46 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
             .await,
         1
     );
+
+    // Its own limit is set from the same page; a bad one is explained and
+    // changes nothing.
+    let key_id: uuid::Uuid = t
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id FROM api_keys WHERE label = 'ci'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let limit = async |value: &str| {
+        let mut res = client
+            .post(dash.url(&format!("/projects/{project}/keys/{key_id}/limit")))
+            .insert_header(("Cookie", format!("mesher_session={owner}")))
+            .insert_header(("Origin", format!("http://{}", dash.mesher.http_addr)))
+            .send_form(&[("rate_limit_per_minute", value)])
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let limit_of_ci = async || {
+        t.count(
+            "SELECT coalesce(rate_limit_per_minute, -1)::bigint FROM api_keys WHERE label = 'ci'",
+        )
+        .await
+    };
+    assert_eq!(limit("120").await.0, 303);
+    assert_eq!(limit_of_ci().await, 120);
+    let (status, body) = limit("lots").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("whole number"), "{body}");
+    assert_eq!(limit_of_ci().await, 120);
+    assert_eq!(limit("").await.0, 303);
+    assert_eq!(limit_of_ci().await, -1, "an empty field lifts the limit");
 }
 
 /// The `href` of the link whose text is `text`, if the page has one.

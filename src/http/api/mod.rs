@@ -103,6 +103,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/projects/{project_id}/keys", get().to(projects::keys))
     .route(
         "/projects/{project_id}/keys/{key_id}",
+        patch().to(projects::update_key),
+    )
+    .route(
+        "/projects/{project_id}/keys/{key_id}",
         delete().to(projects::revoke_key),
     )
     .route("/projects/{project_id}/issues", get().to(issues::list))

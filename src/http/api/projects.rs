@@ -1,6 +1,6 @@
 //! `/api/v1/projects/{id}`: one project and its ingest keys.
 
-use crate::app::projects::SettingsChange;
+use crate::app::projects::{KeySettings, SettingsChange};
 use crate::app::{Caller, State, projects};
 use crate::db::retention::Usage;
 use crate::domain::access::Action;
@@ -93,6 +93,22 @@ pub async fn keys(
         .project(&state, &project_id, Action::ManageKeys)
         .await?;
     Ok(HttpResponse::Ok().json(with_keys(&state, project).await?.keys))
+}
+
+/// `PATCH /projects/{p}/keys/{key_id}`: `{"rate_limit_per_minute": N |
+/// null}` (those who manage keys); replies with the key as listed.
+pub async fn update_key(
+    state: web::Data<State>,
+    caller: Caller,
+    path: web::Path<(String, Uuid)>,
+    body: web::Json<KeySettings>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, key_id) = path.into_inner();
+    let (project, _) = caller
+        .project(&state, &project_id, Action::ManageKeys)
+        .await?;
+    let key = projects::set_key_settings(&state, &project, key_id, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(key))
 }
 
 pub async fn revoke_key(

@@ -1,6 +1,9 @@
-//! A project's keys (admins): listed, made (the DSN shown once), revoked.
+//! A project's keys (admins): listed, made (the DSN shown once), limited,
+//! revoked.
 
+use super::settings::number;
 use super::{Reader, error_page, page_or_error, see_other};
+use crate::app::projects::KeySettings;
 use crate::app::{State, projects};
 use crate::domain::access::Action;
 use crate::error::Error;
@@ -38,6 +41,10 @@ async fn keys_page(
             prefix: k.prefix,
             created: RelTime::new(k.created_at, now),
             revoked: k.revoked_at.map(|at| RelTime::new(at, now)),
+            rate_limit: k
+                .rate_limit_per_minute
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(KeysPage {
@@ -114,6 +121,43 @@ pub async fn revoke(
     };
     match done.await {
         Ok(back) => see_other(&back),
+        Err(e) => error_page(e, Some(reader.nav)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LimitForm {
+    #[serde(default)]
+    rate_limit_per_minute: String,
+}
+
+/// `POST /projects/{id}/keys/{key_id}/limit`: the key's own events per
+/// minute, or none when empty.
+pub async fn limit(
+    req: HttpRequest,
+    state: web::Data<State>,
+    path: web::Path<(String, Uuid)>,
+    form: web::Form<LimitForm>,
+) -> HttpResponse {
+    let reader = reader!(req, state);
+    let (project_id, key_id) = path.into_inner();
+    let done = async {
+        let (project, _) = reader
+            .project(&state, &project_id, Action::ManageKeys)
+            .await?;
+        let per_minute = number("rate_limit_per_minute", &form.rate_limit_per_minute)?;
+        let settings = KeySettings {
+            rate_limit_per_minute: Some(per_minute),
+        };
+        projects::set_key_settings(&state, &project, key_id, settings).await?;
+        Ok::<_, Error>(format!("/projects/{}/keys", project.id))
+    };
+    match done.await {
+        Ok(back) => see_other(&back),
+        Err(e @ Error::InvalidInput { .. }) => {
+            let page = keys_page(&state, &reader, &project_id, None, Some(e.to_string())).await;
+            page_or_error(page, StatusCode::BAD_REQUEST, reader.nav)
+        }
         Err(e) => error_page(e, Some(reader.nav)),
     }
 }

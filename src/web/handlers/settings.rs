@@ -70,7 +70,7 @@ pub struct SettingsForm {
 }
 
 /// An empty field is no setting; anything else must be a whole number.
-fn number(field: &'static str, text: &str) -> Result<Option<u32>, Error> {
+pub(super) fn number(field: &'static str, text: &str) -> Result<Option<u32>, Error> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);

@@ -204,7 +204,6 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let spool = SpoolStore::open(&config.spool, &pool, metrics.clone())
         .await?
         .map(|store| Spool::start(store, reachability));
-    let replay_pool = event_pool.clone();
     let mut storage = start_storage(
         event_pool,
         projects.clone(),
@@ -230,7 +229,6 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             if !leftovers.is_empty() {
                 let replay = crate::services::Replay {
                     committer: storage.committer.clone(),
-                    pool: replay_pool,
                     metrics: metrics.clone(),
                     retry_backoff: config.writer.retry_backoff.clone(),
                 };

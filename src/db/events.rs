@@ -206,6 +206,9 @@ pub struct EventConnections {
     partition_lock_timeout: Duration,
     /// The alert rules its batches fire, shared by its connections.
     rules: Arc<alerts::RuleCache>,
+    /// When this pool, and so this run of Mesher, began (see
+    /// [`EventConnection::since`]).
+    since: DateTime<Utc>,
 }
 
 impl EventConnections {
@@ -219,6 +222,7 @@ impl EventConnections {
             reachability,
             partition_lock_timeout,
             rules: Arc::default(),
+            since: Utc::now(),
         }
     }
 }
@@ -235,6 +239,13 @@ pub struct EventConnection {
     partition_lock_timeout: Duration,
     /// The pool's alert rules (see [`alerts::RuleCache`]).
     rules: Arc<alerts::RuleCache>,
+    /// When this run began. An event received before it was received by
+    /// an earlier run (read back from its acknowledgement log or spool):
+    /// found already stored, it was stored by that run, so this one counts
+    /// it as a duplicate, never as stored, and its counters stay equal to
+    /// the rows it added, whichever of the log's and the spool's copies
+    /// comes first.
+    since: DateTime<Utc>,
 }
 
 impl EventConnection {
@@ -280,6 +291,7 @@ impl bb8::ManageConnection for EventConnections {
             statements: None,
             partition_lock_timeout: self.partition_lock_timeout,
             rules: Arc::clone(&self.rules),
+            since: self.since,
         })
     }
 
@@ -293,9 +305,10 @@ impl bb8::ManageConnection for EventConnections {
 }
 
 /// A batch's events that are stored, by project: inserted by the
-/// statement, or by an earlier attempt at the same batch (the same event
-/// id received at the same moment). A project's events that are not counted here were
-/// received before, separately: duplicates.
+/// statement, or by an earlier attempt of this run at the same batch (the
+/// same event id received at the same moment, since the run began). A
+/// project's events that are not counted here were received before,
+/// separately, or stored by an earlier run: duplicates.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Inserted(HashMap<Uuid, u64>, alerts::Fired);
 
@@ -573,7 +586,10 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
     if !earlier.is_empty() {
         let (mut projects, mut ids, mut times, mut days) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for event in events().filter(|e| earlier.contains(&(e.project_id(), e.id()))) {
+        let since = conn.since;
+        for event in events()
+            .filter(|e| earlier.contains(&(e.project_id(), e.id())) && e.received_at() >= since)
+        {
             projects.push(event.project_id());
             ids.push(event.id());
             times.push(event.received_at());

@@ -6,7 +6,6 @@
 //! PostgreSQL as a bound parameter; the only SQL built from text is a
 //! partition's name and bounds, formatted from a date.
 
-pub mod ack_log;
 pub mod alerts;
 pub mod api_keys;
 pub mod artifacts;

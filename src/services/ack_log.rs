@@ -58,7 +58,6 @@
 
 use super::batch::{Batch, MemoryBudget};
 use super::committer::{Commit, Committer, Landed};
-use crate::db::{self, EventPool};
 use crate::domain::{Event, Hold};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -532,8 +531,6 @@ pub struct Replay {
     /// Lands the batches, as the writers' (PostgreSQL, or the spool while
     /// it is away).
     pub committer: Addr<Committer>,
-    /// Asked which events the crashed run had stored already.
-    pub pool: EventPool,
     pub metrics: Metrics,
     /// A writer's retry delays (`MESHER_WRITER_RETRY_MS`).
     pub retry_backoff: Vec<Duration>,
@@ -541,10 +538,11 @@ pub struct Replay {
 
 /// Replays the segments an earlier run left, oldest first, through the
 /// committer, retrying a failed batch like a writer. Each event read back
-/// is counted as replayed (`from="ack_log"`), then as a duplicate when the
-/// crashed run had stored it, else as its batch's outcome: the restarted
-/// process counts as stored exactly the rows it adds. A segment is deleted
-/// once its events are settled.
+/// is counted as replayed (`from="ack_log"`), then as its batch's outcome,
+/// where an event the crashed run had stored is a duplicate (it was
+/// received before this run began, see [`crate::db::events::EventConnection`]):
+/// the restarted process counts as stored exactly the rows it adds. A
+/// segment is deleted once its events are settled.
 pub async fn replay_leftovers(leftovers: Vec<Leftover>, replay: Replay) {
     let metrics = &replay.metrics;
     let budget = MemoryBudget::new(usize::MAX);
@@ -624,39 +622,14 @@ pub async fn replay_leftovers(leftovers: Vec<Leftover>, replay: Replay) {
     }
 }
 
-/// Lands one replayed batch: what the crashed run had stored as
-/// duplicates, the rest through the committer, retried as a writer does.
+/// Lands one replayed batch through the committer, retried as a writer
+/// does.
 async fn land(replay: &Replay, project_id: Uuid, events: Vec<Event>, budget: &MemoryBudget) {
     let Replay {
         committer,
-        pool,
         metrics,
         retry_backoff,
     } = replay;
-    let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
-    let events = match db::ack_log::stored_ids(pool, project_id, &ids).await {
-        Ok(known) if !known.is_empty() => {
-            let (known, fresh): (Vec<Event>, Vec<Event>) =
-                events.into_iter().partition(|e| known.contains(&e.id()));
-            let count = known.len() as u64;
-            Batch::recovered(project_id, known, metrics.clone(), budget.clone())
-                .landed(0, count, 0);
-            fresh
-        }
-        Ok(_) => events,
-        // PostgreSQL away: the committer spools the batch, and its replay
-        // from the spool tells stored from duplicate as the spool does.
-        Err(e) => {
-            log::debug!(
-                "which replayed events are stored is unknown: {}",
-                e.report()
-            );
-            events
-        }
-    };
-    if events.is_empty() {
-        return;
-    }
     let mut batch = Batch::recovered(project_id, events, metrics.clone(), budget.clone());
     let mut attempt = 0;
     loop {

@@ -162,17 +162,30 @@ struct Killed {
     lost: i64,
     /// Events the restarted process read back from the log.
     replayed_from_log: u64,
+    /// Events the restarted process replayed from the spool.
+    replayed_from_spool: u64,
+}
+
+/// When PostgreSQL is cut off from the first process.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Cut {
+    Never,
+    /// At the moment of the SIGKILL.
+    AtTheKill,
+    /// This long before it: the process spools what it accepts meanwhile,
+    /// and is killed with those events both in its spool and in its log.
+    Before(Duration),
 }
 
 /// Envelopes from `CLIENTS` clients, each one every `PACE` (about 800
 /// events a second in all), until the process is killed with SIGKILL once
-/// `KILL_AFTER` have been answered 200 (and PostgreSQL cut at that moment
-/// too when `cut_postgres`); then a restart on the same spool directory,
-/// acknowledging by `restart_ack`.
+/// `KILL_AFTER` have been answered 200 (PostgreSQL cut as `cut` says);
+/// then a restart on the same spool directory, acknowledging by
+/// `restart_ack`.
 /// Waits until the restarted process has settled everything, checks that
 /// nothing is stored twice and that its books balance against the rows it
 /// added, and reports how many events answered 200 are missing.
-async fn kill_mid_stream(ack: &str, restart_ack: &str, cut_postgres: bool) -> Killed {
+async fn kill_mid_stream(ack: &str, restart_ack: &str, cut: Cut) -> Killed {
     const CLIENTS: usize = 8;
     const PACE: Duration = Duration::from_millis(10);
     const KILL_AFTER: usize = 1_000;
@@ -211,8 +224,13 @@ async fn kill_mid_stream(ack: &str, restart_ack: &str, cut_postgres: bool) -> Ki
         acknowledged.borrow().len() >= KILL_AFTER
     })
     .await;
-    if cut_postgres {
-        proxy.cut();
+    match cut {
+        Cut::Never => {}
+        Cut::AtTheKill => proxy.cut(),
+        Cut::Before(outage) => {
+            proxy.cut();
+            tokio::time::sleep(outage).await;
+        }
     }
     kill_9(&mut first);
     stop.set(true);
@@ -247,14 +265,11 @@ async fn kill_mid_stream(ack: &str, restart_ack: &str, cut_postgres: bool) -> Ki
     assert_no_duplicates(&t).await;
     let lost = acknowledged.len() as i64 - stored_of(&t, &acknowledged).await;
     let replayed_from_log = metrics.counter_with("events_replayed", "from", "ack_log");
+    let replayed_from_spool = metrics.counter_with("events_replayed", "from", "spool");
     eprintln!(
-        "MESHER_ACK={ack}{}: {} events answered 200 before SIGKILL, {rows_before} rows then; \
-         {replayed_from_log} read back from the log at restart; {lost} lost",
-        if cut_postgres {
-            " with PostgreSQL cut"
-        } else {
-            ""
-        },
+        "MESHER_ACK={ack}, PostgreSQL cut {cut:?}: {} events answered 200 before SIGKILL, \
+         {rows_before} rows then; {replayed_from_log} read back from the log and \
+         {replayed_from_spool} from the spool at restart; {lost} lost",
         acknowledged.len()
     );
     sigterm(&mut second);
@@ -262,12 +277,13 @@ async fn kill_mid_stream(ack: &str, restart_ack: &str, cut_postgres: bool) -> Ki
         acknowledged: acknowledged.len(),
         lost,
         replayed_from_log,
+        replayed_from_spool,
     }
 }
 
 #[actix::test]
 async fn sigkill_mid_stream_loses_no_event_answered_200() {
-    let killed = kill_mid_stream("durable", "durable", false).await;
+    let killed = kill_mid_stream("durable", "durable", Cut::Never).await;
     assert!(killed.acknowledged >= 1_000);
     assert_eq!(killed.lost, 0, "every event answered 200 is stored");
     assert!(
@@ -278,15 +294,31 @@ async fn sigkill_mid_stream_loses_no_event_answered_200() {
 
 #[actix::test]
 async fn sigkill_with_postgresql_cut_at_the_same_moment_loses_no_event_answered_200() {
-    let killed = kill_mid_stream("durable", "durable", true).await;
+    let killed = kill_mid_stream("durable", "durable", Cut::AtTheKill).await;
     assert_eq!(killed.lost, 0, "every event answered 200 is stored");
+}
+
+/// Killed a second into an outage, the process leaves the events it
+/// accepted meanwhile both in its spool and in its log. The restart
+/// replays both copies and stores each event once, and counts as stored
+/// only the rows it adds, whichever copy lands first (`kill_mid_stream`
+/// checks the books).
+#[actix::test]
+async fn sigkill_during_an_outage_replays_the_spool_and_the_log_and_counts_each_event_once() {
+    let killed = kill_mid_stream("durable", "durable", Cut::Before(Duration::from_secs(1))).await;
+    assert_eq!(killed.lost, 0, "every event answered 200 is stored");
+    assert!(
+        killed.replayed_from_spool > 0,
+        "the outage filled the spool"
+    );
+    assert!(killed.replayed_from_log > 0, "the log was read back");
 }
 
 /// Switching to memory acknowledgement after a crash still stores what
 /// the durable run answered 200: the log it left is replayed.
 #[actix::test]
 async fn a_restart_with_memory_acknowledgement_replays_what_the_durable_run_left() {
-    let killed = kill_mid_stream("durable", "memory", false).await;
+    let killed = kill_mid_stream("durable", "memory", Cut::Never).await;
     assert!(killed.replayed_from_log > 0, "the log was read back");
     assert_eq!(killed.lost, 0, "every event answered 200 is stored");
 }
@@ -297,7 +329,7 @@ async fn a_restart_with_memory_acknowledgement_replays_what_the_durable_run_left
 #[actix::test]
 #[ignore = "a measurement: run with --ignored to see what memory acknowledgement loses"]
 async fn sigkill_mid_stream_with_memory_acknowledgement() {
-    let killed = kill_mid_stream("memory", "memory", false).await;
+    let killed = kill_mid_stream("memory", "memory", Cut::Never).await;
     assert_eq!(killed.replayed_from_log, 0, "no log in memory mode");
     eprintln!(
         "memory acknowledgement lost {} of {} events answered 200",

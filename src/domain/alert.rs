@@ -498,8 +498,11 @@ impl ChannelSpec {
                 ChannelTarget::Email { addresses, members }
             }
             _ => {
-                if channel.addresses.is_some() || channel.members.is_some() {
+                if channel.addresses.is_some() {
                     return Err(Error::invalid("addresses", "are for email channels"));
+                }
+                if channel.members.is_some() {
+                    return Err(Error::invalid("members", "are for email channels"));
                 }
                 let url = channel
                     .url
@@ -900,6 +903,13 @@ mod tests {
                     ..webhook.clone()
                 },
                 "addresses",
+            ),
+            (
+                NewChannel {
+                    members: Some(vec![Uuid::now_v7()]),
+                    ..webhook.clone()
+                },
+                "members",
             ),
             (
                 NewChannel {

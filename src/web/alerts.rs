@@ -1,12 +1,13 @@
-//! The alert pages' view models and the rule form: a project's channels
-//! and rules (`GET /projects/{id}/alerts`), a rule's edit form, and the
-//! history of what fired and how each delivery went.
+//! The alert pages' view models and the rule and channel forms: a
+//! project's channels and rules (`GET /projects/{id}/alerts`), a rule's and
+//! a channel's edit forms, and the history of what fired and how each
+//! delivery went.
 
 use super::format::RelTime;
 use super::pages::{Layout, ProjectHeader};
 use crate::domain::{
-    Alert, AlertCondition, AlertFilters, AlertRule, Channel, ChannelKind, NewRule, TagFilter,
-    url_origin,
+    Alert, AlertCondition, AlertFilters, AlertRule, Channel, ChannelKind, Member, NewChannel,
+    NewRule, TagFilter, parse_id, url_origin,
 };
 use crate::error::{Error, Result};
 use askama::Template;
@@ -24,6 +25,8 @@ pub struct AlertsPage {
     pub rules: Vec<RuleRow>,
     /// The new-rule form (admins).
     pub form: RuleForm,
+    /// The new-channel form (admins).
+    pub channel_form: ChannelForm,
     /// Right after a webhook channel is made: its name and secret, shown
     /// this once.
     pub secret: Option<(String, String)>,
@@ -59,6 +62,9 @@ pub struct ChannelEditPage {
     /// The email addresses in the form, comma-separated; empty for
     /// webhooks, whose URL is kept unless a new one is given.
     pub target: String,
+    /// Email: the organization's members, those the channel addresses (or
+    /// as posted) ticked; empty for webhooks.
+    pub members: Vec<RecipientChoice>,
     pub error: Option<String>,
 }
 
@@ -85,13 +91,22 @@ pub struct ChannelRow {
 }
 
 impl ChannelRow {
-    pub fn of(channel: &Channel) -> ChannelRow {
+    /// The row of `channel`, naming the members it addresses from
+    /// `members` (the organization's): anyone who may read the channels
+    /// may also list the organization's members, so their names and
+    /// addresses reveal nothing new.
+    pub fn of(channel: &Channel, members: &[Member]) -> ChannelRow {
         let target = match channel.kind {
             ChannelKind::Email => {
                 let mut to = channel.addresses.clone();
-                if !channel.members.is_empty() {
-                    to.push(format!("{} member(s)", channel.members.len()));
-                }
+                // One who left the organization stays in the channel until
+                // it is saved again, but is no longer emailed.
+                to.extend(channel.members.iter().map(|id| {
+                    members
+                        .iter()
+                        .find(|m| m.user_id == *id)
+                        .map_or_else(|| "a former member (not emailed)".to_owned(), member_label)
+                }));
                 to.join(", ")
             }
             _ => channel.url.as_deref().map(url_origin).unwrap_or_default(),
@@ -156,6 +171,124 @@ fn describe_filters(filters: &AlertFilters) -> String {
         parts.push(format!("{}={}", tag.key, tag.value));
     }
     parts.join(", ")
+}
+
+/// How a member is named in the channel forms and listing.
+fn member_label(member: &Member) -> String {
+    format!("{} <{}>", member.display_name, member.email)
+}
+
+/// An organization member an email channel may address, ticked when it
+/// does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientChoice {
+    /// The member's user id: what the checkbox posts as `member`.
+    pub id: String,
+    /// The member's name and address.
+    pub label: String,
+    pub checked: bool,
+}
+
+/// The organization's `members` as checkboxes, those `checked` says
+/// ticked.
+pub fn recipient_choices(
+    members: &[Member],
+    checked: impl Fn(&str) -> bool,
+) -> Vec<RecipientChoice> {
+    members
+        .iter()
+        .map(|m| {
+            let id = m.user_id.to_string();
+            RecipientChoice {
+                checked: checked(&id),
+                label: member_label(m),
+                id,
+            }
+        })
+        .collect()
+}
+
+/// Whether `posted` ticks the member `id`.
+pub fn posted_member(posted: &[(String, String)], id: &str) -> bool {
+    posted.iter().any(|(k, v)| k == "member" && v.trim() == id)
+}
+
+/// The webhook kinds the new-channel form offers, as (value, label); email
+/// is offered after them when SMTP is configured.
+pub const WEBHOOK_KINDS: [(&str, &str); 3] = [
+    ("webhook", "Webhook (signed JSON)"),
+    ("slack", "Slack"),
+    ("discord", "Discord"),
+];
+
+/// The new-channel form, empty or as it was posted (after a refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelForm {
+    /// The kind chosen (`webhook`, ..., `email`).
+    pub kind: String,
+    pub name: String,
+    /// A webhook's URL, or email addresses separated by commas.
+    pub target: String,
+    /// The organization's members, for email channels to address.
+    pub members: Vec<RecipientChoice>,
+}
+
+impl ChannelForm {
+    /// The empty form, offering the organization's `members`.
+    pub fn new(members: &[Member]) -> ChannelForm {
+        ChannelForm {
+            kind: "webhook".into(),
+            name: String::new(),
+            target: String::new(),
+            members: recipient_choices(members, |_| false),
+        }
+    }
+
+    /// This form with what was posted in it, shown again after a refusal.
+    pub fn refilled(mut self, posted: &[(String, String)]) -> ChannelForm {
+        self.kind = field(posted, "kind").to_owned();
+        self.name = field(posted, "name").to_owned();
+        self.target = field(posted, "target").to_owned();
+        for choice in &mut self.members {
+            choice.checked = posted_member(posted, &choice.id);
+        }
+        self
+    }
+}
+
+/// A channel of `kind` from a posted channel form: `name`, `target` (a
+/// webhook's URL, or email addresses separated by commas) and `member`
+/// (repeated: the user ids of the members an email channel addresses).
+/// The edit form posts no kind: the channel's is given.
+/// [`crate::domain::ChannelSpec::new`] checks it, and the database that
+/// the members are the organization's.
+pub fn channel_from_form(kind: &str, posted: &[(String, String)]) -> Result<NewChannel> {
+    let target = field(posted, "target");
+    let members = posted
+        .iter()
+        .filter(|(k, _)| k == "member")
+        .map(|(_, v)| parse_id("member", v))
+        .collect::<Result<Vec<Uuid>>>()?;
+    let email = matches!(ChannelKind::parse(kind), Ok(ChannelKind::Email));
+    Ok(NewChannel {
+        kind: kind.to_owned(),
+        name: field(posted, "name").to_owned(),
+        url: (!email).then(|| target.to_owned()),
+        addresses: email.then(|| addresses(target)),
+        // A member ticked for a webhook is refused, not dropped unseen.
+        members: (email || !members.is_empty()).then_some(members),
+        enabled: None,
+    })
+}
+
+/// Email addresses as the forms take them: separated by commas.
+fn addresses(target: &str) -> Vec<String> {
+    target
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A channel a rule may notify, ticked when it does.
@@ -278,7 +411,7 @@ impl RuleForm {
 }
 
 /// The value of `key` in a posted form, empty when absent.
-fn field<'a>(posted: &'a [(String, String)], key: &str) -> &'a str {
+pub(crate) fn field<'a>(posted: &'a [(String, String)], key: &str) -> &'a str {
     posted
         .iter()
         .find(|(k, _)| k == key)
@@ -332,7 +465,7 @@ pub fn rule_from_form(posted: &[(String, String)]) -> Result<NewRule> {
     let channels = posted
         .iter()
         .filter(|(k, _)| k == "channel")
-        .map(|(_, v)| crate::domain::parse_id("channel", v))
+        .map(|(_, v)| parse_id("channel", v))
         .collect::<Result<Vec<Uuid>>>()?;
     let interval = u32::try_from(number(
         "action_interval_minutes",
@@ -486,7 +619,85 @@ mod tests {
             enabled: true,
             created_at: Utc::now(),
         };
-        let row = ChannelRow::of(&channel);
+        let row = ChannelRow::of(&channel, &[]);
         assert_eq!(row.target, "https://hooks.slack.com/…");
+    }
+
+    #[test]
+    fn the_channel_form_reads_addresses_and_ticked_members() {
+        let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let channel = channel_from_form(
+            "email",
+            &posted(&[
+                ("name", "Team"),
+                ("target", " dev@example.org, ,ops@example.org "),
+                ("member", &ann.to_string()),
+                ("member", &bob.to_string()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            channel.addresses.as_deref(),
+            Some(&["dev@example.org".to_owned(), "ops@example.org".to_owned()][..])
+        );
+        assert_eq!(channel.members, Some(vec![ann, bob]));
+        assert_eq!(channel.url, None);
+        // Members only, and addresses only, are both email channels.
+        let members_only = channel_from_form(
+            "email",
+            &posted(&[("name", "T"), ("member", &ann.to_string())]),
+        )
+        .unwrap();
+        assert_eq!(members_only.addresses, Some(vec![]));
+        let none_ticked = channel_from_form("email", &posted(&[("target", "a@example.org")]));
+        assert_eq!(none_ticked.unwrap().members, Some(vec![]));
+        let webhook = channel_from_form(
+            "webhook",
+            &posted(&[("name", "Hook"), ("target", "https://example.org/h")]),
+        )
+        .unwrap();
+        assert_eq!(webhook.url.as_deref(), Some("https://example.org/h"));
+        assert_eq!((webhook.addresses, webhook.members), (None, None));
+        let ticked = channel_from_form("slack", &posted(&[("member", &ann.to_string())]));
+        assert_eq!(ticked.unwrap().members, Some(vec![ann]));
+        match channel_from_form("email", &posted(&[("member", "not-a-uuid")])) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "member"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_email_row_names_its_members_and_those_who_left() {
+        let (ann, gone) = (Uuid::now_v7(), Uuid::now_v7());
+        let member = Member {
+            user_id: ann,
+            email: "ann@example.org".into(),
+            display_name: "Ann".into(),
+            role: crate::domain::Role::Member,
+            joined_at: Utc::now(),
+        };
+        let channel = Channel {
+            id: Uuid::nil(),
+            project_id: Uuid::nil(),
+            kind: ChannelKind::Email,
+            name: "Team".into(),
+            url: None,
+            addresses: vec!["dev@example.org".into()],
+            members: vec![ann, gone],
+            enabled: true,
+            created_at: Utc::now(),
+        };
+        assert_eq!(
+            ChannelRow::of(&channel, std::slice::from_ref(&member)).target,
+            "dev@example.org, Ann <ann@example.org>, a former member (not emailed)"
+        );
+        let form = ChannelForm::new(&[member]).refilled(&posted(&[
+            ("kind", "email"),
+            ("name", "Team"),
+            ("member", &ann.to_string()),
+        ]));
+        assert_eq!((form.kind.as_str(), form.name.as_str()), ("email", "Team"));
+        assert!(form.members[0].checked);
+        assert_eq!(form.members[0].label, "Ann <ann@example.org>");
     }
 }

@@ -1079,6 +1079,241 @@ async fn rules_and_channels_are_read_by_members_written_by_admins_and_tested() {
     s.dash.mesher.shutdown().await.unwrap();
 }
 
+/// The alerts page's channel forms as an admin posts them: an email
+/// channel addressed to a ticked member and an address, whose test
+/// notification reaches both through a real SMTP server; edited to the
+/// address alone; and a member from outside the organization refused, the
+/// form shown again as posted, nothing written.
+#[actix::test]
+async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
+    let t = TestDb::new().await;
+    let smtp = Smtp::start();
+    let smtp_url = smtp.url();
+    let s = Setup::start(&t, |c| {
+        c.notifier.smtp_url = Some(smtp_url);
+        c.notifier.email_from = Some("Mesher <alerts@example.org>".into());
+    })
+    .await;
+    let admin = &s.owned.owner;
+    let registered = s
+        .dash
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            crate::dashboard::Auth::None,
+            Some(
+                json!({"email": "bob@example.org", "password": "correct horse",
+                "display_name": "Bob Builder"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    let bob_id = registered.body["id"].as_str().unwrap().to_owned();
+    let bob = s.dash.login("bob@example.org", "correct horse").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = s
+        .dash
+        .post(
+            &format!("/api/v1/orgs/{}/members", s.owned.org),
+            admin,
+            json!({"email": "bob@example.org", "role": "member"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let outsider = s.dash.user("eve@example.org").await;
+    let eve_id = s.dash.user_id(&outsider).await;
+
+    let client = awc::Client::builder().disable_redirects().finish();
+    let origin = format!("http://{}", s.dash.mesher.http_addr);
+    let page = format!("/projects/{}/alerts", s.owned.project.id);
+    let get = async |path: &str, token: &str| {
+        let mut res = client
+            .get(s.dash.url(path))
+            .insert_header(("Cookie", format!("mesher_session={token}")))
+            .send()
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (res.status(), String::from_utf8_lossy(&body).into_owned())
+    };
+    let post = async |path: &str, form: &[(&str, &str)]| {
+        let mut res = client
+            .post(s.dash.url(path))
+            .insert_header(("Cookie", format!("mesher_session={admin}")))
+            .insert_header(("Origin", origin.as_str()))
+            .send_form(&form)
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (res.status(), String::from_utf8_lossy(&body).into_owned())
+    };
+    let channels = async || {
+        let listed = s.dash.get(&s.path("/channels"), admin).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        listed.body["channels"].as_array().unwrap().clone()
+    };
+    let bob_box = format!(r#"name="member" value="{bob_id}""#);
+    let bob_label = "Bob Builder &#60;bob@example.org&#62;";
+
+    // The form offers the organization's members, by name and address.
+    let (status, body) = get(&page, admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&bob_box), "{body}");
+    assert!(body.contains(bob_label), "{body}");
+    assert!(!body.contains(&eve_id), "an outsider is not offered");
+
+    let (status, body) = post(
+        &format!("{page}/channels"),
+        &[
+            ("kind", "email"),
+            ("name", "Team"),
+            ("target", "dev@example.org"),
+            ("member", &bob_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let listed = channels().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["kind"], "email");
+    assert_eq!(listed[0]["addresses"], json!(["dev@example.org"]));
+    assert_eq!(listed[0]["members"], json!([bob_id]));
+    let channel = listed[0]["id"].as_str().unwrap().to_owned();
+    // The listing names the member, to the admin and to the member alike.
+    for token in [admin, &bob] {
+        let (_, body) = get(&page, token).await;
+        assert!(
+            body.contains(&format!("dev@example.org, {bob_label}")),
+            "{body}"
+        );
+    }
+
+    // A test notification reaches the member's address and the other.
+    let (status, _) = post(&format!("{page}/channels/{channel}/test"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    wait_until("the test email arrived", async || {
+        smtp.messages().len() == 1
+    })
+    .await;
+    let message = &smtp.messages()[0];
+    for to in ["dev@example.org", "bob@example.org"] {
+        assert!(message.contains(to), "{to} in {message}");
+    }
+    assert_eq!(s.settled(1).await[0]["deliveries"][0]["state"], "delivered");
+
+    // Refused: the form comes back as posted, with why; nothing written.
+    for (form, why) in [
+        (
+            vec![
+                ("kind", "email"),
+                ("name", "Outsiders"),
+                ("target", "ops@example.org"),
+                ("member", eve_id.as_str()),
+            ],
+            "must be a member of this organization",
+        ),
+        (
+            vec![
+                ("kind", "email"),
+                ("name", "Outsiders"),
+                ("target", "ops@example.org"),
+                ("member", "not-a-user"),
+            ],
+            "invalid member",
+        ),
+        (
+            vec![("kind", "email"), ("name", "Outsiders"), ("target", "")],
+            "an email channel needs an address or a member",
+        ),
+        (
+            vec![
+                ("kind", "webhook"),
+                ("name", "Outsiders"),
+                ("target", "https://example.org/hook"),
+                ("member", bob_id.as_str()),
+            ],
+            "invalid members: are for email channels",
+        ),
+    ] {
+        let (status, body) = post(&format!("{page}/channels"), &form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}: {body}");
+        assert!(body.contains(why), "{why}: {body}");
+        let (kind, target) = (form[0].1, form[2].1);
+        for value in ["Outsiders", target] {
+            assert!(body.contains(&format!(r#"value="{value}""#)), "{body}");
+        }
+        assert!(
+            body.contains(&format!(r#"value="{kind}" selected"#)),
+            "{kind} kept: {body}"
+        );
+        let bob_ticked = form.iter().any(|(k, v)| *k == "member" && *v == bob_id);
+        assert_eq!(
+            body.contains(&format!("{bob_box} checked")),
+            bob_ticked,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        t.count("SELECT count(*) FROM notification_channels").await,
+        1
+    );
+
+    // The edit page ticks the channel's members. Without the address,
+    // the member alone is left; then, unticked, the address alone.
+    let edit = format!("{page}/channels/{channel}/edit");
+    let (status, body) = get(&edit, admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&format!("{bob_box} checked")), "{body}");
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}"),
+        &[("name", "Team"), ("target", ""), ("member", &bob_id)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let listed = channels().await;
+    assert_eq!(listed[0].get("addresses"), None, "{}", listed[0]);
+    assert_eq!(listed[0]["members"], json!([bob_id]));
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}"),
+        &[("name", "Team"), ("target", "dev@example.org")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let listed = channels().await;
+    assert_eq!(listed[0]["addresses"], json!(["dev@example.org"]));
+    assert_eq!(listed[0].get("members"), None, "{}", listed[0]);
+    let (_, body) = get(&edit, admin).await;
+    assert!(body.contains(&bob_box) && !body.contains(&format!("{bob_box} checked")));
+
+    // An outsider ticked on the edit page: refused as posted, unchanged.
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}"),
+        &[
+            ("name", "Renamed"),
+            ("target", "dev@example.org"),
+            ("member", &eve_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("must be a member of this organization"),
+        "{body}"
+    );
+    assert!(body.contains(r#"value="Renamed""#), "{body}");
+    let listed = channels().await;
+    assert_eq!(listed[0]["name"], "Team");
+    assert_eq!(listed[0].get("members"), None, "{}", listed[0]);
+    s.dash.mesher.shutdown().await.unwrap();
+}
+
 /// The real binary, killed with SIGKILL after it stored a new issue and
 /// while its webhook was on the wire (the receiver held the request
 /// unanswered): after a restart the notification goes out, with the same

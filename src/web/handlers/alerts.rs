@@ -4,11 +4,12 @@
 use super::{Reader, error_page, page_or_error, see_other};
 use crate::app::{State, alerts};
 use crate::domain::access::Action;
-use crate::domain::{ChannelKind, ChannelPatch, NewChannel, RulePatch};
+use crate::domain::{ChannelKind, ChannelPatch, Member, Project, RulePatch};
 use crate::error::Error;
+use crate::services::ListMembers;
 use crate::web::alerts::{
-    AlertHistoryPage, AlertRow, AlertsPage, ChannelEditPage, ChannelRow, RuleEditPage, RuleForm,
-    RuleRow, rule_from_form,
+    AlertHistoryPage, AlertRow, AlertsPage, ChannelEditPage, ChannelForm, ChannelRow, RuleEditPage,
+    RuleForm, RuleRow, channel_from_form, field, posted_member, recipient_choices, rule_from_form,
 };
 use crate::web::pages::Layout;
 use actix_web::http::StatusCode;
@@ -16,23 +17,59 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 
+/// A refused form's fields, to show it again as it was posted.
+#[derive(Clone, Copy)]
+enum Posted<'a> {
+    Nothing,
+    Rule(&'a [(String, String)]),
+    Channel(&'a [(String, String)]),
+}
+
+/// The members of `project`'s organization: whom an email channel may
+/// address. The caller's access to the project was checked, and any
+/// member may list them.
+async fn org_members(state: &State, project: &Project) -> Result<Vec<Member>, Error> {
+    state
+        .users
+        .send(ListMembers {
+            org_id: project.org_id,
+        })
+        .await?
+}
+
+/// What a refusal of a channel form says: a member who is not the
+/// organization's is `NotFound { "user" }` underneath, which alone would
+/// not tell the admin which field was wrong.
+fn refusal(e: &Error) -> String {
+    match e {
+        Error::NotFound { entity: "user" } => {
+            "invalid member: must be a member of this organization".into()
+        }
+        e => e.to_string(),
+    }
+}
+
 /// The alerts page, with what an action left to show: a new webhook's
-/// secret, or a refusal (and the rule form as it was posted).
+/// secret, or a refusal (and the form as it was posted).
 async fn alerts_page(
     state: &State,
     reader: &Reader,
     project_id: &str,
     secret: Option<(String, String)>,
     error: Option<String>,
-    posted_rule: Option<&[(String, String)]>,
+    posted: Posted<'_>,
 ) -> Result<AlertsPage, Error> {
     let (project, header) = reader.project(state, project_id, Action::Read).await?;
     let id = project.id.to_string();
     let channels = alerts::channels(state, &reader.caller, &id).await?;
     let rules = alerts::rules(state, &reader.caller, &id).await?;
+    let members = org_members(state, &project).await?;
     let mut form = RuleForm::new(&id, &channels);
-    if let Some(posted) = posted_rule {
-        form = form.refilled(posted);
+    let mut channel_form = ChannelForm::new(&members);
+    match posted {
+        Posted::Nothing => {}
+        Posted::Rule(posted) => form = form.refilled(posted),
+        Posted::Channel(posted) => channel_form = channel_form.refilled(posted),
     }
     Ok(AlertsPage {
         layout: Layout::new(
@@ -41,8 +78,12 @@ async fn alerts_page(
         ),
         project: header,
         rules: rules.iter().map(|r| RuleRow::of(r, &channels)).collect(),
-        channels: channels.iter().map(ChannelRow::of).collect(),
+        channels: channels
+            .iter()
+            .map(|c| ChannelRow::of(c, &members))
+            .collect(),
         form,
+        channel_form,
         secret,
         email: state.alerts.email,
         error,
@@ -55,18 +96,14 @@ async fn refused(
     reader: Reader,
     project_id: &str,
     e: Error,
-    posted_rule: Option<&[(String, String)]>,
+    posted: Posted<'_>,
 ) -> HttpResponse {
-    if let Error::InvalidInput { .. } | Error::NotFound { entity: "channel" } = e {
-        let page = alerts_page(
-            state,
-            &reader,
-            project_id,
-            None,
-            Some(e.to_string()),
-            posted_rule,
-        )
-        .await;
+    if let Error::InvalidInput { .. }
+    | Error::NotFound {
+        entity: "channel" | "user",
+    } = e
+    {
+        let page = alerts_page(state, &reader, project_id, None, Some(refusal(&e)), posted).await;
         return page_or_error(page, StatusCode::BAD_REQUEST, reader.nav);
     }
     error_page(e, Some(reader.nav))
@@ -79,61 +116,33 @@ pub async fn list(
     project_id: web::Path<String>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
-    let page = alerts_page(&state, &reader, &project_id, None, None, None).await;
+    let page = alerts_page(&state, &reader, &project_id, None, None, Posted::Nothing).await;
     page_or_error(page, StatusCode::OK, reader.nav)
 }
 
-#[derive(Deserialize)]
-pub struct ChannelForm {
-    kind: String,
-    name: String,
-    /// A webhook's URL, or email addresses separated by commas.
-    target: String,
-}
-
-/// `POST /projects/{id}/alerts/channels`: a new channel; a webhook's
-/// secret is shown this once.
+/// `POST /projects/{id}/alerts/channels`: a new channel from the channel
+/// form (see [`channel_from_form`]; `kind` too); a webhook's secret is
+/// shown this once.
 pub async fn create_channel(
     req: HttpRequest,
     state: web::Data<State>,
     project_id: web::Path<String>,
-    form: web::Form<ChannelForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
-    let ChannelForm { kind, name, target } = form.into_inner();
-    let channel = if kind == "email" {
-        NewChannel {
-            kind,
-            name,
-            addresses: Some(addresses(&target)),
-            ..Default::default()
-        }
-    } else {
-        NewChannel {
-            kind,
-            name,
-            url: Some(target),
-            ..Default::default()
-        }
+    let made = async {
+        let channel = channel_from_form(field(&form, "kind"), &form)?;
+        alerts::create_channel(&state, &reader.caller, &project_id, channel).await
     };
-    match alerts::create_channel(&state, &reader.caller, &project_id, channel).await {
+    match made.await {
         Ok(made) => {
             let secret = made.secret.map(|s| (made.name, s.expose().to_owned()));
-            let page = alerts_page(&state, &reader, &project_id, secret, None, None).await;
+            let page =
+                alerts_page(&state, &reader, &project_id, secret, None, Posted::Nothing).await;
             page_or_error(page, StatusCode::CREATED, reader.nav)
         }
-        Err(e) => refused(&state, reader, &project_id, e, None).await,
+        Err(e) => refused(&state, reader, &project_id, e, Posted::Channel(&form)).await,
     }
-}
-
-/// Email addresses as the forms take them: separated by commas.
-fn addresses(target: &str) -> Vec<String> {
-    target
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `GET /projects/{id}/alerts/channels/{channel_id}/edit` (admins).
@@ -148,15 +157,15 @@ pub async fn edit_channel(
     page_or_error(page, StatusCode::OK, reader.nav)
 }
 
-/// The channel's edit form, refilled with what was `posted` (name and
-/// target) when it was refused with `error`.
+/// The channel's edit form, refilled with what was `posted` when it was
+/// refused with `error`.
 async fn channel_edit_page(
     state: &State,
     reader: &Reader,
     project_id: &str,
     channel_id: &str,
     error: Option<String>,
-    posted: Option<(String, String)>,
+    posted: Option<&[(String, String)]>,
 ) -> Result<ChannelEditPage, Error> {
     let (project, header) = reader
         .project(state, project_id, Action::ManageAlerts)
@@ -168,41 +177,48 @@ async fn channel_edit_page(
         .find(|c| c.id == id)
         .ok_or(Error::NotFound { entity: "channel" })?;
     let email = channel.kind == ChannelKind::Email;
-    let (name, target) = match posted {
-        Some(posted) => posted,
-        None if email => (channel.name.clone(), channel.addresses.join(", ")),
-        None => (channel.name.clone(), String::new()),
+    let members = if email {
+        org_members(state, &project).await?
+    } else {
+        Vec::new()
+    };
+    let (name, target, ticked) = match posted {
+        Some(posted) => {
+            let ticked = recipient_choices(&members, |id| posted_member(posted, id));
+            let get = |key| field(posted, key).to_owned();
+            (get("name"), get("target"), ticked)
+        }
+        None => {
+            let ticked = recipient_choices(&members, |id| {
+                channel.members.iter().any(|m| m.to_string() == id)
+            });
+            (channel.name.clone(), channel.addresses.join(", "), ticked)
+        }
     };
     Ok(ChannelEditPage {
         layout: Layout::new(format!("Edit {}", channel.name), Some(reader.nav.clone())),
         project: header,
-        channel: ChannelRow::of(channel),
+        channel: ChannelRow::of(channel, &members),
         email,
         name,
         target: if email { target } else { String::new() },
+        members: ticked,
         error,
     })
 }
 
-#[derive(Deserialize)]
-pub struct ChannelEditForm {
-    name: String,
-    /// A webhook's new URL (empty: it stays), or email addresses
-    /// separated by commas.
-    target: String,
-}
-
 /// `POST /projects/{id}/alerts/channels/{channel_id}`: the edited name
-/// and target (its kind, secret and on/off state stay).
+/// and target: a webhook's new URL (empty: it stays), or an email
+/// channel's addresses and ticked members, which replace its own (see
+/// [`channel_from_form`]). Its kind, secret and on/off state stay.
 pub async fn update_channel(
     req: HttpRequest,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
-    form: web::Form<ChannelEditForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
     let reader = reader!(req, state);
     let (project_id, channel_id) = path.into_inner();
-    let ChannelEditForm { name, target } = form.into_inner();
     let saved = async {
         let (project, _) = reader
             .project(&state, &project_id, Action::ManageAlerts)
@@ -213,18 +229,13 @@ pub async fn update_channel(
             .into_iter()
             .find(|c| c.id == id)
             .ok_or(Error::NotFound { entity: "channel" })?;
-        let target = target.trim();
-        let patch = match channel.kind {
-            ChannelKind::Email => ChannelPatch {
-                name: Some(name.clone()),
-                addresses: Some(addresses(target)),
-                ..Default::default()
-            },
-            _ => ChannelPatch {
-                name: Some(name.clone()),
-                url: Some(target.to_owned()).filter(|t| !t.is_empty()),
-                ..Default::default()
-            },
+        let edited = channel_from_form(channel.kind.as_str(), &form)?;
+        let patch = ChannelPatch {
+            name: Some(edited.name),
+            url: edited.url.filter(|u| !u.trim().is_empty()),
+            addresses: edited.addresses,
+            members: edited.members,
+            enabled: None,
         };
         alerts::update_channel(&state, &reader.caller, &project_id, &channel_id, patch).await
     };
@@ -236,8 +247,8 @@ pub async fn update_channel(
                 &reader,
                 &project_id,
                 &channel_id,
-                Some(e.to_string()),
-                Some((name, target)),
+                Some(refusal(&e)),
+                Some(&form),
             )
             .await;
             page_or_error(page, StatusCode::BAD_REQUEST, reader.nav)
@@ -266,7 +277,7 @@ pub async fn channel_enabled(
     };
     match alerts::update_channel(&state, &reader.caller, &project_id, &channel_id, patch).await {
         Ok(_) => see_other(&format!("/projects/{project_id}/alerts")),
-        Err(e) => refused(&state, reader, &project_id, e, None).await,
+        Err(e) => refused(&state, reader, &project_id, e, Posted::Nothing).await,
     }
 }
 
@@ -313,7 +324,7 @@ pub async fn create_rule(
     };
     match made.await {
         Ok(_) => see_other(&format!("/projects/{project_id}/alerts")),
-        Err(e) => refused(&state, reader, &project_id, e, Some(&form)).await,
+        Err(e) => refused(&state, reader, &project_id, e, Posted::Rule(&form)).await,
     }
 }
 
@@ -417,7 +428,7 @@ pub async fn rule_enabled(
     };
     match alerts::update_rule(&state, &reader.caller, &project_id, &rule_id, patch).await {
         Ok(_) => see_other(&format!("/projects/{project_id}/alerts")),
-        Err(e) => refused(&state, reader, &project_id, e, None).await,
+        Err(e) => refused(&state, reader, &project_id, e, Posted::Nothing).await,
     }
 }
 

@@ -730,20 +730,29 @@ fn channel_config(target: &ChannelTarget) -> serde_json::Value {
 }
 
 /// `NotFound { "user" }` unless each of `members` belongs to the
-/// project's organization.
+/// project's organization, or is kept from what channel `kept` (being
+/// edited) addressed already: someone who has left is no longer emailed,
+/// and must not stop the channel from being renamed or turned off.
 async fn check_members(
     tx: &Transaction<'_>,
     project_id: Uuid,
     target: &ChannelTarget,
+    kept: Option<Uuid>,
 ) -> Result<()> {
     let ChannelTarget::Email { members, .. } = target else {
         return Ok(());
     };
     let found: i64 = tx
         .query_one(
-            "SELECT count(*) FROM org_memberships m JOIN projects p ON p.org_id = m.org_id
-             WHERE p.id = $1 AND m.user_id = ANY ($2)",
-            &[&project_id, &members],
+            "SELECT count(*) FROM unnest($2::uuid[]) AS u(id)
+             WHERE EXISTS (
+                 SELECT 1 FROM org_memberships m JOIN projects p ON p.org_id = m.org_id
+                 WHERE p.id = $1 AND m.user_id = u.id)
+             OR EXISTS (
+                 SELECT 1 FROM notification_channels c
+                 WHERE c.project_id = $1 AND c.id = $3
+                   AND coalesce(c.config -> 'members', '[]') ? u.id::text)",
+            &[&project_id, &members, &kept],
         )
         .await?
         .get(0);
@@ -763,7 +772,7 @@ pub async fn create_channel(
 ) -> Result<Channel> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    check_members(&tx, project_id, &spec.target).await?;
+    check_members(&tx, project_id, &spec.target, None).await?;
     let row = tx
         .query_one(
             &format!(
@@ -794,7 +803,7 @@ pub async fn update_channel(
 ) -> Result<Channel> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    check_members(&tx, project_id, &spec.target).await?;
+    check_members(&tx, project_id, &spec.target, Some(id)).await?;
     let row = tx
         .query_opt(
             &format!(

@@ -1311,6 +1311,55 @@ async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
     let listed = channels().await;
     assert_eq!(listed[0]["name"], "Team");
     assert_eq!(listed[0].get("members"), None, "{}", listed[0]);
+
+    // Bob ticked again, then gone from the organization: the channel no
+    // longer emails him, and can still be turned off and renamed.
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}"),
+        &[
+            ("name", "Team"),
+            ("target", "dev@example.org"),
+            ("member", &bob_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let removed = s
+        .dash
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{}/members/{bob_id}", s.owned.org),
+            crate::dashboard::Auth::Bearer(admin),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}/enabled"),
+        &[("enabled", "false")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let renamed = s
+        .dash
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{}/channels/{channel}", s.owned.project.id),
+            crate::dashboard::Auth::Bearer(admin),
+            Some(json!({"name": "Team (old)"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let listed = channels().await;
+    assert_eq!(listed[0]["enabled"], false);
+    assert_eq!(listed[0]["name"], "Team (old)");
+    // Someone who left cannot be added back by id, though.
+    let (status, body) = post(
+        &format!("{page}/channels/{channel}"),
+        &[("name", "Team"), ("target", ""), ("member", &eve_id)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     s.dash.mesher.shutdown().await.unwrap();
 }
 

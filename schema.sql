@@ -543,17 +543,31 @@ CREATE INDEX IF NOT EXISTS alert_deliveries_due_idx ON alert_deliveries (next_at
 CREATE INDEX IF NOT EXISTS alert_deliveries_alert_idx ON alert_deliveries (alert_id);
 CREATE INDEX IF NOT EXISTS alert_deliveries_channel_idx ON alert_deliveries (channel_id);
 
--- Who an issue's events affected lately, kept only for projects with a
--- `user_frequency` rule (from when it exists): what such a rule counts.
--- Rows past the longest window (a week) are swept by the notifier.
+-- Who an issue's events affected lately, in which environment ('' for
+-- none), kept only for projects with a `user_frequency` rule (from when it
+-- exists): what such a rule counts, within its environments filter. Rows
+-- past the longest window (a week) are swept by the notifier.
 CREATE TABLE IF NOT EXISTS alert_issue_users (
-    project_id  uuid NOT NULL,
-    issue_id    uuid NOT NULL,
-    who         text NOT NULL,
-    last_seen   timestamptz NOT NULL,
-    PRIMARY KEY (project_id, issue_id, who)
+    project_id   uuid NOT NULL,
+    issue_id     uuid NOT NULL,
+    who          text NOT NULL,
+    last_seen    timestamptz NOT NULL,
+    environment  text NOT NULL DEFAULT '',
+    PRIMARY KEY (project_id, issue_id, who, environment)
 );
 CREATE INDEX IF NOT EXISTS alert_issue_users_seen_idx ON alert_issue_users (last_seen);
+-- The first release kept no environment: its rows count as ''.
+ALTER TABLE alert_issue_users ADD COLUMN IF NOT EXISTS environment text NOT NULL DEFAULT '';
+DO $$
+BEGIN
+    IF (SELECT array_length(conkey, 1) FROM pg_constraint
+        WHERE conrelid = 'alert_issue_users'::regclass AND contype = 'p') = 3 THEN
+        ALTER TABLE alert_issue_users DROP CONSTRAINT alert_issue_users_pkey;
+        ALTER TABLE alert_issue_users
+            ADD CONSTRAINT alert_issue_users_pkey PRIMARY KEY (project_id, issue_id, who, environment);
+    END IF;
+END
+$$;
 -- Retention (see the PartitionManager). `event_ids` is partitioned by
 -- UTC day like `events`, so that the ids of a day go with its events
 -- (dropped whole, never deleted row by row). A unique key on a

@@ -166,9 +166,11 @@ met AS (
                        OR e.environment = ANY (string_to_array(c.environments, E'\\n')))
                 LIMIT c.threshold + 1) n) > c.threshold END
         WHEN 'user_frequency' THEN (
-            SELECT count(*) FROM alert_issue_users u
+            SELECT count(DISTINCT u.who) FROM alert_issue_users u
             WHERE u.project_id = c.project_id AND u.issue_id = c.issue_id
-              AND u.last_seen > c.until - make_interval(mins => c.window_minutes)) > c.threshold
+              AND u.last_seen > c.until - make_interval(mins => c.window_minutes)
+              AND (c.environments IS NULL
+                   OR u.environment = ANY (string_to_array(c.environments, E'\\n')))) > c.threshold
         ELSE true END
 ),
 rules AS (
@@ -206,14 +208,16 @@ queued AS (
 )
 SELECT reason, count(*) FROM alerted GROUP BY reason";
 
-/// Records who each new event of an issue affected, with when, for the
-/// projects with a `user_frequency` rule (`$1..$4`).
+/// Records who each new event of an issue affected, with when and in
+/// which environment ('' for none), for the projects with a
+/// `user_frequency` rule (`$1..$5`).
 const USERS_SQL: &str = "
-INSERT INTO alert_issue_users AS u (project_id, issue_id, who, last_seen)
-SELECT project_id, issue_id, who, max(seen)
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(project_id, issue_id, who, seen)
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-ON CONFLICT (project_id, issue_id, who) DO UPDATE SET last_seen = excluded.last_seen
+INSERT INTO alert_issue_users AS u (project_id, issue_id, who, environment, last_seen)
+SELECT project_id, issue_id, who, environment, max(seen)
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
+    AS x(project_id, issue_id, who, environment, seen)
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (project_id, issue_id, who, environment) DO UPDATE SET last_seen = excluded.last_seen
     WHERE u.last_seen < excluded.last_seen";
 
 /// What the statements before [`record_batch`] decided about an issue of
@@ -403,7 +407,8 @@ async fn record_users(
             .iter()
             .any(|r| matches!(r.condition, AlertCondition::UserFrequency { .. }))
     };
-    let (mut projects, mut issues, mut users, mut seen) = (vec![], vec![], vec![], vec![]);
+    let (mut projects, mut issues, mut users, mut environments, mut seen) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for ((project, issue), events) in by_issue {
         if !counts_users(project) {
             continue;
@@ -413,13 +418,17 @@ async fn record_users(
                 projects.push(*project);
                 issues.push(*issue);
                 users.push(who);
+                environments.push(event.environment().unwrap_or(""));
                 seen.push(event.received_at());
             }
         }
     }
     if !projects.is_empty() {
-        tx.execute(USERS_SQL, &[&projects, &issues, &users, &seen])
-            .await?;
+        tx.execute(
+            USERS_SQL,
+            &[&projects, &issues, &users, &environments, &seen],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -674,6 +674,54 @@ async fn a_user_frequency_rule_counts_distinct_users_and_fires_once() {
     s.dash.mesher.shutdown().await.unwrap();
 }
 
+/// A user-frequency rule with an environments filter counts the users of
+/// those environments only, and a user seen in several once.
+#[actix::test]
+async fn a_user_frequency_rule_counts_only_the_users_of_its_environments() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = s.webhook(&receiver).await;
+    s.rule(
+        json!({"name": "Spreading in production", "channels": [webhook],
+        "condition": {"type": "user_frequency", "count": 2, "window_minutes": 5},
+        "filters": {"environments": ["production"]}}),
+    )
+    .await;
+    let dsn = &s.owned.project.dsn;
+    let by = |user: &'static str, environment: &'static str| Sent {
+        user: Some(user),
+        environment: Some(environment),
+        ..error("Checkout fails")
+    };
+
+    // Four users, two of them in production.
+    send(
+        dsn,
+        vec![
+            by("ann", "production"),
+            by("bob", "production"),
+            by("bob", "staging"),
+            by("cat", "staging"),
+            by("dan", "staging"),
+        ],
+    )
+    .await;
+    wait_until("5 stored", async || {
+        t.count("SELECT count(*) FROM events").await == 5
+    })
+    .await;
+    assert!(
+        s.history().await.is_empty(),
+        "two users in production are not more than 2"
+    );
+    // A third in production crosses it.
+    send(dsn, vec![by("eve", "production")]).await;
+    let history = s.settled(1).await;
+    assert_eq!(history[0]["reason"], "user_frequency");
+    s.dash.mesher.shutdown().await.unwrap();
+}
+
 #[actix::test]
 async fn filters_by_environment_level_and_tag_hold() {
     let t = TestDb::new().await;

@@ -214,7 +214,11 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     // A log is opened in durable mode, and in memory mode when an earlier
     // durable run left one: its events were answered 200, so they are
     // replayed whatever this run acknowledges by.
-    let ack_dir = config.spool.dir.as_ref().map(|dir| dir.join("ack-log"));
+    let ack_dir = config
+        .spool
+        .dir
+        .as_ref()
+        .map(|dir| dir.join(crate::services::ACK_LOG_DIR));
     let ack_log = match (config.ack.mode, ack_dir) {
         (mode, Some(dir)) if mode == Ack::Durable || dir.exists() => {
             let (max, log_metrics) = (config.ack.max_bytes, metrics.clone());

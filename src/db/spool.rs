@@ -140,8 +140,11 @@ fn sqlite(e: rusqlite::Error) -> Error {
 impl SpoolFile {
     /// Opens (creating if needed) the spool in `dir` for the database
     /// `owner`. Fails with [`Error::Setup`] when another process has the
-    /// directory, or when the spool holds batches of another database.
-    pub fn open(dir: &Path, owner: &DatabaseIdentity) -> Result<Self> {
+    /// directory, or when the spool holds batches of another database, or
+    /// the directory `log_segments` segments of acknowledgement log (see
+    /// [`crate::services::AckLog`]) written for another database: what the
+    /// directory holds is for the database the file records.
+    pub fn open(dir: &Path, owner: &DatabaseIdentity, log_segments: usize) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::internal_from(
                 format!("cannot create spool directory {}", dir.display()),
@@ -193,13 +196,13 @@ impl SpoolFile {
             })
             .map_err(sqlite)?;
         let mut file = SpoolFile { conn, _lock: lock };
-        file.claim(dir, owner)?;
+        file.claim(dir, owner, log_segments)?;
         Ok(file)
     }
 
     /// Records `owner` as the database the spool is for, unless it holds
-    /// batches of another.
-    fn claim(&mut self, dir: &Path, owner: &DatabaseIdentity) -> Result<()> {
+    /// batches (or the directory log segments) of another.
+    fn claim(&mut self, dir: &Path, owner: &DatabaseIdentity, log_segments: usize) -> Result<()> {
         let tx = self.conn.transaction().map_err(sqlite)?;
         let recorded = tx
             .query_row(
@@ -222,12 +225,19 @@ impl SpoolFile {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .map_err(sqlite)?;
-        if batches > 0 {
+        if batches > 0 || log_segments > 0 {
+            let held = if log_segments == 0 {
+                format!("{events} events spooled")
+            } else {
+                format!(
+                    "{events} events spooled and {log_segments} segment(s) of acknowledgement log"
+                )
+            };
             match recorded {
                 Some(recorded) if !recorded.same_database(owner) => {
                     return Err(Error::Setup {
                         reason: format!(
-                            "spool directory {} holds {events} events spooled for {recorded}, \
+                            "spool directory {} holds {held} for {recorded}, \
                              but DATABASE_URL names {owner}; replaying them there would store them \
                              in the wrong database. To replay them, start Mesher on that database \
                              again; otherwise move the directory away (keeping its events) or set \
@@ -240,7 +250,7 @@ impl SpoolFile {
                 // Spooled by a Mesher that did not record its database yet:
                 // the database it is started on is the best guess there is.
                 None => log::warn!(
-                    "spool {} holds {events} events that do not say which database they are for; replaying them into {owner}",
+                    "spool {} holds {held} that do not say which database they are for; replaying them into {owner}",
                     dir.display()
                 ),
             }

@@ -223,6 +223,28 @@ impl AckLog {
 }
 
 /// The segment's id, when `path` names one.
+/// The log's directory inside `MESHER_SPOOL_DIR`, whose owner record
+/// (see [`crate::db::spool::SpoolFile::open`]) says which database its
+/// segments are for.
+pub const DIR_NAME: &str = "ack-log";
+
+/// How many segments an earlier run left in `dir`: events answered 200,
+/// perhaps not stored yet. None when there is no such directory.
+pub(crate) fn leftover_segments(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut segments = 0;
+    for entry in entries {
+        if segment_id(&entry?.path()).is_some() {
+            segments += 1;
+        }
+    }
+    Ok(segments)
+}
+
 fn segment_id(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
     (name.len() == 16)

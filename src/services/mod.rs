@@ -26,7 +26,7 @@ mod storage_writer;
 mod user_service;
 mod writer_registry;
 
-pub use ack_log::{AckLog, Leftover, Replay, replay_leftovers};
+pub use ack_log::{AckLog, DIR_NAME as ACK_LOG_DIR, Leftover, Replay, replay_leftovers};
 pub use batch::{Batch, MemoryBudget};
 pub use committer::{Commit, Committer, Landed, MAX_COMBINED_BYTES, MAX_COMBINED_EVENTS};
 pub use inbox::{Admitted, Inbox};

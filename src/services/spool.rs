@@ -195,7 +195,9 @@ impl SpoolStore {
         };
         let owner = db::spool::database_identity(pool).await?;
         let (file, usage) = tokio::task::spawn_blocking(move || {
-            let file = SpoolFile::open(&dir, &owner)?;
+            let log_segments = super::ack_log::leftover_segments(&dir.join(super::ack_log::DIR_NAME))
+                .map_err(|e| Error::internal_from("reading the acknowledgement log", e))?;
+            let file = SpoolFile::open(&dir, &owner, log_segments)?;
             let (usage, quarantined) = (file.usage()?, file.quarantined()?);
             if usage.batches > 0 {
                 log::info!(

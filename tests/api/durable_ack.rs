@@ -483,3 +483,79 @@ async fn a_full_log_refuses_with_retry_after_and_loses_nothing_it_accepted() {
     assert_eq!(answer.map(|a| a.0), Some(200));
     mesher.shutdown().await.unwrap();
 }
+
+/// A log a crashed run left is for the database that run wrote to: a
+/// process started on another database with the same directory refuses
+/// to start, naming both, rather than replaying the events there (where
+/// their project does not exist, so they would be refused and the log
+/// deleted); started on its own database again, it stores them.
+#[actix::test]
+async fn a_log_left_for_one_database_is_replayed_into_it_and_no_other() {
+    let (a, b) = (TestDb::new().await, TestDb::new().await);
+    let proxy = Proxy::start(&a.url);
+    let (project, key) = project(&a).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{addr}/api/{}/envelope/", project.public_id);
+    let dsn = format!("http://{}@{addr}/{}", key.key.expose(), project.public_id);
+    let (mut first, _, _lines) = run(&a, &proxy, &addr, "durable", &[]);
+
+    // Writes to A wait on a held lock: the events answered 200 are in the
+    // log only when the process is killed.
+    let mut holder = a.pool.get().await.unwrap();
+    let hold = holder.transaction().await.unwrap();
+    hold.batch_execute("LOCK TABLE issues IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let http = awc::Client::default();
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let answer = post_envelope(&http, &url, key.key.expose(), envelope(*id, &dsn, n)).await;
+        assert_eq!(answer.map(|(status, _)| status), Some(200));
+    }
+    kill_9(&mut first);
+    // The killed process's statements go with their connections.
+    hold.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+    hold.rollback().await.unwrap();
+    drop(holder);
+    assert_eq!(a.count("SELECT count(*) FROM events").await, 0);
+
+    // B on A's directory.
+    let mut on_b = mesher_binary(&b.url)
+        .env("MESHER_HTTP_ADDR", &addr)
+        .env("MESHER_SPOOL_DIR", a.spool_dir())
+        .env("MESHER_ACK", "durable")
+        .spawn()
+        .expect("start mesher");
+    let lines = log_lines(&mut on_b);
+    let refusal = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("mesher on B says why it does not start");
+        if line.contains("segment(s) of acknowledgement log") {
+            break line;
+        }
+    };
+    assert!(!on_b.wait().unwrap().success(), "B does not start");
+    for t in [&a, &b] {
+        let name = t.url.rsplit('/').next().unwrap();
+        assert!(
+            refusal.contains(&format!("database \"{name}\"")),
+            "{refusal}"
+        );
+    }
+    assert_eq!(b.count("SELECT count(*) FROM events").await, 0);
+
+    // A again: every event answered 200 is stored.
+    let (mut again, _, _lines) = run(&a, &proxy, &addr, "durable", &[]);
+    wait_until("the log is replayed into A", async || {
+        stored_of(&a, &ids).await == ids.len() as i64
+    })
+    .await;
+    assert_no_duplicates(&a).await;
+    sigterm(&mut again);
+}

@@ -46,11 +46,11 @@ fn batches_come_back_oldest_first_and_survive_reopening() {
     let first = vec![event(a, "one"), event(a, "two")];
     let second = vec![event(b, "three")];
     {
-        let file = SpoolFile::open(&dir, &ours()).unwrap();
+        let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
         put(&file, a, &first);
         put(&file, b, &second);
     }
-    let file = SpoolFile::open(&dir, &ours()).unwrap();
+    let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
     let usage = file.usage().unwrap();
     assert_eq!((usage.batches, usage.events), (2, 3));
     assert!(usage.bytes > 0);
@@ -127,7 +127,7 @@ fn rows_that_do_not_decode_are_reported_not_replayed() {
     ];
     for ((what, project_id, events), body, count) in cases {
         let dir = temp_dir("corrupt");
-        let file = SpoolFile::open(&dir, &ours()).unwrap();
+        let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
         file.conn
             .execute(
                 "INSERT INTO batches (project_id, events, bytes, body) VALUES (?1, ?2, 3, ?3)",
@@ -145,7 +145,7 @@ fn rows_that_do_not_decode_are_reported_not_replayed() {
 #[test]
 fn a_batch_set_aside_keeps_its_bytes_and_leaves_the_batches() {
     let dir = temp_dir("set-aside");
-    let mut file = SpoolFile::open(&dir, &ours()).unwrap();
+    let mut file = SpoolFile::open(&dir, &ours(), 0).unwrap();
     let project = Uuid::now_v7();
     put(&file, project, &[event(project, "before")]);
     let corrupt: &[u8] = b"\x00not json\xff";
@@ -192,8 +192,8 @@ fn a_batch_set_aside_keeps_its_bytes_and_leaves_the_batches() {
 #[test]
 fn one_process_at_a_time_and_the_lock_goes_with_the_file() {
     let dir = temp_dir("lock");
-    let first = SpoolFile::open(&dir, &ours()).unwrap();
-    let reason = refusal(SpoolFile::open(&dir, &ours()));
+    let first = SpoolFile::open(&dir, &ours(), 0).unwrap();
+    let reason = refusal(SpoolFile::open(&dir, &ours(), 0));
     assert!(reason.contains(&dir.display().to_string()), "{reason}");
     assert!(
         reason.contains(&format!("(process {})", std::process::id())),
@@ -201,7 +201,7 @@ fn one_process_at_a_time_and_the_lock_goes_with_the_file() {
     );
     assert!(reason.contains("MESHER_SPOOL_DIR"), "{reason}");
     drop(first);
-    let again = SpoolFile::open(&dir, &ours()).unwrap();
+    let again = SpoolFile::open(&dir, &ours(), 0).unwrap();
     drop(again);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -211,7 +211,7 @@ fn a_lock_file_left_by_a_crashed_process_does_not_keep_the_spool_closed() {
     let dir = temp_dir("stale");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(LOCK_FILE_NAME), "4194304\n").unwrap();
-    let file = SpoolFile::open(&dir, &ours()).unwrap();
+    let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
     assert_eq!(
         std::fs::read_to_string(dir.join(LOCK_FILE_NAME)).unwrap(),
         format!("{}\n", std::process::id())
@@ -228,18 +228,18 @@ fn batches_of_one_database_are_never_opened_for_another() {
     let other_cluster = database(42, ours().oid, "mesher");
     let renamed = database(ours().system_identifier, ours().oid, "mesher_renamed");
     {
-        let file = SpoolFile::open(&dir, &ours()).unwrap();
+        let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
         put(&file, project, &[event(project, "kept")]);
     }
     for other in [&same_cluster, &other_cluster] {
-        let reason = refusal(SpoolFile::open(&dir, other));
+        let reason = refusal(SpoolFile::open(&dir, other, 0));
         for named in [ours().to_string(), other.to_string()] {
             assert!(reason.contains(&named), "{reason} should name {named}");
         }
         assert!(reason.contains("holds 1 events"), "{reason}");
     }
     // Nothing was lost to the refusals; a rename is the same database.
-    let file = SpoolFile::open(&dir, &renamed).unwrap();
+    let file = SpoolFile::open(&dir, &renamed, 0).unwrap();
     let batch = file.oldest_after(0).unwrap().unwrap();
     assert!(batch.contents.is_ok());
 
@@ -247,11 +247,31 @@ fn batches_of_one_database_are_never_opened_for_another() {
     // and then belongs to that one.
     file.remove(batch.id).unwrap();
     drop(file);
-    let file = SpoolFile::open(&dir, &other_cluster).unwrap();
+    let file = SpoolFile::open(&dir, &other_cluster, 0).unwrap();
     put(&file, project, &[event(project, "theirs")]);
     drop(file);
-    let reason = refusal(SpoolFile::open(&dir, &ours()));
+    let reason = refusal(SpoolFile::open(&dir, &ours(), 0));
     assert!(reason.contains(&other_cluster.to_string()), "{reason}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_acknowledgement_log_left_for_one_database_keeps_the_spool_from_another() {
+    let dir = temp_dir("owner-log");
+    let other = database(42, ours().oid, "mesher");
+    // Empty of batches, but with two segments of a crashed run's log.
+    drop(SpoolFile::open(&dir, &ours(), 0).unwrap());
+    let reason = refusal(SpoolFile::open(&dir, &other, 2));
+    for named in [ours().to_string(), other.to_string()] {
+        assert!(reason.contains(&named), "{reason} should name {named}");
+    }
+    assert!(
+        reason.contains("2 segment(s) of acknowledgement log"),
+        "{reason}"
+    );
+    // Its own database opens it; once the log is settled, anyone may.
+    drop(SpoolFile::open(&dir, &ours(), 2).unwrap());
+    drop(SpoolFile::open(&dir, &other, 0).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -260,12 +280,12 @@ fn batches_spooled_before_owners_were_recorded_are_kept() {
     let dir = temp_dir("legacy");
     let project = Uuid::now_v7();
     {
-        let file = SpoolFile::open(&dir, &ours()).unwrap();
+        let file = SpoolFile::open(&dir, &ours(), 0).unwrap();
         put(&file, project, &[event(project, "old")]);
         // As a Mesher that did not record its database left it.
         file.conn.execute("DELETE FROM owner", []).unwrap();
     }
-    let file = SpoolFile::open(&dir, &database(42, 1, "any")).unwrap();
+    let file = SpoolFile::open(&dir, &database(42, 1, "any"), 0).unwrap();
     assert_eq!(file.usage().unwrap().events, 1);
     drop(file);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -204,6 +204,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
     let spool = SpoolStore::open(&config.spool, &pool, metrics.clone())
         .await?
         .map(|store| Spool::start(store, reachability));
+    let replay_pool = event_pool.clone();
     let mut storage = start_storage(
         event_pool,
         projects.clone(),
@@ -230,9 +231,15 @@ pub async fn start(config: &Config) -> Result<Mesher> {
                     })??;
             // Alongside new traffic: what the earlier run left is bounded
             // by the log, and its segments stay until it is settled.
-            if !leftovers.is_empty() {
+            if leftovers.is_empty() {
+                if let Some(spool) = &spool {
+                    spool.log_replayed();
+                }
+            } else {
                 let replay = crate::services::Replay {
                     committer: storage.committer.clone(),
+                    pool: replay_pool,
+                    spool: spool.clone(),
                     metrics: metrics.clone(),
                     retry_backoff: config.writer.retry_backoff.clone(),
                 };

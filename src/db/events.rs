@@ -206,9 +206,6 @@ pub struct EventConnections {
     partition_lock_timeout: Duration,
     /// The alert rules its batches fire, shared by its connections.
     rules: Arc<alerts::RuleCache>,
-    /// When this pool, and so this run of Mesher, began (see
-    /// [`EventConnection::since`]).
-    since: DateTime<Utc>,
 }
 
 impl EventConnections {
@@ -222,7 +219,6 @@ impl EventConnections {
             reachability,
             partition_lock_timeout,
             rules: Arc::default(),
-            since: Utc::now(),
         }
     }
 }
@@ -239,13 +235,6 @@ pub struct EventConnection {
     partition_lock_timeout: Duration,
     /// The pool's alert rules (see [`alerts::RuleCache`]).
     rules: Arc<alerts::RuleCache>,
-    /// When this run began. An event received before it was received by
-    /// an earlier run (read back from its acknowledgement log or spool):
-    /// found already stored, it was stored by that run, so this one counts
-    /// it as a duplicate, never as stored, and its counters stay equal to
-    /// the rows it added, whichever of the log's and the spool's copies
-    /// comes first.
-    since: DateTime<Utc>,
 }
 
 impl EventConnection {
@@ -291,7 +280,6 @@ impl bb8::ManageConnection for EventConnections {
             statements: None,
             partition_lock_timeout: self.partition_lock_timeout,
             rules: Arc::clone(&self.rules),
-            since: self.since,
         })
     }
 
@@ -305,10 +293,9 @@ impl bb8::ManageConnection for EventConnections {
 }
 
 /// A batch's events that are stored, by project: inserted by the
-/// statement, or by an earlier attempt of this run at the same batch (the
-/// same event id received at the same moment, since the run began). A
-/// project's events that are not counted here were received before,
-/// separately, or stored by an earlier run: duplicates.
+/// statement, or by an earlier attempt at the same batch (the same event
+/// id received at the same moment). A project's events that are not counted here were
+/// received before, separately: duplicates.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Inserted(HashMap<Uuid, u64>, alerts::Fired);
 
@@ -483,6 +470,23 @@ pub async fn store_batch(pool: &EventPool, events: &[Event]) -> Result<Stored> {
     })
 }
 
+/// Which of `ids` the project has stored already. An earlier run's events,
+/// read back from its acknowledgement log or spool, may have been stored
+/// by that run; those are duplicates to this one, which did not add their
+/// rows. Asked once, before this run first sends them: after that, an
+/// event found stored may be this run's own attempt whose answer was lost
+/// (see [`store_batch`]).
+pub async fn stored_ids(pool: &EventPool, project_id: Uuid, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT id FROM event_ids WHERE project_id = $1 AND id = ANY($2)",
+            &[&project_id, &ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Whether PostgreSQL refused a statement for the values in it rather than
 /// for the state of the server or the connection: a data exception (class
 /// 22), an integrity constraint (23), a program limit such as a row too
@@ -586,10 +590,7 @@ async fn insert(conn: &mut EventConnection, batches: &[&[Event]]) -> Result<Inse
     if !earlier.is_empty() {
         let (mut projects, mut ids, mut times, mut days) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let since = conn.since;
-        for event in events()
-            .filter(|e| earlier.contains(&(e.project_id(), e.id())) && e.received_at() >= since)
-        {
+        for event in events().filter(|e| earlier.contains(&(e.project_id(), e.id()))) {
             projects.push(event.project_id());
             ids.push(event.id());
             times.push(event.received_at());

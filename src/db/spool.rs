@@ -333,6 +333,16 @@ impl SpoolFile {
             .map_err(sqlite)
     }
 
+    /// The id of the last batch spooled, 0 for none: at open, the batches
+    /// up to it are an earlier run's.
+    pub fn last_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM batches", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite)
+    }
+
     /// How many batches were set aside, for a reminder at start.
     pub fn quarantined(&self) -> Result<u64> {
         self.conn

@@ -58,6 +58,8 @@
 
 use super::batch::{Batch, MemoryBudget};
 use super::committer::{Commit, Committer, Landed};
+use super::spool::Spool;
+use crate::db::{self, EventPool};
 use crate::domain::{Event, Hold};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -222,14 +224,13 @@ impl AckLog {
     }
 }
 
-/// The segment's id, when `path` names one.
 /// The log's directory inside `MESHER_SPOOL_DIR`, whose owner record
 /// (see [`crate::db::spool::SpoolFile::open`]) says which database its
 /// segments are for.
 pub const DIR_NAME: &str = "ack-log";
 
 /// How many segments an earlier run left in `dir`: events answered 200,
-/// perhaps not stored yet. None when there is no such directory.
+/// perhaps not stored yet. 0 when there is no such directory.
 pub(crate) fn leftover_segments(dir: &Path) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -245,6 +246,7 @@ pub(crate) fn leftover_segments(dir: &Path) -> std::io::Result<usize> {
     Ok(segments)
 }
 
+/// The segment's id, when `path` names one.
 fn segment_id(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
     (name.len() == 16)
@@ -553,6 +555,11 @@ pub struct Replay {
     /// Lands the batches, as the writers' (PostgreSQL, or the spool while
     /// it is away).
     pub committer: Addr<Committer>,
+    /// Asked which events the crashed run had stored already.
+    pub pool: EventPool,
+    /// Told when the replay is over: the batches the crashed run spooled
+    /// wait for it (see [`Spool::log_replayed`]).
+    pub spool: Option<Spool>,
     pub metrics: Metrics,
     /// A writer's retry delays (`MESHER_WRITER_RETRY_MS`).
     pub retry_backoff: Vec<Duration>,
@@ -560,11 +567,12 @@ pub struct Replay {
 
 /// Replays the segments an earlier run left, oldest first, through the
 /// committer, retrying a failed batch like a writer. Each event read back
-/// is counted as replayed (`from="ack_log"`), then as its batch's outcome,
-/// where an event the crashed run had stored is a duplicate (it was
-/// received before this run began, see [`crate::db::events::EventConnection`]):
-/// the restarted process counts as stored exactly the rows it adds. A
-/// segment is deleted once its events are settled.
+/// is counted as replayed (`from="ack_log"`), then as a duplicate when the
+/// crashed run had stored it, else as its batch's outcome: the restarted
+/// process counts as stored exactly the rows it adds. A segment is deleted
+/// once its events are settled. The batches the crashed run spooled are
+/// replayed after this (see [`Spool::log_replayed`]): an event in both is
+/// then found stored by the second, never taken for its own attempt.
 pub async fn replay_leftovers(leftovers: Vec<Leftover>, replay: Replay) {
     let metrics = &replay.metrics;
     let budget = MemoryBudget::new(usize::MAX);
@@ -642,16 +650,54 @@ pub async fn replay_leftovers(leftovers: Vec<Leftover>, replay: Replay) {
             land(&replay, project, held, &budget).await;
         }
     }
+    if let Some(spool) = &replay.spool {
+        spool.log_replayed();
+    }
 }
 
-/// Lands one replayed batch through the committer, retried as a writer
-/// does.
+/// How often replay asks again which events are stored while PostgreSQL
+/// does not answer.
+const STORED_IDS_RETRY: Duration = Duration::from_secs(1);
+
+/// Lands one replayed batch: what the crashed run had stored as
+/// duplicates, the rest through the committer, retried as a writer does.
 async fn land(replay: &Replay, project_id: Uuid, events: Vec<Event>, budget: &MemoryBudget) {
     let Replay {
         committer,
+        pool,
         metrics,
         retry_backoff,
+        ..
     } = replay;
+    let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
+    // Asked before the first attempt, however long PostgreSQL takes to
+    // answer (the events are in the log meanwhile): after it, an event
+    // found stored may be this run's own attempt (see db::events::stored_ids).
+    let mut waited = false;
+    let known = loop {
+        match db::events::stored_ids(pool, project_id, &ids).await {
+            Ok(known) => break known,
+            Err(e) => {
+                if !waited {
+                    log::warn!(
+                        "replaying the acknowledgement log waits for PostgreSQL: {}",
+                        e.report()
+                    );
+                    waited = true;
+                }
+                tokio::time::sleep(STORED_IDS_RETRY).await;
+            }
+        }
+    };
+    let (known, events): (Vec<Event>, Vec<Event>) =
+        events.into_iter().partition(|e| known.contains(&e.id()));
+    if !known.is_empty() {
+        let count = known.len() as u64;
+        Batch::recovered(project_id, known, metrics.clone(), budget.clone()).landed(0, count, 0);
+    }
+    if events.is_empty() {
+        return;
+    }
     let mut batch = Batch::recovered(project_id, events, metrics.clone(), budget.clone());
     let mut attempt = 0;
     loop {

@@ -58,6 +58,12 @@ struct Shared {
     /// spool counts as full from the first batch it refuses, not only once
     /// its bytes reach the bound exactly.
     full: AtomicBool,
+    /// The batches with ids up to this one were spooled by an earlier
+    /// run (set at open).
+    inherited_through: i64,
+    /// Set at open while an earlier run's acknowledgement log waits to be
+    /// replayed; cleared by [`Spool::log_replayed`].
+    log_pending: AtomicBool,
 }
 
 /// A batch the spool would not take, handed back to its writer.
@@ -139,6 +145,26 @@ impl Spool {
         self.store.send(SetAside { batch, reason }).await?
     }
 
+    /// Whether batch `id` was spooled by an earlier run: its events may
+    /// have been stored by that run, or by the replay of its log.
+    pub(crate) fn inherited(&self, id: i64) -> bool {
+        id <= self.shared.inherited_through
+    }
+
+    /// Whether an earlier run's acknowledgement log is still being
+    /// replayed: until it is, that run's batches wait, so that an event in
+    /// both is stored by the log's replay and found stored by the spool's,
+    /// never the other way round concurrently.
+    pub(crate) fn log_pending(&self) -> bool {
+        self.shared.log_pending.load(Ordering::Acquire)
+    }
+
+    /// Says that the earlier run's log is replayed (or that there is none
+    /// to replay).
+    pub fn log_replayed(&self) {
+        self.shared.log_pending.store(false, Ordering::Release);
+    }
+
     /// Closes the file and lets the directory go, for the next process.
     /// Batches put after this are refused as [`Error::ShuttingDown`]; what
     /// the spool held stays on disk for the next start.
@@ -194,11 +220,12 @@ impl SpoolStore {
             return Ok(None);
         };
         let owner = db::spool::database_identity(pool).await?;
-        let (file, usage) = tokio::task::spawn_blocking(move || {
+        let (file, usage, inherited_through, log_segments) = tokio::task::spawn_blocking(move || {
             let log_segments = super::ack_log::leftover_segments(&dir.join(super::ack_log::DIR_NAME))
                 .map_err(|e| Error::internal_from("reading the acknowledgement log", e))?;
             let file = SpoolFile::open(&dir, &owner, log_segments)?;
             let (usage, quarantined) = (file.usage()?, file.quarantined()?);
+            let inherited_through = file.last_id()?;
             if usage.batches > 0 {
                 log::info!(
                     "spool {} holds {} events from an earlier run; replaying them",
@@ -212,7 +239,7 @@ impl SpoolStore {
                     dir.display()
                 );
             }
-            Ok::<_, Error>((file, usage))
+            Ok::<_, Error>((file, usage, inherited_through, log_segments))
         })
         .await
         .map_err(|e| Error::internal_from("opening the spool", e))??;
@@ -222,6 +249,8 @@ impl SpoolStore {
             events: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             full: AtomicBool::new(false),
+            inherited_through,
+            log_pending: AtomicBool::new(log_segments > 0),
         });
         let store = SpoolStore {
             file: Some(file),

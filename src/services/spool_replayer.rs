@@ -8,7 +8,11 @@
 //! spool holds batches, it replays them one after another, oldest first,
 //! each with the writers' own statement ([`db::events::store_batch`]),
 //! which skips events already stored: a batch committed just before a
-//! crash, and so still in the spool, is harmless to replay.
+//! crash, and so still in the spool, is harmless to replay. A batch an
+//! earlier run spooled waits until that run's acknowledgement log is
+//! replayed, and its events already stored then (by that run, or by the
+//! log's replay) are counted as duplicates: this run counts as stored only
+//! the rows it adds.
 //!
 //! Each batch is settled once: replayed and counted, or, when its row no
 //! longer decodes, set aside in the spool's quarantine table and counted
@@ -22,11 +26,13 @@
 
 use super::spool::{Spool, Spooled};
 use crate::db::{self, EventPool};
+use crate::domain::Event;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use actix::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How often the spool and PostgreSQL are looked at when there is nothing
 /// to replay or PostgreSQL is away: well under the one second within which
@@ -64,6 +70,10 @@ struct Progress {
     /// Settled rows whose removal failed, oldest first, with how to remove
     /// them: retried at each step, never replayed or counted again.
     unremoved: BTreeMap<i64, (Spooled, Removal)>,
+    /// For the earlier run's batch being replayed: its events stored
+    /// before this run first sent it, asked once (see
+    /// [`db::events::stored_ids`]) and kept across its retries.
+    known: Option<(i64, HashSet<Uuid>)>,
 }
 
 /// How a settled row leaves the spool's batches.
@@ -89,6 +99,7 @@ impl Progress {
     /// removal that fails is kept for [`Progress::retry_removals`].
     async fn settle(&mut self, spool: &Spool, batch: Spooled, removal: Removal) {
         self.settled = batch.id;
+        self.known = None;
         if let Err(e) = removal.apply(spool, batch).await {
             log::error!(
                 "spooled batch {} is settled but could not be removed from the spool; \
@@ -238,6 +249,46 @@ async fn replay_next(
             return Next::Now;
         }
     };
+    // An earlier run's batch waits for the replay of that run's log, then
+    // leaves out the events stored before this run first sends it: the
+    // earlier run's (a commit whose answer it lost) or the log replay's.
+    // They are duplicates to this run, which did not add their rows.
+    let replayed = events.len() as u64;
+    let events = if spool.inherited(spooled.id) {
+        if spool.log_pending() {
+            return Next::Tick;
+        }
+        let known = match progress.known.take() {
+            Some((id, known)) if id == spooled.id => known,
+            _ => {
+                let ids: Vec<Uuid> = events.iter().map(Event::id).collect();
+                match db::events::stored_ids(pool, project_id, &ids).await {
+                    Ok(known) => known,
+                    Err(e @ Error::DatabaseUnavailable { .. }) => {
+                        log::warn!("replaying the spool paused: {}", e.report());
+                        return Next::Tick;
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "which events of spooled batch {} are stored is unknown; will retry: {}",
+                            spooled.id,
+                            e.report()
+                        );
+                        return Next::Backoff;
+                    }
+                }
+            }
+        };
+        let fresh = events
+            .into_iter()
+            .filter(|e| !known.contains(&e.id()))
+            .collect();
+        progress.known = Some((spooled.id, known));
+        fresh
+    } else {
+        events
+    };
+    let earlier = replayed - events.len() as u64;
     match db::events::store_batch(pool, &events).await {
         Ok(db::events::Stored {
             stored,
@@ -245,8 +296,8 @@ async fn replay_next(
             refused,
             fired,
         }) => {
-            metrics.events_replayed(events.len() as u64);
-            metrics.events_inserted(stored, duplicate, refused.len() as u64);
+            metrics.events_replayed(replayed);
+            metrics.events_inserted(stored, duplicate + earlier, refused.len() as u64);
             metrics.alerts_fired(&fired);
             if !refused.is_empty() {
                 let refused: Vec<_> = refused.iter().map(|&i| events[i].id()).collect();

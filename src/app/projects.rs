@@ -99,7 +99,11 @@ pub async fn set_key_settings(
         Some(per_minute) => {
             state
                 .projects
-                .send(SetKeyRateLimit { key_id, per_minute })
+                .send(SetKeyRateLimit {
+                    project_id: project.id,
+                    key_id,
+                    per_minute,
+                })
                 .await?
         }
         None => Ok(key),

@@ -86,20 +86,22 @@ pub async fn project_by_key(pool: &Pool, key: &ApiKey) -> Result<ResolvedKey> {
         .ok_or(Error::InvalidCredentials)
 }
 
-/// Sets or removes (`None`) a key's rate limit, checked by the caller.
-/// `NotFound` for an unknown key id.
+/// Sets or removes (`None`) the rate limit of `project_id`'s key `key_id`,
+/// checked by the caller. `NotFound` for a key id of no key of the project.
 pub async fn set_rate_limit(
     pool: &Pool,
+    project_id: Uuid,
     key_id: Uuid,
     per_minute: Option<u32>,
 ) -> Result<ApiKeyInfo> {
     let sql = format!(
-        "UPDATE api_keys SET rate_limit_per_minute = $2 WHERE id = $1 RETURNING {INFO_COLUMNS}"
+        "UPDATE api_keys SET rate_limit_per_minute = $3 WHERE project_id = $1 AND id = $2
+         RETURNING {INFO_COLUMNS}"
     );
     let per_minute = per_minute.map(|n| n as i32);
     pool.get()
         .await?
-        .query_opt(&sql, &[&key_id, &per_minute])
+        .query_opt(&sql, &[&project_id, &key_id, &per_minute])
         .await?
         .map(|r| info_from_row(&r))
         .ok_or(Error::NotFound { entity: "api key" })

@@ -7,9 +7,10 @@
 //! both remembered for [`KEY_CACHE_TTL`], each kind bounded apart (so a
 //! flood of made-up keys cannot push out the real ones), evicting the
 //! least recently used when full: past its capacity the cache keeps the
-//! active keys, it never empties itself. Revoking a key through the
-//! service forgets its project's keys at once; another process that cached
-//! it stops accepting it within the TTL.
+//! active keys, it never empties itself. Revoking a key, or changing its
+//! project's or its own rate limit, through the service forgets the
+//! project's keys at once; another process that cached them sees the
+//! change within the TTL.
 
 use super::project_service::{GetProjectByApiKey, ProjectService};
 use crate::domain::{ApiKey, ResolvedKey};
@@ -38,8 +39,9 @@ pub struct KeyCache(Arc<Mutex<Keys>>);
 struct Keys {
     known: LruCache<Vec<u8>, (ResolvedKey, Instant)>,
     unknown: LruCache<Vec<u8>, Instant>,
-    /// Counts revocations, so that a lookup that started before one does
-    /// not put a key it just revoked back in the cache.
+    /// Counts revocations (and limit changes), so that a lookup that
+    /// started before one does not put back in the cache a key it just
+    /// revoked, or its old limits.
     revocations: u64,
     /// Lookups the database answered (see [`KeyCache::lookups`]).
     lookups: u64,
@@ -112,7 +114,8 @@ impl KeyCache {
         self.lock().lookups
     }
 
-    /// Forgets every key of a project, so a revoked one stops resolving.
+    /// Forgets every key of a project, so a revoked one stops resolving
+    /// and a changed limit applies.
     pub(crate) fn forget_project(&self, project_id: Uuid) {
         let mut keys = self.lock();
         keys.revocations += 1;

@@ -263,6 +263,7 @@ impl Handler<RevokeApiKey> for ProjectService {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ApiKeyInfo>")]
 pub struct SetKeyRateLimit {
+    pub project_id: Uuid,
     pub key_id: Uuid,
     pub per_minute: Option<u32>,
 }
@@ -272,8 +273,9 @@ impl Handler<SetKeyRateLimit> for ProjectService {
 
     fn handle(&mut self, msg: SetKeyRateLimit, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        let set =
-            async move { db::api_keys::set_rate_limit(&pool, msg.key_id, msg.per_minute).await };
+        let set = async move {
+            db::api_keys::set_rate_limit(&pool, msg.project_id, msg.key_id, msg.per_minute).await
+        };
         Box::pin(set.into_actor(self).map(|set, act, _| {
             if let Ok(info) = &set {
                 act.keys.forget_project(info.project_id);

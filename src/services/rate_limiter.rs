@@ -40,9 +40,10 @@ impl Default for RateLimiter {
 }
 
 impl RateLimiter {
-    /// Takes `n` events from every one of `limits`, all or none: when one
-    /// cannot pass them, nothing is taken from any, and `Err` tells which
-    /// (its index in `limits`) and how long until it would pass.
+    /// Takes `n` events from every one of `limits`, all or none: when any
+    /// cannot pass them, nothing is taken from any, and `Err` tells the one
+    /// that holds them longest (its index in `limits`) and how long until
+    /// all would pass.
     pub fn admit(&self, limits: &[Limit], n: u32) -> Result<(), (usize, Duration)> {
         if n == 0 {
             return Ok(());
@@ -50,12 +51,18 @@ impl RateLimiter {
         let now = Instant::now();
         // A panic while the lock was held left a bucket at worst stale.
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut longest: Option<(usize, Duration)> = None;
         for (i, limit) in limits.iter().enumerate() {
             let bucket =
                 buckets.get_or_insert_mut(limit.bucket, || Bucket::full(limit.per_minute, now));
-            bucket
-                .check(limit.per_minute, n, now)
-                .map_err(|wait| (i, wait))?;
+            if let Err(wait) = bucket.check(limit.per_minute, n, now)
+                && longest.is_none_or(|(_, longest)| wait > longest)
+            {
+                longest = Some((i, wait));
+            }
+        }
+        if let Some(refused) = longest {
+            return Err(refused);
         }
         for limit in limits {
             if let Some(bucket) = buckets.get_mut(&limit.bucket) {
@@ -150,5 +157,24 @@ mod tests {
         // The project got its ten; key b still has 93 of its own.
         limiter.give_back(&[project], 5);
         assert_eq!(limiter.admit(&[key_b, project], 5), Ok(()));
+    }
+
+    #[test]
+    fn when_both_refuse_the_wait_is_the_longer_one() {
+        let limiter = RateLimiter::default();
+        // A key with a second's wait left, a project with a minute's.
+        let key = Limit {
+            bucket: Uuid::from_u128(1),
+            per_minute: 60,
+        };
+        let project = Limit {
+            bucket: Uuid::from_u128(2),
+            per_minute: 1,
+        };
+        assert_eq!(limiter.admit(&[key, project], 1), Ok(()));
+        limiter.admit(&[key], 59).unwrap();
+        let (which, wait) = limiter.admit(&[key, project], 1).unwrap_err();
+        assert_eq!(which, 1, "the project's limit holds it longer");
+        assert!(wait > Duration::from_secs(50), "{wait:?}");
     }
 }

@@ -17,10 +17,11 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-/// bcrypt computations allowed at once, running or queued. Past it a
-/// login or registration is refused (429) rather than queued: a flood of
-/// logins then costs at most this many blocking threads, and ingestion,
-/// which shares the blocking pool for decompression, keeps its share.
+/// Logins and registrations allowed at once, from their lookup through
+/// their bcrypt computation. Past it one is refused (429) rather than
+/// queued: a flood of logins then costs at most this many blocking
+/// threads, and ingestion, which shares the blocking pool for
+/// decompression, keeps its share.
 pub const BCRYPT_SLOTS: usize = 8;
 
 /// How long a client refused for want of a bcrypt slot is asked to wait.
@@ -187,14 +188,18 @@ impl Handler<Register> for UserService {
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
         let (pool, cost) = (self.pool.clone(), self.config.bcrypt_cost);
-        let slot = match bcrypt_slot(&self.bcrypt_slots) {
-            Ok(slot) => slot,
+        // Bad input is refused as such, taking no slot.
+        let parsed = Email::parse(&msg.email).and_then(|email| {
+            let password = Password::parse(&msg.password)?;
+            let display_name = Name::parse("display_name", &msg.display_name)?;
+            let slot = bcrypt_slot(&self.bcrypt_slots)?;
+            Ok((email, password, display_name, slot))
+        });
+        let (email, password, display_name, slot) = match parsed {
+            Ok(parsed) => parsed,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         Box::pin(async move {
-            let email = Email::parse(&msg.email)?;
-            let password = Password::parse(&msg.password)?;
-            let display_name = Name::parse("display_name", &msg.display_name)?;
             let hash = bcrypt_off_thread(slot, move || bcrypt::hash(password.expose(), cost))
                 .await?
                 .map_err(|e| Error::internal_from("bcrypt failed", e))?;
@@ -213,13 +218,16 @@ impl Handler<Login> for UserService {
             self.config.bcrypt_cost,
             self.config.session_ttl,
         );
-        let slot = match bcrypt_slot(&self.bcrypt_slots) {
-            Ok(slot) => slot,
+        // Bad input is refused as such, taking no slot.
+        let parsed = Email::parse(&msg.email).and_then(|email| {
+            let password = Password::parse(&msg.password)?;
+            Ok((email, password, bcrypt_slot(&self.bcrypt_slots)?))
+        });
+        let (email, password, slot) = match parsed {
+            Ok(parsed) => parsed,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         Box::pin(async move {
-            let email = Email::parse(&msg.email)?;
-            let password = Password::parse(&msg.password)?;
             let found = db::users::credentials_by_email(&pool, &email).await?;
             let (user, hash) = match found {
                 Some((user, hash)) => (Some(user), hash),

@@ -738,7 +738,7 @@ fn channel_config(target: &ChannelTarget) -> serde_json::Value {
     }
 }
 
-/// `NotFound { "user" }` unless each of `members` belongs to the
+/// `InvalidInput { "members" }` unless each of `members` belongs to the
 /// project's organization, or is kept from what channel `kept` (being
 /// edited) addressed already: someone who has left is no longer emailed,
 /// and must not stop the channel from being renamed or turned off.
@@ -766,7 +766,10 @@ async fn check_members(
         .await?
         .get(0);
     if found != members.len() as i64 {
-        return Err(Error::NotFound { entity: "user" });
+        return Err(Error::invalid(
+            "members",
+            "must be a member of this organization",
+        ));
     }
     Ok(())
 }

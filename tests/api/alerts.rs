@@ -1313,6 +1313,18 @@ async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
         1
     );
 
+    // The API refuses the same with a typed 400.
+    let by_api = s
+        .dash
+        .post(
+            &s.path("/channels"),
+            admin,
+            json!({"kind": "email", "name": "Eve's", "members": [eve_id]}),
+        )
+        .await;
+    assert_eq!(by_api.status, StatusCode::BAD_REQUEST, "{}", by_api.body);
+    assert_eq!(by_api.body["error"]["code"], "invalid_input");
+
     // The edit page ticks the channel's members. Without the address,
     // the member alone is left; then, unticked, the address alone.
     let edit = format!("{page}/channels/{channel}/edit");

@@ -37,18 +37,6 @@ async fn org_members(state: &State, project: &Project) -> Result<Vec<Member>, Er
         .await?
 }
 
-/// What a refusal of a channel form says: a member who is not the
-/// organization's is `NotFound { "user" }` underneath, which alone would
-/// not tell the admin which field was wrong.
-fn refusal(e: &Error) -> String {
-    match e {
-        Error::NotFound { entity: "user" } => {
-            "invalid member: must be a member of this organization".into()
-        }
-        e => e.to_string(),
-    }
-}
-
 /// The alerts page, with what an action left to show: a new webhook's
 /// secret, or a refusal (and the form as it was posted).
 async fn alerts_page(
@@ -98,12 +86,16 @@ async fn refused(
     e: Error,
     posted: Posted<'_>,
 ) -> HttpResponse {
-    if let Error::InvalidInput { .. }
-    | Error::NotFound {
-        entity: "channel" | "user",
-    } = e
-    {
-        let page = alerts_page(state, &reader, project_id, None, Some(refusal(&e)), posted).await;
+    if let Error::InvalidInput { .. } | Error::NotFound { entity: "channel" } = e {
+        let page = alerts_page(
+            state,
+            &reader,
+            project_id,
+            None,
+            Some(e.to_string()),
+            posted,
+        )
+        .await;
         return page_or_error(page, StatusCode::BAD_REQUEST, reader.nav);
     }
     error_page(e, Some(reader.nav))
@@ -241,13 +233,13 @@ pub async fn update_channel(
     };
     match saved.await {
         Ok(_) => see_other(&format!("/projects/{project_id}/alerts")),
-        Err(e @ (Error::InvalidInput { .. } | Error::NotFound { entity: "user" })) => {
+        Err(e @ Error::InvalidInput { .. }) => {
             let page = channel_edit_page(
                 &state,
                 &reader,
                 &project_id,
                 &channel_id,
-                Some(refusal(&e)),
+                Some(e.to_string()),
                 Some(&form),
             )
             .await;

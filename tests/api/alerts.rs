@@ -324,6 +324,19 @@ impl Setup {
         Setup { dash, owned }
     }
 
+    /// [`Setup::start`] with email channels on, sending through a real
+    /// SMTP server of its own (returned with it: it runs while it lives).
+    pub async fn with_email(t: &TestDb) -> (Smtp, Setup) {
+        let smtp = Smtp::start();
+        let smtp_url = smtp.url();
+        let setup = Setup::start(t, |c| {
+            c.notifier.smtp_url = Some(smtp_url);
+            c.notifier.email_from = Some("Mesher <alerts@example.org>".into());
+        })
+        .await;
+        (smtp, setup)
+    }
+
     /// The issue of one event `message` (the project's only issue),
     /// archived `until` (the API's `archive` object); its id.
     pub async fn archived_issue(&self, t: &TestDb, message: &str, until: Value) -> String {
@@ -432,13 +445,7 @@ async fn outbox_empty(t: &TestDb) -> bool {
 #[actix::test]
 async fn a_thousand_events_of_one_new_issue_send_one_email_and_one_webhook() {
     let t = TestDb::new().await;
-    let smtp = Smtp::start();
-    let smtp_url = smtp.url();
-    let s = Setup::start(&t, |c| {
-        c.notifier.smtp_url = Some(smtp_url);
-        c.notifier.email_from = Some("Mesher <alerts@example.org>".into());
-    })
-    .await;
+    let (smtp, s) = Setup::with_email(&t).await;
     let receiver = Receiver::start().await;
     let (webhook, secret) = s.webhook(&receiver).await;
     let (email, none) = s
@@ -1135,13 +1142,7 @@ async fn rules_and_channels_are_read_by_members_written_by_admins_and_tested() {
 #[actix::test]
 async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
     let t = TestDb::new().await;
-    let smtp = Smtp::start();
-    let smtp_url = smtp.url();
-    let s = Setup::start(&t, |c| {
-        c.notifier.smtp_url = Some(smtp_url);
-        c.notifier.email_from = Some("Mesher <alerts@example.org>".into());
-    })
-    .await;
+    let (smtp, s) = Setup::with_email(&t).await;
     let admin = &s.owned.owner;
     let registered = s
         .dash

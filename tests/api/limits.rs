@@ -36,6 +36,23 @@ fn capture(client: &Arc<sentry::Client>, message: &str) {
     hub.capture_message(message, sentry::Level::Error);
 }
 
+/// `n` events through each of two SDK clients in turn, each flushed
+/// before the next is captured (the SDK's queue holds only 30): whether
+/// every flush finished.
+async fn capture_in_turn(dsns: [&str; 2], n: usize) -> bool {
+    let clients = dsns.map(client);
+    tokio::task::spawn_blocking(move || {
+        (0..n).all(|i| {
+            clients.iter().all(|sdk| {
+                capture(sdk, &format!("event {i}"));
+                sdk.flush(Some(Duration::from_secs(10)))
+            })
+        })
+    })
+    .await
+    .unwrap()
+}
+
 #[actix::test]
 async fn admins_set_a_projects_retention_and_limit_and_see_its_usage() {
     let t = TestDb::new().await;
@@ -148,16 +165,7 @@ async fn a_project_over_its_limit_gets_429_and_the_sdk_backs_off() {
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
 
-    let (noisy, quiet) = (client(&limited.project.dsn), client(&other.dsn));
-    // Each sent before the next (the SDK's queue holds only 30).
-    let sent = tokio::task::spawn_blocking(move || {
-        (0..40).all(|i| {
-            capture(&noisy, &format!("loop {i}"));
-            capture(&quiet, &format!("quiet {i}"));
-            noisy.flush(Some(Duration::from_secs(10))) && quiet.flush(Some(Duration::from_secs(10)))
-        })
-    });
-    assert!(sent.await.unwrap());
+    assert!(capture_in_turn([&limited.project.dsn, &other.dsn], 40).await);
     wait_until("the quiet project's events are stored", async || {
         stored_of(&t, &other.id).await == 40
     })
@@ -341,15 +349,7 @@ async fn a_key_over_its_own_limit_gets_429_naming_the_key_and_the_projects_other
     assert_eq!(listed.body[0]["rate_limit_per_minute"], 20);
     assert_eq!(listed.body[1]["rate_limit_per_minute"], json!(null));
 
-    let (noisy, quiet) = (client(&owned.project.dsn), client(&quiet_dsn));
-    let sent = tokio::task::spawn_blocking(move || {
-        (0..25).all(|i| {
-            capture(&noisy, &format!("loop {i}"));
-            capture(&quiet, &format!("job {i}"));
-            noisy.flush(Some(Duration::from_secs(10))) && quiet.flush(Some(Duration::from_secs(10)))
-        })
-    });
-    assert!(sent.await.unwrap());
+    assert!(capture_in_turn([&owned.project.dsn, &quiet_dsn], 25).await);
     // The limited key's burst and the other key's every event, in one
     // project with no limit of its own.
     wait_until("both keys' accepted events are stored", async || {

@@ -82,7 +82,8 @@ impl Actor for IssueService {
 /// `event_count`. `query` is a search in Sentry's syntax (see
 /// [`crate::domain::search`]; free text alone matches the title or the
 /// culprit, in any letter case); `status`, `environment` and `release`
-/// add `is:`, `environment:` and `release:` filters. `me` is whom
+/// add `is:`, `environment:` and `release:` filters (`status` only when
+/// the query has no `is:` of its own, which wins). `me` is whom
 /// `assigned:me` names. `cursor` is the previous page's `next`; `limit`
 /// is 1 to 100, 25 by default.
 ///
@@ -269,8 +270,13 @@ impl Handler<ListIssues> for IssueService {
                 Some(query) => Search::parse(query, now)?,
                 None => Search::default(),
             };
+            // A search's own `is:` wins over the status given beside it
+            // (the pages' list, which defaults to unresolved).
             if let Some(status) = msg.status.as_deref() {
-                search.require(Condition::Status(status.parse()?));
+                let status = Condition::Status(status.parse()?);
+                if !search.has_status() {
+                    search.require(status);
+                }
             }
             for (key, value) in [("environment", &msg.environment), ("release", &msg.release)] {
                 if let Some(value) = optional_filter(key, value.as_deref())? {

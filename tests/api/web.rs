@@ -612,6 +612,22 @@ async fn the_issue_list_counts_users_and_days_and_the_issue_page_walks_the_event
     assert_eq!(status, 200);
     assert!(!none.contains(&format!("/projects/{project}/issues/{issue}")));
 
+    // The search's own `is:` wins over the status list, whose default is
+    // unresolved.
+    t.execute(&format!(
+        "UPDATE issues SET status = 'resolved', resolved_at = now() WHERE id = '{issue}'"
+    ))
+    .await;
+    let listed = |query: &str| {
+        let path = format!("/projects/{project}/issues{query}");
+        async move { page(&path).await }
+    };
+    let (status, resolved) = listed("?query=is:resolved").await;
+    assert_eq!(status, 200);
+    assert!(resolved.contains(&format!("/projects/{project}/issues/{issue}")));
+    let (_, unresolved) = listed("").await;
+    assert!(!unresolved.contains(&format!("/projects/{project}/issues/{issue}")));
+
     // A search that cannot be read is explained under the search box.
     let (status, refused) = page(&format!("/projects/{project}/issues?query=is:bogus")).await;
     assert_eq!(status, 400);

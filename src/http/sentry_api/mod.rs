@@ -23,6 +23,7 @@
 mod uploads;
 
 use super::error::{Problem, SentryError};
+use super::sentry_auth;
 use crate::app::State;
 use crate::domain::{Organization, Project};
 use crate::error::Error;
@@ -62,14 +63,10 @@ async fn info(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(json!({ "version": "0", "auth": auth, "user": null })))
 }
 
-/// The token of `Authorization: Bearer <token>`, if any.
+/// The token of `Authorization: Bearer <token>`, if any (the scheme in
+/// any letter case, as everywhere else: [`sentry_auth::bearer_token`]).
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    sentry_auth::bearer_token(req.headers().get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The organization `token` belongs to; `InvalidCredentials` (401) for a

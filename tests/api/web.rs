@@ -406,6 +406,46 @@ async fn pages_answer_each_visitor_as_the_roles_say() {
     assert_eq!(limit_of_ci().await, 120);
     assert_eq!(limit("").await.0, 303);
     assert_eq!(limit_of_ci().await, -1, "an empty field lifts the limit");
+
+    // The project's own settings: saved by an admin, a bad value explained
+    // with nothing changed, and a member refused.
+    let settings = async |who: &str, retention: &str, rate: &str| {
+        let mut res = client
+            .post(dash.url(&format!("/projects/{project}/settings")))
+            .insert_header(("Cookie", format!("mesher_session={who}")))
+            .insert_header(("Origin", format!("http://{}", dash.mesher.http_addr)))
+            .send_form(&[
+                ("retention_days", retention),
+                ("rate_limit_per_minute", rate),
+            ])
+            .await
+            .unwrap();
+        let body = res.body().limit(1 << 22).await.unwrap();
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let saved = async || {
+        t.count(&format!(
+            "SELECT coalesce(retention_days, -1)::bigint * 1000000 \
+                 + coalesce(rate_limit_per_minute, -1)::bigint \
+             FROM projects WHERE id = '{project}'"
+        ))
+        .await
+    };
+    assert_eq!(settings(&owner, "7", "600").await.0, 200);
+    assert_eq!(saved().await, 7_000_600);
+    let (status, body) = settings(&owner, "7", "lots").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("whole number"), "{body}");
+    let (status, body) = settings(&owner, "400", "600").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("retention"), "{body}");
+    assert_eq!(saved().await, 7_000_600, "a refused form changes nothing");
+    assert_eq!(settings(&member, "1", "").await.0, 403);
+    assert_eq!(settings(&owner, "", "").await.0, 200);
+    assert_eq!(saved().await, -1_000_001, "empty fields remove both");
 }
 
 /// The `href` of the link whose text is `text`, if the page has one.

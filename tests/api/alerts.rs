@@ -822,6 +822,13 @@ async fn a_receiver_that_fails_then_refuses_gets_the_same_delivery_once_it_recov
         delivery["last_error"].as_str().unwrap().contains("connect"),
         "{delivery}"
     );
+    // The outbox's depth and age, as an operator's alert on them sees it
+    // (kept by each of the notifier's passes).
+    wait_until("the outbox gauges show the waiting delivery", async || {
+        let m = s.metrics();
+        m.gauge("outbox_pending") == 1 && m.value("mesher_outbox_oldest_seconds", &[]) >= 1.0
+    })
+    .await;
 
     receiver.answer.store(ANSWER_OK, Ordering::SeqCst);
     receiver.restart().await;

@@ -790,6 +790,77 @@ async fn filters_by_environment_level_and_tag_hold() {
     s.dash.mesher.shutdown().await.unwrap();
 }
 
+/// Slack- and Discord-compatible channels get their incoming-webhook
+/// formats, through the same delivery path as a webhook: Slack's `text`
+/// and `blocks`, Discord's `content` and `embeds` with mentions off, each
+/// linking the issue.
+#[actix::test]
+async fn slack_and_discord_channels_get_their_own_message_formats() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let (slack, _) = s
+        .channel(json!({"kind": "slack", "name": "Slack", "url": receiver.url("/slack")}))
+        .await;
+    let (discord, _) = s
+        .channel(json!({"kind": "discord", "name": "Discord", "url": receiver.url("/discord")}))
+        .await;
+    s.rule(json!({"name": "New", "condition": {"type": "new_issue"},
+        "channels": [slack, discord]}))
+        .await;
+    send(&s.owned.project.dsn, vec![error("KeyError: 'c'")]).await;
+    wait_until("both messages arrived", async || {
+        receiver.requests().len() == 2
+    })
+    .await;
+
+    let bodies: Vec<Value> = receiver.requests().iter().map(Received::json).collect();
+    let slack = bodies
+        .iter()
+        .find(|b| b.get("blocks").is_some())
+        .expect("a Slack message");
+    let discord = bodies
+        .iter()
+        .find(|b| b.get("embeds").is_some())
+        .expect("a Discord message");
+    let link = format!("/projects/{}/issues/", s.owned.project.id);
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("New issue in web: KeyError"),
+        "{slack}"
+    );
+    let section = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(section.contains(&link), "{slack}");
+    assert_eq!(discord["content"], "New issue in web");
+    assert!(
+        discord["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("KeyError")
+    );
+    assert!(
+        discord["embeds"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&link),
+        "{discord}"
+    );
+    assert_eq!(discord["allowed_mentions"]["parse"], json!([]));
+    wait_until("both are counted as delivered", async || {
+        let m = s.metrics();
+        ["slack", "discord"].iter().all(|channel| {
+            m.value(
+                "mesher_notifications",
+                &[("channel", channel), ("outcome", "delivered")],
+            ) == 1.0
+        })
+    })
+    .await;
+    s.dash.mesher.shutdown().await.unwrap();
+}
+
 #[actix::test]
 async fn a_receiver_that_fails_then_refuses_gets_the_same_delivery_once_it_recovers() {
     let t = TestDb::new().await;

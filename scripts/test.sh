@@ -6,13 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=pg.sh
 . scripts/pg.sh
-# The JavaScript clients the source map tests run (esbuild, sentry-cli 3.x
-# and 2.x, @sentry/node), pinned by tests/js/package-lock.json; installed
-# again when the lock file changed. npm's registry is the only network use.
-if [ ! -e tests/js/node_modules/.package-lock.json ] ||
-    [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
-    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# The JavaScript clients the source map tests run.
+# shellcheck source=lib/js-clients.sh
+. scripts/lib/js-clients.sh
 # The SMTP server the alert tests send to: Debian's aiosmtpd, run with
 # Debian's own Python (a python3 earlier on PATH may lack it).
 if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then

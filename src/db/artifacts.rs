@@ -74,7 +74,9 @@ pub async fn chunk_data(pool: &Pool, org_id: Uuid, chunks: &[[u8; 20]]) -> Resul
 }
 
 /// The projects of `project_ids` that do not have the bundle `checksum`
-/// yet.
+/// yet. Those that have it count it as used now: a build pipeline
+/// uploading the same bundle again is shipping that release again, so
+/// retention must not take its maps for unused.
 pub async fn projects_without(
     pool: &Pool,
     project_ids: &[Uuid],
@@ -84,7 +86,11 @@ pub async fn projects_without(
         .get()
         .await?
         .query(
-            "SELECT p FROM unnest($1::uuid[]) AS p
+            "WITH used AS (
+                 UPDATE artifact_bundles SET used_at = now()
+                 WHERE project_id = ANY($1) AND checksum = $2
+             )
+             SELECT p FROM unnest($1::uuid[]) AS p
              WHERE NOT EXISTS (SELECT 1 FROM artifact_bundles b
                                WHERE b.project_id = p AND b.checksum = $2)",
             &[&project_ids, &checksum.as_slice()],

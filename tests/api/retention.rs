@@ -450,7 +450,7 @@ async fn an_unpartitioned_event_ids_is_moved_into_daily_partitions() {
 }
 
 /// A bundle of one source map for `project`, with `debug_id`, last used at
-/// `used_at`, made as an upload leaves it.
+/// `used_at`, made as an upload leaves it; its checksum is [`checksum`].
 async fn bundle(t: &TestDb, project: Uuid, debug_id: Uuid, used_at: DateTime<Utc>) {
     let client = t.pool.get().await.unwrap();
     client
@@ -458,7 +458,7 @@ async fn bundle(t: &TestDb, project: Uuid, debug_id: Uuid, used_at: DateTime<Utc
             "WITH b AS (
                  INSERT INTO artifact_bundles
                      (id, org_id, project_id, checksum, debug_id, file_count, bytes, used_at)
-                 SELECT gen_random_uuid(), org_id, id, uuid_send($2), $2, 1, 2, $3
+                 SELECT gen_random_uuid(), org_id, id, uuid_send($2) || '\\x00000000'::bytea, $2, 1, 2, $3
                  FROM projects WHERE id = $1
                  RETURNING id, org_id, project_id
              )
@@ -473,6 +473,13 @@ async fn bundle(t: &TestDb, project: Uuid, debug_id: Uuid, used_at: DateTime<Utc
         .unwrap();
 }
 
+/// The (SHA-1 sized) checksum [`bundle`] gives the bundle of `debug_id`.
+fn checksum(debug_id: Uuid) -> [u8; 20] {
+    let mut sum = [0; 20];
+    sum[..16].copy_from_slice(debug_id.as_bytes());
+    sum
+}
+
 #[actix::test]
 async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() {
     let t = TestDb::new().await;
@@ -481,9 +488,10 @@ async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() 
         "UPDATE projects SET retention_days = 7 WHERE id = '{short}'"
     ))
     .await;
-    let [unused, reporting, recent, short_unused] = [(); 4].map(|_| Uuid::now_v7());
+    let [unused, reporting, uploaded, recent, short_unused] = [(); 5].map(|_| Uuid::now_v7());
     bundle(&t, project, unused, at(days_ago(120), 0)).await;
     bundle(&t, project, reporting, at(days_ago(120), 0)).await;
+    bundle(&t, project, uploaded, at(days_ago(120), 0)).await;
     bundle(&t, project, recent, at(days_ago(10), 0)).await;
     bundle(&t, short, short_unused, at(days_ago(10), 0)).await;
     // An event of the build still reporting needs its map now.
@@ -502,6 +510,12 @@ async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() 
             .unwrap()
             .is_some()
     );
+    // The same bundle uploaded again: its assembly finds the project has
+    // it, and that counts as a use.
+    let lacking = db::artifacts::projects_without(&t.pool, &[project], &checksum(uploaded))
+        .await
+        .unwrap();
+    assert!(lacking.is_empty(), "the project has that bundle already");
 
     let retained = manager(&t, 90).send(ApplyRetention).await.unwrap().unwrap();
 
@@ -514,11 +528,12 @@ async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() 
     };
     assert_eq!(t.count(&kept(unused)).await, 0, "unused for 120 days");
     assert_eq!(t.count(&kept(reporting)).await, 1, "used just now");
+    assert_eq!(t.count(&kept(uploaded)).await, 1, "uploaded again just now");
     assert_eq!(t.count(&kept(recent)).await, 1, "the server keeps 90 days");
     assert_eq!(t.count(&kept(short_unused)).await, 0, "its project keeps 7");
     assert_eq!(
         t.count("SELECT count(*) FROM artifact_files").await,
-        2,
+        3,
         "no file is left without its bundle"
     );
 }

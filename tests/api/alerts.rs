@@ -433,6 +433,69 @@ impl Setup {
     pub fn metrics(&self) -> Metrics {
         Metrics::of(&self.dash.mesher.metrics)
     }
+
+    /// A page of the web UI as `token`'s session gets it: its status and
+    /// HTML.
+    pub async fn page(&self, path: &str, token: &str) -> (StatusCode, String) {
+        self.web(Method::GET, path, token, None).await
+    }
+
+    /// `form` posted with `token`'s session as the web UI's own pages post
+    /// it: the status and HTML.
+    pub async fn form(
+        &self,
+        path: &str,
+        token: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        self.web(Method::POST, path, token, Some(form)).await
+    }
+
+    /// [`Setup::page`] and [`Setup::form`].
+    async fn web(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> (StatusCode, String) {
+        // A form's 303 is what a test looks at: redirects are not followed.
+        let client = awc::Client::builder().disable_redirects().finish();
+        let request = client
+            .request(method, self.dash.url(path))
+            .insert_header(("Cookie", format!("mesher_session={token}")));
+        let sent = match form {
+            // From this origin, as the web UI accepts a form.
+            Some(form) => {
+                let origin = format!("http://{}", self.dash.mesher.http_addr);
+                request
+                    .insert_header(("Origin", origin))
+                    .send_form(&form)
+                    .await
+            }
+            None => request.send().await,
+        };
+        let mut response = sent.expect("the web UI answers");
+        let body = response.body().limit(1 << 22).await.expect("a body");
+        (
+            response.status(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+}
+
+/// The `value` of the form field named `name` in `html` (the first such
+/// field, whose tag names it before its value).
+fn field_value<'a>(html: &'a str, name: &str) -> &'a str {
+    let tag = html
+        .find(&format!(r#"name="{name}""#))
+        .map(|at| &html[at..at + html[at..].find('>').expect("a whole tag")])
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let value = tag
+        .split_once(r#"value=""#)
+        .unwrap_or_else(|| panic!("no value in {tag}"))
+        .1;
+    &value[..value.find('"').expect("a quoted value")]
 }
 
 /// The outbox is empty: nothing more will be sent.
@@ -1257,30 +1320,9 @@ async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
     let outsider = s.dash.user("eve@example.org").await;
     let eve_id = s.dash.user_id(&outsider).await;
 
-    let client = awc::Client::builder().disable_redirects().finish();
-    let origin = format!("http://{}", s.dash.mesher.http_addr);
     let page = format!("/projects/{}/alerts", s.owned.project.id);
-    let get = async |path: &str, token: &str| {
-        let mut res = client
-            .get(s.dash.url(path))
-            .insert_header(("Cookie", format!("mesher_session={token}")))
-            .send()
-            .await
-            .unwrap();
-        let body = res.body().limit(1 << 22).await.unwrap();
-        (res.status(), String::from_utf8_lossy(&body).into_owned())
-    };
-    let post = async |path: &str, form: &[(&str, &str)]| {
-        let mut res = client
-            .post(s.dash.url(path))
-            .insert_header(("Cookie", format!("mesher_session={admin}")))
-            .insert_header(("Origin", origin.as_str()))
-            .send_form(&form)
-            .await
-            .unwrap();
-        let body = res.body().limit(1 << 22).await.unwrap();
-        (res.status(), String::from_utf8_lossy(&body).into_owned())
-    };
+    let get = async |path: &str, token: &str| s.page(path, token).await;
+    let post = async |path: &str, form: &[(&str, &str)]| s.form(path, admin, form).await;
     let channels = async || {
         let listed = s.dash.get(&s.path("/channels"), admin).await;
         assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
@@ -1499,6 +1541,201 @@ async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    s.dash.mesher.shutdown().await.unwrap();
+}
+
+/// The alerts page's rule forms as an admin uses them, on a rule made
+/// through the API: edited on its page, the API shows the new name,
+/// filters and interval, and a bad interval is explained with the form as
+/// posted and nothing changed; turned off, an event it would match fires
+/// nothing, and turned on again the next new issue it matches fires it; a
+/// member may change none of it; deleted, it is gone.
+#[actix::test]
+async fn a_rule_is_edited_turned_off_and_on_and_deleted_on_its_page_by_admins_only() {
+    let t = TestDb::new().await;
+    let s = Setup::start(&t, |_| {}).await;
+    let admin = &s.owned.owner;
+    let receiver = Receiver::start().await;
+    let (webhook, _) = s.webhook(&receiver).await;
+    let rule = s
+        .rule(
+            json!({"name": "New errors", "condition": {"type": "new_issue"},
+            "channels": [webhook]}),
+        )
+        .await;
+    let alerts = format!("/projects/{}/alerts", s.owned.project.id);
+    let (edit, update) = (
+        format!("{alerts}/rules/{rule}/edit"),
+        format!("{alerts}/rules/{rule}"),
+    );
+    let (enabled, delete) = (format!("{update}/enabled"), format!("{update}/delete"));
+    // The rule as the API lists it, if it does.
+    let listed = async || {
+        let rules = s.dash.get(&s.path("/alert-rules"), admin).await;
+        assert_eq!(rules.status, StatusCode::OK, "{}", rules.body);
+        let rules = rules.body["rules"].as_array().unwrap().clone();
+        rules.into_iter().find(|r| r["id"] == rule.as_str())
+    };
+
+    // The edit page shows the rule as it is.
+    let (status, body) = s.page(&edit, admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(field_value(&body, "name"), "New errors");
+    assert_eq!(field_value(&body, "action_interval_minutes"), "30");
+    assert!(
+        body.contains(&format!(r#"value="{webhook}" checked"#)),
+        "{body}"
+    );
+
+    // Renamed, narrowed to checkout's errors in production, and quieter,
+    // with every field of the form posted as a browser posts it.
+    let edited = [
+        ("name", "Checkout errors"),
+        ("condition", "new_issue"),
+        ("count", "100"),
+        ("window_minutes", "60"),
+        ("environments", "production"),
+        ("min_level", "error"),
+        ("tag_key", "area"),
+        ("tag_value", "checkout"),
+        ("action_interval_minutes", "5"),
+        ("channel", webhook.as_str()),
+    ];
+    let (status, body) = s.form(&update, admin, &edited).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let saved = listed().await.expect("the rule");
+    assert_eq!(saved["name"], "Checkout errors");
+    assert_eq!(saved["action_interval_minutes"], 5);
+    assert_eq!(
+        saved["filters"],
+        json!({"environments": ["production"], "min_level": "error",
+            "tag": {"key": "area", "value": "checkout"}})
+    );
+    assert_eq!(saved["channels"], json!([webhook]));
+    assert_eq!(saved["enabled"], true);
+    let (_, body) = s.page(&edit, admin).await;
+    assert_eq!(field_value(&body, "name"), "Checkout errors");
+    assert_eq!(field_value(&body, "action_interval_minutes"), "5");
+    assert_eq!(field_value(&body, "tag_value"), "checkout");
+
+    // A bad interval: the form again as posted, with why; nothing changed.
+    let with_interval = |interval| {
+        edited.map(|(key, value)| match key {
+            "name" => (key, "Renamed again"),
+            "action_interval_minutes" => (key, interval),
+            _ => (key, value),
+        })
+    };
+    for (interval, why) in [
+        (
+            "0",
+            "invalid action_interval_minutes: must be from 1 minute to 30 days (43200)",
+        ),
+        (
+            "soon",
+            "invalid action_interval_minutes: must be a whole number",
+        ),
+    ] {
+        let (status, body) = s.form(&update, admin, &with_interval(interval)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{interval}: {body}");
+        assert!(body.contains(why), "{why}: {body}");
+        assert_eq!(field_value(&body, "name"), "Renamed again");
+        assert_eq!(field_value(&body, "action_interval_minutes"), interval);
+        assert_eq!(listed().await.as_ref(), Some(&saved), "{interval}");
+    }
+
+    // As edited, it fires for checkout's new issue and not for another.
+    let checkout = |message| Sent {
+        tags: vec![("area", "checkout")],
+        ..error(message)
+    };
+    let dsn = &s.owned.project.dsn;
+    send(dsn, vec![error("Search fails"), checkout("Checkout fails")]).await;
+    wait_until("two issues exist", async || {
+        t.count("SELECT count(*) FROM issues").await == 2
+    })
+    .await;
+    assert_eq!(s.settled(1).await[0]["rule_id"], rule.as_str());
+    let notice = receiver.requests()[0].json();
+    assert_eq!(notice["rule"]["name"], "Checkout errors");
+    assert_eq!(notice["issue"]["title"], "Checkout fails");
+
+    // Turned off, it fires nothing for a new issue it matches. The alerts a
+    // new issue fires are written in the transaction that makes the issue:
+    // once the issue exists, any alert would too.
+    let (status, body) = s.form(&enabled, admin, &[("enabled", "false")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(listed().await.unwrap()["enabled"], false);
+    send(dsn, vec![checkout("Checkout fails while off")]).await;
+    wait_until("the third issue exists", async || {
+        t.count("SELECT count(*) FROM issues").await == 3
+    })
+    .await;
+    assert_eq!(s.history().await.len(), 1, "a rule turned off fired");
+
+    // Turned on again, it fires for the next.
+    let (status, body) = s.form(&enabled, admin, &[("enabled", "true")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(listed().await.unwrap()["enabled"], true);
+    send(dsn, vec![checkout("Checkout fails again")]).await;
+    s.settled(2).await;
+    let titles: Vec<Value> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.json()["issue"]["title"].clone())
+        .collect();
+    assert_eq!(titles, ["Checkout fails", "Checkout fails again"]);
+
+    // A member sees the alerts page but may not edit, turn off or delete a
+    // rule, not even to be told what is wrong with a bad value.
+    let member = s.dash.user("bob@example.org").await;
+    let added = s
+        .dash
+        .post(
+            &format!("/api/v1/orgs/{}/members", s.owned.org),
+            admin,
+            json!({"email": "bob@example.org", "role": "member"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    let before = listed().await;
+    let (status, _) = s.page(&alerts, &member).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.page(&edit, &member).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    for (path, form) in [
+        (&update, edited.to_vec()),
+        (&update, with_interval("0").to_vec()),
+        (&enabled, vec![("enabled", "false")]),
+        (&delete, vec![]),
+    ] {
+        let (status, body) = s.form(path, &member, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {form:?}: {body}");
+    }
+    assert_eq!(listed().await, before, "a member changed the rule");
+
+    // Deleted, it is gone from the API and the page.
+    let (status, body) = s.form(&delete, admin, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(listed().await, None);
+    let patched = s
+        .dash
+        .call(
+            Method::PATCH,
+            &s.path(&format!("/alert-rules/{rule}")),
+            crate::dashboard::Auth::Bearer(admin),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::NOT_FOUND, "{}", patched.body);
+    let (status, body) = s.page(&alerts, admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.contains("Checkout errors"), "{body}");
+    assert_eq!(s.page(&edit, admin).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.form(&enabled, admin, &[("enabled", "true")]).await.0,
+        StatusCode::NOT_FOUND
+    );
     s.dash.mesher.shutdown().await.unwrap();
 }
 

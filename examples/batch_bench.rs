@@ -1,7 +1,7 @@
 //! The cost of storing one batch in PostgreSQL, without HTTP or actors:
 //! `db::events::insert_batch` (the issue upsert, the COPY and the triage
 //! aggregation in one transaction) for `N` (100) batches of `SIZE` (100)
-//! events of 61 issues, after 10 warm-up batches, on a fresh database at
+//! events of `ISSUES` (61) issues, after 10 warm-up batches, on a fresh database at
 //! `DATABASE_URL`. Each event carries about 12 indexed tags; with `LOW`
 //! set, an issue's tags have one value each (as `http_bench`'s events),
 //! otherwise `user`, `server_name` and `url` vary (500, 12 and 30
@@ -59,9 +59,13 @@ async fn main() {
         seed ^= seed << 17;
         seed as usize
     };
+    let issues: usize = std::env::var("ISSUES")
+        .unwrap_or("61".into())
+        .parse()
+        .unwrap();
     for b in 0..n + 10 {
         let batch: Vec<Event> = (0..size).map(|_| {
-            let k = rnd() % 61;
+            let k = rnd() % issues;
             let low = std::env::var("LOW").is_ok();
             let u = if low { k * 101 } else { rnd() % 500 };
             let j = json!({"event_id": uuid::Uuid::now_v7().simple().to_string(), "level": "error", "release": "shop@2.4.1", "environment": "production",

@@ -9,9 +9,6 @@ use crate::sourcemaps::bundle::Bundle;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// How long chunks of a bundle never assembled are kept.
-const STALE_CHUNKS: &str = "1 day";
-
 /// Stores chunks (SHA-1 and bytes, checked by the caller); a chunk the
 /// organization already has is kept as it is.
 pub async fn store_chunks(pool: &Pool, org_id: Uuid, chunks: &[([u8; 20], Vec<u8>)]) -> Result<()> {
@@ -169,13 +166,20 @@ pub async fn insert_bundle(
         &[&org_id, &chunks],
     )
     .await?;
-    tx.execute(
-        &format!("DELETE FROM upload_chunks WHERE created_at < now() - interval '{STALE_CHUNKS}'"),
-        &[],
-    )
-    .await?;
+    tx.execute(DELETE_STALE_CHUNKS, &[]).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// How long chunks of a bundle never assembled are kept.
+const DELETE_STALE_CHUNKS: &str =
+    "DELETE FROM upload_chunks WHERE created_at < now() - interval '1 day'";
+
+/// Deletes the chunks uploaded over a day ago that no assembly used: a
+/// refused bundle's, or a build that stopped between upload and assembly.
+/// The number deleted.
+pub async fn delete_stale_chunks(pool: &Pool) -> Result<u64> {
+    Ok(pool.get().await?.execute(DELETE_STALE_CHUNKS, &[]).await?)
 }
 
 /// The newest source map with `debug_id` in the organization, and the
@@ -198,7 +202,7 @@ pub async fn map_by_debug_id(
              ),
              used AS (
                  UPDATE artifact_bundles b SET used_at = now() FROM found f
-                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 day'
+                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 hour'
              )
              SELECT file_type, content FROM found",
             &[&org_id, &debug_id],
@@ -235,7 +239,7 @@ pub async fn file_by_url(
              ),
              used AS (
                  UPDATE artifact_bundles b SET used_at = now() FROM found f
-                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 day'
+                 WHERE b.id = f.bundle_id AND b.used_at < now() - interval '1 hour'
              )
              SELECT url, sourcemap, content FROM found",
             &[&project_id, &release, &dist, &urls, &kind.as_str()],

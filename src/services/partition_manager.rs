@@ -17,7 +17,8 @@
 //! them and the triage counts of those days; a project keeping less has
 //! its older events, issues and triage counts deleted in bounded batches;
 //! artifact bundles no upload or event used within the retention are
-//! deleted; expired sessions are swept; and each project's usage is
+//! deleted; expired sessions and upload chunks left unassembled for a day
+//! are swept; and each project's usage is
 //! measured for the metrics.
 
 use crate::config::PartitionConfig;
@@ -115,6 +116,7 @@ impl PartitionManager {
             done.issues += projects.issues;
             done.bundles += projects.bundles;
             done.sessions = db::sessions::delete_expired(&pool).await?;
+            done.chunks = db::artifacts::delete_stale_chunks(&pool).await?;
             metrics.retention(
                 done.partitions.len() as u64,
                 done.events,
@@ -189,6 +191,8 @@ pub struct Retained {
     /// Artifact bundles (source maps) no upload or event used within the
     /// retention.
     pub bundles: u64,
+    /// Uploaded chunks no assembly used within a day.
+    pub chunks: u64,
 }
 
 /// Applies the retention now (call), as each check does after ensuring

@@ -37,6 +37,10 @@ pub struct SourceMapService {
     /// One assembly at a time: each holds a whole bundle and its files in
     /// memory.
     assembling: Arc<Semaphore>,
+    /// Map loads running at once: the pool they read from is the one
+    /// logins and pages use, and events (anyone with a DSN) choose which
+    /// debug ids and URLs they name.
+    reading: Arc<Semaphore>,
     /// Maps read from the database so far (found or not): what the cache
     /// and the sharing of loads in progress save.
     loads: u64,
@@ -50,10 +54,15 @@ impl SourceMapService {
             config,
             loading: HashMap::new(),
             assembling: Arc::new(Semaphore::new(1)),
+            reading: Arc::new(Semaphore::new(READS_AT_ONCE)),
             loads: 0,
         }
     }
 }
+
+/// At most this many maps are read and parsed at once; the others wait
+/// their turn within the load timeout.
+const READS_AT_ONCE: usize = 2;
 
 impl Actor for SourceMapService {
     type Context = Context<Self>;
@@ -265,9 +274,14 @@ impl Handler<LoadMaps> for SourceMapService {
                 Some(load) => load.clone(),
                 None => {
                     self.loads += 1;
-                    let load = load_map(self.pool.clone(), self.config.clone(), cache_key.clone())
-                        .boxed_local()
-                        .shared();
+                    let load = load_map(
+                        self.pool.clone(),
+                        self.config.clone(),
+                        Arc::clone(&self.reading),
+                        cache_key.clone(),
+                    )
+                    .boxed_local()
+                    .shared();
                     self.loading.insert(cache_key.clone(), load.clone());
                     ctx.spawn(load.clone().into_actor(self).map(move |lookup, act, _| {
                         act.loading.remove(&cache_key);
@@ -301,10 +315,23 @@ impl Handler<GetSourceMapStats> for SourceMapService {
     }
 }
 
-/// Reads and parses the map `key` names, within the load timeout.
-async fn load_map(pool: Pool, config: SourceMapConfig, key: CacheKey) -> Lookup {
+/// Reads and parses the map `key` names once `reading` lets it, within
+/// the load timeout.
+async fn load_map(
+    pool: Pool,
+    config: SourceMapConfig,
+    reading: Arc<Semaphore>,
+    key: CacheKey,
+) -> Lookup {
     let what = format!("{:?}", key.1);
-    match tokio::time::timeout(config.load_timeout, read_map(&pool, key)).await {
+    let read = async {
+        let _turn = reading
+            .acquire()
+            .await
+            .map_err(|e| Error::internal_from("waiting to read a source map", e))?;
+        read_map(&pool, key).await
+    };
+    match tokio::time::timeout(config.load_timeout, read).await {
         Ok(Ok(lookup)) => lookup,
         Ok(Err(e)) => {
             log::warn!("cannot read the source map for {what}: {}", e.report());
@@ -357,7 +384,8 @@ async fn read_map(pool: &Pool, (scope, key): CacheKey) -> Result<Lookup> {
                 scope,
                 &release,
                 dist,
-                &[map_url],
+                // An absolute reference may have been uploaded as `~/path`.
+                &resolve::url_candidates(&map_url),
                 ArtifactType::SourceMap,
             )
             .await?;

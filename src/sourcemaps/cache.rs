@@ -17,6 +17,12 @@ pub const MISS_TTL: Duration = Duration::from_secs(30);
 /// be uploaded again (a map found by debug id cannot change).
 pub const RELEASE_TTL: Duration = Duration::from_secs(300);
 
+/// How long a map found by debug id is kept, though it cannot change: read
+/// again hourly, its bundle's use is recorded (retention keeps the maps of
+/// builds still reporting, see [`crate::db::artifacts::delete_unused_bundles`])
+/// and a bundle deleted meanwhile is not served for long.
+pub const DEBUG_ID_TTL: Duration = Duration::from_secs(3600);
+
 /// The weight counted for an entry without a map.
 const MISS_WEIGHT: usize = 256;
 
@@ -27,7 +33,7 @@ pub type CacheKey = (Uuid, MapKey);
 struct Entry {
     lookup: Lookup,
     weight: usize,
-    expires: Option<Instant>,
+    expires: Instant,
 }
 
 /// What the cache holds now, for metrics and the benchmark.
@@ -59,7 +65,7 @@ impl MapCache {
     /// The entry for `key`, now the most recently used; `None` when absent
     /// or expired.
     pub fn get(&mut self, key: &CacheKey, now: Instant) -> Option<Lookup> {
-        let expired = self.entries.get(key)?.expires.is_some_and(|at| at <= now);
+        let expired = self.entries.get(key)?.expires <= now;
         if expired {
             self.remove(key);
             return None;
@@ -75,9 +81,9 @@ impl MapCache {
     pub fn insert(&mut self, key: CacheKey, lookup: Lookup, now: Instant) {
         let (weight, ttl) = match (&lookup, &key.1) {
             (Lookup::Unavailable, _) => return,
-            (Lookup::Found(map), MapKey::DebugId(_)) => (map.weight(), None),
-            (Lookup::Found(map), MapKey::Release { .. }) => (map.weight(), Some(RELEASE_TTL)),
-            (Lookup::Missing | Lookup::Broken(_), _) => (MISS_WEIGHT, Some(MISS_TTL)),
+            (Lookup::Found(map), MapKey::DebugId(_)) => (map.weight(), DEBUG_ID_TTL),
+            (Lookup::Found(map), MapKey::Release { .. }) => (map.weight(), RELEASE_TTL),
+            (Lookup::Missing | Lookup::Broken(_), _) => (MISS_WEIGHT, MISS_TTL),
         };
         self.remove(&key);
         if weight > self.max_bytes {
@@ -89,7 +95,7 @@ impl MapCache {
             Entry {
                 lookup,
                 weight,
-                expires: ttl.map(|ttl| now + ttl),
+                expires: now + ttl,
             },
         );
         while self.bytes > self.max_bytes {
@@ -189,12 +195,23 @@ mod tests {
         assert!(cache.get(&key(1), later).is_none(), "misses expire");
         assert!(
             cache.get(&key(3), later + RELEASE_TTL).is_some(),
-            "debug ids do not"
+            "a map found by debug id outlives a release's"
         );
         cache.forget_misses();
         assert!(cache.get(&key(2), now).is_none());
         assert_eq!(cache.stats().entries, 1);
         assert_eq!(cache.stats().bytes, weight());
+    }
+
+    #[test]
+    fn a_map_found_by_debug_id_is_read_again_hourly_so_its_use_is_recorded() {
+        let now = Instant::now();
+        let mut cache = MapCache::new(1 << 20);
+        cache.insert(key(1), found(), now);
+        let almost = now + DEBUG_ID_TTL - Duration::from_secs(1);
+        assert!(cache.get(&key(1), almost).is_some());
+        assert!(cache.get(&key(1), now + DEBUG_ID_TTL).is_none());
+        assert_eq!(cache.stats().bytes, 0, "its weight goes with it");
     }
 
     #[test]

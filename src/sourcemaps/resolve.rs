@@ -14,6 +14,8 @@
 //!   source, else the name the calling frame's call site maps to, else the
 //!   minified name), and five lines of context each side from the map's
 //!   `sourcesContent`, long lines cut around the column with `{snip}`.
+//! - At most [`MAX_MAPS_PER_EVENT`] maps are looked up for one event;
+//!   frames needing others are noted as not looked up.
 //! - An exception with a resolved frame keeps the frames as sent in its
 //!   `raw_stacktrace`. A frame that needed a map but could not be resolved
 //!   stays as sent, with the reason in its `data.sourcemap_error`: a note
@@ -173,19 +175,31 @@ fn release_of(payload: &EventPayload) -> Option<(String, Option<String>)> {
     ))
 }
 
-/// The maps the frames of `payload`'s exceptions need, each once.
+/// The most maps one event may have looked up. Anyone holding a DSN
+/// decides how many distinct frame URLs and debug ids an event names, and
+/// each is a database read and a parse: a real bundle needs a handful.
+pub const MAX_MAPS_PER_EVENT: usize = 32;
+
+/// The maps the frames of `payload`'s exceptions need, each once, at most
+/// [`MAX_MAPS_PER_EVENT`]: those of the frames nearest the error first
+/// (frames are oldest first, so the last frame is where it was raised).
 pub fn wanted(payload: &EventPayload) -> Vec<MapKey> {
     let images = debug_images(payload);
     let release = release_of(payload);
-    let mut keys: Vec<MapKey> = payload
+    let mut keys: Vec<MapKey> = Vec::new();
+    let frames = payload
         .exception
         .iter()
         .flatten()
-        .flat_map(|e| e.frames())
-        .filter_map(|f| key_of(f, &images, release.as_ref()))
-        .collect();
-    keys.sort();
-    keys.dedup();
+        .flat_map(|e| e.frames().iter().rev());
+    for key in frames.filter_map(|f| key_of(f, &images, release.as_ref())) {
+        if !keys.contains(&key) {
+            if keys.len() == MAX_MAPS_PER_EVENT {
+                break;
+            }
+            keys.push(key);
+        }
+    }
     keys
 }
 
@@ -252,7 +266,11 @@ pub fn apply(payload: &mut EventPayload, maps: &HashMap<MapKey, Lookup>) -> bool
                 Some(Lookup::Found(map)) => resolve_frame(frame, map, callsite.as_deref()),
                 Some(Lookup::Broken(why)) => Err(format!("the source map cannot be read: {why}")),
                 Some(Lookup::Unavailable) => Err("source maps could not be read in time".into()),
-                Some(Lookup::Missing) | None => match &key {
+                // `wanted` left it out.
+                None => Err(format!(
+                    "not looked up: an event may use at most {MAX_MAPS_PER_EVENT} source maps"
+                )),
+                Some(Lookup::Missing) => match &key {
                     MapKey::DebugId(id) => Err(format!("no source map uploaded for debug id {id}")),
                     // Most frames of a release without uploads have no
                     // map; that is no news worth a note.

@@ -56,7 +56,18 @@ fn ingest(bytes: &[u8], maps: &HashMap<MapKey, Lookup>, fallback_id: Uuid) -> Ev
     let project = Uuid::nil();
     match Parsed::from_json(project, bytes, Some(fallback_id)).unwrap() {
         Parsed::Event(event) => event,
-        Parsed::Minified { payload, .. } => build(project, *payload, maps, bytes).unwrap(),
+        Parsed::Minified {
+            payload,
+            maps: keys,
+        } => {
+            // As the service answers: every key asked for, missing unless
+            // `maps` has it.
+            let mut answered = maps.clone();
+            for key in keys {
+                answered.entry(key).or_insert(Lookup::Missing);
+            }
+            build(project, *payload, &answered, bytes).unwrap()
+        }
     }
 }
 

@@ -537,3 +537,30 @@ async fn source_maps_unused_past_the_retention_are_deleted_and_used_ones_stay() 
         "no file is left without its bundle"
     );
 }
+
+/// Chunks a build uploaded but never assembled (a refused bundle, a CI
+/// job cancelled between the two calls) go a day later, with the check.
+#[actix::test]
+async fn upload_chunks_left_unassembled_for_a_day_are_swept() {
+    let t = TestDb::new().await;
+    let project = t.new_project().await;
+    t.execute(&format!(
+        "INSERT INTO upload_chunks (org_id, sha1, data, created_at)
+         SELECT org_id, sha1, 'chunk'::bytea, now() - age
+         FROM projects, (VALUES ('\\x01'::bytea, interval '25 hours'),
+                                ('\\x02'::bytea, interval '1 hour')) AS c(sha1, age)
+         WHERE id = '{project}'"
+    ))
+    .await;
+
+    let retained = manager(&t, 90).send(ApplyRetention).await.unwrap().unwrap();
+
+    assert_eq!(retained.chunks, 1);
+    assert_eq!(
+        t.count("SELECT count(*) FROM upload_chunks WHERE sha1 = '\\x02'")
+            .await,
+        1,
+        "an hour-old chunk may still be assembled"
+    );
+    assert_eq!(t.count("SELECT count(*) FROM upload_chunks").await, 1);
+}

@@ -836,3 +836,74 @@ async fn an_event_that_resolving_would_take_past_the_size_limit_is_stored_as_sen
     );
     assert!(large.get("raw_stacktrace").is_none());
 }
+
+/// Files without debug ids are found by the event's release and the
+/// frame's URL, as sentry-cli uploads them with `--release`: the minified
+/// file under `~/app.js`, its map under `~/app.js.map`, and the minified
+/// file's `Sourcemap` header an absolute URL on the CDN, which matches the
+/// map's `~/` path as the frame's URL matches the file's.
+#[actix::test]
+async fn a_release_finds_its_maps_by_url_when_the_files_carry_no_debug_id() {
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let s = setup(&t, &dash).await;
+    let bundle = mesher::sourcemaps::bundle::write(
+        &json!({"release": "shop@1.0", "files": {
+            "files/_/_/app.js": {"type": "minified_source", "url": "~/js/app.js",
+                "headers": {"Sourcemap": "https://cdn.example.com/js/app.js.map"}},
+            "files/_/_/app.js.map": {"type": "source_map", "url": "~/js/app.js.map"},
+        }}),
+        &[
+            (
+                "files/_/_/app.js",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js"),
+            ),
+            (
+                "files/_/_/app.js.map",
+                include_bytes!("../../src/sourcemaps/fixtures/app.js.map"),
+            ),
+        ],
+    );
+    assert_eq!(upload_bundle(&dash, &s, &bundle).await["state"], "ok");
+    let key = s
+        .dsn
+        .split("//")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .unwrap()
+        .to_owned();
+    let send = async |release: &str| {
+        let event_id = uuid::Uuid::now_v7().simple().to_string();
+        let frame = json!({"abs_path": "https://cdn.example.com/js/app.js?v=3",
+                           "filename": "/js/app.js", "function": "m", "lineno": 1, "colno": 498});
+        let event = json!({
+            "event_id": event_id, "release": release,
+            "exception": {"values": [{"type": "Error", "value": "card declined",
+                                       "stacktrace": {"frames": [frame]}}]},
+        });
+        let sent = dash
+            .call(
+                Method::POST,
+                "/api/v1/events",
+                Auth::Bearer(&key),
+                Some(event),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        raised(&stored_event(&dash, &s, &event_id).await).clone()
+    };
+
+    let resolved = send("shop@1.0").await;
+    let top = top_frame(&resolved["stacktrace"]);
+    assert_eq!(top["function"], "chargeCard", "{top}");
+    assert_eq!(top["lineno"], 4, "{top}");
+    assert!(resolved.get("raw_stacktrace").is_some());
+    // Another release has no uploads: its frames stay as sent, unnoted.
+    let other = send("shop@2.0").await;
+    let top = top_frame(&other["stacktrace"]);
+    assert_eq!(
+        (&top["function"], &top["colno"]),
+        (&json!("m"), &json!(498))
+    );
+    assert!(top.get("data").is_none(), "{top}");
+}

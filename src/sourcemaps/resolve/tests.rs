@@ -215,13 +215,62 @@ fn without_a_debug_id_a_release_names_the_map_by_url() {
     );
     // A release without uploads is no news on every frame: the event is
     // left as it was sent.
-    assert!(!apply(&mut payload, &HashMap::new()));
+    let missing = HashMap::from([(key.clone(), Lookup::Missing)]);
+    assert!(!apply(&mut payload, &missing));
     assert!(frames(&payload)[3].other.get("data").is_none());
     assert!(apply(
         &mut payload,
         &HashMap::from([(key, Lookup::Found(map()))])
     ));
     assert_eq!(frames(&payload)[3].function.as_deref(), Some("chargeCard"));
+}
+
+#[test]
+fn an_event_naming_more_maps_than_the_bound_has_the_nearest_looked_up_and_the_rest_noted() {
+    // Frames of 40 distinct files, each with its own debug id; the last
+    // is where the error was raised.
+    let ids: Vec<Uuid> = (0..40u128).map(Uuid::from_u128).collect();
+    let files: Vec<String> = (0..40).map(|i| format!("/srv/shop/dist/{i}.js")).collect();
+    let stack = files
+        .iter()
+        .map(|file| StackFrame {
+            filename: Some(file.clone()),
+            ..frame(Some("m"), 498)
+        })
+        .collect();
+    let images: Vec<Value> = files
+        .iter()
+        .zip(&ids)
+        .map(|(file, id)| json!({"type": "sourcemap", "code_file": file, "debug_id": id}))
+        .collect();
+    let mut payload = event(stack, Value::Array(images));
+
+    let keys = wanted(&payload);
+    assert_eq!(keys.len(), MAX_MAPS_PER_EVENT);
+    assert_eq!(
+        keys[0],
+        MapKey::DebugId(ids[39]),
+        "the raising frame's first"
+    );
+    assert!(
+        !keys.contains(&MapKey::DebugId(ids[0])),
+        "the oldest frames' left out"
+    );
+
+    let maps = keys.into_iter().map(|k| (k, Lookup::Missing)).collect();
+    assert!(apply(&mut payload, &maps));
+    let note = |i: usize| frames(&payload)[i].other["data"]["sourcemap_error"].clone();
+    assert!(
+        note(0).as_str().unwrap().starts_with("not looked up"),
+        "{}",
+        note(0)
+    );
+    assert!(
+        note(39)
+            .as_str()
+            .unwrap()
+            .starts_with("no source map uploaded")
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -276,7 +276,6 @@ impl Handler<LoadMaps> for SourceMapService {
                     self.loads += 1;
                     let load = load_map(
                         self.pool.clone(),
-                        self.config.clone(),
                         Arc::clone(&self.reading),
                         cache_key.clone(),
                     )
@@ -292,11 +291,18 @@ impl Handler<LoadMaps> for SourceMapService {
             };
             pending.push((key, load));
         }
+        // The event waits for its maps until the load timeout; a load
+        // still running then goes on (the task spawned above caches its
+        // map), so a map slow to read is not read again by every event.
+        let waited = self.config.load_timeout;
         Box::pin(
             async move {
-                for (key, load) in pending {
-                    ready.insert(key, load.await);
-                }
+                let all =
+                    futures_util::future::join_all(pending.into_iter().map(async |(key, load)| {
+                        let lookup = tokio::time::timeout(waited, load).await;
+                        (key, lookup.unwrap_or(Lookup::Unavailable))
+                    }));
+                ready.extend(all.await);
                 ready
             }
             .into_actor(self),
@@ -315,14 +321,14 @@ impl Handler<GetSourceMapStats> for SourceMapService {
     }
 }
 
-/// Reads and parses the map `key` names once `reading` lets it, within
-/// the load timeout.
-async fn load_map(
-    pool: Pool,
-    config: SourceMapConfig,
-    reading: Arc<Semaphore>,
-    key: CacheKey,
-) -> Lookup {
+/// A load that takes longer than this is given up, so that a database
+/// that never answers does not keep a load (and its place among the
+/// reads) forever. Events stop waiting far sooner
+/// ([`SourceMapConfig::load_timeout`]).
+const LOAD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Reads and parses the map `key` names once `reading` lets it.
+async fn load_map(pool: Pool, reading: Arc<Semaphore>, key: CacheKey) -> Lookup {
     let what = format!("{:?}", key.1);
     let read = async {
         let _turn = reading
@@ -331,17 +337,14 @@ async fn load_map(
             .map_err(|e| Error::internal_from("waiting to read a source map", e))?;
         read_map(&pool, key).await
     };
-    match tokio::time::timeout(config.load_timeout, read).await {
+    match tokio::time::timeout(LOAD_LIMIT, read).await {
         Ok(Ok(lookup)) => lookup,
         Ok(Err(e)) => {
             log::warn!("cannot read the source map for {what}: {}", e.report());
             Lookup::Unavailable
         }
         Err(_) => {
-            log::warn!(
-                "reading the source map for {what} took over {:?}",
-                config.load_timeout
-            );
+            log::warn!("reading the source map for {what} took over {LOAD_LIMIT:?}");
             Lookup::Unavailable
         }
     }

@@ -45,7 +45,8 @@ pub struct SourceMapConfig {
     pub bundle: bundle::BundleLimits,
     /// How long ingest waits for maps to be read before it stores an event
     /// unresolved (a database that does not answer must not hold up
-    /// ingestion).
+    /// ingestion). The read goes on, and its map is cached for the next
+    /// events.
     pub load_timeout: Duration,
 }
 

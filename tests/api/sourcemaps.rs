@@ -756,6 +756,67 @@ async fn a_burst_of_events_from_one_build_reads_its_map_once() {
     );
 }
 
+/// An event that stops waiting for a slow map is stored unresolved, but
+/// the read goes on and its map is cached: the next event resolves without
+/// reading it again (a map slower than the timeout would otherwise be read,
+/// and dropped, for every event).
+#[actix::test]
+async fn a_map_read_after_its_event_stopped_waiting_serves_the_next_events() {
+    use mesher::services::{GetSourceMapStats, LoadMaps};
+    use mesher::sourcemaps::resolve::{Lookup, MapKey};
+    let t = TestDb::new().await;
+    let dash = Dash::start_with(&t, |c| {
+        c.source_maps.load_timeout = std::time::Duration::from_nanos(1);
+    })
+    .await;
+    let s = setup(&t, &dash).await;
+    let id = uuid::Uuid::now_v7();
+    assert_eq!(
+        upload_bundle(&dash, &s, &fixture_bundle(id)).await["state"],
+        "ok"
+    );
+    let project = dash
+        .mesher
+        .projects
+        .send(mesher::services::GetProject {
+            id: s.project.clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let load = async || {
+        let mut found = dash
+            .mesher
+            .source_maps
+            .send(LoadMaps {
+                org_id: project.org_id,
+                project_id: project.id,
+                keys: vec![MapKey::DebugId(id)],
+            })
+            .await
+            .unwrap();
+        found.remove(&MapKey::DebugId(id)).unwrap()
+    };
+    let stats = async || {
+        dash.mesher
+            .source_maps
+            .send(GetSourceMapStats)
+            .await
+            .unwrap()
+    };
+
+    assert!(
+        matches!(load().await, Lookup::Unavailable),
+        "not waited for"
+    );
+    wait_until("the read finished and was cached", async || {
+        stats().await.cache.entries == 1
+    })
+    .await;
+    assert!(matches!(load().await, Lookup::Found(_)));
+    assert_eq!(stats().await.loads, 1, "read once");
+}
+
 /// A bundle of the unit tests' fixture (esbuild's `app.js`, not injected,
 /// and its map), both with debug id `id`.
 fn fixture_bundle(id: uuid::Uuid) -> Vec<u8> {

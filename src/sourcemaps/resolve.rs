@@ -505,11 +505,12 @@ fn context(
     (pre, get(line), post)
 }
 
-/// A line of at most 150 bytes as it is; a longer one cut to 140 around
-/// `column` (60 before it), with `{snip}` where it was cut, as Sentry
-/// does.
+/// A line of at most 150 characters as it is; a longer one cut to 140
+/// around `column` (60 before it), with `{snip}` where it was cut, as
+/// Sentry does. Counted in characters (`column` too), so that a line of
+/// non-ASCII text is cut where it is long, not where its bytes are many.
 fn trim_line(line: &str, column: usize) -> String {
-    let len = line.len();
+    let len = line.chars().count();
     if len <= 150 {
         return line.to_owned();
     }
@@ -524,15 +525,17 @@ fn trim_line(line: &str, column: usize) -> String {
     if end == len {
         start = end.saturating_sub(140);
     }
-    let (start, end) = (
-        line.floor_char_boundary(start),
-        line.floor_char_boundary(end),
-    );
-    let mut out = String::with_capacity(end - start + 14);
+    // Character positions as byte offsets.
+    let byte = |chars: usize| {
+        line.char_indices()
+            .nth(chars)
+            .map_or(line.len(), |(i, _)| i)
+    };
+    let mut out = String::new();
     if start > 0 {
         out.push_str("{snip} ");
     }
-    out.push_str(&line[start..end]);
+    out.push_str(&line[byte(start)..byte(end)]);
     if end < len {
         out.push_str(" {snip}");
     }

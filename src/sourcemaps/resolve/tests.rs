@@ -342,11 +342,27 @@ fn long_lines_are_cut_around_the_column() {
     for (line, column, want) in cases {
         assert_eq!(trim_line(line, column), want, "column {column}");
     }
-    let unicode = ".❤️🧡💛💚💙💜".repeat(10);
-    let cut = trim_line(&unicode, 70);
+    // 8 characters (❤️ is two), 20 to 28 bytes each.
+    let unicode = ".❤️🧡💛💚💙💜";
+    let short = unicode.repeat(10);
+    assert_eq!(trim_line(&short, 70), short, "80 characters are not long");
+    let cut = trim_line(&unicode.repeat(25), 100);
     assert!(
         cut.starts_with("{snip} ") && cut.ends_with(" {snip}"),
         "{cut}"
+    );
+    let kept = cut
+        .trim_start_matches("{snip} ")
+        .trim_end_matches(" {snip}");
+    assert_eq!(kept.chars().count(), 140);
+    assert_eq!(
+        kept,
+        unicode
+            .repeat(25)
+            .chars()
+            .skip(40)
+            .take(140)
+            .collect::<String>()
     );
 }
 

@@ -216,7 +216,7 @@ fn public_id(path: &str) -> Result<i64, Problem> {
 
 /// A body read into memory, with its share of [`State::body_memory`],
 /// given back when the request is done with it.
-struct Body {
+pub(super) struct Body {
     bytes: Vec<u8>,
     _memory: Option<OwnedSemaphorePermit>,
 }
@@ -260,7 +260,7 @@ pub(super) fn reserve(
 
 /// Reads the body, at most `limit` bytes before and after decompression,
 /// within the configured client timeout and the memory all bodies share.
-async fn read_body(
+pub(super) async fn read_body(
     state: &State,
     headers: &HeaderMap,
     mut payload: web::Payload,

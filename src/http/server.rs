@@ -114,7 +114,9 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     )
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+/// What a route answers to a method it does not serve: 405, in the shape
+/// of the path's clients (see [`answer`]).
+pub(super) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let message = format!("{} is not allowed here", req.method());
     let problem = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -162,6 +162,72 @@ fn read_at_most(reader: impl Read, limit: u64) -> std::io::Result<Option<Vec<u8>
     Ok((out.len() as u64 <= limit).then_some(out))
 }
 
+/// The end-of-central-directory record's signature, its fixed size, and
+/// the longest comment that may follow it.
+const EOCD_SIGNATURE: [u8; 4] = 0x0605_4b50u32.to_le_bytes();
+const EOCD_BYTES: usize = 22;
+const MAX_COMMENT_BYTES: usize = u16::MAX as usize;
+
+/// The ZIP64 end locator's signature; it sits right before the record.
+const ZIP64_LOCATOR_SIGNATURE: [u8; 4] = 0x0706_4b50u32.to_le_bytes();
+const ZIP64_LOCATOR_BYTES: usize = 20;
+
+/// How many entries `zip` holds, from its end-of-central-directory record
+/// alone: nothing else is read or allocated. Every record a reader could
+/// take (a signature within the last 22 bytes plus 64 KiB of comment, its
+/// comment ending within the file) is counted and the largest count
+/// returned: the zip crate falls back to an earlier record when a later
+/// one does not hold up, so a stray signature in a comment must not hide
+/// the record it ends up using.
+/// A ZIP64 end (a count, size or offset at its maximum and a ZIP64
+/// locator before it) is refused: the zip crate sentry-cli writes with
+/// makes one only past 65,535 entries or 4 GiB, beyond any bundle Mesher
+/// takes. No record at all is not a zip.
+fn zip_entries(zip: &[u8]) -> Result<u64, BundleError> {
+    let u16_at = |at: usize| {
+        zip.get(at..at.checked_add(2)?)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        zip.get(at..at.checked_add(4)?)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let Some(last) = zip.len().checked_sub(EOCD_BYTES) else {
+        return Err(BundleError::BadZip("it is too short to be a zip".into()));
+    };
+    let first = last.saturating_sub(MAX_COMMENT_BYTES);
+    let mut most: Option<u64> = None;
+    for at in (first..=last).rev() {
+        if zip.get(at..at + 4) != Some(&EOCD_SIGNATURE[..]) {
+            continue;
+        }
+        let (Some(entries), Some(cd_size), Some(cd_offset), Some(comment)) = (
+            u16_at(at + 10),
+            u32_at(at + 12),
+            u32_at(at + 16),
+            u16_at(at + 20),
+        ) else {
+            continue;
+        };
+        if at + EOCD_BYTES + usize::from(comment) > zip.len() {
+            // A signature in the comment, or garbage: its comment would
+            // run past the end of the file.
+            continue;
+        }
+        let may_be_zip64 = entries == u16::MAX || cd_size == u32::MAX || cd_offset == u32::MAX;
+        let locator = at.checked_sub(ZIP64_LOCATOR_BYTES);
+        if may_be_zip64
+            && locator.and_then(|l| zip.get(l..l + 4)) == Some(&ZIP64_LOCATOR_SIGNATURE[..])
+        {
+            return Err(BundleError::BadZip(
+                "ZIP64 is not read: an artifact bundle is far smaller".into(),
+            ));
+        }
+        most = most.max(Some(u64::from(entries)));
+    }
+    most.ok_or_else(|| BundleError::BadZip("no end of central directory record".into()))
+}
+
 /// Reads a bundle from its bytes, within `limits`.
 pub fn parse(bytes: &[u8], limits: &BundleLimits) -> Result<Bundle, BundleError> {
     let header = bytes.get(..8).ok_or(BundleError::NotABundle)?;
@@ -172,19 +238,22 @@ pub fn parse(bytes: &[u8], limits: &BundleLimits) -> Result<Bundle, BundleError>
     if version > VERSION {
         return Err(BundleError::UnknownVersion(version));
     }
+    // The manifest and the files; anything more is not read. The reader
+    // below parses the whole central directory as it opens the zip, an
+    // allocation per entry: a zip of a million empty entries is refused
+    // from its end record first, before any of that.
+    let entries = zip_entries(bytes)?;
+    if entries > (limits.max_files as u64).saturating_add(1) {
+        return Err(BundleError::TooManyFiles(
+            usize::try_from(entries - 1).unwrap_or(usize::MAX),
+            limits.max_files,
+        ));
+    }
     // The zip's offsets count from the start of the file, header included
     // (the writer wrote both to one stream); the reader finds the zip
     // behind it, as it would behind a self-extractor.
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| BundleError::BadZip(e.to_string()))?;
-    // The manifest and the files; anything more is not read, but a zip of
-    // a million entries is refused before its directory is walked twice.
-    if archive.len() > limits.max_files + 1 {
-        return Err(BundleError::TooManyFiles(
-            archive.len() - 1,
-            limits.max_files,
-        ));
-    }
     let manifest: Manifest = {
         let entry = archive
             .by_name("manifest.json")
@@ -425,6 +494,124 @@ mod tests {
             parse(&bytes, &limits).unwrap_err(),
             BundleError::FileTooLarge("bomb.js".into(), 1024 * 1024)
         );
+    }
+
+    /// A bundle of `entries` empty files (and its manifest), as sentry-cli
+    /// would write it.
+    fn bundle_of(entries: usize) -> Vec<u8> {
+        let names: Vec<String> = (0..entries).map(|i| format!("f{i}.js")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        write(&json!({"files": {}}), &files)
+    }
+
+    #[test]
+    fn a_zip_of_too_many_entries_is_refused_before_its_directory_is_read() {
+        // Every central directory header made unreadable: a reader that
+        // walked the directory would fail on it, so refusing it for its
+        // size shows the count came from the end record alone.
+        let mut bytes = bundle_of(20);
+        let header = 0x0201_4b50u32.to_le_bytes();
+        let mut at = 0;
+        while let Some(i) = bytes[at..].windows(4).position(|w| w == header) {
+            bytes[at + i..at + i + 4].copy_from_slice(b"XXXX");
+            at += i + 4;
+        }
+        let limits = BundleLimits {
+            max_files: 10,
+            ..BundleLimits::default()
+        };
+        assert_eq!(
+            parse(&bytes, &limits).unwrap_err(),
+            BundleError::TooManyFiles(20, 10)
+        );
+    }
+
+    #[test]
+    fn the_entry_count_comes_from_the_end_record() {
+        let twenty = bundle_of(19); // 19 files and the manifest
+        let three = bundle_of(2);
+        let end = |zip: &[u8]| zip.len() - EOCD_BYTES;
+        // A comment, with a stray signature in it that claims more.
+        let commented = {
+            let mut zip = three.clone();
+            let at = end(&zip);
+            let mut stray = EOCD_SIGNATURE.to_vec();
+            stray.extend_from_slice(&[0; 6]);
+            stray.extend_from_slice(&60_000u16.to_le_bytes());
+            stray.extend_from_slice(&[0; 10]);
+            zip[at + 20..at + 22].copy_from_slice(&(stray.len() as u16).to_le_bytes());
+            zip.extend_from_slice(&stray);
+            zip
+        };
+        let truncated = twenty[..twenty.len() - 5].to_vec();
+        let long_comment = {
+            let mut zip = three.clone();
+            let at = end(&zip);
+            zip[at + 20..at + 22].copy_from_slice(&100u16.to_le_bytes());
+            zip
+        };
+        let zip64 = {
+            let mut zip = three.clone();
+            let at = end(&zip);
+            zip[at + 10..at + 12].copy_from_slice(&u16::MAX.to_le_bytes());
+            zip[at - 20..at - 16].copy_from_slice(&ZIP64_LOCATOR_SIGNATURE);
+            zip
+        };
+        let most = {
+            let mut zip = three.clone();
+            let at = end(&zip);
+            zip[at + 10..at + 12].copy_from_slice(&u16::MAX.to_le_bytes());
+            zip
+        };
+        let cases: Vec<(&str, &[u8], Result<u64, ()>)> = vec![
+            ("twenty entries", &twenty[..], Ok(20)),
+            ("three entries", &three[..], Ok(3)),
+            (
+                "the largest count any record claims",
+                &commented[..],
+                Ok(60_000),
+            ),
+            ("0xFFFF without a ZIP64 locator", &most[..], Ok(65_535)),
+            ("ZIP64", &zip64[..], Err(())),
+            ("truncated", &truncated[..], Err(())),
+            ("a comment past the end", &long_comment[..], Err(())),
+            ("garbage", &[0xAB; 100][..], Err(())),
+            ("a bare signature", &EOCD_SIGNATURE[..], Err(())),
+            ("empty", &[][..], Err(())),
+        ];
+        for (what, zip, want) in cases {
+            match (zip_entries(zip), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{what}"),
+                (Err(BundleError::BadZip(_)), Err(())) => {}
+                (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bundle_is_counted_against_the_limit_before_it_is_opened() {
+        let limits = |max_files| BundleLimits {
+            max_files,
+            ..BundleLimits::default()
+        };
+        let cases = [
+            (bundle_of(20), 10, Err(BundleError::TooManyFiles(20, 10))),
+            (bundle_of(10), 10, Ok(())),
+            (bundle_of(0), 10, Ok(())),
+            (
+                b"SYSB\x02\0\0\0PK\x05\x06 truncated".to_vec(),
+                10,
+                Err(BundleError::BadZip(String::new())),
+            ),
+        ];
+        for (bytes, max_files, want) in cases {
+            match (parse(&bytes, &limits(max_files)), want) {
+                (Ok(_), Ok(())) => {}
+                (Err(BundleError::BadZip(_)), Err(BundleError::BadZip(_))) => {}
+                (Err(got), Err(want)) => assert_eq!(got, want),
+                (got, want) => panic!("got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

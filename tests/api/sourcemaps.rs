@@ -517,6 +517,46 @@ async fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
         "a refused bundle stores no file"
     );
 
+    // A method a route does not serve, and an assemble request larger
+    // than any bundle's list of chunks: each its status, and the
+    // `{"detail"}` sentry-cli prints, and nothing stored.
+    let stored = files().await;
+    for (method, path) in [
+        (Method::DELETE, "/api/0/organizations/acme/chunk-upload/"),
+        (
+            Method::PUT,
+            "/api/0/organizations/acme/artifactbundle/assemble/",
+        ),
+        (
+            Method::GET,
+            "/api/0/organizations/acme/artifactbundle/assemble/",
+        ),
+        (Method::POST, "/api/0/"),
+    ] {
+        let (status, body) = call(&dash, method.clone(), path, &s.token, None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("not allowed"),
+            "{method} {path}: {body}"
+        );
+    }
+    // 300 KiB of chunk names: past actix's default limit for a body too.
+    let chunks: Vec<String> = (0..7_000u32).map(|i| sha1(&i.to_le_bytes())).collect();
+    let (status, body) = call(
+        &dash,
+        Method::POST,
+        "/api/0/organizations/acme/artifactbundle/assemble/",
+        &s.token,
+        Some(json!({"checksum": missing, "chunks": chunks, "projects": ["web-shop"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+    assert_eq!(files().await, stored);
+
     // Who may upload: no token, a revoked one, another organization's,
     // an organization that does not exist.
     let anonymous = dash

@@ -26,7 +26,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 
 /// The largest JSON body a dashboard request may send.
-const MAX_JSON_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_JSON_BYTES: usize = 64 * 1024;
 
 fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let problem = match e {

@@ -24,6 +24,7 @@ mod uploads;
 
 use super::error::{Problem, SentryError};
 use super::sentry_auth;
+use super::server::method_not_allowed;
 use crate::app::State;
 use crate::domain::{Organization, Project};
 use crate::error::Error;
@@ -33,21 +34,26 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-/// The routes, under `/api/0/`.
+/// The routes, under `/api/0/`; another method on one of them gets 405,
+/// as everywhere else (the body too large for a request is its handler's
+/// to refuse, in the same `{"detail"}` shape).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/0/", web::get().to(info))
-        .route(
-            "/api/0/organizations/{org}/chunk-upload/",
-            web::get().to(uploads::options),
-        )
-        .route(
-            "/api/0/organizations/{org}/chunk-upload/",
-            web::post().to(uploads::upload_chunks),
-        )
-        .route(
-            "/api/0/organizations/{org}/artifactbundle/assemble/",
-            web::post().to(uploads::assemble),
-        );
+    cfg.service(
+        web::resource("/api/0/")
+            .get(info)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/0/organizations/{org}/chunk-upload/")
+            .get(uploads::options)
+            .post(uploads::upload_chunks)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/0/organizations/{org}/artifactbundle/assemble/")
+            .post(uploads::assemble)
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// `GET /api/0/`: who the token is, as Sentry answers (and Bugsink does):

@@ -3,10 +3,12 @@
 
 use super::{organization, projects_named};
 use crate::app::State;
+use crate::http::api::MAX_JSON_BYTES;
 use crate::http::body::{self, ContentEncoding};
 use crate::http::error::{Problem, SentryError};
-use crate::http::ingest::reserve;
+use crate::http::ingest::{read_body, reserve};
 use crate::services::{AssembleBundle, StoreChunks};
+use crate::sourcemaps::SourceMapConfig;
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -177,6 +179,18 @@ pub async fn upload_chunks(
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
+/// The largest assemble request. It is a small JSON (the bundle's
+/// checksum, its chunks' SHA-1s, the projects): a few hundred bytes for a
+/// bundle of the default 64 MiB, 8 chunks of 8 MiB. So the 64 KiB of the
+/// dashboard's JSON bodies, and 64 bytes (a SHA-1 in quotes is 42) for
+/// each chunk the largest bundle the configuration allows is cut into
+/// (the assembly refuses more), so that no configuration makes a valid
+/// request too large.
+fn max_assemble_bytes(c: &SourceMapConfig) -> usize {
+    let chunks = (c.max_bundle_bytes / c.chunk_size.max(1)).saturating_add(1);
+    MAX_JSON_BYTES.saturating_add(chunks.saturating_mul(64))
+}
+
 /// What sentry-cli's assemble call sends.
 #[derive(Deserialize)]
 pub struct AssembleRequest {
@@ -191,14 +205,19 @@ pub struct AssembleRequest {
 /// uploads, and uploads only those); once all are there, the bundle is
 /// assembled and stored before the answer, which is then `ok`, or
 /// `error` with the reason. The release and dist come from the bundle's
-/// manifest, which sentry-cli writes from the same flags.
+/// manifest, which sentry-cli writes from the same flags. The body is read
+/// as ingestion reads one (bounded in size, time and shared memory; 413
+/// past [`max_assemble_bytes`]), not by actix's extractor, whose refusals
+/// are plain text.
 pub async fn assemble(
     req: HttpRequest,
     state: web::Data<State>,
     org: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, SentryError> {
     let org = organization(&state, &req, &org).await?;
+    let limit = max_assemble_bytes(&state.source_map_config);
+    let body = read_body(&state, req.headers(), payload, limit).await?;
     let request: AssembleRequest = serde_json::from_slice(&body).map_err(|e| {
         bad_request(
             "invalid_json",
@@ -243,6 +262,25 @@ pub async fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assemble_request_may_list_every_chunk_of_the_largest_bundle() {
+        let default = SourceMapConfig::default();
+        assert_eq!(max_assemble_bytes(&default), 64 * 1024 + 9 * 64);
+        let large = SourceMapConfig {
+            max_bundle_bytes: 1 << 36,
+            ..SourceMapConfig::default()
+        };
+        let sha = "2ef7bde608ce5404e97d5f042f95f89f1c232871";
+        let chunks = vec![sha; (1usize << 36) / large.chunk_size + 1];
+        let request = json!({"checksum": sha, "chunks": chunks, "projects": ["web"]});
+        assert!(request.to_string().len() <= max_assemble_bytes(&large));
+        let broken = SourceMapConfig {
+            chunk_size: 0,
+            ..SourceMapConfig::default()
+        };
+        assert!(max_assemble_bytes(&broken) > 0, "no division by zero");
+    }
 
     #[test]
     fn chunk_names_are_sha1_hex() {

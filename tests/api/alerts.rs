@@ -434,6 +434,20 @@ impl Setup {
         Metrics::of(&self.dash.mesher.metrics)
     }
 
+    /// Adds the registered user `email` to the organization as a member,
+    /// as its owner does.
+    pub async fn add_member(&self, email: &str) {
+        let added = self
+            .dash
+            .post(
+                &format!("/api/v1/orgs/{}/members", self.owned.org),
+                &self.owned.owner,
+                json!({"email": email, "role": "member"}),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    }
+
     /// A page of the web UI as `token`'s session gets it: its status and
     /// HTML.
     pub async fn page(&self, path: &str, token: &str) -> (StatusCode, String) {
@@ -1177,15 +1191,7 @@ async fn rules_and_channels_are_read_by_members_written_by_admins_and_tested() {
         .await;
     // A member reads and may not write; an outsider sees nothing.
     let member = s.dash.user("bob@example.org").await;
-    let added = s
-        .dash
-        .post(
-            &format!("/api/v1/orgs/{}/members", s.owned.org),
-            admin,
-            json!({"email": "bob@example.org", "role": "member"}),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    s.add_member("bob@example.org").await;
     assert_eq!(
         s.dash.get(&s.path("/alert-rules"), &member).await.body["rules"][0]["id"],
         rule.as_str()
@@ -1308,15 +1314,7 @@ async fn an_email_channel_made_on_the_page_reaches_the_members_ticked() {
         .as_str()
         .unwrap()
         .to_owned();
-    let added = s
-        .dash
-        .post(
-            &format!("/api/v1/orgs/{}/members", s.owned.org),
-            admin,
-            json!({"email": "bob@example.org", "role": "member"}),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    s.add_member("bob@example.org").await;
     let outsider = s.dash.user("eve@example.org").await;
     let eve_id = s.dash.user_id(&outsider).await;
 
@@ -1689,15 +1687,7 @@ async fn a_rule_is_edited_turned_off_and_on_and_deleted_on_its_page_by_admins_on
     // A member sees the alerts page but may not edit, turn off or delete a
     // rule, not even to be told what is wrong with a bad value.
     let member = s.dash.user("bob@example.org").await;
-    let added = s
-        .dash
-        .post(
-            &format!("/api/v1/orgs/{}/members", s.owned.org),
-            admin,
-            json!({"email": "bob@example.org", "role": "member"}),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    s.add_member("bob@example.org").await;
     let before = listed().await;
     let (status, _) = s.page(&alerts, &member).await;
     assert_eq!(status, StatusCode::OK);

@@ -193,6 +193,42 @@ async fn stored_event(dash: &Dash, s: &Setup, id: &str) -> Value {
     dash.get(&path, &s.owner).await.body
 }
 
+/// Sends `event` (with a fresh `event_id`) to the native endpoint with the
+/// project's key, and returns its raised exception as the API shows it
+/// once stored.
+async fn send_event(dash: &Dash, s: &Setup, mut event: Value) -> Value {
+    let key = s
+        .dsn
+        .split("//")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .unwrap();
+    let event_id = uuid::Uuid::now_v7().simple().to_string();
+    event["event_id"] = json!(event_id);
+    let sent = dash
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            Auth::Bearer(key),
+            Some(event),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    raised(&stored_event(dash, s, &event_id).await).clone()
+}
+
+/// The set-up's project, as the services know it.
+async fn project_of(dash: &Dash, s: &Setup) -> mesher::domain::Project {
+    dash.mesher
+        .projects
+        .send(mesher::services::GetProject {
+            id: s.project.clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// The raised exception of an event from the API.
 fn raised(event: &Value) -> &Value {
     event["exception"]["values"]
@@ -751,15 +787,7 @@ async fn a_burst_of_events_from_one_build_reads_its_map_once() {
     let id = uuid::Uuid::now_v7();
     let bundle = fixture_bundle(id);
     assert_eq!(upload_bundle(&dash, &s, &bundle).await["state"], "ok");
-    let project = dash
-        .mesher
-        .projects
-        .send(mesher::services::GetProject {
-            id: s.project.clone(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let project = project_of(&dash, &s).await;
     let load = || {
         dash.mesher.source_maps.send(LoadMaps {
             org_id: project.org_id,
@@ -815,15 +843,7 @@ async fn a_map_read_after_its_event_stopped_waiting_serves_the_next_events() {
         upload_bundle(&dash, &s, &fixture_bundle(id)).await["state"],
         "ok"
     );
-    let project = dash
-        .mesher
-        .projects
-        .send(mesher::services::GetProject {
-            id: s.project.clone(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let project = project_of(&dash, &s).await;
     let load = async || {
         let mut found = dash
             .mesher
@@ -889,38 +909,18 @@ async fn an_event_that_resolving_would_take_past_the_size_limit_is_stored_as_sen
         upload_bundle(&dash, &s, &fixture_bundle(id)).await["state"],
         "ok"
     );
-    let key = s
-        .dsn
-        .split("//")
-        .nth(1)
-        .unwrap()
-        .split('@')
-        .next()
-        .unwrap()
-        .to_owned();
     // An event whose frame holds `vars`: 600 KB of local variables are
     // within the limit as sent, past it once the resolved frame and the
     // minified one both carry them.
     let send = async |vars: Value| {
-        let event_id = uuid::Uuid::now_v7().simple().to_string();
         let frame = json!({"filename": "/srv/app.js", "function": "m", "lineno": 1,
                            "colno": 498, "vars": vars});
         let event = json!({
-            "event_id": event_id,
             "exception": {"values": [{"type": "Error", "value": "card declined",
                                        "stacktrace": {"frames": [frame]}}]},
             "debug_meta": {"images": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": id}]},
         });
-        let sent = dash
-            .call(
-                Method::POST,
-                "/api/v1/events",
-                Auth::Bearer(&key),
-                Some(event),
-            )
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        raised(&stored_event(&dash, &s, &event_id).await).clone()
+        send_event(&dash, &s, event).await
     };
     let small = send(json!({"order": 17})).await;
     assert_eq!(
@@ -966,32 +966,15 @@ async fn a_release_finds_its_maps_by_url_when_the_files_carry_no_debug_id() {
         ],
     );
     assert_eq!(upload_bundle(&dash, &s, &bundle).await["state"], "ok");
-    let key = s
-        .dsn
-        .split("//")
-        .nth(1)
-        .and_then(|rest| rest.split('@').next())
-        .unwrap()
-        .to_owned();
     let send = async |release: &str| {
-        let event_id = uuid::Uuid::now_v7().simple().to_string();
         let frame = json!({"abs_path": "https://cdn.example.com/js/app.js?v=3",
                            "filename": "/js/app.js", "function": "m", "lineno": 1, "colno": 498});
         let event = json!({
-            "event_id": event_id, "release": release,
+            "release": release,
             "exception": {"values": [{"type": "Error", "value": "card declined",
                                        "stacktrace": {"frames": [frame]}}]},
         });
-        let sent = dash
-            .call(
-                Method::POST,
-                "/api/v1/events",
-                Auth::Bearer(&key),
-                Some(event),
-            )
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        raised(&stored_event(&dash, &s, &event_id).await).clone()
+        send_event(&dash, &s, event).await
     };
 
     let resolved = send("shop@1.0").await;

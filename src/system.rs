@@ -282,6 +282,7 @@ pub async fn start(config: &Config) -> Result<Mesher> {
             email: config.notifier.smtp_url.is_some(),
             allow_private_webhooks: config.notifier.allow_private_webhooks,
         },
+        public_url: config.http.public_url.clone(),
     };
     let server = http::server::serve(state, listener, &config.http)?;
     let http = server.handle();

@@ -92,6 +92,10 @@ pub struct State {
     pub body_memory: Arc<Semaphore>,
     /// What alert channels may be made here.
     pub alerts: AlertSettings,
+    /// `MESHER_PUBLIC_URL` when it is set: the address pages tell build
+    /// machines to use (`SENTRY_URL`); else they name the one the browser
+    /// reached, which behind a proxy may be an internal one.
+    pub public_url: Option<crate::domain::PublicUrl>,
 }
 
 /// What the notifier is set up for, which decides what channels are

@@ -8,6 +8,7 @@
 use crate::common::{TestDb, wait_until};
 use crate::dashboard::{Auth, Dash};
 use actix_web::http::{Method, StatusCode};
+use mesher::domain::PublicUrl;
 use mesher::services::{CreateOrgToken, RevokeOrgToken};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
@@ -775,6 +776,33 @@ async fn admins_make_and_revoke_tokens_on_the_tokens_page() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(get(&owner).await.1.contains("revoked"));
+}
+
+/// Behind a proxy the browser may reach Mesher at an address build
+/// machines cannot: a configured public URL is the one a new token's
+/// commands name.
+#[actix::test]
+async fn a_new_tokens_commands_name_the_configured_public_url() {
+    let t = TestDb::new().await;
+    let dash = Dash::start_with(&t, |c| {
+        c.http.public_url = Some(PublicUrl::parse("https://errors.example.com").unwrap());
+    })
+    .await;
+    let owner = dash.user("owner@example.org").await;
+    let org = dash.org(&owner, "Acme", "acme").await;
+    let mut res = awc::Client::new()
+        .post(dash.url(&format!("/orgs/{org}/tokens")))
+        .insert_header(("Cookie", format!("mesher_session={owner}")))
+        .insert_header(("Origin", format!("http://{}", dash.mesher.http_addr)))
+        .send_form(&[("label", "ci")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        body.contains("export SENTRY_URL=https://errors.example.com\n"),
+        "{body}"
+    );
 }
 
 #[actix::test]

@@ -226,6 +226,7 @@ async fn a_stopped_service_is_503_with_retry_after_in_the_api_and_the_pages() {
         body_timeout: Duration::from_secs(5),
         body_memory: Arc::new(tokio::sync::Semaphore::new(BODY_MEMORY_KIB)),
         alerts: Default::default(),
+        public_url: None,
         retention_days: 90,
         limits: Default::default(),
     };

@@ -142,10 +142,15 @@ pub async fn create(
     };
     let (created, error, status) = match made.await {
         Ok((made, org)) => {
-            // The address this browser reaches Mesher at: a build machine
-            // usually reaches it at the same one.
-            let info = req.connection_info();
-            let url = format!("{}://{}", info.scheme(), info.host());
+            // The configured public URL, else the address this browser
+            // reaches Mesher at: a build machine usually reaches it there.
+            let url = match &state.public_url {
+                Some(url) => url.to_string(),
+                None => {
+                    let info = req.connection_info();
+                    format!("{}://{}", info.scheme(), info.host())
+                }
+            };
             let created = CreatedToken::new(made.token.expose().to_owned(), &url, &org.slug);
             (Some(created), None, StatusCode::CREATED)
         }

@@ -17,7 +17,7 @@ use super::error::{ApiError, Problem, SentryError};
 use super::sentry_auth;
 use crate::app::State;
 use crate::domain::rate_limit::LimitScope;
-use crate::domain::{Event, MAX_EVENT_BYTES, Project, ResolvedKey};
+use crate::domain::{Event, MAX_EVENT_BYTES, ResolvedKey};
 use crate::error::Error;
 #[cfg(doc)]
 use crate::services::Intake;
@@ -91,7 +91,7 @@ pub async fn envelope(
         for item in &envelope.items {
             match &item.kind {
                 ItemType::Event => {
-                    events.push(parse_event(&state, &key.project, item.payload, header_id).await?)
+                    events.push(parse_event(&state, &key, item.payload, header_id).await?)
                 }
                 other => state.metrics.item_ignored(other.as_str()),
             }
@@ -124,7 +124,7 @@ pub async fn store(
         let public_id = public_id(&path)?;
         let key = authenticate(&state, sentry_keys(&req)?, Some(public_id)).await?;
         let body = read_body(&state, req.headers(), payload, MAX_EVENT_BYTES).await?;
-        let event = parse_event(&state, &key.project, &body, None).await?;
+        let event = parse_event(&state, &key, &body, None).await?;
         drop(body);
         let id = event.id().simple().to_string();
         admit(&state, &key, vec![event]).await?;
@@ -149,7 +149,7 @@ pub async fn native(
             .map(str::to_owned);
         let key = authenticate(&state, key.into_iter().collect(), None).await?;
         let body = read_body(&state, req.headers(), payload, MAX_ENVELOPE_BYTES).await?;
-        let (events, is_array) = native_events(&state, &key.project, &body).await?;
+        let (events, is_array) = native_events(&state, &key, &body).await?;
         drop(body);
         held = events.len();
         let ids: Vec<String> = events.iter().map(|e| e.id().simple().to_string()).collect();
@@ -169,11 +169,11 @@ pub async fn native(
 /// [`MAX_NATIVE_EVENTS`]; and whether it was an array.
 async fn native_events(
     state: &State,
-    project: &Project,
+    key: &ResolvedKey,
     body: &[u8],
 ) -> Result<(Vec<Event>, bool), Problem> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
-        return Ok((vec![parse_event(state, project, body, None).await?], false));
+        return Ok((vec![parse_event(state, key, body, None).await?], false));
     }
     let payloads: Vec<&RawValue> = serde_json::from_slice(body)
         .map_err(|_| Error::invalid("events", "must be a JSON event or an array of events"))?;
@@ -182,7 +182,7 @@ async fn native_events(
     }
     let mut events = Vec::with_capacity(payloads.len());
     for raw in payloads {
-        events.push(parse_event(state, project, raw.get().as_bytes(), None).await?);
+        events.push(parse_event(state, key, raw.get().as_bytes(), None).await?);
     }
     Ok((events, true))
 }
@@ -405,17 +405,19 @@ async fn authenticate(
 /// few kilobytes the hand-over would cost more than the parse.
 const PARSE_OFF_WORKER_BYTES: usize = 64 * 1024;
 
-/// One event payload of `project`; 413 past [`MAX_EVENT_BYTES`].
+/// One event payload sent with `key`; 413 past [`MAX_EVENT_BYTES`].
 /// `fallback_id` (the envelope header's `event_id`) is the event's id when
 /// the payload names none. Minified frames are resolved through the
 /// project's source maps before the event is built (see
-/// [`sourcemaps::symbolicate`]).
+/// [`sourcemaps::symbolicate`]), unless the key's limits would refuse it
+/// anyway: a client over its limit costs no map lookups.
 async fn parse_event(
     state: &State,
-    project: &Project,
+    key: &ResolvedKey,
     payload: &[u8],
     fallback_id: Option<Uuid>,
 ) -> Result<Event, Problem> {
+    let project = &key.project;
     if payload.len() > MAX_EVENT_BYTES {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -436,22 +438,25 @@ async fn parse_event(
     match parsed {
         Parsed::Event(event) => Ok(event),
         Parsed::Minified { payload: p, maps } => {
+            let (limits, scopes) = limits_of(key);
+            if let Err((which, retry_after)) = state.limits.check(&limits, 1) {
+                let scope = scopes[which];
+                return Err(Error::RateLimited { retry_after, scope }.into());
+            }
             let sent = payload.to_vec();
             Ok(sourcemaps::symbolicate(&state.source_maps, project, *p, maps, sent).await?)
         }
     }
 }
 
-/// Hands a request's events to their writer, all or none, once they are
-/// within the key's rate limit and its project's (before: a request over
-/// either is refused, never accepted and then dropped).
-async fn admit(state: &State, key: &ResolvedKey, events: Vec<Event>) -> Result<(), Problem> {
-    let project = &key.project;
-    let limits: Vec<(Limit, LimitScope)> = [
+/// The limits a request sent with `key` draws from (the key's, then its
+/// project's, those that are set), and each one's scope.
+fn limits_of(key: &ResolvedKey) -> (Vec<Limit>, Vec<LimitScope>) {
+    [
         (key.key_id, key.rate_limit_per_minute, LimitScope::Key),
         (
-            project.id,
-            project.rate_limit_per_minute,
+            key.project.id,
+            key.project.rate_limit_per_minute,
             LimitScope::Project,
         ),
     ]
@@ -459,11 +464,18 @@ async fn admit(state: &State, key: &ResolvedKey, events: Vec<Event>) -> Result<(
     .filter_map(|(bucket, per_minute, scope)| {
         per_minute.map(|per_minute| (Limit { bucket, per_minute }, scope))
     })
-    .collect();
+    .unzip()
+}
+
+/// Hands a request's events to their writer, all or none, once they are
+/// within the key's rate limit and its project's (before: a request over
+/// either is refused, never accepted and then dropped).
+async fn admit(state: &State, key: &ResolvedKey, events: Vec<Event>) -> Result<(), Problem> {
+    let project = &key.project;
+    let (limits, scopes) = limits_of(key);
     if limits.is_empty() {
         return Ok(state.intake.admit(project.id, events).await?);
     }
-    let (limits, scopes): (Vec<Limit>, Vec<LimitScope>) = limits.into_iter().unzip();
     let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
     if let Err((which, retry_after)) = state.limits.admit(&limits, n) {
         let scope = scopes[which];

@@ -45,6 +45,17 @@ impl RateLimiter {
     /// that holds them longest (its index in `limits`) and how long until
     /// all would pass.
     pub fn admit(&self, limits: &[Limit], n: u32) -> Result<(), (usize, Duration)> {
+        self.pass(limits, n, true)
+    }
+
+    /// Whether [`RateLimiter::admit`] would let `n` events through now,
+    /// taking nothing: work done before the events are admitted (resolving
+    /// source maps) is spared for a client that would be refused.
+    pub fn check(&self, limits: &[Limit], n: u32) -> Result<(), (usize, Duration)> {
+        self.pass(limits, n, false)
+    }
+
+    fn pass(&self, limits: &[Limit], n: u32, take: bool) -> Result<(), (usize, Duration)> {
         if n == 0 {
             return Ok(());
         }
@@ -63,6 +74,9 @@ impl RateLimiter {
         }
         if let Some(refused) = longest {
             return Err(refused);
+        }
+        if !take {
+            return Ok(());
         }
         for limit in limits {
             if let Some(bucket) = buckets.get_mut(&limit.bucket) {
@@ -107,6 +121,18 @@ mod tests {
         assert!(limiter.admit(&one, 1).is_err());
         // Another project has its own bucket.
         assert_eq!(limiter.admit(&two, 4), Ok(()));
+    }
+
+    #[test]
+    fn a_check_answers_as_admit_would_and_takes_nothing() {
+        let limiter = RateLimiter::default();
+        let project = limit(Uuid::nil(), 2);
+        for _ in 0..5 {
+            assert_eq!(limiter.check(&project, 2), Ok(()));
+        }
+        assert!(limiter.check(&project, 3).is_err());
+        assert_eq!(limiter.admit(&project, 2), Ok(()));
+        assert_eq!(limiter.check(&project, 1).unwrap_err().0, 0);
     }
 
     #[test]

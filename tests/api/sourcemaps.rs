@@ -778,6 +778,67 @@ async fn admins_make_and_revoke_tokens_on_the_tokens_page() {
     assert!(get(&owner).await.1.contains("revoked"));
 }
 
+/// A client over its rate limit is refused before its event's maps are
+/// looked up: the lookups are work anyone with the DSN could otherwise
+/// make Mesher do for events it will not take.
+#[actix::test]
+async fn an_event_over_the_rate_limit_costs_no_map_lookup() {
+    use mesher::services::GetSourceMapStats;
+    let t = TestDb::new().await;
+    let dash = Dash::start(&t).await;
+    let s = setup(&t, &dash).await;
+    let limited = dash
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{}", s.project),
+            Auth::Bearer(&s.owner),
+            Some(json!({"rate_limit_per_minute": 1})),
+        )
+        .await;
+    assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
+    let key = s
+        .dsn
+        .split("//")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .unwrap();
+    // An event whose one frame names a map by a debug id of its own.
+    let send = async || {
+        let id = uuid::Uuid::now_v7();
+        let event = json!({
+            "exception": {"values": [{"type": "Error", "value": "card declined",
+                "stacktrace": {"frames": [{"filename": "/srv/app.js", "function": "m",
+                                           "lineno": 1, "colno": 498}]}}]},
+            "debug_meta": {"images": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": id}]},
+        });
+        dash.call(
+            Method::POST,
+            "/api/v1/events",
+            Auth::Bearer(key),
+            Some(event),
+        )
+        .await
+        .status
+    };
+    let loads = async || {
+        dash.mesher
+            .source_maps
+            .send(GetSourceMapStats)
+            .await
+            .unwrap()
+            .loads
+    };
+
+    assert_eq!(send().await, StatusCode::OK);
+    assert_eq!(loads().await, 1);
+    assert_eq!(send().await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        loads().await,
+        1,
+        "the refused event's map was not looked up"
+    );
+}
+
 /// Behind a proxy the browser may reach Mesher at an address build
 /// machines cannot: a configured public URL is the one a new token's
 /// commands name.

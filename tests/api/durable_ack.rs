@@ -172,9 +172,10 @@ enum Cut {
     Never,
     /// At the moment of the SIGKILL.
     AtTheKill,
-    /// This long before it: the process spools what it accepts meanwhile,
-    /// and is killed with those events both in its spool and in its log.
-    Before(Duration),
+    /// Before it, which waits until the process has spooled some of what
+    /// it accepts meanwhile: it is killed with those events both in its
+    /// spool and in its log.
+    UntilSpooled,
 }
 
 /// Envelopes from `CLIENTS` clients, each one every `PACE` (about 800
@@ -227,9 +228,12 @@ async fn kill_mid_stream(ack: &str, restart_ack: &str, cut: Cut) -> Killed {
     match cut {
         Cut::Never => {}
         Cut::AtTheKill => proxy.cut(),
-        Cut::Before(outage) => {
+        Cut::UntilSpooled => {
             proxy.cut();
-            tokio::time::sleep(outage).await;
+            wait_until("the outage has events spooled", async || {
+                scrape(&addr).await.gauge("spool_events") > 0
+            })
+            .await;
         }
     }
     kill_9(&mut first);
@@ -298,14 +302,14 @@ async fn sigkill_with_postgresql_cut_at_the_same_moment_loses_no_event_answered_
     assert_eq!(killed.lost, 0, "every event answered 200 is stored");
 }
 
-/// Killed a second into an outage, the process leaves the events it
+/// Killed during an outage, the process leaves the events it
 /// accepted meanwhile both in its spool and in its log. The restart
 /// replays both copies and stores each event once, and counts as stored
 /// only the rows it adds, whichever copy lands first (`kill_mid_stream`
 /// checks the books).
 #[actix::test]
 async fn sigkill_during_an_outage_replays_the_spool_and_the_log_and_counts_each_event_once() {
-    let killed = kill_mid_stream("durable", "durable", Cut::Before(Duration::from_secs(1))).await;
+    let killed = kill_mid_stream("durable", "durable", Cut::UntilSpooled).await;
     assert_eq!(killed.lost, 0, "every event answered 200 is stored");
     assert!(
         killed.replayed_from_spool > 0,

@@ -59,6 +59,17 @@ struct Setup {
     token: String,
 }
 
+impl Setup {
+    /// The project's ingest key, as its DSN holds it.
+    fn key(&self) -> &str {
+        self.dsn
+            .split("//")
+            .nth(1)
+            .and_then(|rest| rest.split('@').next())
+            .expect("a DSN names its key")
+    }
+}
+
 /// The set-up, with the token from `mesher token create --org acme
 /// --json`, as an operator makes one.
 async fn setup(t: &TestDb, dash: &Dash) -> Setup {
@@ -198,12 +209,7 @@ async fn stored_event(dash: &Dash, s: &Setup, id: &str) -> Value {
 /// project's key, and returns its raised exception as the API shows it
 /// once stored.
 async fn send_event(dash: &Dash, s: &Setup, mut event: Value) -> Value {
-    let key = s
-        .dsn
-        .split("//")
-        .nth(1)
-        .and_then(|rest| rest.split('@').next())
-        .unwrap();
+    let key = s.key();
     let event_id = uuid::Uuid::now_v7().simple().to_string();
     event["event_id"] = json!(event_id);
     let sent = dash
@@ -796,12 +802,7 @@ async fn an_event_over_the_rate_limit_costs_no_map_lookup() {
         )
         .await;
     assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
-    let key = s
-        .dsn
-        .split("//")
-        .nth(1)
-        .and_then(|rest| rest.split('@').next())
-        .unwrap();
+    let key = s.key();
     // An event whose one frame names a map by a debug id of its own.
     let send = async || {
         let id = uuid::Uuid::now_v7();

@@ -61,7 +61,7 @@ impl SourceMapService {
 }
 
 /// At most this many maps are read and parsed at once; the others wait
-/// their turn within the load timeout.
+/// their turn (their events stop waiting at the load timeout).
 const READS_AT_ONCE: usize = 2;
 
 impl Actor for SourceMapService {
